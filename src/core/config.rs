@@ -1,0 +1,376 @@
+//! Configuration: one typed [`Settings`] tree, built from per-mode defaults, then an optional
+//! TOML file, then environment variables (later layers win).
+//!
+//! Environment variables:
+//! - `STATS_TRACKER_REDIS_URL` — the store's Redis URL (name kept from the original service);
+//! - `GAME_EVENT_STREAM_REDIS_URL` — the event stream's Redis URL (likewise);
+//! - `STATS_TRACKER__<SECTION>__<KEY>` — any other setting, e.g.
+//!   `STATS_TRACKER__STREAM__BATCH_SIZE=500` or `STATS_TRACKER__STORE__KEY_PREFIX=st`.
+//!
+//! Production has no default Redis URLs and refuses to start without them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeySpace;
+
+/// Environment variable holding the store's Redis URL.
+pub const STORE_URL_ENV: &str = "STATS_TRACKER_REDIS_URL";
+/// Environment variable holding the event stream's Redis URL.
+pub const STREAM_URL_ENV: &str = "GAME_EVENT_STREAM_REDIS_URL";
+/// Prefix of the generic, nested environment overrides (`__` separates levels).
+pub const ENV_PREFIX: &str = "STATS_TRACKER__";
+
+/// Which built-in defaults to start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Local Redis, readable logs.
+    #[default]
+    Development,
+    /// Local Redis database 15 under its own key prefix, for trying things out safely.
+    Test,
+    /// No default Redis URLs (they must be given), JSON logs.
+    Production,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Development => "development",
+            Mode::Test => "test",
+            Mode::Production => "production",
+        })
+    }
+}
+
+/// Everything the tracker can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub store: StoreSettings,
+    pub stream: StreamSettings,
+    pub server: ServerSettings,
+    pub worker: WorkerSettings,
+    pub log: LogSettings,
+}
+
+/// Where boards and stats live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Redis URL of the store (`STATS_TRACKER_REDIS_URL`). May hold a password: never logged.
+    pub redis_url: Option<String>,
+    /// Namespace in front of every key, so several trackers (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// How long a single store command may take before the caller gets an error (ms).
+    pub command_timeout_ms: u64,
+}
+
+/// Where game events come from and how the worker reads them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Redis URL of the event stream (`GAME_EVENT_STREAM_REDIS_URL`). Never logged.
+    pub redis_url: Option<String>,
+    /// Stream key the game servers append to.
+    pub name: String,
+    /// Consumer group of the tracker's workers (other services use their own groups).
+    pub group: String,
+    /// This worker's consumer name; defaults to `<hostname>-<pid>`.
+    pub consumer: Option<String>,
+    /// Most entries read and committed in one batch.
+    pub batch_size: usize,
+    /// How long one blocking wait for new entries lasts before the worker checks in (ms).
+    pub block_ms: u64,
+    /// How long the worker's lease on the stream lasts without renewal (ms). A killed worker's
+    /// successor waits at most this long before taking over its unacknowledged events.
+    pub lease_ttl_ms: u64,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// Distinct product ids used as metric labels before the rest count as `other`.
+    pub max_product_labels: usize,
+}
+
+/// The stream worker's own endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Where the worker serves `/metrics` (Prometheus).
+    pub metrics_bind: SocketAddr,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter, e.g. `info` or `stats_tracker=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Emit JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error(
+        "{mode} mode needs the {what} Redis URL: set {env} (or `{setting}` in the config file)"
+    )]
+    MissingRedisUrl {
+        mode: Mode,
+        what: &'static str,
+        env: &'static str,
+        setting: &'static str,
+    },
+    #[error("invalid configuration: {0}")]
+    Prefix(#[from] super::keys::InvalidPrefix),
+    #[error("invalid configuration: {0}")]
+    Other(String),
+}
+
+impl Settings {
+    /// Built-in defaults of a mode.
+    pub fn defaults(mode: Mode) -> Self {
+        let local = |db: u8| Some(format!("redis://127.0.0.1:6379/{db}"));
+        let (store_url, stream_url, key_prefix, json) = match mode {
+            Mode::Development => (local(0), local(0), "stats_tracker", false),
+            Mode::Test => (local(15), local(15), "stats_tracker_test", false),
+            Mode::Production => (None, None, "stats_tracker", true),
+        };
+        Settings {
+            store: StoreSettings {
+                redis_url: store_url,
+                key_prefix: key_prefix.to_owned(),
+                command_timeout_ms: 800,
+            },
+            stream: StreamSettings {
+                redis_url: stream_url,
+                name: "game_event_stream".to_owned(),
+                group: "stats-tracker".to_owned(),
+                consumer: None,
+                batch_size: 1000,
+                block_ms: 2000,
+                lease_ttl_ms: 10_000,
+            },
+            server: ServerSettings {
+                bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
+                max_product_labels: 100,
+            },
+            worker: WorkerSettings {
+                metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
+            },
+            log: LogSettings {
+                level: "info".to_owned(),
+                json,
+            },
+        }
+    }
+
+    /// Loads the settings of `mode`: defaults, then `file` (if any), then the process
+    /// environment.
+    pub fn load(mode: Mode, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env = Env::raw();
+        let mut figment = Figment::from(Serialized::defaults(Self::defaults(mode)));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Other(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let store_url = env
+            .clone()
+            .only(&[STORE_URL_ENV])
+            .map(|_| "store.redis_url".into());
+        let stream_url = env
+            .clone()
+            .only(&[STREAM_URL_ENV])
+            .map(|_| "stream.redis_url".into());
+        let nested = env
+            .filter_map(|key| {
+                key.as_str()
+                    .strip_prefix(ENV_PREFIX)
+                    .map(|rest| rest.to_owned().into())
+            })
+            .split("__")
+            .lowercase(true);
+        let settings: Settings = figment
+            .merge(nested)
+            .merge(store_url)
+            .merge(stream_url)
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate(mode)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        if self.store.redis_url.is_none() {
+            return Err(ConfigError::MissingRedisUrl {
+                mode,
+                what: "store",
+                env: STORE_URL_ENV,
+                setting: "store.redis_url",
+            });
+        }
+        if self.stream.redis_url.is_none() {
+            return Err(ConfigError::MissingRedisUrl {
+                mode,
+                what: "event stream",
+                env: STREAM_URL_ENV,
+                setting: "stream.redis_url",
+            });
+        }
+        self.key_space()?;
+        if self.stream.batch_size == 0 || self.stream.batch_size > 100_000 {
+            return Err(ConfigError::Other(
+                "stream.batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        if self.stream.lease_ttl_ms < 3 * self.stream.block_ms.max(100) {
+            return Err(ConfigError::Other(
+                "stream.lease_ttl_ms must be at least three times stream.block_ms, \
+                 so that a waiting worker renews its lease in time"
+                    .into(),
+            ));
+        }
+        if self.stream.name.is_empty() || self.stream.group.is_empty() {
+            return Err(ConfigError::Other(
+                "stream.name and stream.group must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn key_space(&self) -> Result<KeySpace, super::keys::InvalidPrefix> {
+        KeySpace::new(&self.store.key_prefix)
+    }
+
+    /// The store URL; present after [`Settings::load`] validated it.
+    pub fn store_url(&self) -> &str {
+        self.store.redis_url.as_deref().unwrap_or_default()
+    }
+
+    /// The stream URL; present after [`Settings::load`] validated it.
+    pub fn stream_url(&self) -> &str {
+        self.stream.redis_url.as_deref().unwrap_or_default()
+    }
+
+    /// This worker's consumer name.
+    pub fn consumer_name(&self) -> String {
+        self.stream.consumer.clone().unwrap_or_else(|| {
+            let host = hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "worker".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+#[cfg(test)]
+// figment's Jail returns its large error type by value; fine in tests.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    // figment's Jail sets up an isolated environment and working directory per test.
+    use figment::Jail;
+
+    #[test]
+    fn development_defaults_work_without_anything() {
+        Jail::expect_with(|_jail| {
+            let settings = Settings::load(Mode::Development, None).unwrap();
+            assert_eq!(settings.server.bind.port(), 5000);
+            assert_eq!(settings.worker.metrics_bind.port(), 5002);
+            assert_eq!(settings.stream.name, "game_event_stream");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_requires_both_urls_by_their_original_names() {
+        Jail::expect_with(|jail| {
+            let err = Settings::load(Mode::Production, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("STATS_TRACKER_REDIS_URL"), "{err}");
+            jail.set_env("STATS_TRACKER_REDIS_URL", "redis://store:6379/0");
+            let err = Settings::load(Mode::Production, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("GAME_EVENT_STREAM_REDIS_URL"), "{err}");
+            jail.set_env("GAME_EVENT_STREAM_REDIS_URL", "redis://events:6379/1");
+            let settings = Settings::load(Mode::Production, None).unwrap();
+            assert_eq!(settings.store_url(), "redis://store:6379/0");
+            assert_eq!(settings.stream_url(), "redis://events:6379/1");
+            assert!(settings.log.json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tracker.toml",
+                "[store]\nkey_prefix = \"from_file\"\n[stream]\nbatch_size = 50\n",
+            )?;
+            let path = Path::new("tracker.toml");
+            let settings = Settings::load(Mode::Development, Some(path)).unwrap();
+            assert_eq!(settings.store.key_prefix, "from_file");
+            assert_eq!(settings.stream.batch_size, 50);
+
+            jail.set_env("STATS_TRACKER__STREAM__BATCH_SIZE", "70");
+            jail.set_env("STATS_TRACKER__SERVER__BIND", "127.0.0.1:8080");
+            let settings = Settings::load(Mode::Development, Some(path)).unwrap();
+            assert_eq!(settings.stream.batch_size, 70);
+            assert_eq!(settings.server.bind, "127.0.0.1:8080".parse().unwrap());
+            assert_eq!(settings.store.key_prefix, "from_file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[stream]\nbatch_size = \"lots\"\n")?;
+            let err = Settings::load(Mode::Development, Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("batch_size"), "{err}");
+
+            jail.create_file("typo.toml", "[stream]\nbatchsize = 5\n")?;
+            let err = Settings::load(Mode::Development, Some(Path::new("typo.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("batchsize"), "{err}");
+
+            let err = Settings::load(Mode::Development, Some(Path::new("missing.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("missing.toml"), "{err}");
+
+            jail.set_env("STATS_TRACKER__STORE__KEY_PREFIX", "a{b}");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("key prefix"), "{err}");
+            Ok(())
+        });
+    }
+}

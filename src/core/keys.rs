@@ -1,0 +1,194 @@
+//! The Redis key layout: every key name the tracker reads or writes is built here.
+//!
+//! Store keys (all under the configurable prefix `P`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{<product>}:board:<board>` | sorted set | player → score |
+//! | `P:{<product>}:stats:<player>` | hash | stat name → number |
+//! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
+//! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |
+//! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason |
+//! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products |
+//! | `P:products` | set | product ids seen by the worker |
+//!
+//! Every key of one product shares the `{<product>}` hash tag, so they live in one Redis
+//! Cluster slot and one Lua script can update them atomically. Ids are percent-encoded inside
+//! key names (everything but ASCII letters, digits, `_`, `-` and `.`), so an id containing
+//! `{`, `}`, `:` or spaces can neither end the hash tag early nor collide with another key.
+//! `~` is always encoded, so `{~dead_letters}` can never be a product's tag.
+//!
+//! Stream-side keys live next to the event stream (possibly another server) and share the
+//! stream's own hash slot: `{<stream>}:<group>:lease` and `{<stream>}:<group>:lease_epoch`.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::ids::{PlayerId, ProductId};
+
+/// Bytes that stay readable in key names; everything else is `%XX`.
+const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-').remove(b'.');
+
+/// Encodes an id for use inside a key name (injective, and free of `{`, `}`, `:`).
+pub fn encode_segment(raw: &str) -> String {
+    utf8_percent_encode(raw, KEY_SEGMENT).to_string()
+}
+
+/// Why a key prefix is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("key prefix {0:?} must be 1-64 characters of ASCII letters, digits, '_', '-', '.' or ':'")]
+pub struct InvalidPrefix(pub String);
+
+/// Builds store key names under one namespace prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    prefix: String,
+}
+
+/// The keys of one atomic unit of the store (a product, or the dead-letter stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeys {
+    /// `P:{tag}`, the common beginning of all this partition's keys.
+    base: String,
+}
+
+impl PartitionKeys {
+    pub fn applied(&self) -> String {
+        format!("{}:applied", self.base)
+    }
+    pub fn fence(&self) -> String {
+        format!("{}:fence", self.base)
+    }
+    pub fn board(&self, board: &str) -> String {
+        format!("{}:board:{}", self.base, encode_segment(board))
+    }
+    pub fn stats(&self, player: &PlayerId) -> String {
+        format!("{}:stats:{}", self.base, encode_segment(player.as_str()))
+    }
+    /// The dead-letter stream (only meaningful on [`KeySpace::dead_letters`]).
+    pub fn stream(&self) -> String {
+        format!("{}:stream", self.base)
+    }
+}
+
+impl KeySpace {
+    pub fn new(prefix: &str) -> Result<Self, InvalidPrefix> {
+        let valid = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+        if !valid {
+            return Err(InvalidPrefix(prefix.to_owned()));
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn product(&self, product: &ProductId) -> PartitionKeys {
+        PartitionKeys {
+            base: format!("{}:{{{}}}", self.prefix, encode_segment(product.as_str())),
+        }
+    }
+
+    pub fn dead_letters(&self) -> PartitionKeys {
+        PartitionKeys {
+            base: format!("{}:{{~dead_letters}}", self.prefix),
+        }
+    }
+
+    /// Set of every product id the worker has seen (raw ids as members).
+    pub fn products(&self) -> String {
+        format!("{}:products", self.prefix)
+    }
+}
+
+/// Keys the worker keeps beside the event stream, in the stream's own hash slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKeys {
+    pub stream: String,
+    pub lease: String,
+    pub lease_epoch: String,
+}
+
+impl StreamKeys {
+    pub fn new(stream: &str, group: &str) -> Self {
+        let tag = hash_tag(stream);
+        let group = encode_segment(group);
+        Self {
+            stream: stream.to_owned(),
+            lease: format!("{{{tag}}}:{group}:lease"),
+            lease_epoch: format!("{{{tag}}}:{group}:lease_epoch"),
+        }
+    }
+}
+
+/// The part of a key Redis Cluster hashes: the text between the first `{` and the next `}`
+/// when non-empty, else the whole key.
+fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(raw: &str) -> ProductId {
+        ProductId::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn product_keys_share_one_hash_tag() {
+        let keys = KeySpace::new("st").unwrap().product(&product("exrps"));
+        assert_eq!(keys.board("wins"), "st:{exrps}:board:wins");
+        assert_eq!(keys.applied(), "st:{exrps}:applied");
+        let player = PlayerId::parse("steam:1").unwrap();
+        assert_eq!(keys.stats(&player), "st:{exrps}:stats:steam%3A1");
+        assert_eq!(hash_tag(&keys.stats(&player)), "exrps");
+    }
+
+    #[test]
+    fn hostile_ids_cannot_escape_the_tag_or_collide() {
+        let space = KeySpace::new("st").unwrap();
+        let tricky = space.product(&product("a}b{c:d e~dead_letters"));
+        let board = tricky.board("wins");
+        assert_eq!(hash_tag(&board), "a%7Db%7Bc%3Ad%20e%7Edead_letters");
+        assert_ne!(
+            space.product(&product("~dead_letters")).applied(),
+            space.dead_letters().applied()
+        );
+        // Distinct ids give distinct keys even when one looks like another's encoding.
+        assert_ne!(
+            space.product(&product("a:b")).applied(),
+            space.product(&product("a%3Ab")).applied()
+        );
+        let unicode = PlayerId::parse("игрок:ユーザー✓").unwrap();
+        assert!(tricky.stats(&unicode).is_ascii());
+    }
+
+    #[test]
+    fn prefix_is_validated() {
+        assert!(KeySpace::new("stats_tracker:v1").is_ok());
+        assert!(KeySpace::new("").is_err());
+        assert!(KeySpace::new("a{b}").is_err());
+    }
+
+    #[test]
+    fn lease_shares_the_stream_slot() {
+        let keys = StreamKeys::new("game_event_stream", "stats-tracker");
+        assert_eq!(hash_tag(&keys.lease), "game_event_stream");
+        assert_eq!(hash_tag(&keys.lease_epoch), "game_event_stream");
+        let tagged = StreamKeys::new("{events}.v2", "g");
+        assert_eq!(hash_tag(&tagged.lease), hash_tag(&tagged.stream));
+    }
+}

@@ -1,0 +1,77 @@
+//! Access to the Redis store: a self-reconnecting connection, the key layout, and a time
+//! bound on every command so callers get an error instead of hanging while Redis is away.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue};
+
+use super::keys::KeySpace;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A handle to the store; cheap to clone (all clones share one multiplexed connection).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    timeout: Duration,
+}
+
+/// Settings of a reconnecting connection whose commands fail after `timeout`.
+pub fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // Reconnection is retried on every later command; a few quick tries are enough.
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// A connection manager that connects on first use, so the process can start while Redis is
+/// still missing and begin working when it appears.
+pub fn lazy_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url)?;
+    Ok(client.get_connection_manager_lazy(connection_config(timeout))?)
+}
+
+impl Store {
+    /// Prepares a store connection; nothing is sent until the first command.
+    pub fn connect_lazy(url: &str, keys: KeySpace, timeout: Duration) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: lazy_connection(url, timeout)?,
+            keys,
+            timeout,
+        })
+    }
+
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
+    /// A clone of the underlying connection, for scripts and pipelines.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Runs one command, failing after the configured timeout.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Succeeds when Redis answers a PING in time.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+}

@@ -1,0 +1,67 @@
+//! Reading leaderboards from the store.
+
+use serde::Serialize;
+
+use crate::core::ids::ProductId;
+use crate::core::store::{Store, StoreError};
+
+/// One row of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoardEntry {
+    pub user_id: String,
+    pub score: serde_json::Number,
+}
+
+/// The best `limit` entries of `board`, best first (ties: higher player id first, as Redis
+/// orders equal scores in reverse). Empty for a board that does not exist.
+pub async fn top(
+    store: &Store,
+    product: &ProductId,
+    board: &str,
+    limit: usize,
+) -> Result<Vec<BoardEntry>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let key = store.keys().product(product).board(board);
+    // ZREVRANGE's stop index is inclusive: `limit - 1` gives exactly `limit` rows.
+    let rows: Vec<(String, f64)> = store
+        .query(
+            redis::cmd("ZREVRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(limit - 1)
+                .arg("WITHSCORES"),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, score)| BoardEntry {
+            user_id,
+            score: json_number(score),
+        })
+        .collect())
+}
+
+/// A score as JSON: integral values print as integers (`3`, not `3.0`).
+pub fn json_number(value: f64) -> serde_json::Number {
+    // 2^53: beyond it f64 no longer holds every integer, so keep the float form.
+    const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() <= EXACT_LIMIT {
+        serde_json::Number::from(value as i64)
+    } else {
+        serde_json::Number::from_f64(value).unwrap_or_else(|| serde_json::Number::from(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_number;
+
+    #[test]
+    fn integral_scores_print_as_integers() {
+        assert_eq!(json_number(3.0).to_string(), "3");
+        assert_eq!(json_number(-2.0).to_string(), "-2");
+        assert_eq!(json_number(1500.25).to_string(), "1500.25");
+    }
+}

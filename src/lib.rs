@@ -1,0 +1,21 @@
+//! stats-tracker: turns the event stream of multiplayer game servers into leaderboards and
+//! per-player statistics, and serves them over HTTP.
+//!
+//! Layout (see ARCHITECTURE.md for data flow and invariants):
+//!
+//! - [`core`] — configuration, ids, the event and effect models, key layout, store access,
+//!   metrics plumbing;
+//! - [`leaderboards`] — scoring handlers and board queries;
+//! - [`player_stats`] — stats handlers and stats queries;
+//! - [`workers`] — the stream worker that applies events exactly once;
+//! - [`server`] — the HTTP API;
+//! - [`startup`] — wiring it together for the `serve`, `worker` and `all` commands;
+//! - [`telemetry`] — logging.
+
+pub mod core;
+pub mod leaderboards;
+pub mod player_stats;
+pub mod server;
+pub mod startup;
+pub mod telemetry;
+pub mod workers;

@@ -1,0 +1,118 @@
+//! The `stats-tracker` command: parses the command line, loads settings, sets up logging and
+//! hands over to [`stats_tracker::startup`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use stats_tracker::core::config::{Mode, Settings};
+use stats_tracker::startup::{self, Parts};
+
+/// Leaderboards, skill ratings and player statistics from game servers' event streams.
+///
+/// Configuration comes from the mode's defaults, then the config file, then environment
+/// variables: STATS_TRACKER_REDIS_URL (store), GAME_EVENT_STREAM_REDIS_URL (event stream)
+/// and STATS_TRACKER__<SECTION>__<KEY> for any other setting (e.g.
+/// STATS_TRACKER__STREAM__BATCH_SIZE=500). RUST_LOG overrides the log filter.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API server (default 0.0.0.0:5000).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on [env: STATS_TRACKER__SERVER__BIND].
+        #[arg(long, value_name = "ADDR:PORT")]
+        bind: Option<SocketAddr>,
+    },
+    /// Run the stream worker, with its Prometheus metrics (default 0.0.0.0:5002).
+    Worker {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the worker's metrics endpoint [env: STATS_TRACKER__WORKER__METRICS_BIND].
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_bind: Option<SocketAddr>,
+    },
+    /// Run the server and the worker in one process.
+    All {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the HTTP API [env: STATS_TRACKER__SERVER__BIND].
+        #[arg(long, value_name = "ADDR:PORT")]
+        bind: Option<SocketAddr>,
+        /// Address of the worker's metrics endpoint [env: STATS_TRACKER__WORKER__METRICS_BIND].
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_bind: Option<SocketAddr>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Which built-in defaults to start from.
+    #[arg(short, long, value_enum, default_value_t = Mode::Development, env = "STATS_TRACKER_MODE")]
+    mode: Mode,
+    /// TOML config file layered over the mode's defaults.
+    #[arg(short, long, value_name = "FILE", env = "STATS_TRACKER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (common, parts, bind, metrics_bind) = match cli.command {
+        Command::Serve { common, bind } => (common, Parts::Server, bind, None),
+        Command::Worker {
+            common,
+            metrics_bind,
+        } => (common, Parts::Worker, None, metrics_bind),
+        Command::All {
+            common,
+            bind,
+            metrics_bind,
+        } => (common, Parts::All, bind, metrics_bind),
+    };
+    let mut settings = match Settings::load(common.mode, common.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("stats-tracker: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(bind) = bind {
+        settings.server.bind = bind;
+    }
+    if let Some(metrics_bind) = metrics_bind {
+        settings.worker.metrics_bind = metrics_bind;
+    }
+    stats_tracker::telemetry::init(&settings.log);
+    tracing::info!(mode = %common.mode, ?parts, "starting");
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("stats-tracker: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        startup::cancel_on_signals(shutdown.clone());
+        startup::run(settings, parts, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("stats-tracker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Health, readiness and Prometheus metrics of the HTTP server.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::core::metrics::prometheus;
+
+/// `GET /healthz`: the process is up (says nothing about Redis).
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 when the store answers, else 503 with the JSON error body.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus().render(),
+    )
+}
+
+/// Counts requests and times them by route template and (bounded) product, never by raw path
+/// or player id, which would explode the number of series.
+pub async fn track_requests(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched
+        .as_ref()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let product = params
+        .ok()
+        .and_then(|params| {
+            params
+                .iter()
+                .find(|(name, _)| *name == "product_id")
+                .map(|(_, value)| state.labels.label(value))
+        })
+        .unwrap_or_default();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    let labels = [
+        ("route", route),
+        ("method", method),
+        ("product", product),
+        ("status", status_class(status).to_owned()),
+    ];
+    metrics::counter!("stats_tracker_http_requests_total", &labels).increment(1);
+    metrics::histogram!("stats_tracker_http_request_duration_seconds", &labels[..3])
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

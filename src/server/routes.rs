@@ -1,0 +1,55 @@
+//! HTTP handlers of the public data routes, kept exactly as the original service had them so
+//! the existing web portal works unchanged.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::core::ids::{PlayerId, ProductId};
+use crate::leaderboards::query::{self, BoardEntry};
+use crate::leaderboards::scoring::WINS_BOARD;
+use crate::player_stats;
+
+/// Rows returned by `top_ten`.
+const TOP_TEN: usize = 10;
+
+/// `GET /leaderboards/top_ten/{product_id}`: the ten best of the `wins` board.
+pub async fn top_ten(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<BoardEntry>>, ApiError> {
+    let Path(product) = path.map_err(bad_path)?;
+    let product = parse_product(&product)?;
+    Ok(Json(
+        query::top(&state.store, &product, WINS_BOARD, TOP_TEN).await?,
+    ))
+}
+
+/// `GET /stats/{product_id}/{user_id}`: every stat of one player in one game.
+pub async fn player_stats(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<BTreeMap<String, serde_json::Number>>, ApiError> {
+    let Path((product, player)) = path.map_err(bad_path)?;
+    let product = parse_product(&product)?;
+    let player = PlayerId::parse(&player).map_err(|problem| {
+        ApiError::bad_request("invalid_user_id", format!("user id {problem}"))
+    })?;
+    Ok(Json(
+        player_stats::query::read(&state.store, &product, &player).await?,
+    ))
+}
+
+fn parse_product(raw: &str) -> Result<ProductId, ApiError> {
+    ProductId::parse(raw).map_err(|problem| {
+        ApiError::bad_request("invalid_product_id", format!("product id {problem}"))
+    })
+}
+
+fn bad_path(rejection: PathRejection) -> ApiError {
+    ApiError::bad_request("invalid_path", rejection.body_text())
+}

@@ -1,0 +1,131 @@
+//! Wiring: builds the server and the worker from [`Settings`] and runs them until a shutdown
+//! signal (SIGINT or SIGTERM), which fans out to every running part.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::config::Settings;
+use crate::core::metrics::{ProductLabels, prometheus};
+use crate::core::store::Store;
+use crate::server::{self, AppState};
+use crate::workers::{self, Worker, plan::Rules};
+
+/// Which parts to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    Server,
+    Worker,
+    All,
+}
+
+/// Builds the server's shared state (connects lazily: Redis may still be missing).
+pub fn app_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let store = Store::connect_lazy(
+        settings.store_url(),
+        settings.key_space()?,
+        Duration::from_millis(settings.store.command_timeout_ms),
+    )
+    .context("invalid store Redis URL")?;
+    Ok(AppState {
+        store,
+        labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// Runs `parts` until `shutdown` is cancelled. Binds every address before starting anything,
+/// so a port conflict fails start-up instead of leaving half a service running.
+pub async fn run(
+    settings: Settings,
+    parts: Parts,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let _ = prometheus();
+    // Sample histograms and drop stale data periodically, as the exporter expects.
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            prometheus().run_upkeep();
+        }
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if matches!(parts, Parts::Server | Parts::All) {
+        let listener = bind(settings.server.bind, "the HTTP API").await?;
+        let state = app_state(&settings)?;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            server::run(listener, state, shutdown)
+                .await
+                .context("HTTP server failed")
+        });
+    }
+    if matches!(parts, Parts::Worker | Parts::All) {
+        let listener = workers::bind_metrics(settings.worker.metrics_bind).await?;
+        let worker = Worker::new(&settings, Rules::builtin())?;
+        let metrics_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            workers::serve_metrics(listener, metrics_shutdown)
+                .await
+                .context("worker metrics server failed")
+        });
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            worker.run(shutdown).await;
+            Ok(())
+        });
+    }
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("task panicked").and_then(|r| r);
+        if let Err(error) = outcome {
+            // One part failing stops the others: a half-running service is worse than none.
+            tracing::error!(error = format!("{error:#}"), "stopping");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+    }
+    upkeep.abort();
+    result
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+pub fn cancel_on_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutdown requested; finishing work in flight");
+        shutdown.cancel();
+    });
+}

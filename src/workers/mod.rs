@@ -1,0 +1,264 @@
+//! The stream worker: reads game events from the consumer group, applies their effects to the
+//! store exactly once, dead-letters what it cannot use, and serves its own metrics.
+//!
+//! One loop, top-down:
+//! 1. make sure the consumer group exists, take the lease (or wait as a standby);
+//! 2. take over every pending entry of the group (a crashed predecessor's unacknowledged
+//!    batch), then read new entries, blocking on the stream while it is empty;
+//! 3. per batch: plan (pure), commit each product atomically with its applied position,
+//!    then acknowledge;
+//! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batch in
+//!    flight, release the lease, return.
+
+mod commit;
+pub mod plan;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::config::Settings;
+use crate::core::metrics::{ProductLabels, prometheus};
+use crate::core::store::StoreError;
+use commit::{CommitError, Committer};
+use plan::{Rules, plan};
+use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
+
+/// How long one Redis command of the worker may take (blocking waits get more).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Back-off bounds while Redis is unreachable.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often consumer lag is sampled.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a stretch of work under one lease ended early.
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl From<StoreError> for WorkerError {
+    fn from(error: StoreError) -> Self {
+        WorkerError::Stream(error.into())
+    }
+}
+
+/// A stream worker, ready to run.
+pub struct Worker {
+    stream: EventStream,
+    committer: Committer,
+    rules: Rules,
+    labels: Arc<ProductLabels>,
+}
+
+impl Worker {
+    /// Builds a worker from settings; connects lazily, so Redis may still be missing.
+    pub fn new(settings: &Settings, rules: Rules) -> anyhow::Result<Self> {
+        Ok(Self {
+            stream: EventStream::new(
+                settings.stream_url(),
+                &settings.stream,
+                settings.consumer_name(),
+                COMMAND_TIMEOUT,
+            )?,
+            committer: Committer::new(
+                settings.store_url(),
+                settings.key_space()?,
+                COMMAND_TIMEOUT,
+            )?,
+            rules,
+            labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+        })
+    }
+
+    /// Works until `shutdown` is cancelled, surviving Redis outages.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        tracing::info!(consumer = self.stream.consumer(), "worker started");
+        let mut backoff = BACKOFF_MIN;
+        while !shutdown.is_cancelled() {
+            match self.work_under_lease(&shutdown, &mut backoff).await {
+                Ok(()) => break,
+                Err(WorkerError::Stream(StreamError::LeaseLost))
+                | Err(WorkerError::Commit(CommitError::Fenced(_))) => {
+                    tracing::warn!("lost the stream lease; standing by");
+                    metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
+                    continue;
+                }
+                Err(error) => {
+                    metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
+                    metrics::counter!("stats_tracker_worker_redis_errors_total").increment(1);
+                    tracing::warn!(%error, retry_in = ?backoff, "worker interrupted; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// Takes the lease and processes batches until shutdown (Ok) or an error.
+    async fn work_under_lease(
+        &self,
+        shutdown: &CancellationToken,
+        backoff: &mut Duration,
+    ) -> Result<(), WorkerError> {
+        self.stream.ensure_group().await?;
+        let Some(lease) = self.acquire(shutdown).await? else {
+            return Ok(());
+        };
+        *backoff = BACKOFF_MIN;
+        tracing::info!(epoch = lease.epoch, "holding the stream lease");
+        metrics::gauge!("stats_tracker_worker_lease_held").set(1.0);
+
+        // First everything pending in the group (a predecessor's unacknowledged entries, in id
+        // order), then new entries.
+        let mut from = ReadFrom::Pending("0-0".to_owned());
+        let mut lag_sampled = Instant::now() - LAG_INTERVAL;
+        while !shutdown.is_cancelled() {
+            let read = self.stream.read(&lease, &from).await?;
+            if let Some(last_id) = &read.idle_after {
+                self.sample_lag(&mut lag_sampled).await;
+                tokio::select! {
+                    waited = self.stream.wait_for_new(last_id) => waited?,
+                    _ = shutdown.cancelled() => {}
+                }
+            } else {
+                self.process(&lease, &read).await?;
+                self.sample_lag(&mut lag_sampled).await;
+            }
+            if let Some(next) = read.next {
+                from = next;
+            }
+        }
+        // Let a standby take over at once instead of after the lease times out.
+        if let Err(error) = self.stream.release(&lease).await {
+            tracing::warn!(%error, "could not release the stream lease");
+        }
+        metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
+        Ok(())
+    }
+
+    /// Waits until this worker holds the lease; `None` if shut down first.
+    async fn acquire(&self, shutdown: &CancellationToken) -> Result<Option<Lease>, WorkerError> {
+        let mut announced = false;
+        loop {
+            match self.stream.try_acquire().await? {
+                Ok(lease) => return Ok(Some(lease)),
+                Err(wait) => {
+                    if !announced {
+                        tracing::info!(?wait, "another worker holds the stream lease; standing by");
+                        announced = true;
+                    }
+                    let wait = wait.min(self.stream.lease_ttl() / 2) + Duration::from_millis(10);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans, commits and acknowledges one batch.
+    async fn process(&self, lease: &Lease, read: &Read) -> Result<(), WorkerError> {
+        if read.entries.is_empty() && read.deleted.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let batch = plan(&read.entries, &read.deleted, &self.rules);
+        let counts = self.committer.commit(lease.epoch, &batch).await?;
+        let ids: Vec<&str> = read
+            .entries
+            .iter()
+            .map(|entry| entry.id.as_str())
+            .chain(read.deleted.iter().map(String::as_str))
+            .collect();
+        self.stream.ack(&ids).await?;
+
+        for outcome in &batch.outcomes {
+            metrics::counter!(
+                "stats_tracker_worker_events_total",
+                "product" => self.labels.label(&outcome.product),
+                "type" => outcome.event_type,
+                "outcome" => outcome.outcome.as_str(),
+            )
+            .increment(1);
+        }
+        if counts.replayed > 0 {
+            tracing::info!(
+                replayed = counts.replayed,
+                "skipped entries already applied before a restart"
+            );
+            metrics::counter!("stats_tracker_worker_replayed_events_total")
+                .increment(counts.replayed);
+        }
+        if !batch.dead_letters.is_empty() {
+            tracing::info!(
+                count = batch.dead_letters.len(),
+                "dead-lettered unusable events"
+            );
+        }
+        metrics::histogram!("stats_tracker_worker_batch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("stats_tracker_worker_batch_size").record(ids.len() as f64);
+        tracing::debug!(
+            entries = ids.len(),
+            applied = counts.applied,
+            "batch committed"
+        );
+        Ok(())
+    }
+
+    /// Updates the lag and pending gauges, at most once per [`LAG_INTERVAL`].
+    async fn sample_lag(&self, last: &mut Instant) {
+        if last.elapsed() < LAG_INTERVAL {
+            return;
+        }
+        *last = Instant::now();
+        match self.stream.lag().await {
+            Ok((lag, pending)) => {
+                if let Some(lag) = lag {
+                    metrics::gauge!("stats_tracker_worker_consumer_lag").set(lag as f64);
+                }
+                metrics::gauge!("stats_tracker_worker_pending_entries").set(pending as f64);
+            }
+            Err(error) => tracing::debug!(%error, "could not sample consumer lag"),
+        }
+    }
+}
+
+/// Serves the worker's `/metrics` (and `/healthz`) on `listener` until shutdown.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/healthz", get(|| async { "ok" }));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "worker metrics listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Binds the worker's metrics address with a clear error.
+pub async fn bind_metrics(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen for worker metrics on {addr}: {error}"))
+}

@@ -1,0 +1,413 @@
+//! The event stream side of the worker: the consumer group, the lease that makes this worker
+//! the group's only active reader, fenced reads, waiting for new entries, acknowledgements
+//! and lag.
+//!
+//! Why a lease: rating systems need events applied in stream order, and per-product applied
+//! positions (see `workers::commit`) are only exactly-once if one worker applies a product's
+//! events in order. Other workers wait as standbys and take over, with the unacknowledged
+//! entries, once the holder's lease lapses (at most `lease_ttl_ms` after it died).
+//! Reads are done by a script that checks the lease first, so a worker that lost its lease
+//! can never read (and then apply) entries out of order.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+
+use crate::core::config::StreamSettings;
+use crate::core::event::RawEntry;
+use crate::core::keys::StreamKeys;
+use crate::core::store::{self, StoreError};
+
+/// Proof of holding the lease: the epoch fences store writes, the token fences reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub epoch: u64,
+    token: String,
+}
+
+/// Where the next read comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Pending entries of the group (any consumer's), from this cursor on.
+    Pending(String),
+    /// Entries never delivered to the group.
+    New,
+}
+
+/// What a read returned.
+#[derive(Debug, Default, PartialEq)]
+pub struct Read {
+    pub entries: Vec<RawEntry>,
+    /// Pending ids whose entries were deleted from the stream by someone else.
+    pub deleted: Vec<String>,
+    /// Where to read next.
+    pub next: Option<ReadFrom>,
+    /// When nothing new was there: the stream's last id, to wait for entries after it.
+    pub idle_after: Option<String>,
+}
+
+/// Why a stream operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("lost the stream lease to another worker")]
+    LeaseLost,
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}
+
+/// The consumer group seen from one worker.
+pub struct EventStream {
+    conn: ConnectionManager,
+    /// Separate connection for blocking waits: they outlast the normal response timeout.
+    blocking: ConnectionManager,
+    keys: StreamKeys,
+    group: String,
+    consumer: String,
+    batch_size: usize,
+    block: Duration,
+    lease_ttl: Duration,
+    timeout: Duration,
+    read_script: Script,
+    lease_script: Script,
+    release_script: Script,
+}
+
+impl EventStream {
+    pub fn new(
+        url: &str,
+        settings: &StreamSettings,
+        consumer: String,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let block = Duration::from_millis(settings.block_ms);
+        Ok(Self {
+            conn: store::lazy_connection(url, timeout)?,
+            blocking: store::lazy_connection(url, block + timeout)?,
+            keys: StreamKeys::new(&settings.name, &settings.group),
+            group: settings.group.clone(),
+            consumer,
+            batch_size: settings.batch_size,
+            block,
+            lease_ttl: Duration::from_millis(settings.lease_ttl_ms),
+            timeout,
+            read_script: Script::new(include_str!("stream.lua")),
+            lease_script: Script::new(include_str!("lease.lua")),
+            release_script: Script::new(include_str!("release.lua")),
+        })
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+
+    async fn run<T>(
+        &self,
+        timeout: Duration,
+        future: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StreamError> {
+        match tokio::time::timeout(timeout, future).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if error.code() == Some("LEASE_LOST") => Err(StreamError::LeaseLost),
+            Ok(Err(error)) => Err(StoreError::Redis(error).into()),
+            Err(_) => Err(StoreError::Timeout(timeout).into()),
+        }
+    }
+
+    /// Creates the consumer group at the beginning of the stream (and the stream itself) if
+    /// it does not exist yet.
+    pub async fn ensure_group(&self) -> Result<(), StreamError> {
+        let mut conn = self.conn.clone();
+        let created = self
+            .run(
+                self.timeout,
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&self.keys.stream)
+                    .arg(&self.group)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+        match created {
+            Err(StreamError::Store(StoreError::Redis(error)))
+                if error.code() == Some("BUSYGROUP") =>
+            {
+                Ok(())
+            }
+            Ok(()) => {
+                tracing::info!(stream = %self.keys.stream, group = %self.group, "created consumer group");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Takes the lease, or says how long until the current holder's lapses.
+    pub async fn try_acquire(&self) -> Result<Result<Lease, Duration>, StreamError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.lease_script.prepare_invoke();
+        invocation
+            .key(&self.keys.lease)
+            .key(&self.keys.lease_epoch)
+            .arg(&self.consumer)
+            .arg(self.lease_ttl.as_millis() as u64);
+        let reply: i64 = self
+            .run(self.timeout, invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(if reply > 0 {
+            Ok(Lease {
+                epoch: reply as u64,
+                token: format!("{}|{reply}", self.consumer),
+            })
+        } else {
+            Err(Duration::from_millis(reply.unsigned_abs()))
+        })
+    }
+
+    /// Gives the lease up (on shutdown) so a standby takes over at once.
+    pub async fn release(&self, lease: &Lease) -> Result<(), StreamError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.release_script.prepare_invoke();
+        invocation.key(&self.keys.lease).arg(&lease.token);
+        self.run(self.timeout, invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads the next batch, if `lease` is still ours (renewing it).
+    pub async fn read(&self, lease: &Lease, from: &ReadFrom) -> Result<Read, StreamError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.read_script.prepare_invoke();
+        let (mode, cursor) = match from {
+            ReadFrom::Pending(cursor) => ("claim", cursor.as_str()),
+            ReadFrom::New => ("new", "0-0"),
+        };
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.lease)
+            .arg(&lease.token)
+            .arg(self.lease_ttl.as_millis() as u64)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(self.batch_size)
+            .arg(mode)
+            .arg(cursor);
+        let reply: Value = self
+            .run(self.timeout, invocation.invoke_async(&mut conn))
+            .await?;
+        parse_read(reply)
+    }
+
+    /// Blocks until an entry after `last_id` exists or the block time passes.
+    pub async fn wait_for_new(&self, last_id: &str) -> Result<(), StreamError> {
+        let mut conn = self.blocking.clone();
+        self.run(
+            self.block + self.timeout,
+            redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(self.block.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.keys.stream)
+                .arg(last_id)
+                .query_async::<Value>(&mut conn),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Acknowledges entries whose effects are committed.
+    pub async fn ack(&self, ids: &[&str]) -> Result<(), StreamError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        self.run(
+            self.timeout,
+            redis::cmd("XACK")
+                .arg(&self.keys.stream)
+                .arg(&self.group)
+                .arg(ids)
+                .query_async::<u64>(&mut conn),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The group's lag (entries not yet delivered; `None` when Redis cannot tell) and
+    /// pending count (delivered, not acknowledged).
+    pub async fn lag(&self) -> Result<(Option<u64>, u64), StreamError> {
+        let mut conn = self.conn.clone();
+        let groups: Vec<std::collections::HashMap<String, Value>> = self
+            .run(
+                self.timeout,
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&self.keys.stream)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let ours = groups.iter().find(|group| {
+            matches!(group.get("name"), Some(Value::BulkString(name)) if name == self.group.as_bytes())
+        });
+        let int = |value: Option<&Value>| match value {
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        Ok(match ours {
+            Some(group) => (
+                int(group.get("lag")),
+                int(group.get("pending")).unwrap_or(0),
+            ),
+            None => (None, 0),
+        })
+    }
+}
+
+fn protocol(what: &str) -> StreamError {
+    StreamError::Protocol(what.to_owned())
+}
+
+fn bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) => Some(text.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Result<String, StreamError> {
+    bytes(value)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| protocol("expected a string"))
+}
+
+fn parse_read(reply: Value) -> Result<Read, StreamError> {
+    let Value::Array(parts) = reply else {
+        return Err(protocol("read reply is not an array"));
+    };
+    let mode = parts.first().map(text).transpose()?.unwrap_or_default();
+    match (mode.as_str(), parts.as_slice()) {
+        ("claim", [_, cursor, entries, deleted]) => {
+            let cursor = text(cursor)?;
+            let Value::Array(deleted) = deleted else {
+                return Err(protocol("deleted ids are not an array"));
+            };
+            Ok(Read {
+                entries: parse_entries(entries)?,
+                deleted: deleted.iter().map(text).collect::<Result<_, _>>()?,
+                // XAUTOCLAIM's cursor returns to 0-0 once the pending list has been walked.
+                next: Some(if cursor == "0-0" {
+                    ReadFrom::New
+                } else {
+                    ReadFrom::Pending(cursor)
+                }),
+                idle_after: None,
+            })
+        }
+        ("new", [_, entries]) => Ok(Read {
+            entries: parse_entries(entries)?,
+            next: Some(ReadFrom::New),
+            ..Read::default()
+        }),
+        ("idle", [_, last]) => Ok(Read {
+            next: Some(ReadFrom::New),
+            idle_after: Some(text(last)?),
+            ..Read::default()
+        }),
+        _ => Err(protocol("unknown read reply")),
+    }
+}
+
+fn parse_entries(value: &Value) -> Result<Vec<RawEntry>, StreamError> {
+    let Value::Array(entries) = value else {
+        return Err(protocol("entries are not an array"));
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let Value::Array(parts) = entry else {
+                return Err(protocol("entry is not an array"));
+            };
+            let [id, fields] = parts.as_slice() else {
+                return Err(protocol("entry is not [id, fields]"));
+            };
+            let fields = match fields {
+                Value::Array(flat) => flat
+                    .chunks(2)
+                    .map(|pair| match pair {
+                        [name, value] => Ok((
+                            bytes(name).ok_or_else(|| protocol("field name"))?,
+                            bytes(value).ok_or_else(|| protocol("field value"))?,
+                        )),
+                        _ => Err(protocol("odd number of field items")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                // A pending entry that was deleted reads back with no fields.
+                Value::Nil => Vec::new(),
+                _ => return Err(protocol("fields are not an array")),
+            };
+            Ok(RawEntry {
+                id: text(id)?,
+                fields,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_new_entries() {
+        let reply = Value::Array(vec![
+            bulk("new"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("1-0"),
+                Value::Array(vec![bulk("product_id"), bulk("exrps")]),
+            ])]),
+        ]);
+        let read = parse_read(reply).unwrap();
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.entries[0].id, "1-0");
+        assert_eq!(
+            read.entries[0].fields,
+            vec![(b"product_id".to_vec(), b"exrps".to_vec())]
+        );
+        assert_eq!(read.next, Some(ReadFrom::New));
+    }
+
+    #[test]
+    fn claim_cursor_moves_on_to_new_entries_when_done() {
+        let reply = Value::Array(vec![
+            bulk("claim"),
+            bulk("0-0"),
+            Value::Array(vec![]),
+            Value::Array(vec![bulk("3-0")]),
+        ]);
+        let read = parse_read(reply).unwrap();
+        assert_eq!(read.deleted, vec!["3-0".to_owned()]);
+        assert_eq!(read.next, Some(ReadFrom::New));
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        assert!(parse_read(Value::Nil).is_err());
+        assert!(parse_read(Value::Array(vec![bulk("new")])).is_err());
+        assert!(parse_read(Value::Array(vec![bulk("new"), Value::Int(3)])).is_err());
+    }
+}
