@@ -50,7 +50,6 @@ pub async fn run(
     parts: Parts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = prometheus();
     // Sample histograms and drop stale data periodically, as the exporter expects.
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

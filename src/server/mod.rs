@@ -25,6 +25,8 @@ pub struct AppState {
 
 /// Every route the server answers.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request is counted.
+    let _ = crate::core::metrics::prometheus();
     Router::new()
         .route("/leaderboards/top_ten/{product_id}", get(routes::top_ten))
         .route("/stats/{product_id}/{user_id}", get(routes::player_stats))

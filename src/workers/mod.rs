@@ -64,6 +64,8 @@ pub struct Worker {
 impl Worker {
     /// Builds a worker from settings; connects lazily, so Redis may still be missing.
     pub fn new(settings: &Settings, rules: Rules) -> anyhow::Result<Self> {
+        // Install the recorder before the first event is counted.
+        let _ = prometheus();
         Ok(Self {
             stream: EventStream::new(
                 settings.stream_url(),

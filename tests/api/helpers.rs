@@ -1,0 +1,322 @@
+//! Test harness: a private `redis-server` per test (unix socket, nothing saved, killed on
+//! drop), the tracker's server and worker spawned in-process or as a child process, and
+//! helpers to push events and read results.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use stats_tracker::core::config::{Mode, Settings};
+use stats_tracker::server;
+use stats_tracker::startup::app_state;
+use stats_tracker::workers::{Worker, plan::Rules};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const STREAM: &str = "game_event_stream";
+pub const GROUP: &str = "stats-tracker";
+
+/// A private Redis on a unix socket in its own temporary directory.
+pub struct TestRedis {
+    process: Option<Child>,
+    dir: TempDir,
+    extra_args: Vec<String>,
+}
+
+impl TestRedis {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--appendonly yes`).
+    pub async fn start_with(extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut redis = Self {
+            process: None,
+            dir,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        redis.launch().await;
+        redis
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(self.socket())
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (see .ci/run)");
+        self.process = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url(0))
+                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// URL of database `db` of this server.
+    pub fn url(&self, db: u8) -> String {
+        format!("redis+unix://{}?db={db}", self.socket().display())
+    }
+
+    pub async fn connection(&self, db: u8) -> MultiplexedConnection {
+        redis::Client::open(self.url(db))
+            .expect("valid url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+
+    /// Stops the server (SIGKILL; data without AOF is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same socket and directory.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Settings for a tracker on `redis`: store in db 0, stream in db 1 (as the real game server
+/// writes to db 1), fast leases so takeovers are quick.
+pub fn settings(redis: &TestRedis) -> Settings {
+    let mut settings = Settings::defaults(Mode::Test);
+    settings.store.redis_url = Some(redis.url(0));
+    settings.stream.redis_url = Some(redis.url(1));
+    settings.store.key_prefix = "st_test".to_owned();
+    settings.stream.block_ms = 200;
+    settings.stream.lease_ttl_ms = 1000;
+    settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.worker.metrics_bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings
+}
+
+/// The tracker running in-process: HTTP server and (optionally) worker.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts the HTTP server, and the worker too when `with_worker`.
+    pub async fn spawn(settings: &Settings, with_worker: bool) -> Self {
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let state = app_state(settings).expect("app state");
+        let mut tasks = vec![tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                server::run(listener, state, shutdown)
+                    .await
+                    .expect("server");
+            }
+        })];
+        if with_worker {
+            let worker = Worker::new(settings, Rules::builtin()).expect("worker");
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move { worker.run(shutdown).await }));
+        }
+        Self {
+            address,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            shutdown,
+            tasks,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// Stops server and worker gracefully and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.expect("task ends cleanly");
+        }
+    }
+}
+
+/// A worker running as a child process of the real binary.
+pub struct WorkerProcess {
+    pub child: Child,
+}
+
+impl WorkerProcess {
+    pub fn spawn(settings: &Settings, consumer: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_stats-tracker"))
+            .args(["worker", "-m", "test", "--metrics-bind", "127.0.0.1:0"])
+            .env("STATS_TRACKER_REDIS_URL", settings.store_url())
+            .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
+            .env(
+                "STATS_TRACKER__STORE__KEY_PREFIX",
+                &settings.store.key_prefix,
+            )
+            .env("STATS_TRACKER__STREAM__CONSUMER", consumer)
+            .env(
+                "STATS_TRACKER__STREAM__BATCH_SIZE",
+                settings.stream.batch_size.to_string(),
+            )
+            .env(
+                "STATS_TRACKER__STREAM__BLOCK_MS",
+                settings.stream.block_ms.to_string(),
+            )
+            .env(
+                "STATS_TRACKER__STREAM__LEASE_TTL_MS",
+                settings.stream.lease_ttl_ms.to_string(),
+            )
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the stats-tracker binary");
+        Self { child }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Appends events (field/value pairs) to the stream in pipelined chunks; returns their ids.
+pub async fn push_events(
+    conn: &mut MultiplexedConnection,
+    events: &[Vec<(String, String)>],
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in events.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for event in chunk {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(STREAM).arg("*");
+            for (field, value) in event {
+                cmd.arg(field).arg(value);
+            }
+            pipe.add_command(cmd);
+        }
+        let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
+        ids.extend(chunk_ids);
+    }
+    ids
+}
+
+/// Waits until the group has no undelivered and no unacknowledged entries.
+pub async fn wait_until_drained(stream: &mut MultiplexedConnection, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some((lag, pending)) = group_backlog(stream).await
+            && lag == 0
+            && pending == 0
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not drain the stream in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The group's (lag, pending), if the group exists.
+pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i64)> {
+    let groups: Vec<BTreeMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(STREAM)
+        .query_async(stream)
+        .await
+        .ok()?;
+    let group = groups.into_iter().find(
+        |g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == GROUP.as_bytes()),
+    )?;
+    let int = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    Some((int(group.get("lag"))?, int(group.get("pending"))?))
+}
+
+/// Dead letters as (source id, reason, original fields), in stream order. The tracker writes
+/// `source_id` and `reason` as the first two pairs, then the original fields.
+pub async fn dead_letters(
+    store: &mut MultiplexedConnection,
+    prefix: &str,
+) -> Vec<(String, String, Vec<Vec<u8>>)> {
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(format!("{prefix}:{{~dead_letters}}:stream"))
+        .arg("-")
+        .arg("+")
+        .query_async(store)
+        .await
+        .expect("XRANGE");
+    entries
+        .into_iter()
+        .map(|(_, mut flat)| {
+            assert_eq!(flat[0], b"source_id");
+            assert_eq!(flat[2], b"reason");
+            let original = flat.split_off(4);
+            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+            (text(&flat[1]), text(&flat[3]), original)
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the tracker against a real, private Redis per test.
+
+mod helpers;
+mod traffic;
+
+mod cli;
+mod crash;
+mod server;
+mod worker;

@@ -1,0 +1,430 @@
+//! The worker end to end: events on the stream come out right through the HTTP routes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{
+    GROUP, STREAM, TestApp, TestRedis, dead_letters, push_events, settings, wait_until_drained,
+};
+use crate::traffic::{Event, Model, mixed_run};
+
+/// The value of the sample whose name and labels are `series`, 0 if absent.
+fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn ev(pairs: &[(&str, &str)]) -> Event {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The realistic exrps match from EVENTS.md, with A and B as given ids.
+fn documented_match(a: &str, b: &str) -> Vec<Event> {
+    let g = "5b3c2f4e-0000-4000-8000-000000000001";
+    let base = [("product_id", "exrps"), ("game_id", g)];
+    let with = |rest: &[(&str, &str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(rest);
+        ev(&pairs)
+    };
+    vec![
+        with(&[("type", "state_change"), ("new_state", "creator_joined")]),
+        with(&[
+            ("type", "state_change"),
+            ("new_state", "all_players_joined"),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_fighter"),
+            ("event_data", "aru"),
+            ("user_id", a),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_fighter"),
+            ("event_data", "hog"),
+            ("user_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "set_ready"),
+            ("event_data", ""),
+            ("user_id", a),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "set_ready"),
+            ("event_data", ""),
+            ("user_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "progression"),
+            ("progress_event", "round_started"),
+            ("p1_id", a),
+            ("p2_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "0"),
+            ("user_id", a),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "1"),
+            ("user_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("round_winner_id", b),
+            ("round_loser_id", a),
+            ("event_name", "progression"),
+            ("progress_event", "round_finished"),
+            ("p1_id", a),
+            ("p2_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "progression"),
+            ("progress_event", "round_started"),
+            ("p1_id", a),
+            ("p2_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "2"),
+            ("user_id", a),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "2"),
+            ("user_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "null"),
+            ("user_id", a),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "0"),
+            ("user_id", b),
+        ]),
+        with(&[
+            ("type", "gameplay"),
+            ("round_winner_id", b),
+            ("round_loser_id", a),
+            ("event_name", "progression"),
+            ("progress_event", "round_finished"),
+            ("p1_id", a),
+            ("p2_id", b),
+        ]),
+        with(&[("type", "game_over"), ("winner_id", b), ("loser_id", a)]),
+        with(&[("type", "player_disconnect"), ("player_id", a)]),
+        with(&[("type", "game_removed")]),
+    ]
+}
+
+#[tokio::test]
+async fn documented_exrps_match_comes_out_through_the_http_routes() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let a = "steam:76561198000000001";
+    let b = "игрок:ユーザー✓";
+    push_events(&mut stream, &documented_match(a, b)).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (status, top) = app.get_json("/leaderboards/top_ten/exrps").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        top,
+        json!([{"user_id": b, "score": 1}, {"user_id": a, "score": 0}])
+    );
+
+    let (status, stats_b) = app
+        .get_json("/stats/exrps/%D0%B8%D0%B3%D1%80%D0%BE%D0%BA:%E3%83%A6%E3%83%BC%E3%82%B6%E3%83%BC%E2%9C%93")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats_b,
+        json!({"games": 1, "wins": 1, "paper_selection_count": 1,
+               "scissors_selection_count": 1, "rock_selection_count": 1})
+    );
+    let (_, stats_a) = app.get_json("/stats/exrps/steam:76561198000000001").await;
+    assert_eq!(
+        stats_a,
+        json!({"games": 1, "losses": 1, "rock_selection_count": 1,
+               "scissors_selection_count": 1, "botch_selection_count": 1})
+    );
+
+    // Unknown products and players are empty, not errors.
+    assert_eq!(
+        app.get_json("/leaderboards/top_ten/nogame").await,
+        (200, json!([]))
+    );
+    assert_eq!(app.get_json("/stats/exrps/nobody").await, (200, json!({})));
+
+    // Nothing was dead-lettered from valid traffic.
+    let mut store = redis.connection(0).await;
+    assert!(
+        dead_letters(&mut store, &settings.store.key_prefix)
+            .await
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn top_ten_returns_exactly_ten_best_first() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    // Player i wins i games against a punching bag: 12 players with distinct scores.
+    let mut events = Vec::new();
+    for i in 1..=12 {
+        for _ in 0..i {
+            let winner = format!("p{i:02}");
+            events.push(ev(&[
+                ("product_id", "league"),
+                ("game_id", "g"),
+                ("type", "game_over"),
+                ("winner_id", &winner),
+                ("loser_id", "bag"),
+            ]));
+        }
+    }
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, top) = app.get_json("/leaderboards/top_ten/league").await;
+    let top = top.as_array().expect("array").clone();
+    assert_eq!(top.len(), 10);
+    assert_eq!(top[0], json!({"user_id": "p12", "score": 12}));
+    assert_eq!(top[9], json!({"user_id": "p03", "score": 3}));
+    let (_, bag) = app.get_json("/stats/league/bag").await;
+    assert_eq!(bag, json!({"games": 78, "losses": 78}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let app = TestApp::spawn(&settings, true).await;
+    let dead_lettered_game_overs = r#"stats_tracker_worker_events_total{product="exrps",type="game_over",outcome="dead_lettered"}"#;
+    // The recorder is process-wide: measure the change, not the total.
+    let before = metric_value(
+        &app.get("/metrics").await.text().await.expect("text"),
+        dead_lettered_game_overs,
+    );
+    let mut stream = redis.connection(1).await;
+    let events = vec![
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "A"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "teleport"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", "rock"),
+            ("user_id", "A"),
+        ]),
+        // Normal traffic that no rule uses: skipped, never dead-lettered.
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "player_disconnect"),
+            ("player_id", "A"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "gameplay"),
+            ("event_name", "emote"),
+            ("event_data", "wave"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("game_id", "g"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "B"),
+        ]),
+    ];
+    let ids = push_events(&mut stream, &events).await;
+    // Non-UTF-8 bytes can only be sent raw.
+    let raw_id: String = redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("product_id")
+        .arg(&b"\xff\xfe"[..])
+        .arg("type")
+        .arg("game_over")
+        .query_async(&mut stream)
+        .await
+        .expect("XADD");
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let mut store = redis.connection(0).await;
+    let letters = dead_letters(&mut store, &settings.store.key_prefix).await;
+    let summary: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|(id, reason, _)| (id.as_str(), reason.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (ids[0].as_str(), "missing field `loser_id`"),
+            (ids[1].as_str(), "winner and loser are the same player"),
+            (ids[2].as_str(), "unknown event type `teleport`"),
+            (
+                ids[3].as_str(),
+                "field `event_data` has invalid value `rock`: a weapon index (0 rock, 1 paper, 2 scissors) or null"
+            ),
+            (raw_id.as_str(), "field `product_id` is not valid UTF-8"),
+        ]
+    );
+    // The original fields are kept byte for byte.
+    assert_eq!(
+        letters[4].2,
+        vec![
+            b"product_id".to_vec(),
+            b"\xff\xfe".to_vec(),
+            b"type".to_vec(),
+            b"game_over".to_vec()
+        ]
+    );
+    // The good game_over still counted, and the rejected ones changed nothing.
+    assert_eq!(
+        app.get_json("/leaderboards/top_ten/exrps").await.1,
+        json!([{"user_id": "A", "score": 1}, {"user_id": "B", "score": 0}])
+    );
+    assert_eq!(
+        app.get_json("/stats/exrps/A").await.1,
+        json!({"games": 1, "wins": 1})
+    );
+
+    // The worker's metrics count them.
+    let after = metric_value(
+        &app.get("/metrics").await.text().await.expect("text"),
+        dead_lettered_game_overs,
+    );
+    assert_eq!(after - before, 2.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mixed_run_equals_the_reference_model_and_a_full_replay_changes_nothing() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.stream.batch_size = 97; // odd size: batches cut matches anywhere
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let (events, bad) = mixed_run(7, 400, 60, 10);
+    let ids = push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+
+    let mut model = Model::default();
+    let rejected: Vec<usize> = (0..events.len())
+        .filter(|&i| !model.apply(&events[i]))
+        .collect();
+    assert_eq!(
+        rejected, bad,
+        "the generator's bad events are the model's rejections"
+    );
+    let mut store = redis.connection(0).await;
+    let prefix = settings.store.key_prefix.clone();
+    model.assert_matches_store(&mut store, &prefix).await;
+
+    // Everything committed but, as if the worker had died before acknowledging, delivered
+    // again: positions must turn the whole replay into a no-op.
+    let _: () = redis::cmd("XGROUP")
+        .arg("SETID")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("0")
+        .query_async(&mut stream)
+        .await
+        .expect("XGROUP SETID");
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    model.assert_matches_store(&mut store, &prefix).await;
+    let letters = dead_letters(&mut store, &prefix).await;
+    let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
+    let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(
+        actual, expected,
+        "each bad event dead-lettered exactly once"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_consumer_group_and_the_stream_itself_are_left_alone() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let mut stream = redis.connection(1).await;
+    let (events, _) = mixed_run(3, 30, 10, 20);
+    push_events(&mut stream, &events).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg("matchmaker")
+        .arg("0")
+        .query_async(&mut stream)
+        .await
+        .expect("matchmaker group");
+    let app = TestApp::spawn(&settings, true).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    app.stop().await;
+
+    let length: usize = redis::cmd("XLEN")
+        .arg(STREAM)
+        .query_async(&mut stream)
+        .await
+        .expect("XLEN");
+    assert_eq!(length, events.len(), "no entry trimmed or deleted");
+    // The matchmaker still gets every entry from its own group.
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("matchmaker")
+        .arg("mm-1")
+        .arg("COUNT")
+        .arg(100_000)
+        .arg("STREAMS")
+        .arg(STREAM)
+        .arg(">")
+        .query_async(&mut stream)
+        .await
+        .expect("XREADGROUP");
+    assert_eq!(read.keys[0].ids.len(), events.len());
+}
