@@ -346,6 +346,17 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_complete_and_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        Jail::expect_with(|_jail| {
+            let settings = Settings::load(Mode::Production, Some(&example)).unwrap();
+            // The example spells out the development defaults.
+            assert_eq!(settings, Settings::defaults(Mode::Development));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_named() {
         Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[stream]\nbatch_size = \"lots\"\n")?;
