@@ -5,6 +5,7 @@
 //!
 //! - [`core`] — configuration, ids, the event and effect models, key layout, store access,
 //!   metrics plumbing;
+//! - [`games`] — the games file: boards and stats rules per product;
 //! - [`leaderboards`] — scoring handlers and board queries;
 //! - [`player_stats`] — stats handlers and stats queries;
 //! - [`workers`] — the stream worker that applies events exactly once;
@@ -14,6 +15,7 @@
 //! - [`telemetry`] — logging.
 
 pub mod core;
+pub mod games;
 pub mod leaderboards;
 pub mod player_stats;
 pub mod server;

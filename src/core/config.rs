@@ -57,7 +57,16 @@ pub struct Settings {
     pub stream: StreamSettings,
     pub server: ServerSettings,
     pub worker: WorkerSettings,
+    pub games: GamesSettings,
     pub log: LogSettings,
+}
+
+/// Where the per-product boards and stats rules come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GamesSettings {
+    /// The games file (TOML); without one the built-in configuration applies.
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// Where boards and stats live.
@@ -108,6 +117,8 @@ pub struct ServerSettings {
 pub struct WorkerSettings {
     /// Where the worker serves `/metrics` (Prometheus).
     pub metrics_bind: SocketAddr,
+    /// Rating states the worker keeps in memory between batches (it reloads what it drops).
+    pub rating_cache_entries: usize,
 }
 
 /// Logging.
@@ -170,7 +181,9 @@ impl Settings {
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
+                rating_cache_entries: 200_000,
             },
+            games: GamesSettings::default(),
             log: LogSettings {
                 level: "info".to_owned(),
                 json,

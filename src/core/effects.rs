@@ -7,22 +7,64 @@
 
 use super::ids::PlayerId;
 
+/// How a new value combines with the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// Add to it.
+    Sum,
+    /// Keep the larger.
+    Max,
+    /// Keep the smaller.
+    Min,
+    /// Replace it.
+    Last,
+}
+
 /// One change to a product's data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// Add `delta` to the player's score on `board` (adding them if absent).
-    AddScore {
+    /// Combine `value` into the player's score on `board` (adding them if absent).
+    Score {
         board: String,
         player: PlayerId,
-        delta: f64,
+        how: Aggregate,
+        value: f64,
     },
     /// Put the player on `board` with score 0 unless they are already there.
     EnsureOnBoard { board: String, player: PlayerId },
-    /// Add `delta` to one of the player's integer stats.
-    AddStat {
+    /// Add `delta` to one of the player's integer stats (exact, unlike [`Change::Stat`]).
+    Count {
         player: PlayerId,
         stat: String,
         delta: i64,
+    },
+    /// Combine `value` into one of the player's numeric stats.
+    Stat {
+        player: PlayerId,
+        stat: String,
+        how: Aggregate,
+        value: f64,
+    },
+    /// A won match: `current` + 1, and `best` raised to it.
+    StreakWon {
+        player: PlayerId,
+        current: String,
+        best: String,
+    },
+    /// A match not won: `current` back to 0.
+    StreakBroken { player: PlayerId, current: String },
+    /// Store the player's full rating state on a rating board.
+    Rating {
+        board: String,
+        player: PlayerId,
+        fields: Vec<(&'static str, String)>,
+    },
+    /// Prepend an entry to the player's rating history, keeping the newest `limit`.
+    History {
+        board: String,
+        player: PlayerId,
+        entry: String,
+        limit: usize,
     },
 }
 
@@ -33,23 +75,28 @@ pub struct Changes {
 }
 
 impl Changes {
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
     pub fn add_score(&mut self, board: &str, player: &PlayerId, delta: f64) {
-        self.changes.push(Change::AddScore {
+        self.push(Change::Score {
             board: board.to_owned(),
             player: player.clone(),
-            delta,
+            how: Aggregate::Sum,
+            value: delta,
         });
     }
 
     pub fn ensure_on_board(&mut self, board: &str, player: &PlayerId) {
-        self.changes.push(Change::EnsureOnBoard {
+        self.push(Change::EnsureOnBoard {
             board: board.to_owned(),
             player: player.clone(),
         });
     }
 
     pub fn add_stat(&mut self, player: &PlayerId, stat: &str, delta: i64) {
-        self.changes.push(Change::AddStat {
+        self.push(Change::Count {
             player: player.clone(),
             stat: stat.to_owned(),
             delta,

@@ -24,12 +24,9 @@ pub struct RawEntry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("missing field `{0}`")]
-    MissingField(&'static str),
+    MissingField(String),
     #[error("field `{field}` {problem}")]
-    InvalidId {
-        field: &'static str,
-        problem: IdError,
-    },
+    InvalidId { field: String, problem: IdError },
     #[error("field `{0}` is not valid UTF-8")]
     NotUtf8(String),
     #[error("field `{0}` appears more than once")]
@@ -40,53 +37,112 @@ pub enum Rejection {
     SelfMatch,
     #[error("field `{field}` has invalid value `{value}`: {expected}")]
     InvalidValue {
-        field: &'static str,
+        field: String,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
+    #[error("product `{0}` is not configured and unknown products are rejected")]
+    UnknownProduct(String),
     #[error("entry was deleted from the stream before it could be read")]
     Deleted,
 }
+
+impl Rejection {
+    /// An invalid value, quoted at most 64 characters long.
+    pub fn invalid_value(field: &str, value: &str, expected: impl Into<String>) -> Self {
+        Rejection::InvalidValue {
+            field: field.to_owned(),
+            value: value.chars().take(64).collect(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// Most players one match may have: bounds the work one event can cause.
+pub const MAX_MATCH_PLAYERS: usize = 100;
 
 /// A parsed event from a game server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GameEvent {
     pub product: ProductId,
     pub kind: EventKind,
+    /// Every field by name (values are valid UTF-8), for rules that read fields by name.
+    fields: HashMap<String, String>,
 }
 
 /// What happened, by the event's `type` field.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    /// A two-player match ended.
-    GameOver { winner: PlayerId, loser: PlayerId },
-    /// Something a player did; its fields are interpreted by the handlers that care.
-    Gameplay(Gameplay),
+    /// A match ended: `game_over` (two players, one winner), `draw` or `match_result`.
+    Match(MatchOutcome),
+    /// Something a player did (`gameplay`); rules read its fields by name.
+    Gameplay { event_name: String },
     /// `state_change`, `player_disconnect`, `game_removed`: normal traffic the tracker does not use.
     Ignored,
 }
 
-/// A `gameplay` event: its name and the rest of its fields, unparsed.
+/// The result of one match: teams (one player each in one-on-one and free-for-all games)
+/// with their placements, 1 being best; equal places are ties.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Gameplay {
-    pub event_name: String,
-    fields: HashMap<String, String>,
+pub struct MatchOutcome {
+    pub teams: Vec<Team>,
 }
 
-impl Gameplay {
-    /// A field handlers must have: missing or invalid is a [`Rejection`].
-    pub fn required(&self, field: &'static str) -> Result<&str, Rejection> {
-        self.fields
-            .get(field)
-            .map(String::as_str)
-            .ok_or(Rejection::MissingField(field))
+/// One side of a match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Team {
+    pub players: Vec<PlayerId>,
+    pub place: u32,
+    /// Per-player scores, when the game server sent them.
+    pub scores: Vec<(PlayerId, f64)>,
+}
+
+impl MatchOutcome {
+    fn one_on_one(first: PlayerId, second: PlayerId, draw: bool) -> Self {
+        let team = |player, place| Team {
+            players: vec![player],
+            place,
+            scores: Vec::new(),
+        };
+        MatchOutcome {
+            teams: vec![team(first, 1), team(second, if draw { 1 } else { 2 })],
+        }
     }
 
-    /// A player id field, validated.
-    pub fn player(&self, field: &'static str) -> Result<PlayerId, Rejection> {
-        PlayerId::parse(self.required(field)?)
-            .map_err(|problem| Rejection::InvalidId { field, problem })
+    /// Every player of the match.
+    pub fn players(&self) -> impl Iterator<Item = &PlayerId> {
+        self.teams.iter().flat_map(|team| team.players.iter())
     }
+
+    /// Whether exactly one team has the best place (a single winner), and which.
+    pub fn sole_winner(&self) -> Option<usize> {
+        let best = self.teams.iter().map(|team| team.place).min()?;
+        let mut winners = self
+            .teams
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.place == best);
+        let (index, _) = winners.next()?;
+        winners.next().is_none().then_some(index)
+    }
+
+    /// How a player of team `index` fared: won alone, tied for first, or lost.
+    pub fn result_of(&self, index: usize) -> MatchResult {
+        let best = self.teams.iter().map(|team| team.place).min().unwrap_or(1);
+        match (self.teams.get(index).map(|t| t.place), self.sole_winner()) {
+            (Some(_), Some(winner)) if winner == index => MatchResult::Win,
+            (Some(place), _) if place == best => MatchResult::Draw,
+            _ => MatchResult::Loss,
+        }
+    }
+}
+
+/// One team's result in a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchResult {
+    Win,
+    Draw,
+    Loss,
 }
 
 impl GameEvent {
@@ -103,49 +159,132 @@ impl GameEvent {
             }
             map.insert(name, value);
         }
-
-        let product = parse_id(&map, "product_id", ProductId::parse)?;
-        let kind = match required(&map, "type")? {
+        let mut event = GameEvent {
+            product: ProductId::parse(required(&map, "product_id")?).map_err(|problem| {
+                Rejection::InvalidId {
+                    field: "product_id".into(),
+                    problem,
+                }
+            })?,
+            kind: EventKind::Ignored,
+            fields: map,
+        };
+        event.kind = match event.required("type")? {
             "game_over" => {
-                let winner = parse_id(&map, "winner_id", PlayerId::parse)?;
-                let loser = parse_id(&map, "loser_id", PlayerId::parse)?;
+                let winner = event.player("winner_id")?;
+                let loser = event.player("loser_id")?;
                 if winner == loser {
                     return Err(Rejection::SelfMatch);
                 }
-                EventKind::GameOver { winner, loser }
+                EventKind::Match(MatchOutcome::one_on_one(winner, loser, false))
             }
-            "gameplay" => {
-                let event_name = required(&map, "event_name")?.to_owned();
-                map.remove("product_id");
-                map.remove("type");
-                map.remove("event_name");
-                EventKind::Gameplay(Gameplay {
-                    event_name,
-                    fields: map,
-                })
+            "draw" => {
+                let first = event.player("p1_id")?;
+                let second = event.player("p2_id")?;
+                if first == second {
+                    return Err(Rejection::invalid_value(
+                        "p2_id",
+                        second.as_str(),
+                        "a different player than p1_id",
+                    ));
+                }
+                EventKind::Match(MatchOutcome::one_on_one(first, second, true))
             }
+            "match_result" => EventKind::Match(parse_teams(event.required("teams")?)?),
+            "gameplay" => EventKind::Gameplay {
+                event_name: event.required("event_name")?.to_owned(),
+            },
             "state_change" | "player_disconnect" | "game_removed" => EventKind::Ignored,
             other => return Err(Rejection::UnknownType(other.to_owned())),
         };
-        Ok(GameEvent { product, kind })
+        Ok(event)
+    }
+
+    /// A field's value, if present.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// A field rules need: missing is a [`Rejection`].
+    pub fn required(&self, name: &str) -> Result<&str, Rejection> {
+        required(&self.fields, name)
+    }
+
+    /// A player id field, validated.
+    pub fn player(&self, name: &str) -> Result<PlayerId, Rejection> {
+        PlayerId::parse(self.required(name)?).map_err(|problem| Rejection::InvalidId {
+            field: name.to_owned(),
+            problem,
+        })
+    }
+
+    /// The match outcome, for match events.
+    pub fn outcome(&self) -> Option<&MatchOutcome> {
+        match &self.kind {
+            EventKind::Match(outcome) => Some(outcome),
+            _ => None,
+        }
     }
 }
 
-fn required<'a>(
-    map: &'a HashMap<String, String>,
-    field: &'static str,
-) -> Result<&'a str, Rejection> {
-    map.get(field)
+fn required<'a>(map: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Rejection> {
+    map.get(name)
         .map(String::as_str)
-        .ok_or(Rejection::MissingField(field))
+        .ok_or_else(|| Rejection::MissingField(name.to_owned()))
 }
 
-fn parse_id<T>(
-    map: &HashMap<String, String>,
-    field: &'static str,
-    parse: fn(&str) -> Result<T, IdError>,
-) -> Result<T, Rejection> {
-    parse(required(map, field)?).map_err(|problem| Rejection::InvalidId { field, problem })
+/// `match_result`'s `teams` field: a JSON array of
+/// `{"place": 1, "players": ["A", "B"], "scores": {"A": 120.5}}` (scores optional).
+fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawTeam {
+        place: u32,
+        players: Vec<String>,
+        #[serde(default)]
+        scores: std::collections::BTreeMap<String, f64>,
+    }
+    const EXPECTED: &str = "a JSON array of at least two {\"place\": n >= 1, \"players\": [ids], \"scores\": {id: number}} with each player once";
+    let invalid = || Rejection::invalid_value("teams", raw, EXPECTED);
+    let raw_teams: Vec<RawTeam> = serde_json::from_str(raw).map_err(|_| invalid())?;
+    if raw_teams.len() < 2 {
+        return Err(invalid());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut teams = Vec::with_capacity(raw_teams.len());
+    for raw_team in raw_teams {
+        if raw_team.place == 0 || raw_team.players.is_empty() {
+            return Err(invalid());
+        }
+        let mut players = Vec::with_capacity(raw_team.players.len());
+        for id in &raw_team.players {
+            let player = PlayerId::parse(id).map_err(|problem| Rejection::InvalidId {
+                field: "teams".into(),
+                problem,
+            })?;
+            if !seen.insert(player.clone()) || seen.len() > MAX_MATCH_PLAYERS {
+                return Err(invalid());
+            }
+            players.push(player);
+        }
+        let mut scores = Vec::with_capacity(raw_team.scores.len());
+        for (id, score) in raw_team.scores {
+            let player = players
+                .iter()
+                .find(|p| p.as_str() == id)
+                .ok_or_else(invalid)?;
+            if !score.is_finite() {
+                return Err(invalid());
+            }
+            scores.push((player.clone(), score));
+        }
+        teams.push(Team {
+            players,
+            place: raw_team.place,
+            scores,
+        });
+    }
+    Ok(MatchOutcome { teams })
 }
 
 #[cfg(test)]
@@ -159,8 +298,12 @@ mod tests {
             .collect()
     }
 
+    fn player(id: &str) -> PlayerId {
+        PlayerId::parse(id).unwrap()
+    }
+
     #[test]
-    fn parses_game_over() {
+    fn game_over_is_a_one_on_one_match() {
         let event = GameEvent::parse(&fields(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
@@ -170,17 +313,62 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(event.product.as_str(), "exrps");
-        assert_eq!(
-            event.kind,
-            EventKind::GameOver {
-                winner: PlayerId::parse("B").unwrap(),
-                loser: PlayerId::parse("игрок:ユーザー✓").unwrap()
-            }
-        );
+        let outcome = event.outcome().unwrap();
+        assert_eq!(outcome.teams[0].players, vec![player("B")]);
+        assert_eq!(outcome.teams[1].players, vec![player("игрок:ユーザー✓")]);
+        assert_eq!(outcome.result_of(0), MatchResult::Win);
+        assert_eq!(outcome.result_of(1), MatchResult::Loss);
     }
 
     #[test]
-    fn gameplay_fields_are_read_by_name_in_any_order() {
+    fn draws_and_team_results() {
+        let draw = GameEvent::parse(&fields(&[
+            ("product_id", "p"),
+            ("type", "draw"),
+            ("p1_id", "A"),
+            ("p2_id", "B"),
+        ]))
+        .unwrap();
+        let outcome = draw.outcome().unwrap();
+        assert_eq!(outcome.sole_winner(), None);
+        assert_eq!(outcome.result_of(1), MatchResult::Draw);
+
+        let teams = r#"[{"place":2,"players":["A","B"]},{"place":1,"players":["C","D"],"scores":{"C":12.5}},{"place":2,"players":["E"]}]"#;
+        let event = GameEvent::parse(&fields(&[
+            ("product_id", "p"),
+            ("type", "match_result"),
+            ("teams", teams),
+        ]))
+        .unwrap();
+        let outcome = event.outcome().unwrap();
+        assert_eq!(outcome.players().count(), 5);
+        assert_eq!(outcome.sole_winner(), Some(1));
+        assert_eq!(outcome.teams[1].scores, vec![(player("C"), 12.5)]);
+        assert_eq!(outcome.result_of(2), MatchResult::Loss);
+    }
+
+    #[test]
+    fn bad_team_results_are_rejected() {
+        for teams in [
+            "not json",
+            r#"[{"place":1,"players":["A"]}]"#,
+            r#"[{"place":1,"players":["A"]},{"place":2,"players":["A"]}]"#,
+            r#"[{"place":0,"players":["A"]},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":1,"players":[]},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":1,"players":["A"],"scores":{"B":1}},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":1,"players":["A"],"extra":1},{"place":2,"players":["B"]}]"#,
+        ] {
+            let result = GameEvent::parse(&fields(&[
+                ("product_id", "p"),
+                ("type", "match_result"),
+                ("teams", teams),
+            ]));
+            assert!(result.is_err(), "{teams} was accepted");
+        }
+    }
+
+    #[test]
+    fn fields_are_read_by_name_in_any_order() {
         let event = GameEvent::parse(&fields(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
@@ -191,14 +379,16 @@ mod tests {
             ("progress_event", "round_finished"),
         ]))
         .unwrap();
-        let EventKind::Gameplay(gameplay) = event.kind else {
-            panic!("expected gameplay, got {:?}", event.kind);
-        };
-        assert_eq!(gameplay.event_name, "progression");
-        assert_eq!(gameplay.required("round_winner_id"), Ok("B"));
         assert_eq!(
-            gameplay.required("user_id"),
-            Err(Rejection::MissingField("user_id"))
+            event.kind,
+            EventKind::Gameplay {
+                event_name: "progression".into()
+            }
+        );
+        assert_eq!(event.required("round_winner_id"), Ok("B"));
+        assert_eq!(
+            event.required("user_id"),
+            Err(Rejection::MissingField("user_id".into()))
         );
     }
 

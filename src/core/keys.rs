@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | `P:{<product>}:board:<board>` | sorted set | player → score |
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number |
+//! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches) |
+//! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
 //! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
 //! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |
 //! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason |
@@ -63,6 +65,22 @@ impl PartitionKeys {
     }
     pub fn stats(&self, player: &PlayerId) -> String {
         format!("{}:stats:{}", self.base, encode_segment(player.as_str()))
+    }
+    pub fn rating(&self, board: &str, player: &PlayerId) -> String {
+        format!(
+            "{}:rating:{}:{}",
+            self.base,
+            encode_segment(board),
+            encode_segment(player.as_str())
+        )
+    }
+    pub fn history(&self, board: &str, player: &PlayerId) -> String {
+        format!(
+            "{}:history:{}:{}",
+            self.base,
+            encode_segment(board),
+            encode_segment(player.as_str())
+        )
     }
     /// The dead-letter stream (only meaningful on [`KeySpace::dead_letters`]).
     pub fn stream(&self) -> String {

@@ -1,4 +1,7 @@
-//! Leaderboards: per-game scoring (what moves a player on a board) and reading boards back.
+//! Leaderboards: boards and rating systems per game (what moves a player on a board) and
+//! reading boards back.
 
+pub mod boards;
 pub mod query;
+pub mod ratings;
 pub mod scoring;

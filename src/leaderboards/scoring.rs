@@ -1,39 +1,75 @@
 //! Per-game scoring: how an event moves players on a product's leaderboards.
+//!
+//! [`ScoringHandler`] is the extension point for scoring written in code; the boards a games
+//! file declares ([`super::boards::BoardSet`]) implement it too.
 
 use std::sync::Arc;
 
 use crate::core::effects::Changes;
-use crate::core::event::{EventKind, GameEvent, Rejection};
+use crate::core::event::{GameEvent, Rejection};
+use crate::core::ids::PlayerId;
 use crate::core::registry::Registry;
+
+use super::boards::{Board, BoardRule, BoardSet};
+use super::ratings::Rating;
 
 /// Name of the default board: wins per player.
 pub const WINS_BOARD: &str = "wins";
 
+/// Rating states known to the worker, per board and player. `None` means never rated.
+pub trait RatingBook {
+    fn get(&self, board: &str, player: &PlayerId) -> Option<Rating>;
+    fn set(&mut self, board: &str, player: &PlayerId, rating: Rating);
+}
+
+/// A board that could not use an event another board used; becomes a dead letter naming the
+/// board, while the event's other effects still apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardRejection {
+    pub board: String,
+    pub reason: String,
+}
+
+/// What a scoring handler works with for one event.
+pub struct ScoreContext<'a> {
+    /// The event's stream id.
+    pub id: &'a str,
+    /// The event's time: the millisecond part of its stream id.
+    pub at_ms: u64,
+    pub ratings: &'a mut dyn RatingBook,
+    pub changes: &'a mut Changes,
+    pub rejections: &'a mut Vec<BoardRejection>,
+}
+
 /// Scoring logic of one game. Implementations must be deterministic: the same events in the
 /// same order always give the same changes (replays and restarts rely on it).
 pub trait ScoringHandler: Send + Sync {
-    /// Adds the board changes `event` causes, or rejects the event as unusable.
-    fn score(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection>;
+    /// Boards whose rating states `score` reads: the worker loads the players' states of
+    /// these boards before calling `score`.
+    fn rating_boards(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Adds the board changes `event` causes, or rejects the whole event as unusable.
+    fn score(&self, event: &GameEvent, context: &mut ScoreContext<'_>) -> Result<(), Rejection>;
 }
 
-/// The default: the `wins` board, winner +1 per `game_over`; the loser appears with their
-/// current score (0 if new).
-pub struct WinCount;
+/// Scoring of products the games file does not list, when unknown products are rejected.
+pub struct RejectUnknown;
 
-impl ScoringHandler for WinCount {
-    fn score(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection> {
-        if let EventKind::GameOver { winner, loser } = &event.kind {
-            changes.add_score(WINS_BOARD, winner, 1.0);
-            changes.ensure_on_board(WINS_BOARD, loser);
-        }
-        Ok(())
+impl ScoringHandler for RejectUnknown {
+    fn score(&self, event: &GameEvent, _: &mut ScoreContext<'_>) -> Result<(), Rejection> {
+        Err(Rejection::UnknownProduct(event.product.to_string()))
     }
 }
 
 /// Scoring handlers by product.
 pub type ScoringRegistry = Registry<dyn ScoringHandler>;
 
-/// The built-in registry: every product scores with [`WinCount`].
+/// Every product scores with one `wins` board.
 pub fn default_registry() -> ScoringRegistry {
-    Registry::new(Arc::new(WinCount))
+    Registry::new(Arc::new(BoardSet::new(vec![Board {
+        name: WINS_BOARD.to_owned(),
+        rule: BoardRule::Wins,
+    }])))
 }

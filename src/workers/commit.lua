@@ -4,12 +4,13 @@
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
 -- KEYS[3…] the keys the operations touch (all in the same hash slot as KEYS[1])
 -- ARGV[1]  the writer's lease epoch
--- ARGV[2]  number of entries, then per entry:
+-- ARGV[2]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, index into KEYS, number of arguments, arguments…
 --
--- Entries at or below the applied position were applied before (a replay after a crash):
--- they are skipped. Returns the number of entries applied now.
+-- The worker only sends entries after the applied position; if the first one is not, its
+-- view of the store is stale (it planned on old state) and nothing is written: returns -1.
+-- Otherwise returns the number of entries applied.
 
 local function id_after(a, b)
   local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
@@ -23,36 +24,63 @@ local function id_after(a, b)
   return a_seq > b_seq
 end
 
+-- Operations that are not single Redis commands.
+local custom = {
+  -- Keep the larger / smaller of the stored and the new value.
+  HMAX = function(key, field, value)
+    local current = redis.call('HGET', key, field)
+    if not current or tonumber(value) > tonumber(current) then redis.call('HSET', key, field, value) end
+  end,
+  HMIN = function(key, field, value)
+    local current = redis.call('HGET', key, field)
+    if not current or tonumber(value) < tonumber(current) then redis.call('HSET', key, field, value) end
+  end,
+  -- A won match: current streak + 1, best raised to it.
+  STREAK = function(key, current, best)
+    local now = redis.call('HINCRBY', key, current, 1)
+    if now > tonumber(redis.call('HGET', key, best) or '0') then redis.call('HSET', key, best, now) end
+  end,
+  -- Newest first, at most `limit` entries.
+  HISTORY = function(key, limit, entry)
+    redis.call('LPUSH', key, entry)
+    redis.call('LTRIM', key, 0, tonumber(limit) - 1)
+  end,
+}
+
 local epoch = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
 if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
+
+local n_entries = tonumber(ARGV[2])
+local position = redis.call('GET', KEYS[1])
+if n_entries == 0 then return 0 end
+if position and not id_after(ARGV[3], position) then
+  return -1
+end
 if fence < epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 
-local position = redis.call('GET', KEYS[1])
-local applied = 0
 local i = 3
-for _ = 1, tonumber(ARGV[2]) do
-  local id = ARGV[i]
+local last
+for _ = 1, n_entries do
+  last = ARGV[i]
   local n_ops = tonumber(ARGV[i + 1])
   i = i + 2
-  local fresh = (not position) or id_after(id, position)
   for _ = 1, n_ops do
+    local command = ARGV[i]
+    local key = KEYS[tonumber(ARGV[i + 1])]
     local n_args = tonumber(ARGV[i + 2])
-    if fresh then
-      redis.call(ARGV[i], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + 2 + n_args))
+    local op = custom[command]
+    if op then
+      op(key, unpack(ARGV, i + 3, i + 2 + n_args))
+    else
+      redis.call(command, key, unpack(ARGV, i + 3, i + 2 + n_args))
     end
     i = i + 3 + n_args
   end
-  if fresh then
-    position = id
-    applied = applied + 1
-  end
 end
-if applied > 0 then
-  redis.call('SET', KEYS[1], position)
-end
-return applied
+redis.call('SET', KEYS[1], last)
+return n_entries

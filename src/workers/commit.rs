@@ -1,9 +1,11 @@
-//! Committing a planned batch to the store: one atomic script call per partition (product or
+//! The worker's store side: loading what planning needs (applied positions, rating states)
+//! and committing a planned batch, one atomic script call per partition (product or
 //! dead-letter stream) that writes the effects together with the partition's applied position.
 //!
-//! The position is what makes effects exactly-once: an entry at or below it is skipped, so a
-//! batch replayed after a crash (committed, not yet acknowledged) changes nothing. The fence
-//! rejects a writer whose lease was taken over (see `workers::stream`).
+//! The position is what makes effects exactly-once: planning skips entries at or below it, so
+//! a batch replayed after a crash (committed, not yet acknowledged) changes nothing, and the
+//! script refuses a plan made on a stale view. The fence rejects a writer whose lease was taken
+//! over (see `workers::stream`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,10 +14,11 @@ use futures::future::try_join_all;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::plan::{BatchPlan, DeadLetter, PlannedEvent};
-use crate::core::effects::Change;
+use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
+use crate::core::effects::{Aggregate, Change};
 use crate::core::keys::{KeySpace, PartitionKeys};
 use crate::core::store::{self, StoreError};
+use crate::leaderboards::boards::rating_from_fields;
 
 /// A Redis command of a commit, addressed to one key.
 #[derive(Debug)]
@@ -32,6 +35,8 @@ pub enum CommitError {
     Store(#[from] StoreError),
     #[error("another worker took over the stream (lease epoch {0} is stale)")]
     Fenced(u64),
+    #[error("the store changed under the worker (a plan was made on stale state)")]
+    Stale,
 }
 
 /// Writes planned batches to the store.
@@ -45,11 +50,11 @@ pub struct Committer {
 /// One partition's share of a batch: per entry, its id and the commands it causes.
 type PartitionOps<'a> = (PartitionKeys, Vec<(&'a str, Vec<Op>)>);
 
-/// Entries applied now versus found already applied by an earlier run.
+/// What a commit wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CommitCounts {
+    /// Entries written, over all partitions.
     pub applied: u64,
-    pub replayed: u64,
 }
 
 impl Committer {
@@ -62,9 +67,49 @@ impl Committer {
         })
     }
 
-    /// Commits every partition of `batch` (concurrently: they are independent) and records
-    /// the products seen.
-    pub async fn commit(&self, epoch: u64, batch: &BatchPlan) -> Result<CommitCounts, CommitError> {
+    fn partition_keys(&self, partition: &Partition) -> PartitionKeys {
+        match partition {
+            Partition::Product(product) => self.keys.product(product),
+            Partition::DeadLetters => self.keys.dead_letters(),
+        }
+    }
+
+    /// Loads into `known` the positions and rating states planning needs.
+    pub async fn load(&self, needs: &Needs, known: &mut Known) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        if !needs.positions.is_empty() {
+            let mut pipe = redis::pipe();
+            for partition in &needs.positions {
+                pipe.get(self.partition_keys(partition).applied());
+            }
+            let positions: Vec<Option<String>> = self.run(pipe.query_async(&mut conn)).await?;
+            known
+                .positions
+                .extend(needs.positions.iter().cloned().zip(positions));
+        }
+        // Chunked: a first batch after start-up may need many thousands of states.
+        for chunk in needs.ratings.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (product, board, player) in chunk {
+                pipe.hgetall(self.keys.product(product).rating(board, player));
+            }
+            let states: Vec<HashMap<String, String>> =
+                self.run(pipe.query_async(&mut conn)).await?;
+            for (key, fields) in chunk.iter().cloned().zip(states) {
+                known.ratings.insert(key, rating_from_fields(&fields));
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits every partition of `batch` (concurrently: they are independent), records the
+    /// products seen, and moves the positions in `known` past the batch.
+    pub async fn commit(
+        &self,
+        epoch: u64,
+        batch: &BatchPlan,
+        known: &mut Known,
+    ) -> Result<CommitCounts, CommitError> {
         let mut partitions: Vec<PartitionOps> = batch
             .products
             .iter()
@@ -82,20 +127,28 @@ impl Committer {
             let ops = batch
                 .dead_letters
                 .iter()
-                .map(|letter| (letter.id.as_str(), vec![dead_letter_op(&keys, letter)]))
+                .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
             partitions.push((keys, ops));
         }
-        let total: u64 = partitions
-            .iter()
-            .map(|(_, events)| events.len() as u64)
-            .sum();
         let applied: Vec<u64> = try_join_all(
             partitions
                 .iter()
                 .map(|(keys, events)| self.commit_partition(epoch, keys, events)),
         )
         .await?;
+        for (product, events) in &batch.products {
+            if let Some(last) = events.last() {
+                known
+                    .positions
+                    .insert(Partition::Product(product.clone()), Some(last.id.clone()));
+            }
+        }
+        if let Some(last) = batch.dead_letters.last() {
+            known
+                .positions
+                .insert(Partition::DeadLetters, Some(last.id.clone()));
+        }
         if !batch.products.is_empty() {
             // Discovery index, outside the product slots; idempotent, so no position needed.
             let mut sadd = redis::cmd("SADD");
@@ -106,10 +159,8 @@ impl Committer {
             self.run(sadd.query_async::<()>(&mut self.conn.clone()))
                 .await?;
         }
-        let applied: u64 = applied.iter().sum();
         Ok(CommitCounts {
-            applied,
-            replayed: total - applied,
+            applied: applied.iter().sum(),
         })
     }
 
@@ -139,11 +190,12 @@ impl Committer {
             }
         }
         let mut conn = self.conn.clone();
-        match self.run(invocation.invoke_async::<u64>(&mut conn)).await {
+        match self.run(invocation.invoke_async::<i64>(&mut conn)).await {
             Err(StoreError::Redis(error)) if error.code() == Some("FENCED") => {
                 Err(CommitError::Fenced(epoch))
             }
-            other => Ok(other?),
+            Ok(-1) => Err(CommitError::Stale),
+            other => Ok(other?.unsigned_abs()),
         }
     }
 
@@ -158,55 +210,122 @@ impl Committer {
     }
 }
 
+fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {
+    Op { command, key, args }
+}
+
+fn text(value: impl ToString) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
 fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
     event
         .changes
         .as_slice()
         .iter()
         .map(|change| match change {
-            Change::AddScore {
+            Change::Score {
                 board,
                 player,
-                delta,
-            } => Op {
-                command: "ZINCRBY",
-                key: keys.board(board),
-                args: vec![delta.to_string().into_bytes(), player.as_str().into()],
-            },
-            Change::EnsureOnBoard { board, player } => Op {
-                command: "ZADD",
-                key: keys.board(board),
-                args: vec![b"NX".to_vec(), b"0".to_vec(), player.as_str().into()],
-            },
-            Change::AddStat {
+                how,
+                value,
+            } => {
+                let member = player.as_str().into();
+                let key = keys.board(board);
+                match how {
+                    Aggregate::Sum => op("ZINCRBY", key, vec![text(value), member]),
+                    Aggregate::Max => op("ZADD", key, vec![b"GT".to_vec(), text(value), member]),
+                    Aggregate::Min => op("ZADD", key, vec![b"LT".to_vec(), text(value), member]),
+                    Aggregate::Last => op("ZADD", key, vec![text(value), member]),
+                }
+            }
+            Change::EnsureOnBoard { board, player } => op(
+                "ZADD",
+                keys.board(board),
+                vec![b"NX".to_vec(), b"0".to_vec(), player.as_str().into()],
+            ),
+            Change::Count {
                 player,
                 stat,
                 delta,
-            } => Op {
-                command: "HINCRBY",
-                key: keys.stats(player),
-                args: vec![stat.as_str().into(), delta.to_string().into_bytes()],
-            },
+            } => op("HINCRBY", keys.stats(player), vec![text(stat), text(delta)]),
+            Change::Stat {
+                player,
+                stat,
+                how,
+                value,
+            } => {
+                let command = match how {
+                    Aggregate::Sum => "HINCRBYFLOAT",
+                    Aggregate::Max => "HMAX",
+                    Aggregate::Min => "HMIN",
+                    Aggregate::Last => "HSET",
+                };
+                op(command, keys.stats(player), vec![text(stat), text(value)])
+            }
+            Change::StreakWon {
+                player,
+                current,
+                best,
+            } => op(
+                "STREAK",
+                keys.stats(player),
+                vec![text(current), text(best)],
+            ),
+            Change::StreakBroken { player, current } => op(
+                "HSET",
+                keys.stats(player),
+                vec![text(current), b"0".to_vec()],
+            ),
+            Change::Rating {
+                board,
+                player,
+                fields,
+            } => op(
+                "HSET",
+                keys.rating(board, player),
+                fields
+                    .iter()
+                    .flat_map(|(name, value)| [text(name), text(value)])
+                    .collect(),
+            ),
+            Change::History {
+                board,
+                player,
+                entry,
+                limit,
+            } => op(
+                "HISTORY",
+                keys.history(board, player),
+                vec![text(limit), text(entry)],
+            ),
         })
         .collect()
 }
 
-/// `XADD <dead letters> * source_id <id> reason <why> <original fields…>`.
-fn dead_letter_op(keys: &PartitionKeys, letter: &DeadLetter) -> Op {
-    let mut args = vec![
-        b"*".to_vec(),
-        b"source_id".to_vec(),
-        letter.id.as_bytes().to_vec(),
-        b"reason".to_vec(),
-        letter.reason.as_bytes().to_vec(),
-    ];
-    for (name, value) in &letter.fields {
-        args.push(name.clone());
-        args.push(value.clone());
-    }
-    Op {
-        command: "XADD",
-        key: keys.stream(),
-        args,
-    }
+/// Per reason: `XADD <dead letters> * source_id <id> reason <why> [board <name>] <original
+/// fields…>`.
+fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter) -> Vec<Op> {
+    letter
+        .reasons
+        .iter()
+        .map(|(board, reason)| {
+            let mut args = vec![
+                b"*".to_vec(),
+                b"source_id".to_vec(),
+                text(&letter.id),
+                b"reason".to_vec(),
+                text(reason),
+            ];
+            if let Some(board) = board {
+                args.push(b"board".to_vec());
+                args.push(text(board));
+            }
+            for (name, value) in &letter.fields {
+                args.push(name.clone());
+                args.push(value.clone());
+            }
+            op("XADD", keys.stream(), args)
+        })
+        .collect()
 }

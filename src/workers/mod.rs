@@ -5,8 +5,8 @@
 //! 1. make sure the consumer group exists, take the lease (or wait as a standby);
 //! 2. take over every pending entry of the group (a crashed predecessor's unacknowledged
 //!    batch), then read new entries, blocking on the stream while it is empty;
-//! 3. per batch: plan (pure), commit each product atomically with its applied position,
-//!    then acknowledge;
+//! 3. per batch: parse, load what planning needs (positions, rating states) unless known,
+//!    plan (pure), commit each product atomically with its applied position, acknowledge;
 //! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batch in
 //!    flight, release the lease, return.
 
@@ -27,7 +27,7 @@ use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
 use commit::{CommitError, Committer};
-use plan::{Rules, plan};
+use plan::{Known, Rules};
 use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
 
 /// How long one Redis command of the worker may take (blocking waits get more).
@@ -59,6 +59,7 @@ pub struct Worker {
     committer: Committer,
     rules: Rules,
     labels: Arc<ProductLabels>,
+    rating_cache_entries: usize,
 }
 
 impl Worker {
@@ -80,6 +81,7 @@ impl Worker {
             )?,
             rules,
             labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+            rating_cache_entries: settings.worker.rating_cache_entries,
         })
     }
 
@@ -90,6 +92,10 @@ impl Worker {
         while !shutdown.is_cancelled() {
             match self.work_under_lease(&shutdown, &mut backoff).await {
                 Ok(()) => break,
+                Err(WorkerError::Commit(CommitError::Stale)) => {
+                    tracing::warn!("the store changed under the worker; reloading its state");
+                    continue;
+                }
                 Err(WorkerError::Stream(StreamError::LeaseLost))
                 | Err(WorkerError::Commit(CommitError::Fenced(_))) => {
                     tracing::warn!("lost the stream lease; standing by");
@@ -129,6 +135,9 @@ impl Worker {
         // order), then new entries.
         let mut from = ReadFrom::Pending("0-0".to_owned());
         let mut lag_sampled = Instant::now() - LAG_INTERVAL;
+        // What this worker knows of the store: valid while it holds this lease, and only
+        // until an error (returning drops it).
+        let mut known = Known::default();
         while !shutdown.is_cancelled() {
             let read = self.stream.read(&lease, &from).await?;
             if let Some(last_id) = &read.idle_after {
@@ -138,7 +147,7 @@ impl Worker {
                     _ = shutdown.cancelled() => {}
                 }
             } else {
-                self.process(&lease, &read).await?;
+                self.process(&lease, &read, &mut known).await?;
                 self.sample_lag(&mut lag_sampled).await;
             }
             if let Some(next) = read.next {
@@ -175,13 +184,25 @@ impl Worker {
     }
 
     /// Plans, commits and acknowledges one batch.
-    async fn process(&self, lease: &Lease, read: &Read) -> Result<(), WorkerError> {
+    async fn process(
+        &self,
+        lease: &Lease,
+        read: &Read,
+        known: &mut Known,
+    ) -> Result<(), WorkerError> {
         if read.entries.is_empty() && read.deleted.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
-        let batch = plan(&read.entries, &read.deleted, &self.rules);
-        let counts = self.committer.commit(lease.epoch, &batch).await?;
+        let parsed = plan::parse(&read.entries);
+        let needs = plan::needs(&parsed, &self.rules, known);
+        self.committer.load(&needs, known).await?;
+        let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
+        let counts = self.committer.commit(lease.epoch, &batch, known).await?;
+        if known.ratings.len() > self.rating_cache_entries {
+            // The store holds every state just committed: dropping them costs reloads only.
+            known.ratings.clear();
+        }
         let ids: Vec<&str> = read
             .entries
             .iter()
@@ -199,13 +220,13 @@ impl Worker {
             )
             .increment(1);
         }
-        if counts.replayed > 0 {
-            tracing::info!(
-                replayed = counts.replayed,
-                "skipped entries already applied before a restart"
-            );
-            metrics::counter!("stats_tracker_worker_replayed_events_total")
-                .increment(counts.replayed);
+        let replayed = batch
+            .outcomes
+            .iter()
+            .filter(|o| o.outcome == plan::Outcome::Replayed)
+            .count();
+        if replayed > 0 {
+            tracing::info!(replayed, "skipped entries already applied before a restart");
         }
         if !batch.dead_letters.is_empty() {
             tracing::info!(

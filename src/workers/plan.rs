@@ -1,38 +1,147 @@
 //! Planning a batch (pure, no I/O): which changes each stream entry causes, grouped by
-//! product in stream order, and which entries go to the dead-letter stream and why.
+//! product in stream order, and which entries (or boards of an entry) go to the dead-letter
+//! stream and why.
+//!
+//! Planning reads and updates [`Known`], the worker's view of the store while it holds the
+//! lease: each partition's applied position (entries at or below it were applied before a
+//! restart and are skipped) and the rating states of the players involved. The worker loads
+//! what a batch needs ([`needs`]) before planning it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::effects::Changes;
 use crate::core::event::{Fields, GameEvent, RawEntry, Rejection};
-use crate::core::ids::ProductId;
-use crate::leaderboards::scoring::{self, ScoringRegistry};
-use crate::player_stats::handlers::{self, StatsRegistry};
+use crate::core::ids::{PlayerId, ProductId};
+use crate::games::Games;
+use crate::leaderboards::ratings::Rating;
+use crate::leaderboards::scoring::{
+    BoardRejection, RatingBook, ScoreContext, ScoringHandler, ScoringRegistry,
+};
+use crate::player_stats::handlers::{StatsHandler, StatsRegistry};
 
 /// The scoring and stats handlers the worker applies.
 pub struct Rules {
-    pub scoring: ScoringRegistry,
-    pub stats: StatsRegistry,
+    scoring: ScoringRegistry,
+    stats: StatsRegistry,
 }
 
 impl Rules {
-    /// The built-in rules: `wins` board and match stats for everyone, exrps weapon stats.
-    pub fn builtin() -> Self {
+    /// The rules of a games configuration.
+    pub fn from_games(games: &Games) -> Self {
         Self {
-            scoring: scoring::default_registry(),
-            stats: handlers::default_registry(),
+            scoring: games.scoring(),
+            stats: games.stats(),
         }
     }
 
-    /// All changes `event` causes, board and stats together; a rejection from any handler
-    /// rejects the whole event, so one is never applied without the other.
-    pub fn changes(&self, event: &GameEvent) -> Result<Changes, Rejection> {
-        let mut changes = Changes::default();
-        self.scoring
-            .get(&event.product)
-            .score(event, &mut changes)?;
-        self.stats.get(&event.product).record(event, &mut changes)?;
-        Ok(changes)
+    /// The built-in games configuration's rules.
+    pub fn builtin() -> Self {
+        Self::from_games(&Games::builtin())
+    }
+
+    /// Replaces `product`'s scoring with a handler written in code.
+    pub fn register_scoring(
+        &mut self,
+        product: ProductId,
+        handler: std::sync::Arc<dyn ScoringHandler>,
+    ) {
+        self.scoring.register(product, handler);
+    }
+
+    /// Replaces `product`'s stats with a handler written in code.
+    pub fn register_stats(
+        &mut self,
+        product: ProductId,
+        handler: std::sync::Arc<dyn StatsHandler>,
+    ) {
+        self.stats.register(product, handler);
+    }
+}
+
+/// One unit of atomic, exactly-once application: a product or the dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Partition {
+    Product(ProductId),
+    DeadLetters,
+}
+
+/// What the worker knows of the store. Valid only while it holds the lease (it is the only
+/// writer then); dropped on any error or lease change.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Applied position per partition (`None`: nothing applied yet).
+    pub positions: HashMap<Partition, Option<String>>,
+    /// Rating state per (product, board, player) (`None`: never rated).
+    pub ratings: HashMap<(ProductId, String, PlayerId), Option<Rating>>,
+}
+
+impl Known {
+    /// Whether entry `id` of `partition` was applied already. Unknown positions count as
+    /// not applied; [`needs`] makes sure they are known before planning.
+    fn applied(&self, partition: &Partition, id: &str) -> bool {
+        match self.positions.get(partition) {
+            Some(Some(position)) => compare_ids(id, position) != std::cmp::Ordering::Greater,
+            _ => false,
+        }
+    }
+}
+
+/// What must be loaded into [`Known`] before a batch can be planned.
+#[derive(Debug, Default, PartialEq)]
+pub struct Needs {
+    pub positions: Vec<Partition>,
+    pub ratings: Vec<(ProductId, String, PlayerId)>,
+}
+
+/// An entry parsed once for both loading and planning.
+pub struct ParsedEntry<'a> {
+    pub entry: &'a RawEntry,
+    pub event: Result<GameEvent, Rejection>,
+}
+
+/// Parses every entry of a batch.
+pub fn parse(entries: &[RawEntry]) -> Vec<ParsedEntry<'_>> {
+    entries
+        .iter()
+        .map(|entry| ParsedEntry {
+            entry,
+            event: GameEvent::parse(&entry.fields),
+        })
+        .collect()
+}
+
+/// Positions and rating states the batch needs that `known` lacks.
+pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
+    let mut positions = BTreeSet::new();
+    if !known.positions.contains_key(&Partition::DeadLetters) {
+        positions.insert(Partition::DeadLetters);
+    }
+    let mut ratings = BTreeSet::new();
+    let mut boards_of: HashMap<&ProductId, Vec<String>> = HashMap::new();
+    for parsed in batch {
+        let Ok(event) = &parsed.event else { continue };
+        let partition = Partition::Product(event.product.clone());
+        if !known.positions.contains_key(&partition) {
+            positions.insert(partition);
+        }
+        let Some(outcome) = event.outcome() else {
+            continue;
+        };
+        let boards = boards_of
+            .entry(&event.product)
+            .or_insert_with(|| rules.scoring.get(&event.product).rating_boards());
+        for board in boards.iter() {
+            for player in outcome.players() {
+                let key = (event.product.clone(), board.clone(), player.clone());
+                if !known.ratings.contains_key(&key) {
+                    ratings.insert(key);
+                }
+            }
+        }
+    }
+    Needs {
+        positions: positions.into_iter().collect(),
+        ratings: ratings.into_iter().collect(),
     }
 }
 
@@ -43,11 +152,12 @@ pub struct PlannedEvent {
     pub changes: Changes,
 }
 
-/// An entry the worker cannot use, kept with its original fields and the reason.
+/// An entry (or some of its boards) the worker cannot use, kept with its original fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub id: String,
-    pub reason: String,
+    /// One per reason: the whole entry (`board` none), or each board that could not use it.
+    pub reasons: Vec<(Option<String>, String)>,
     pub fields: Fields,
 }
 
@@ -57,6 +167,8 @@ pub enum Outcome {
     Applied,
     Skipped,
     DeadLettered,
+    /// Applied before a restart; skipped now.
+    Replayed,
 }
 
 impl Outcome {
@@ -65,6 +177,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Skipped => "skipped",
             Outcome::DeadLettered => "dead_lettered",
+            Outcome::Replayed => "replayed",
         }
     }
 }
@@ -87,72 +200,175 @@ pub struct BatchPlan {
     pub outcomes: Vec<EntryOutcome>,
 }
 
-/// Plans a batch of entries read in stream order. `deleted` are ids whose entries vanished
-/// from the stream before they could be read (trimmed by someone else): they are
-/// dead-lettered so the loss is visible.
-pub fn plan(entries: &[RawEntry], deleted: &[String], rules: &Rules) -> BatchPlan {
-    let mut batch = BatchPlan::default();
-    for entry in entries {
-        let event_type = type_label(&entry.fields);
-        let parsed = GameEvent::parse(&entry.fields)
-            .and_then(|event| rules.changes(&event).map(|changes| (event, changes)));
-        let (product, outcome) = match parsed {
-            Ok((event, changes)) => {
+/// The rating states of one product, seen through [`Known`].
+struct ProductBook<'a> {
+    product: &'a ProductId,
+    ratings: &'a mut HashMap<(ProductId, String, PlayerId), Option<Rating>>,
+}
+
+impl RatingBook for ProductBook<'_> {
+    fn get(&self, board: &str, player: &PlayerId) -> Option<Rating> {
+        self.ratings
+            .get(&(self.product.clone(), board.to_owned(), player.clone()))
+            .copied()
+            .flatten()
+    }
+
+    fn set(&mut self, board: &str, player: &PlayerId, rating: Rating) {
+        self.ratings.insert(
+            (self.product.clone(), board.to_owned(), player.clone()),
+            Some(rating),
+        );
+    }
+}
+
+/// Plans a parsed batch, in stream order. `deleted` are ids whose entries vanished from the
+/// stream before they could be read (trimmed by someone else): they are dead-lettered so the
+/// loss is visible. Updates the rating states in `known` as the batch's matches are rated.
+pub fn plan(
+    batch: &[ParsedEntry<'_>],
+    deleted: &[String],
+    rules: &Rules,
+    known: &mut Known,
+) -> BatchPlan {
+    let mut plan = BatchPlan::default();
+    for parsed in batch {
+        let id = parsed.entry.id.as_str();
+        let fields = &parsed.entry.fields;
+        let event_type = type_label(fields);
+        let (product, outcome) = match &parsed.event {
+            Ok(event) => {
                 let product = event.product.as_str().to_owned();
-                if changes.is_empty() {
-                    (product, Outcome::Skipped)
+                let partition = Partition::Product(event.product.clone());
+                if known.applied(&partition, id) {
+                    (product, Outcome::Replayed)
                 } else {
-                    batch
-                        .products
-                        .entry(event.product)
-                        .or_default()
-                        .push(PlannedEvent {
-                            id: entry.id.clone(),
-                            changes,
-                        });
-                    (product, Outcome::Applied)
+                    match apply(event, id, rules, known) {
+                        Ok((changes, rejections)) => {
+                            let dead = !rejections.is_empty();
+                            if dead && !known.applied(&Partition::DeadLetters, id) {
+                                plan.dead_letters.push(DeadLetter {
+                                    id: id.to_owned(),
+                                    reasons: rejections
+                                        .into_iter()
+                                        .map(|r| (Some(r.board), r.reason))
+                                        .collect(),
+                                    fields: fields.clone(),
+                                });
+                            }
+                            let outcome = if !changes.is_empty() {
+                                plan.products
+                                    .entry(event.product.clone())
+                                    .or_default()
+                                    .push(PlannedEvent {
+                                        id: id.to_owned(),
+                                        changes,
+                                    });
+                                Outcome::Applied
+                            } else if dead {
+                                Outcome::DeadLettered
+                            } else {
+                                Outcome::Skipped
+                            };
+                            (product, outcome)
+                        }
+                        Err(rejection) => {
+                            plan.dead_letter(known, id, rejection, fields);
+                            (product, Outcome::DeadLettered)
+                        }
+                    }
                 }
             }
             Err(rejection) => {
-                batch.dead_letters.push(DeadLetter {
-                    id: entry.id.clone(),
-                    reason: rejection.to_string(),
-                    fields: entry.fields.clone(),
-                });
-                (raw_product(&entry.fields), Outcome::DeadLettered)
+                plan.dead_letter(known, id, rejection.clone(), fields);
+                (raw_product(fields), Outcome::DeadLettered)
             }
         };
-        batch.outcomes.push(EntryOutcome {
+        plan.outcomes.push(EntryOutcome {
             product,
             event_type,
             outcome,
         });
     }
     for id in deleted {
-        batch.dead_letters.push(DeadLetter {
-            id: id.clone(),
-            reason: Rejection::Deleted.to_string(),
-            fields: Vec::new(),
-        });
-        batch.outcomes.push(EntryOutcome {
+        plan.dead_letter(known, id, Rejection::Deleted, &Vec::new());
+        plan.outcomes.push(EntryOutcome {
             product: String::new(),
             event_type: "unknown",
             outcome: Outcome::DeadLettered,
         });
     }
     // Deleted ids come from a different part of the reply; keep dead letters in id order.
-    batch.dead_letters.sort_by(|a, b| compare_ids(&a.id, &b.id));
-    batch
+    plan.dead_letters.sort_by(|a, b| compare_ids(&a.id, &b.id));
+    plan
+}
+
+impl BatchPlan {
+    fn dead_letter(&mut self, known: &Known, id: &str, rejection: Rejection, fields: &Fields) {
+        if known.applied(&Partition::DeadLetters, id) {
+            return;
+        }
+        self.dead_letters.push(DeadLetter {
+            id: id.to_owned(),
+            reasons: vec![(None, rejection.to_string())],
+            fields: fields.clone(),
+        });
+    }
+}
+
+/// All changes `event` causes, board and stats together. A rejection from any handler
+/// rejects the whole event, so one is never applied without the other; a board that cannot
+/// rate the outcome is reported separately and the rest still applies.
+fn apply(
+    event: &GameEvent,
+    id: &str,
+    rules: &Rules,
+    known: &mut Known,
+) -> Result<(Changes, Vec<BoardRejection>), Rejection> {
+    let mut changes = Changes::default();
+    let mut rejections = Vec::new();
+    // Rate on a copy: if the event is rejected, the ratings it touched stay as they were.
+    let mut touched = HashMap::new();
+    let mut book = ProductBook {
+        product: &event.product,
+        ratings: &mut touched,
+    };
+    let scoring = rules.scoring.get(&event.product);
+    if event.outcome().is_some() {
+        for board in scoring.rating_boards() {
+            for player in event.outcome().into_iter().flat_map(|o| o.players()) {
+                let key = (event.product.clone(), board.clone(), player.clone());
+                let state = known.ratings.get(&key).copied().flatten();
+                book.ratings.insert(key, state);
+            }
+        }
+    }
+    let mut context = ScoreContext {
+        id,
+        at_ms: id_millis(id),
+        ratings: &mut book,
+        changes: &mut changes,
+        rejections: &mut rejections,
+    };
+    scoring.score(event, &mut context)?;
+    rules
+        .stats
+        .get(&event.product)
+        .record(event, &mut changes)?;
+    known.ratings.extend(touched);
+    Ok((changes, rejections))
 }
 
 /// The `type` field as a bounded metric label.
-fn type_label(fields: &[(Vec<u8>, Vec<u8>)]) -> &'static str {
+fn type_label(fields: &Fields) -> &'static str {
     let value = fields
         .iter()
         .find(|(name, _)| name == b"type")
         .map(|(_, value)| value.as_slice());
     match value {
         Some(b"game_over") => "game_over",
+        Some(b"draw") => "draw",
+        Some(b"match_result") => "match_result",
         Some(b"gameplay") => "gameplay",
         Some(b"state_change") => "state_change",
         Some(b"player_disconnect") => "player_disconnect",
@@ -162,7 +378,7 @@ fn type_label(fields: &[(Vec<u8>, Vec<u8>)]) -> &'static str {
     }
 }
 
-fn raw_product(fields: &[(Vec<u8>, Vec<u8>)]) -> String {
+fn raw_product(fields: &Fields) -> String {
     fields
         .iter()
         .find(|(name, _)| name == b"product_id")
@@ -170,13 +386,19 @@ fn raw_product(fields: &[(Vec<u8>, Vec<u8>)]) -> String {
         .unwrap_or_default()
 }
 
+fn id_parts(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The millisecond timestamp of a stream id: the event's time.
+pub fn id_millis(id: &str) -> u64 {
+    id_parts(id).0
+}
+
 /// Orders stream ids (`<ms>-<seq>`) numerically.
 pub fn compare_ids(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(id: &str) -> (u64, u64) {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-    }
-    parts(a).cmp(&parts(b))
+    id_parts(a).cmp(&id_parts(b))
 }
 
 #[cfg(test)]
@@ -191,6 +413,16 @@ mod tests {
                 .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
                 .collect(),
         }
+    }
+
+    fn plan_all(
+        entries: &[RawEntry],
+        deleted: &[String],
+        rules: &Rules,
+        known: &mut Known,
+    ) -> BatchPlan {
+        let parsed = parse(entries);
+        plan(&parsed, deleted, rules, known)
     }
 
     #[test]
@@ -217,7 +449,12 @@ mod tests {
                 ],
             ),
         ];
-        let batch = plan(&entries, &["0-5".to_owned()], &Rules::builtin());
+        let batch = plan_all(
+            &entries,
+            &["0-5".to_owned()],
+            &Rules::builtin(),
+            &mut Known::default(),
+        );
         assert_eq!(batch.products.len(), 2);
         let exrps = &batch.products[&ProductId::parse("exrps").unwrap()];
         assert_eq!(exrps.len(), 1);
@@ -227,7 +464,7 @@ mod tests {
         let reasons: Vec<_> = batch
             .dead_letters
             .iter()
-            .map(|d| (d.id.as_str(), d.reason.as_str()))
+            .map(|d| (d.id.as_str(), d.reasons[0].1.as_str()))
             .collect();
         assert_eq!(
             reasons,
@@ -253,10 +490,53 @@ mod tests {
     }
 
     #[test]
+    fn entries_at_or_below_the_position_are_replays() {
+        let entries = vec![
+            entry(
+                "5-0",
+                &[
+                    ("product_id", "p"),
+                    ("type", "game_over"),
+                    ("winner_id", "A"),
+                    ("loser_id", "B"),
+                ],
+            ),
+            entry("6-0", &[("product_id", "p"), ("type", "teleport")]),
+            entry(
+                "7-0",
+                &[
+                    ("product_id", "p"),
+                    ("type", "game_over"),
+                    ("winner_id", "A"),
+                    ("loser_id", "B"),
+                ],
+            ),
+        ];
+        let mut known = Known::default();
+        let product = Partition::Product(ProductId::parse("p").unwrap());
+        known.positions.insert(product, Some("5-0".into()));
+        known
+            .positions
+            .insert(Partition::DeadLetters, Some("6-0".into()));
+        let batch = plan_all(&entries, &[], &Rules::builtin(), &mut known);
+        let outcomes: Vec<_> = batch.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Replayed, Outcome::DeadLettered, Outcome::Applied]
+        );
+        assert!(
+            batch.dead_letters.is_empty(),
+            "6-0 was dead-lettered before"
+        );
+        assert_eq!(batch.products.values().next().unwrap()[0].id, "7-0");
+    }
+
+    #[test]
     fn ids_compare_numerically() {
         use std::cmp::Ordering::*;
         assert_eq!(compare_ids("10-0", "9-5"), Greater);
         assert_eq!(compare_ids("9-10", "9-9"), Greater);
         assert_eq!(compare_ids("9-1", "9-1"), Equal);
+        assert_eq!(id_millis("1700000000123-4"), 1_700_000_000_123);
     }
 }

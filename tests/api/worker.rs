@@ -309,7 +309,7 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
             (ids[2].as_str(), "unknown event type `teleport`"),
             (
                 ids[3].as_str(),
-                "field `event_data` has invalid value `rock`: a weapon index (0 rock, 1 paper, 2 scissors) or null"
+                "field `event_data` has invalid value `rock`: one of 0, 1, 2, null or another integer"
             ),
             (raw_id.as_str(), "field `product_id` is not valid UTF-8"),
         ]

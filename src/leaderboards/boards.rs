@@ -1,0 +1,245 @@
+//! The boards a product declares (in the games file): what each board counts or rates, and how
+//! an event moves players on them.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::core::effects::{Aggregate, Change};
+use crate::core::event::{GameEvent, Rejection};
+
+use super::ratings::{RatedTeam, Rating, RatingSystem};
+use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
+
+/// Field values an event must have for a rule to apply (`type = "gameplay"`, …).
+pub type Condition = BTreeMap<String, String>;
+
+/// Whether `event` has every field of `condition` with that value.
+pub fn matches(event: &GameEvent, condition: &Condition) -> bool {
+    condition
+        .iter()
+        .all(|(field, value)| event.field(field) == Some(value.as_str()))
+}
+
+/// Largest magnitude a numeric field may have. Sums of values this size cannot overflow to
+/// infinity in any realistic number of events, which Redis would refuse mid-commit.
+pub const MAX_FIELD_MAGNITUDE: f64 = 1e15;
+
+/// A numeric field's value, or a rejection naming it.
+pub fn number(event: &GameEvent, field: &str) -> Result<f64, Rejection> {
+    let raw = event.required(field)?;
+    raw.parse::<f64>()
+        .ok()
+        .filter(|value| value.abs() <= MAX_FIELD_MAGNITUDE)
+        .ok_or_else(|| Rejection::invalid_value(field, raw, "a number between -1e15 and 1e15"))
+}
+
+/// How one board scores.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoardRule {
+    /// +1 per match won alone; every other participant appears with their current score.
+    Wins,
+    /// Per event matching `when`: the player in field `player` gets `field`'s value (1 when no
+    /// field) combined by `how` — a counter, a sum, a best or worst value, or the last one.
+    Field {
+        when: Condition,
+        player: String,
+        field: Option<String>,
+        how: Aggregate,
+    },
+    /// A skill rating, updated by every match outcome.
+    Rated {
+        system: RatingSystem,
+        /// Matches rated before a player appears on the board (they are rated meanwhile).
+        min_matches: u64,
+        /// Rating history entries kept per player.
+        history: usize,
+    },
+}
+
+/// One leaderboard of a product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    pub name: String,
+    pub rule: BoardRule,
+}
+
+/// All boards of one product.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BoardSet {
+    boards: Vec<Board>,
+}
+
+impl BoardSet {
+    pub fn new(boards: Vec<Board>) -> Self {
+        Self { boards }
+    }
+
+    pub fn boards(&self) -> &[Board] {
+        &self.boards
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Board> {
+        self.boards.iter().find(|board| board.name == name)
+    }
+}
+
+impl ScoringHandler for BoardSet {
+    fn rating_boards(&self) -> Vec<String> {
+        self.boards
+            .iter()
+            .filter(|board| matches!(board.rule, BoardRule::Rated { .. }))
+            .map(|board| board.name.clone())
+            .collect()
+    }
+
+    fn score(&self, event: &GameEvent, cx: &mut ScoreContext<'_>) -> Result<(), Rejection> {
+        for board in &self.boards {
+            match &board.rule {
+                BoardRule::Wins => {
+                    let Some(outcome) = event.outcome() else {
+                        continue;
+                    };
+                    let winner = outcome.sole_winner();
+                    for (index, team) in outcome.teams.iter().enumerate() {
+                        for player in &team.players {
+                            if Some(index) == winner {
+                                cx.changes.add_score(&board.name, player, 1.0);
+                            } else {
+                                cx.changes.ensure_on_board(&board.name, player);
+                            }
+                        }
+                    }
+                }
+                BoardRule::Field {
+                    when,
+                    player,
+                    field,
+                    how,
+                } => {
+                    if !matches(event, when) {
+                        continue;
+                    }
+                    let player = event.player(player)?;
+                    let value = match field {
+                        Some(field) => number(event, field)?,
+                        None => 1.0,
+                    };
+                    cx.changes.push(Change::Score {
+                        board: board.name.clone(),
+                        player,
+                        how: *how,
+                        value,
+                    });
+                }
+                BoardRule::Rated {
+                    system,
+                    min_matches,
+                    history,
+                } => {
+                    let Some(outcome) = event.outcome() else {
+                        continue;
+                    };
+                    let teams: Vec<RatedTeam> = outcome
+                        .teams
+                        .iter()
+                        .map(|team| {
+                            let ratings = team
+                                .players
+                                .iter()
+                                .map(|p| cx.ratings.get(&board.name, p).unwrap_or(system.initial()))
+                                .collect();
+                            (ratings, team.place)
+                        })
+                        .collect();
+                    let rated = match system.rate(&teams) {
+                        Ok(rated) => rated,
+                        Err(unsupported) => {
+                            cx.rejections.push(BoardRejection {
+                                board: board.name.clone(),
+                                reason: format!("board `{}`: {unsupported}", board.name),
+                            });
+                            continue;
+                        }
+                    };
+                    let before: Vec<Vec<Rating>> = teams.iter().map(|(r, _)| r.clone()).collect();
+                    // Rating succeeded, so the system can also predict this line-up.
+                    let expected = system.win_probabilities(&before).unwrap_or_default();
+                    for (index, team) in outcome.teams.iter().enumerate() {
+                        for (slot, player) in team.players.iter().enumerate() {
+                            let old = before[index][slot];
+                            let new = rated[index][slot];
+                            cx.ratings.set(&board.name, player, new);
+                            cx.changes.push(Change::Rating {
+                                board: board.name.clone(),
+                                player: player.clone(),
+                                fields: rating_fields(&new),
+                            });
+                            if new.matches >= *min_matches {
+                                cx.changes.push(Change::Score {
+                                    board: board.name.clone(),
+                                    player: player.clone(),
+                                    how: Aggregate::Last,
+                                    value: system.display(&new),
+                                });
+                            }
+                            if *history > 0 {
+                                let entry = json!({
+                                    "id": cx.id,
+                                    "at_ms": cx.at_ms,
+                                    "result": format!("{:?}", outcome.result_of(index)).to_lowercase(),
+                                    "place": team.place,
+                                    "expected": expected.get(index),
+                                    "before": system.display(&old),
+                                    "after": system.display(&new),
+                                    "change": system.display(&new) - system.display(&old),
+                                    "state_before": rating_json(&old),
+                                    "state_after": rating_json(&new),
+                                });
+                                cx.changes.push(Change::History {
+                                    board: board.name.clone(),
+                                    player: player.clone(),
+                                    entry: entry.to_string(),
+                                    limit: *history,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hash fields a rating is stored as. `f64`'s `Display` is the shortest text that parses
+/// back to the same value, so stored ratings reload bit for bit.
+pub fn rating_fields(rating: &Rating) -> Vec<(&'static str, String)> {
+    vec![
+        ("rating", rating.rating.to_string()),
+        ("deviation", rating.deviation.to_string()),
+        ("volatility", rating.volatility.to_string()),
+        ("matches", rating.matches.to_string()),
+    ]
+}
+
+/// Reads a rating back from its hash fields; `None` when absent or damaged.
+pub fn rating_from_fields(fields: &std::collections::HashMap<String, String>) -> Option<Rating> {
+    let get = |name: &str| fields.get(name).and_then(|v| v.parse::<f64>().ok());
+    Some(Rating {
+        rating: get("rating")?,
+        deviation: get("deviation")?,
+        volatility: get("volatility")?,
+        matches: fields.get("matches")?.parse().ok()?,
+    })
+}
+
+/// A rating as JSON.
+pub fn rating_json(rating: &Rating) -> serde_json::Value {
+    json!({
+        "rating": rating.rating,
+        "deviation": rating.deviation,
+        "volatility": rating.volatility,
+        "matches": rating.matches,
+    })
+}

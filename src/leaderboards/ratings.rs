@@ -1,0 +1,615 @@
+//! Skill rating systems (Elo, Glicko-2, TrueSkill, Weng-Lin), as pure functions over
+//! [`Rating`] states, delegating the formulas to the `skillratings` crate.
+//!
+//! Which outcomes each system rates: Elo and Glicko-2 rate one-on-one matches (win, loss,
+//! draw); TrueSkill and Weng-Lin rate any number of teams of any size, with ties.
+//! TrueSkill is patented by Microsoft (free only for Xbox Live and non-commercial use):
+//! Weng-Lin (the OpenSkill model) is the suggested system for team and free-for-all games.
+
+use skillratings::{
+    MultiTeamOutcome, Outcomes,
+    elo::{self, EloConfig, EloRating},
+    glicko2::{self, Glicko2Config, Glicko2Rating},
+    trueskill::{self, TrueSkillConfig, TrueSkillRating},
+    weng_lin::{self, WengLinConfig, WengLinRating},
+};
+
+/// One player's rating state, the same shape for every system: `rating` is Elo's rating,
+/// Glicko-2's rating or TrueSkill/Weng-Lin's μ; `deviation` is Glicko-2's RD or σ;
+/// `volatility` is Glicko-2's only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rating {
+    pub rating: f64,
+    pub deviation: f64,
+    pub volatility: f64,
+    /// Matches rated so far.
+    pub matches: u64,
+}
+
+/// What a board shows for a TrueSkill or Weng-Lin rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Display {
+    /// μ − 3σ: a player must prove themselves before ranking high.
+    #[default]
+    Conservative,
+    /// μ alone.
+    Mean,
+}
+
+/// A rating system with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RatingSystem {
+    Elo {
+        initial_rating: f64,
+        k_factor: f64,
+    },
+    Glicko2 {
+        initial_rating: f64,
+        initial_deviation: f64,
+        initial_volatility: f64,
+        tau: f64,
+    },
+    TrueSkill {
+        mu: f64,
+        sigma: f64,
+        beta: f64,
+        draw_probability: f64,
+        dynamics: f64,
+        display: Display,
+    },
+    WengLin {
+        mu: f64,
+        sigma: f64,
+        beta: f64,
+        display: Display,
+    },
+}
+
+/// An outcome this system cannot rate; the text is the dead letter's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(String);
+
+/// One side of a match to rate: its players' ratings and its place (1 = best; equal = tie).
+pub type RatedTeam = (Vec<Rating>, u32);
+
+impl RatingSystem {
+    /// The system's name as used in games files and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RatingSystem::Elo { .. } => "elo",
+            RatingSystem::Glicko2 { .. } => "glicko2",
+            RatingSystem::TrueSkill { .. } => "trueskill",
+            RatingSystem::WengLin { .. } => "weng_lin",
+        }
+    }
+
+    /// A new player's rating.
+    pub fn initial(&self) -> Rating {
+        let (rating, deviation, volatility) = match *self {
+            RatingSystem::Elo { initial_rating, .. } => (initial_rating, 0.0, 0.0),
+            RatingSystem::Glicko2 {
+                initial_rating,
+                initial_deviation,
+                initial_volatility,
+                ..
+            } => (initial_rating, initial_deviation, initial_volatility),
+            RatingSystem::TrueSkill { mu, sigma, .. } | RatingSystem::WengLin { mu, sigma, .. } => {
+                (mu, sigma, 0.0)
+            }
+        };
+        Rating {
+            rating,
+            deviation,
+            volatility,
+            matches: 0,
+        }
+    }
+
+    /// The value a leaderboard shows.
+    pub fn display(&self, rating: &Rating) -> f64 {
+        match self {
+            RatingSystem::Elo { .. } | RatingSystem::Glicko2 { .. } => rating.rating,
+            RatingSystem::TrueSkill { display, .. } | RatingSystem::WengLin { display, .. } => {
+                match display {
+                    Display::Conservative => rating.rating - 3.0 * rating.deviation,
+                    Display::Mean => rating.rating,
+                }
+            }
+        }
+    }
+
+    fn one_on_one<'a>(
+        &self,
+        teams: &'a [RatedTeam],
+    ) -> Result<(&'a Rating, &'a Rating), Unsupported> {
+        match teams {
+            [(a, _), (b, _)] if a.len() == 1 && b.len() == 1 => Ok((&a[0], &b[0])),
+            _ => Err(self.unsupported(teams)),
+        }
+    }
+
+    fn unsupported(&self, teams: &[RatedTeam]) -> Unsupported {
+        Unsupported(format!(
+            "{} rates only one-on-one matches, not {} teams of {} players",
+            self.name(),
+            teams.len(),
+            teams
+                .iter()
+                .map(|(players, _)| players.len())
+                .sum::<usize>()
+        ))
+    }
+
+    fn failed(&self, teams: &[RatedTeam]) -> Unsupported {
+        Unsupported(format!(
+            "{} could not rate this match of {} teams (the rating library failed on it)",
+            self.name(),
+            teams.len()
+        ))
+    }
+
+    /// New ratings after a match, team by team, player by player (each `matches` + 1).
+    pub fn rate(&self, teams: &[RatedTeam]) -> Result<Vec<Vec<Rating>>, Unsupported> {
+        // The formulas live in a third-party crate; a panic there (on an input its authors did
+        // not foresee) must not take the worker down: it becomes an unratable outcome.
+        let mut rated =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rate_unchecked(teams)))
+                .map_err(|_| self.failed(teams))??;
+        for (team, (before, _)) in rated.iter_mut().zip(teams) {
+            for (after, before) in team.iter_mut().zip(before) {
+                after.matches = before.matches + 1;
+            }
+        }
+        Ok(rated)
+    }
+
+    fn rate_unchecked(&self, teams: &[RatedTeam]) -> Result<Vec<Vec<Rating>>, Unsupported> {
+        let two_sided = |teams: &[RatedTeam]| match teams {
+            [(_, a), (_, b)] => Some(outcome(*a, *b)),
+            _ => None,
+        };
+        match *self {
+            RatingSystem::Elo { k_factor, .. } => {
+                let (a, b) = self.one_on_one(teams)?;
+                let result = two_sided(teams).ok_or_else(|| self.unsupported(teams))?;
+                let (a, b) = elo::elo(&to_elo(a), &to_elo(b), &result, &EloConfig { k: k_factor });
+                Ok(vec![vec![from_elo(a)], vec![from_elo(b)]])
+            }
+            RatingSystem::Glicko2 { tau, .. } => {
+                let (a, b) = self.one_on_one(teams)?;
+                let result = two_sided(teams).ok_or_else(|| self.unsupported(teams))?;
+                let config = Glicko2Config {
+                    tau,
+                    ..Glicko2Config::new()
+                };
+                let (a, b) = glicko2::glicko2(&to_glicko2(a), &to_glicko2(b), &result, &config);
+                Ok(vec![vec![from_glicko2(a)], vec![from_glicko2(b)]])
+            }
+            RatingSystem::TrueSkill { .. } => {
+                let config = self.trueskill_config();
+                let sides: Vec<Vec<TrueSkillRating>> = teams
+                    .iter()
+                    .map(|(players, _)| players.iter().map(to_trueskill).collect())
+                    .collect();
+                let rated = match (teams, sides.as_slice()) {
+                    ([(_, pa), (_, pb)], [a, b]) if a.len() == 1 && b.len() == 1 => {
+                        let (a, b) =
+                            trueskill::trueskill(&a[0], &b[0], &outcome(*pa, *pb), &config);
+                        vec![vec![a], vec![b]]
+                    }
+                    ([(_, pa), (_, pb)], [a, b]) => {
+                        let (a, b) =
+                            trueskill::trueskill_two_teams(a, b, &outcome(*pa, *pb), &config);
+                        vec![a, b]
+                    }
+                    _ => {
+                        let ranked: Vec<(&[TrueSkillRating], MultiTeamOutcome)> = sides
+                            .iter()
+                            .zip(teams)
+                            .map(|(side, (_, place))| {
+                                (side.as_slice(), MultiTeamOutcome::new(*place as usize))
+                            })
+                            .collect();
+                        trueskill::trueskill_multi_team(&ranked, &config, None)
+                            .map_err(|_| self.failed(teams))?
+                    }
+                };
+                Ok(rated
+                    .into_iter()
+                    .map(|team| team.into_iter().map(from_trueskill).collect())
+                    .collect())
+            }
+            RatingSystem::WengLin { .. } => {
+                let config = self.weng_lin_config();
+                let sides: Vec<Vec<WengLinRating>> = teams
+                    .iter()
+                    .map(|(players, _)| players.iter().map(to_weng_lin).collect())
+                    .collect();
+                let rated = match (teams, sides.as_slice()) {
+                    ([(_, pa), (_, pb)], [a, b]) if a.len() == 1 && b.len() == 1 => {
+                        let (a, b) = weng_lin::weng_lin(&a[0], &b[0], &outcome(*pa, *pb), &config);
+                        vec![vec![a], vec![b]]
+                    }
+                    ([(_, pa), (_, pb)], [a, b]) => {
+                        let (a, b) =
+                            weng_lin::weng_lin_two_teams(a, b, &outcome(*pa, *pb), &config);
+                        vec![a, b]
+                    }
+                    _ => {
+                        let ranked: Vec<(&[WengLinRating], MultiTeamOutcome)> = sides
+                            .iter()
+                            .zip(teams)
+                            .map(|(side, (_, place))| {
+                                (side.as_slice(), MultiTeamOutcome::new(*place as usize))
+                            })
+                            .collect();
+                        weng_lin::weng_lin_multi_team(&ranked, &config)
+                    }
+                };
+                Ok(rated
+                    .into_iter()
+                    .map(|team| team.into_iter().map(from_weng_lin).collect())
+                    .collect())
+            }
+        }
+    }
+
+    /// Each team's probability of winning (they sum to 1).
+    pub fn win_probabilities(&self, teams: &[Vec<Rating>]) -> Result<Vec<f64>, Unsupported> {
+        let placed: Vec<RatedTeam> = teams.iter().map(|team| (team.clone(), 1)).collect();
+        match *self {
+            RatingSystem::Elo { .. } => {
+                let (a, b) = self.one_on_one(&placed)?;
+                let (pa, pb) = elo::expected_score(&to_elo(a), &to_elo(b));
+                Ok(vec![pa, pb])
+            }
+            RatingSystem::Glicko2 { .. } => {
+                let (a, b) = self.one_on_one(&placed)?;
+                let (pa, pb) = glicko2::expected_score(&to_glicko2(a), &to_glicko2(b));
+                Ok(vec![pa, pb])
+            }
+            RatingSystem::TrueSkill { .. } => {
+                let sides: Vec<Vec<TrueSkillRating>> = teams
+                    .iter()
+                    .map(|t| t.iter().map(to_trueskill).collect())
+                    .collect();
+                let refs: Vec<&[TrueSkillRating]> = sides.iter().map(Vec::as_slice).collect();
+                Ok(trueskill::expected_score_multi_team(
+                    &refs,
+                    &self.trueskill_config(),
+                ))
+            }
+            RatingSystem::WengLin { .. } => {
+                let sides: Vec<Vec<WengLinRating>> = teams
+                    .iter()
+                    .map(|t| t.iter().map(to_weng_lin).collect())
+                    .collect();
+                let refs: Vec<&[WengLinRating]> = sides.iter().map(Vec::as_slice).collect();
+                Ok(weng_lin::expected_score_multi_team(
+                    &refs,
+                    &self.weng_lin_config(),
+                ))
+            }
+        }
+    }
+
+    /// TrueSkill's match quality (the draw probability, 0–1) for two sides; other systems,
+    /// and more than two sides, have none. (skillratings 0.29's multi-team version panics on
+    /// a matrix dimension mismatch, so it is not used.)
+    pub fn match_quality(&self, teams: &[Vec<Rating>]) -> Option<f64> {
+        let RatingSystem::TrueSkill { .. } = self else {
+            return None;
+        };
+        let config = self.trueskill_config();
+        let sides: Vec<Vec<TrueSkillRating>> = teams
+            .iter()
+            .map(|t| t.iter().map(to_trueskill).collect())
+            .collect();
+        match sides.as_slice() {
+            [a, b] if a.len() == 1 && b.len() == 1 => {
+                Some(trueskill::match_quality(&a[0], &b[0], &config))
+            }
+            [a, b] if !a.is_empty() && !b.is_empty() => {
+                Some(trueskill::match_quality_two_teams(a, b, &config))
+            }
+            _ => None,
+        }
+    }
+
+    fn trueskill_config(&self) -> TrueSkillConfig {
+        match *self {
+            RatingSystem::TrueSkill {
+                beta,
+                draw_probability,
+                dynamics,
+                ..
+            } => TrueSkillConfig {
+                draw_probability,
+                beta,
+                dynamics_factor: dynamics,
+            },
+            _ => TrueSkillConfig::new(),
+        }
+    }
+
+    fn weng_lin_config(&self) -> WengLinConfig {
+        match *self {
+            RatingSystem::WengLin { beta, .. } => WengLinConfig {
+                beta,
+                ..WengLinConfig::new()
+            },
+            _ => WengLinConfig::new(),
+        }
+    }
+}
+
+/// The outcome from the first side's view, by places (lower is better).
+fn outcome(first: u32, second: u32) -> Outcomes {
+    match first.cmp(&second) {
+        std::cmp::Ordering::Less => Outcomes::WIN,
+        std::cmp::Ordering::Greater => Outcomes::LOSS,
+        std::cmp::Ordering::Equal => Outcomes::DRAW,
+    }
+}
+
+fn to_elo(r: &Rating) -> EloRating {
+    EloRating { rating: r.rating }
+}
+fn from_elo(r: EloRating) -> Rating {
+    Rating {
+        rating: r.rating,
+        deviation: 0.0,
+        volatility: 0.0,
+        matches: 0,
+    }
+}
+fn to_glicko2(r: &Rating) -> Glicko2Rating {
+    Glicko2Rating {
+        rating: r.rating,
+        deviation: r.deviation,
+        volatility: r.volatility,
+    }
+}
+fn from_glicko2(r: Glicko2Rating) -> Rating {
+    Rating {
+        rating: r.rating,
+        deviation: r.deviation,
+        volatility: r.volatility,
+        matches: 0,
+    }
+}
+fn to_trueskill(r: &Rating) -> TrueSkillRating {
+    TrueSkillRating {
+        rating: r.rating,
+        uncertainty: r.deviation,
+    }
+}
+fn from_trueskill(r: TrueSkillRating) -> Rating {
+    Rating {
+        rating: r.rating,
+        deviation: r.uncertainty,
+        volatility: 0.0,
+        matches: 0,
+    }
+}
+fn to_weng_lin(r: &Rating) -> WengLinRating {
+    WengLinRating {
+        rating: r.rating,
+        uncertainty: r.deviation,
+    }
+}
+fn from_weng_lin(r: WengLinRating) -> Rating {
+    Rating {
+        rating: r.rating,
+        deviation: r.uncertainty,
+        volatility: 0.0,
+        matches: 0,
+    }
+}
+
+/// Defaults of each system, as games files get them when a parameter is left out.
+pub mod defaults {
+    use super::{Display, RatingSystem};
+
+    pub const ELO: RatingSystem = RatingSystem::Elo {
+        initial_rating: 1000.0,
+        k_factor: 32.0,
+    };
+    pub const GLICKO2: RatingSystem = RatingSystem::Glicko2 {
+        initial_rating: 1500.0,
+        initial_deviation: 350.0,
+        initial_volatility: 0.06,
+        tau: 0.5,
+    };
+    pub const TRUESKILL: RatingSystem = RatingSystem::TrueSkill {
+        mu: 25.0,
+        sigma: 25.0 / 3.0,
+        beta: 25.0 / 6.0,
+        draw_probability: 0.1,
+        dynamics: 25.0 / 300.0,
+        display: Display::Conservative,
+    };
+    pub const WENG_LIN: RatingSystem = RatingSystem::WengLin {
+        mu: 25.0,
+        sigma: 25.0 / 3.0,
+        beta: 25.0 / 6.0,
+        display: Display::Conservative,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(actual: f64, expected: f64, tolerance: f64) {
+        assert!(
+            (actual - expected).abs() <= tolerance,
+            "{actual} is not within {tolerance} of {expected}"
+        );
+    }
+
+    fn solo(system: &RatingSystem, rating: f64, deviation: f64) -> Rating {
+        Rating {
+            rating,
+            deviation,
+            ..system.initial()
+        }
+    }
+
+    #[test]
+    fn elo_expected_score_is_the_logistic_formula() {
+        let system = defaults::ELO;
+        let a = solo(&system, 1613.0, 0.0);
+        let b = solo(&system, 1477.0, 0.0);
+        let expected = 1.0 / (1.0 + 10f64.powf((1477.0 - 1613.0) / 400.0));
+        let p = system.win_probabilities(&[vec![a], vec![b]]).unwrap();
+        close(p[0], expected, 1e-12);
+        close(p[0] + p[1], 1.0, 1e-12);
+    }
+
+    #[test]
+    fn elo_update_is_k_times_surprise() {
+        let system = RatingSystem::Elo {
+            initial_rating: 1500.0,
+            k_factor: 32.0,
+        };
+        let a = solo(&system, 1600.0, 0.0);
+        let b = solo(&system, 1400.0, 0.0);
+        let expected_a = 1.0 / (1.0 + 10f64.powf(-200.0 / 400.0));
+        // The favourite loses.
+        let rated = system.rate(&[(vec![a], 2), (vec![b], 1)]).unwrap();
+        close(rated[0][0].rating, 1600.0 + 32.0 * (0.0 - expected_a), 1e-9);
+        close(
+            rated[1][0].rating,
+            1400.0 + 32.0 * (1.0 - (1.0 - expected_a)),
+            1e-9,
+        );
+        assert_eq!(rated[0][0].matches, 1);
+        // A draw between equals changes nothing.
+        let even = system.initial();
+        let drawn = system.rate(&[(vec![even], 1), (vec![even], 1)]).unwrap();
+        close(drawn[0][0].rating, 1500.0, 1e-12);
+    }
+
+    #[test]
+    fn glicko2_matches_glickmans_worked_example() {
+        // Glickman, "Example of the Glicko-2 system" (2013): a 1500/200/0.06 player beats a
+        // 1400/30 player, loses to 1550/100 and to 1700/300 in one rating period, tau 0.5:
+        // new rating 1464.06, RD 151.52, volatility 0.05999.
+        let player = Glicko2Rating {
+            rating: 1500.0,
+            deviation: 200.0,
+            volatility: 0.06,
+        };
+        let opponent = |rating, deviation| Glicko2Rating {
+            rating,
+            deviation,
+            volatility: 0.06,
+        };
+        let results = [
+            (opponent(1400.0, 30.0), Outcomes::WIN),
+            (opponent(1550.0, 100.0), Outcomes::LOSS),
+            (opponent(1700.0, 300.0), Outcomes::LOSS),
+        ];
+        let new = glicko2::glicko2_rating_period(&player, &results, &Glicko2Config::new());
+        close(new.rating, 1464.06, 0.01);
+        close(new.deviation, 151.52, 0.01);
+        close(new.volatility, 0.05999, 0.00001);
+    }
+
+    #[test]
+    fn glicko2_one_match_goes_through_the_crate() {
+        let system = defaults::GLICKO2;
+        let a = Rating {
+            rating: 1500.0,
+            deviation: 200.0,
+            volatility: 0.06,
+            matches: 0,
+        };
+        let b = Rating {
+            rating: 1400.0,
+            deviation: 30.0,
+            volatility: 0.06,
+            matches: 3,
+        };
+        let rated = system.rate(&[(vec![a], 1), (vec![b], 2)]).unwrap();
+        // The crate's own documented figures for this match.
+        close(rated[0][0].rating.round(), 1564.0, 0.0);
+        close(rated[0][0].deviation.round(), 175.0, 0.0);
+        assert_eq!(rated[1][0].matches, 4);
+    }
+
+    #[test]
+    fn trueskill_one_on_one_matches_the_reference_implementation() {
+        // Microsoft's TrueSkill as in the `trueskill` Python package: rate_1vs1 of two new
+        // players gives (29.396, 7.171) and (20.604, 7.171).
+        let system = defaults::TRUESKILL;
+        let new = system.initial();
+        let rated = system.rate(&[(vec![new], 1), (vec![new], 2)]).unwrap();
+        close(rated[0][0].rating, 29.396, 0.001);
+        close(rated[0][0].deviation, 7.171, 0.001);
+        close(rated[1][0].rating, 20.604, 0.001);
+        // Conservative display: mu - 3 sigma.
+        close(system.display(&rated[0][0]), 29.396 - 3.0 * 7.171, 0.01);
+        // Two equal new players: 44.7% match quality (draw chance), per the crate docs.
+        close(
+            system.match_quality(&[vec![new], vec![new]]).unwrap(),
+            0.447,
+            0.001,
+        );
+    }
+
+    #[test]
+    fn weng_lin_one_on_one_matches_openskill() {
+        // OpenSkill (Weng-Lin) rate([[a], [b]]) of two new players: 27.635/8.065 and 22.365.
+        let system = defaults::WENG_LIN;
+        let new = system.initial();
+        let rated = system.rate(&[(vec![new], 1), (vec![new], 2)]).unwrap();
+        close(rated[0][0].rating, 27.635, 0.001);
+        close(rated[0][0].deviation, 8.065, 0.001);
+        close(rated[1][0].rating, 22.365, 0.001);
+    }
+
+    #[test]
+    fn team_and_free_for_all_outcomes() {
+        for system in [defaults::TRUESKILL, defaults::WENG_LIN] {
+            let new = system.initial();
+            let teams = system
+                .rate(&[(vec![new, new], 1), (vec![new, new], 2)])
+                .unwrap();
+            assert!(teams[0][1].rating > new.rating && teams[1][0].rating < new.rating);
+            let ffa: Vec<RatedTeam> = (1..=4).map(|place| (vec![new], place)).collect();
+            let rated = system.rate(&ffa).unwrap();
+            assert!(rated[0][0].rating > rated[1][0].rating);
+            assert!(rated[2][0].rating > rated[3][0].rating);
+            let p = system
+                .win_probabilities(&[vec![new], vec![new], vec![new]])
+                .unwrap();
+            close(p.iter().sum::<f64>(), 1.0, 1e-9);
+        }
+    }
+
+    #[test]
+    fn one_on_one_systems_refuse_teams_with_a_reason() {
+        for system in [defaults::ELO, defaults::GLICKO2] {
+            let new = system.initial();
+            let error = system
+                .rate(&[(vec![new, new], 1), (vec![new], 2)])
+                .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{} rates only one-on-one matches, not 2 teams of 3 players",
+                    system.name()
+                )
+            );
+            assert!(
+                system
+                    .rate(&[(vec![new], 1), (vec![new], 2), (vec![new], 3)])
+                    .is_err()
+            );
+        }
+    }
+}
