@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::Store;
+use crate::games::Games;
 use crate::server::{self, AppState};
 use crate::workers::{self, Worker, plan::Rules};
 
@@ -23,8 +24,13 @@ pub enum Parts {
     All,
 }
 
+/// The games configuration the settings name (the built-in one when none).
+pub fn load_games(settings: &Settings) -> anyhow::Result<Arc<Games>> {
+    Ok(Arc::new(Games::load(settings.games.file.as_deref())?))
+}
+
 /// Builds the server's shared state (connects lazily: Redis may still be missing).
-pub fn app_state(settings: &Settings) -> anyhow::Result<AppState> {
+pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppState> {
     let store = Store::connect_lazy(
         settings.store_url(),
         settings.key_space()?,
@@ -34,6 +40,7 @@ pub fn app_state(settings: &Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
         store,
         labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+        games,
     })
 }
 
@@ -59,10 +66,12 @@ pub async fn run(
         }
     });
 
+    // A bad games file stops start-up before anything runs.
+    let games = load_games(&settings)?;
     let mut tasks = tokio::task::JoinSet::new();
     if matches!(parts, Parts::Server | Parts::All) {
         let listener = bind(settings.server.bind, "the HTTP API").await?;
-        let state = app_state(&settings)?;
+        let state = app_state(&settings, games.clone())?;
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             server::run(listener, state, shutdown)
@@ -72,7 +81,7 @@ pub async fn run(
     }
     if matches!(parts, Parts::Worker | Parts::All) {
         let listener = workers::bind_metrics(settings.worker.metrics_bind).await?;
-        let worker = Worker::new(&settings, Rules::builtin())?;
+        let worker = Worker::new(&settings, Rules::from_games(&games))?;
         let metrics_shutdown = shutdown.clone();
         tasks.spawn(async move {
             workers::serve_metrics(listener, metrics_shutdown)

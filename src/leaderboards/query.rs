@@ -54,6 +54,41 @@ pub fn json_number(value: f64) -> serde_json::Number {
     }
 }
 
+/// A player's rating state on a rating board; `None` if never rated.
+pub async fn rating(
+    store: &Store,
+    product: &ProductId,
+    board: &str,
+    player: &crate::core::ids::PlayerId,
+) -> Result<Option<super::ratings::Rating>, StoreError> {
+    let key = store.keys().product(product).rating(board, player);
+    let fields: std::collections::HashMap<String, String> =
+        store.query(redis::cmd("HGETALL").arg(key)).await?;
+    Ok(super::boards::rating_from_fields(&fields))
+}
+
+/// The newest `limit` rating history entries of a player, newest first.
+pub async fn history(
+    store: &Store,
+    product: &ProductId,
+    board: &str,
+    player: &crate::core::ids::PlayerId,
+    limit: usize,
+) -> Result<Vec<serde_json::Value>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let key = store.keys().product(product).history(board, player);
+    let raw: Vec<String> = store
+        .query(redis::cmd("LRANGE").arg(key).arg(0).arg(limit - 1))
+        .await?;
+    // Entries are written by the worker as JSON; skip anything else rather than fail.
+    Ok(raw
+        .iter()
+        .filter_map(|entry| serde_json::from_str(entry).ok())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::json_number;

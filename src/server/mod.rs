@@ -2,6 +2,7 @@
 
 mod error;
 mod observability;
+mod ratings;
 mod routes;
 
 use std::sync::Arc;
@@ -15,12 +16,15 @@ pub use error::ApiError;
 
 use crate::core::metrics::ProductLabels;
 use crate::core::store::Store;
+use crate::games::Games;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub labels: Arc<ProductLabels>,
+    /// Boards and rules per product: which boards exist and how they rate.
+    pub games: Arc<Games>,
 }
 
 /// Every route the server answers.
@@ -30,10 +34,22 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/leaderboards/top_ten/{product_id}", get(routes::top_ten))
         .route("/stats/{product_id}/{user_id}", get(routes::player_stats))
+        .route(
+            "/v1/products/{product_id}/boards/{board}/players/{user_id}/rating",
+            get(ratings::rating),
+        )
+        .route(
+            "/v1/products/{product_id}/boards/{board}/players/{user_id}/history",
+            get(ratings::history),
+        )
+        .route(
+            "/v1/products/{product_id}/boards/{board}/predict",
+            axum::routing::post(ratings::predict),
+        )
         .route("/healthz", get(observability::healthz))
         .route("/readyz", get(observability::readyz))
         .route("/metrics", get(observability::metrics))
-        .fallback(|uri: axum::http::Uri| async move { ApiError::NotFound(uri.path().to_owned()) })
+        .fallback(|uri: axum::http::Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

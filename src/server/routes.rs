@@ -36,20 +36,23 @@ pub async fn player_stats(
 ) -> Result<Json<BTreeMap<String, serde_json::Number>>, ApiError> {
     let Path((product, player)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
-    let player = PlayerId::parse(&player).map_err(|problem| {
-        ApiError::bad_request("invalid_user_id", format!("user id {problem}"))
-    })?;
+    let player = parse_player(&player)?;
     Ok(Json(
         player_stats::query::read(&state.store, &product, &player).await?,
     ))
 }
 
-fn parse_product(raw: &str) -> Result<ProductId, ApiError> {
+pub(super) fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
+    PlayerId::parse(raw)
+        .map_err(|problem| ApiError::bad_request("invalid_user_id", format!("user id {problem}")))
+}
+
+pub(super) fn parse_product(raw: &str) -> Result<ProductId, ApiError> {
     ProductId::parse(raw).map_err(|problem| {
         ApiError::bad_request("invalid_product_id", format!("product id {problem}"))
     })
 }
 
-fn bad_path(rejection: PathRejection) -> ApiError {
+pub(super) fn bad_path(rejection: PathRejection) -> ApiError {
     ApiError::bad_request("invalid_path", rejection.body_text())
 }

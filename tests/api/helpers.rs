@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::config::{Mode, Settings};
 use stats_tracker::server;
-use stats_tracker::startup::app_state;
+use stats_tracker::startup::{app_state, load_games};
 use stats_tracker::workers::{Worker, plan::Rules};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -77,6 +77,11 @@ impl TestRedis {
         }
     }
 
+    /// This server's private directory (for files a test needs beside it).
+    pub fn socket_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// URL of database `db` of this server.
     pub fn url(&self, db: u8) -> String {
         format!("redis+unix://{}?db={db}", self.socket().display())
@@ -139,7 +144,8 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
-        let state = app_state(settings).expect("app state");
+        let games = load_games(settings).expect("games file");
+        let state = app_state(settings, games.clone()).expect("app state");
         let mut tasks = vec![tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -149,7 +155,7 @@ impl TestApp {
             }
         })];
         if with_worker {
-            let worker = Worker::new(settings, Rules::builtin()).expect("worker");
+            let worker = Worker::new(settings, Rules::from_games(&games)).expect("worker");
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move { worker.run(shutdown).await }));
         }
@@ -195,7 +201,11 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(settings: &Settings, consumer: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_stats-tracker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
+        if let Some(file) = &settings.games.file {
+            command.env("STATS_TRACKER__GAMES__FILE", file);
+        }
+        let child = command
             .args(["worker", "-m", "test", "--metrics-bind", "127.0.0.1:0"])
             .env("STATS_TRACKER_REDIS_URL", settings.store_url())
             .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())

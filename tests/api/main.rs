@@ -5,5 +5,6 @@ mod traffic;
 
 mod cli;
 mod crash;
+mod ratings;
 mod server;
 mod worker;
