@@ -572,3 +572,139 @@ async fn rating_routes_show_state_history_and_predictions() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stats_rules_and_field_boards_from_the_example_games_file() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.games.file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let gameplay = |name: &str, data: &str, user: &str| {
+        ev(&[
+            ("product_id", "arena"),
+            ("type", "gameplay"),
+            ("event_name", name),
+            ("event_data", data),
+            ("user_id", user),
+        ])
+    };
+    let events = vec![
+        gameplay("kills", "7", "A"),
+        gameplay("kills", "3", "A"),
+        gameplay("lap", "61.5", "A"),
+        gameplay("lap", "59.25", "A"),
+        gameplay("lap", "60", "A"),
+        gameplay("level", "4", "A"),
+        gameplay("level", "2", "A"),
+        gameplay("kills", "many", "A"), // not a number: dead-lettered, nothing applied
+        ev(&[
+            ("product_id", "arena"),
+            ("type", "match_result"),
+            (
+                "teams",
+                r#"[{"place":1,"players":["A","B"],"scores":{"A":30,"B":10}},{"place":2,"players":["C","D"],"scores":{"A":1}}]"#,
+            ),
+        ]),
+        ev(&[
+            ("product_id", "arena"),
+            ("type", "match_result"),
+            (
+                "teams",
+                r#"[{"place":1,"players":["A","C"],"scores":{"A":12.5}},{"place":2,"players":["B","D"]}]"#,
+            ),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("type", "gameplay"),
+            ("round_winner_id", "A"),
+            ("round_loser_id", "B"),
+            ("event_name", "progression"),
+            ("progress_event", "round_finished"),
+            ("p1_id", "A"),
+            ("p2_id", "B"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("type", "gameplay"),
+            ("event_name", "select_fighter"),
+            ("event_data", "aru"),
+            ("user_id", "A"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "B"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "B"),
+        ]),
+        ev(&[
+            ("product_id", "exrps"),
+            ("type", "game_over"),
+            ("winner_id", "B"),
+            ("loser_id", "A"),
+        ]),
+    ];
+    let ids = push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    // The first match_result is invalid (a score for a player of another team): dead letter.
+    let mut store = redis.connection(0).await;
+    let letters: Vec<String> = dead_letters(&mut store, "st_test")
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(letters, vec![ids[7].clone(), ids[8].clone()]);
+
+    let (_, a) = app.get_json("/stats/arena/A").await;
+    assert_eq!(
+        a,
+        json!({"kills": 10, "most_kills": 7, "fastest_lap": 59.25, "level": 2,
+               "games": 1, "wins": 1, "total_score": 12.5, "best_score": 12.5})
+    );
+    let (_, b) = app.get_json("/stats/arena/B").await;
+    assert_eq!(b, json!({"games": 1, "losses": 1}));
+    let (_, a) = app.get_json("/stats/exrps/A").await;
+    assert_eq!(
+        a,
+        json!({"games": 3, "wins": 2, "losses": 1, "rounds_won": 1, "fighters_selected": 1,
+               "current_win_streak": 0, "best_win_streak": 2})
+    );
+    let (_, b) = app.get_json("/stats/exrps/B").await;
+    assert_eq!(b["rounds_lost"], 1);
+    assert_eq!(b["current_win_streak"], 1);
+
+    // Field boards: sum, max, min, last, count.
+    let board = |name: &'static str| {
+        let mut store = store.clone();
+        async move {
+            let keys = KeySpace::new("st_test").expect("prefix");
+            let product = if name == "rounds" { "exrps" } else { "arena" };
+            let key = keys
+                .product(&ProductId::parse(product).expect("id"))
+                .board(name);
+            let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut store)
+                .await
+                .expect("ZRANGE");
+            rows
+        }
+    };
+    assert_eq!(board("total_kills").await, vec![("A".to_owned(), 10.0)]);
+    assert_eq!(board("best_kills").await, vec![("A".to_owned(), 7.0)]);
+    assert_eq!(board("fastest_lap").await, vec![("A".to_owned(), 59.25)]);
+    assert_eq!(board("latest_level").await, vec![("A".to_owned(), 2.0)]);
+    assert_eq!(board("rounds").await, vec![("A".to_owned(), 1.0)]);
+    app.stop().await;
+}
