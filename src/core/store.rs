@@ -61,10 +61,21 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Runs one command, failing after the configured timeout.
+    /// Runs one read command, failing after the configured timeout.
+    ///
+    /// A dropped connection fails the first command sent on it while the connection manager
+    /// reconnects; reads are idempotent, so that one is retried once on the new connection.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+        let attempt = async {
+            match cmd.query_async(&mut conn).await {
+                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                    cmd.query_async(&mut conn).await
+                }
+                result => result,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }

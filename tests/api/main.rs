@@ -5,6 +5,7 @@ mod traffic;
 
 mod cli;
 mod crash;
+mod faults;
 mod ratings;
 mod server;
 mod worker;
