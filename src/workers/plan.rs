@@ -540,3 +540,102 @@ mod tests {
         assert_eq!(id_millis("1700000000123-4"), 1_700_000_000_123);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Generated hostile events: planning never panics, and every entry is applied, skipped
+    //! or dead-lettered with a reason.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::games::Games;
+
+    const EXAMPLE: &str = include_str!("../../config/games.example.toml");
+
+    fn field_name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                "product_id", "game_id", "type", "winner_id", "loser_id", "user_id", "event_name",
+                "event_data", "p1_id", "p2_id", "teams", "progress_event", "round_winner_id",
+                "round_loser_id", "player_id", "new_state",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn field_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                "exrps", "arena", "game_over", "gameplay", "draw", "match_result", "state_change",
+                "select_weapon", "kills", "lap", "progression", "round_finished", "0", "1", "2",
+                "null", "5", "-1", "1e308", "NaN", "inf", "99999999999999999999", "", "A", "B",
+                "steam:1", "игрок:ユーザー✓", "a{b}c", "x y", "{", "}",
+                r#"[{"place":1,"players":["A"]},{"place":2,"players":["B"]}]"#,
+                r#"[{"place":1,"players":["A","B"]},{"place":1,"players":["C"]},{"place":3,"players":["D"]}]"#,
+                r#"[{"place":1,"players":["A"]},{"place":2,"players":["A"]}]"#,
+                r#"[{"place":-1,"players":[]}]"#,
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..40),
+            1 => "\\PC{0,200}".prop_map(String::into_bytes),
+            1 => Just(vec![b'x'; 10_000]),
+        ]
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<RawEntry>> {
+        prop::collection::vec(
+            prop::collection::vec((field_name(), field_value()), 0..10),
+            1..20,
+        )
+        .prop_map(|events| {
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, fields)| RawEntry {
+                    id: format!("{}-0", 1000 + i),
+                    fields,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn every_entry_is_applied_skipped_or_dead_lettered_with_a_reason(entries in entries()) {
+            let games = Games::parse(EXAMPLE, "example").expect("example games file");
+            let rules = Rules::from_games(&games);
+            let mut known = Known::default();
+            let parsed = parse(&entries);
+            let needs = needs(&parsed, &rules, &known);
+            for partition in needs.positions {
+                known.positions.insert(partition, None);
+            }
+            for key in needs.ratings {
+                known.ratings.insert(key, None);
+            }
+            let batch = plan(&parsed, &[], &rules, &mut known);
+            prop_assert_eq!(batch.outcomes.len(), entries.len());
+            for (entry, outcome) in entries.iter().zip(&batch.outcomes) {
+                let letter = batch.dead_letters.iter().find(|d| d.id == entry.id);
+                let applied = batch.products.values().flatten().any(|e| e.id == entry.id);
+                match outcome.outcome {
+                    Outcome::Applied => prop_assert!(applied),
+                    Outcome::Skipped => prop_assert!(!applied && letter.is_none()),
+                    Outcome::DeadLettered => {
+                        let letter = letter.expect("a dead letter");
+                        prop_assert!(!applied);
+                        prop_assert_eq!(&letter.fields, &entry.fields);
+                    }
+                    Outcome::Replayed => prop_assert!(false, "nothing was applied before"),
+                }
+                if let Some(letter) = letter {
+                    prop_assert!(letter.reasons.iter().all(|(_, reason)| !reason.is_empty()));
+                }
+            }
+        }
+    }
+}

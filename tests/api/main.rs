@@ -6,6 +6,7 @@ mod traffic;
 mod cli;
 mod crash;
 mod faults;
+mod fuzz;
 mod ratings;
 mod server;
 mod worker;
