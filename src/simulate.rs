@@ -182,13 +182,24 @@ pub fn exrps_match(rng: &mut Rng, players: &[String], game: u64) -> Vec<Event> {
         ]));
     }
     let (winner, loser) = if a_rounds == 2 { (&a, &b) } else { (&b, &a) };
-    events.push(event(&[
-        ("product_id", p),
-        ("game_id", &g),
-        ("type", "game_over"),
-        ("winner_id", winner),
-        ("loser_id", loser),
-    ]));
+    if rng.chance(3) {
+        // Now and then the server declares the match drawn instead.
+        events.push(event(&[
+            ("product_id", p),
+            ("game_id", &g),
+            ("type", "draw"),
+            ("p1_id", &a),
+            ("p2_id", &b),
+        ]));
+    } else {
+        events.push(event(&[
+            ("product_id", p),
+            ("game_id", &g),
+            ("type", "game_over"),
+            ("winner_id", winner),
+            ("loser_id", loser),
+        ]));
+    }
     events.push(event(&[
         ("product_id", p),
         ("game_id", &g),
@@ -201,6 +212,51 @@ pub fn exrps_match(rng: &mut Rng, players: &[String], game: u64) -> Vec<Event> {
         ("type", "game_removed"),
     ]));
     events
+}
+
+/// A `match_result` of `product`: two teams of two, or a four-player free-for-all, with an
+/// occasional tie and per-player scores.
+pub fn team_match(rng: &mut Rng, players: &[String], product: &str) -> Vec<Event> {
+    let mut pool: Vec<&String> = players.iter().collect();
+    let mut take = |rng: &mut Rng| pool.swap_remove(rng.below(pool.len() as u64) as usize);
+    let sides: Vec<(Vec<&String>, u32)> = if rng.chance(50) {
+        let tie = rng.chance(10);
+        vec![
+            (vec![take(rng), take(rng)], 1),
+            (vec![take(rng), take(rng)], if tie { 1 } else { 2 }),
+        ]
+    } else {
+        let tie = rng.chance(20);
+        (1..=4u32)
+            .map(|place| (vec![take(rng)], if tie && place == 3 { 2 } else { place }))
+            .collect()
+    };
+    let teams: Vec<String> = sides
+        .iter()
+        .map(|(members, place)| {
+            let ids: Vec<String> = members.iter().map(|m| json_string(m)).collect();
+            let scores: Vec<String> = members
+                .iter()
+                .map(|m| format!("{}:{}", json_string(m), rng.below(50)))
+                .collect();
+            format!(
+                r#"{{"place":{place},"players":[{}],"scores":{{{}}}}}"#,
+                ids.join(","),
+                scores.join(",")
+            )
+        })
+        .collect();
+    vec![event(&[
+        ("product_id", product),
+        ("game_id", &format!("{:x}", rng.next_u64())),
+        ("type", "match_result"),
+        ("teams", &format!("[{}]", teams.join(","))),
+    ])]
+}
+
+/// A string as a JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 /// A match of a product with no handlers of its own: lobby events and a result.
@@ -279,8 +335,9 @@ pub fn bad_event(rng: &mut Rng, players: &[String]) -> Event {
     }
 }
 
-/// A mixed run: exrps matches, two other products, and `bad_percent`% bad events between
-/// matches. Returns the events and the indexes of the bad ones.
+/// A mixed run: exrps matches (a few drawn), team and free-for-all results of another
+/// product, one-on-one results of a third, and `bad_percent`% bad events between matches.
+/// Needs at least four players. Returns the events and the indexes of the bad ones.
 pub fn mixed_run(
     seed: u64,
     matches: usize,
@@ -293,7 +350,7 @@ pub fn mixed_run(
     let mut bad = Vec::new();
     for game in 0..matches {
         match rng.below(10) {
-            0 => events.extend(other_match(&mut rng, &players, "arena:2v2 {beta}")),
+            0 => events.extend(team_match(&mut rng, &players, "arena:2v2 {beta}")),
             1 => events.extend(other_match(&mut rng, &players, "чемпионат")),
             _ => events.extend(exrps_match(&mut rng, &players, game as u64)),
         }

@@ -1,67 +1,159 @@
-//! Crash safety: a worker killed with SIGKILL at random moments and restarted ends with exactly
-//! the boards and stats of applying every event once, in order (the reference model).
+//! Crash safety: a worker killed with SIGKILL at random moments (and Redis restarted) ends with
+//! exactly the boards, ratings and stats of applying every event once, in order (the
+//! reference model).
 
 use std::time::{Duration, Instant};
 
+use crate::faults::lease_holder;
 use crate::helpers::{
     TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,
     wait_until_drained,
 };
 use crate::traffic::{Model, Rng, mixed_run};
 
+/// The exrps Elo board the crash runs rate with, beside the built-in rules.
+const CHAOS_GAMES: &str = r#"
+[products.exrps]
+boards = [
+  { name = "wins", kind = "wins" },
+  { name = "elo", kind = "elo", initial_rating = 1200.0, k_factor = 20.0 },
+]
+[[products.exrps.stats]]
+rule = "match_results"
+[[products.exrps.stats]]
+rule = "count"
+when = { type = "gameplay", event_name = "select_weapon" }
+player = "user_id"
+by = "event_data"
+map = { "0" = "rock_selection_count", "1" = "paper_selection_count", "2" = "scissors_selection_count", "null" = "botch_selection_count" }
+integer_default = "botch_selection_count"
+"#;
+
+/// A crash run: realistic traffic, the worker SIGKILLed at random moments (and, when asked,
+/// Redis killed and restarted from its AOF), then compared with the reference model.
+struct Chaos {
+    seed: u64,
+    matches: usize,
+    players: usize,
+    kills: usize,
+    redis_restarts: usize,
+}
+
+impl Chaos {
+    async fn run(&self) {
+        let mut redis =
+            TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await;
+        let games_file = redis.socket_dir().join("games.toml");
+        std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
+        let mut settings = settings(&redis);
+        settings.games.file = Some(games_file);
+        // Small batches: many commit/ack windows for the kills to land in.
+        settings.stream.batch_size = 20;
+        let mut stream = redis.connection(1).await;
+        let (events, bad) = mixed_run(self.seed, self.matches, self.players, 5);
+        let ids = push_events(&mut stream, &events).await;
+
+        let mut rng = Rng::new(self.seed ^ 0x5eed);
+        let mut kills_with_work_left = 0;
+        let mut restarts = 0;
+        let started = Instant::now();
+        for round in 0..self.kills {
+            // A new consumer name each time: the successor must take over the dead one's
+            // unacknowledged entries, not just re-read its own.
+            let name = format!("crashy-{round}");
+            let mut worker = WorkerProcess::spawn(&settings, &name);
+            // Kill it while it works: once it holds the lease, a little later.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while lease_holder(&mut stream).await.as_deref() != Some(name.as_str()) {
+                assert!(Instant::now() < deadline, "{name} never took the lease");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20 + rng.below(150))).await;
+            if restarts < self.redis_restarts && round % 3 == 2 {
+                redis.stop();
+                tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+                redis.restart().await;
+                restarts += 1;
+                stream = redis.connection(1).await;
+                tokio::time::sleep(Duration::from_millis(200 + rng.below(300))).await;
+            }
+            worker.kill();
+            if let Some((lag, pending)) = group_backlog(&mut stream).await
+                && lag + pending > 0
+            {
+                kills_with_work_left += 1;
+            }
+        }
+        let _survivor = WorkerProcess::spawn(&settings, "survivor");
+        wait_until_drained(&mut stream, Duration::from_secs(600)).await;
+
+        let mut model = Model::with_exrps_elo(20.0, 1200.0);
+        for event in &events {
+            model.apply(event);
+        }
+        let mut store = redis.connection(0).await;
+        model
+            .assert_matches_store(&mut store, &settings.store.key_prefix)
+            .await;
+        let letters = dead_letters(&mut store, &settings.store.key_prefix).await;
+        let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
+        let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(
+            actual, expected,
+            "every bad event dead-lettered exactly once"
+        );
+        eprintln!(
+            "chaos: {} events ({} bad), {} SIGKILLs ({kills_with_work_left} with work left), \
+             {restarts} Redis restarts, {:.1?} in all; boards, Elo ratings, stats and dead \
+             letters equal the reference model ({} boards, {} stats hashes, {} Elo states)",
+            events.len(),
+            bad.len(),
+            self.kills,
+            started.elapsed(),
+            model.boards.len(),
+            model.stats.len(),
+            model.elo.len(),
+        );
+        assert!(
+            kills_with_work_left >= self.kills / 2,
+            "only {kills_with_work_left} kills hit a worker with work left; make the run longer"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sigkilled_worker_restarted_ends_exactly_like_the_reference() {
-    let redis = TestRedis::start().await;
-    let mut settings = settings(&redis);
-    // Small batches: many commit/ack windows for the kills to land in.
-    settings.stream.batch_size = 50;
-    let mut stream = redis.connection(1).await;
-    let (events, bad) = mixed_run(42, 1500, 200, 5);
-    let ids = push_events(&mut stream, &events).await;
-
-    let mut rng = Rng::new(99);
-    let mut kills_with_work_left = 0;
-    for round in 0..8 {
-        // A new consumer name each time: the successor must take over the dead one's
-        // unacknowledged entries, not just re-read its own.
-        let mut worker = WorkerProcess::spawn(&settings, &format!("crashy-{round}"));
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(400))).await;
-        worker.kill();
-        if let Some((lag, pending)) = group_backlog(&mut stream).await
-            && lag + pending > 0
-        {
-            kills_with_work_left += 1;
-        }
+    Chaos {
+        seed: 42,
+        matches: 1500,
+        players: 200,
+        kills: 8,
+        redis_restarts: 1,
     }
-    assert!(
-        kills_with_work_left >= 3,
-        "only {kills_with_work_left} kills hit a worker with work left; make the run longer"
-    );
+    .run()
+    .await;
+}
 
-    let started = Instant::now();
-    let _survivor = WorkerProcess::spawn(&settings, "survivor");
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
-    eprintln!(
-        "{} events, {kills_with_work_left} kills mid-run, final drain {:?}",
-        events.len(),
-        started.elapsed()
-    );
-
-    let mut model = Model::default();
-    for event in &events {
-        model.apply(event);
+/// The long version (`scripts/chaos`): at least 100,000 events and 10 kills by default;
+/// `CHAOS_MATCHES`, `CHAOS_KILLS`, `CHAOS_RESTARTS`, `CHAOS_SEED` change it.
+#[tokio::test]
+#[ignore = "long: run with scripts/chaos"]
+async fn chaos_long_run() {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Chaos {
+        seed: var("CHAOS_SEED", 7),
+        matches: var("CHAOS_MATCHES", 4800) as usize,
+        players: 2000,
+        kills: var("CHAOS_KILLS", 12) as usize,
+        redis_restarts: var("CHAOS_RESTARTS", 3) as usize,
     }
-    let mut store = redis.connection(0).await;
-    model
-        .assert_matches_store(&mut store, &settings.store.key_prefix)
-        .await;
-    let letters = dead_letters(&mut store, &settings.store.key_prefix).await;
-    let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
-    let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(
-        actual, expected,
-        "every bad event dead-lettered exactly once"
-    );
+    .run()
+    .await;
 }
 
 #[tokio::test]

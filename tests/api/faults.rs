@@ -10,7 +10,7 @@ use crate::helpers::{
 use crate::traffic::{Model, Rng, mixed_run};
 
 /// The consumer name of the current lease holder, if any.
-async fn lease_holder(stream: &mut redis::aio::MultiplexedConnection) -> Option<String> {
+pub async fn lease_holder(stream: &mut redis::aio::MultiplexedConnection) -> Option<String> {
     let value: Option<String> = redis::cmd("GET")
         .arg("{game_event_stream}:stats-tracker:lease")
         .query_async(stream)

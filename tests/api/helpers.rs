@@ -288,7 +288,8 @@ pub async fn wait_until_drained(stream: &mut MultiplexedConnection, within: Dura
     }
 }
 
-/// The group's (lag, pending), if the group exists.
+/// The group's (lag, pending), if the group exists. Redis cannot always tell the lag (after a
+/// restart, say); then it is 0 or 1 by whether the group has delivered the stream's last entry.
 pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i64)> {
     let groups: Vec<BTreeMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
@@ -303,7 +304,25 @@ pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i
         Some(redis::Value::Int(n)) => Some(*n),
         _ => None,
     };
-    Some((int(group.get("lag"))?, int(group.get("pending"))?))
+    let pending = int(group.get("pending"))?;
+    let lag = match int(group.get("lag")) {
+        Some(lag) => lag,
+        None => {
+            let delivered: String =
+                redis::from_redis_value_ref(group.get("last-delivered-id")?).ok()?;
+            let last: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
+                .arg(STREAM)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(stream)
+                .await
+                .ok()?;
+            i64::from(last.first().is_some_and(|(id, _)| *id != delivered))
+        }
+    };
+    Some((lag, pending))
 }
 
 /// Dead letters as (source id, reason, original fields), in stream order. The tracker writes

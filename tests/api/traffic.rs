@@ -8,16 +8,73 @@ use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 pub use stats_tracker::simulate::{Event, Rng, mixed_run};
 
-/// The expected result of applying events in order: boards and stats per product.
-#[derive(Debug, Default, PartialEq)]
+/// The expected result of applying events in order: boards and stats per product, and,
+/// when enabled, an Elo board on exrps (computed with the rating crate directly).
+#[derive(Debug, Default)]
 pub struct Model {
     /// product → player → wins
     pub boards: BTreeMap<String, BTreeMap<String, i64>>,
     /// (product, player) → stat → value
     pub stats: BTreeMap<(String, String), BTreeMap<String, i64>>,
+    /// exrps Elo (k-factor, initial rating) when the games file has an `elo` board there.
+    pub elo_config: Option<(f64, f64)>,
+    /// exrps player → (rating, matches rated)
+    pub elo: BTreeMap<String, (f64, u64)>,
 }
 
 impl Model {
+    /// A model that also rates exrps matches on an `elo` board.
+    pub fn with_exrps_elo(k_factor: f64, initial_rating: f64) -> Self {
+        Self {
+            elo_config: Some((k_factor, initial_rating)),
+            ..Self::default()
+        }
+    }
+
+    /// A match outcome: sides of players with places (1 best, equal places tie).
+    fn record_match(&mut self, product: &str, sides: &[(Vec<String>, u32)]) {
+        let best = sides.iter().map(|(_, place)| *place).min().unwrap_or(1);
+        let firsts = sides.iter().filter(|(_, place)| *place == best).count();
+        let board = self.boards.entry(product.to_owned()).or_default();
+        for (players, place) in sides {
+            let result = match (*place == best, firsts) {
+                (true, 1) => "wins",
+                (true, _) => "draws",
+                _ => "losses",
+            };
+            for player in players {
+                let score = board.entry(player.clone()).or_default();
+                if result == "wins" {
+                    *score += 1;
+                }
+                let stats = self
+                    .stats
+                    .entry((product.to_owned(), player.clone()))
+                    .or_default();
+                *stats.entry("games".to_owned()).or_default() += 1;
+                *stats.entry(result.to_owned()).or_default() += 1;
+            }
+        }
+        if let (Some((k, initial)), "exrps", [(a, pa), (b, pb)]) = (self.elo_config, product, sides)
+        {
+            let outcome = match pa.cmp(pb) {
+                std::cmp::Ordering::Less => skillratings::Outcomes::WIN,
+                std::cmp::Ordering::Greater => skillratings::Outcomes::LOSS,
+                std::cmp::Ordering::Equal => skillratings::Outcomes::DRAW,
+            };
+            let (ra, ma) = self.elo.get(&a[0]).copied().unwrap_or((initial, 0));
+            let (rb, mb) = self.elo.get(&b[0]).copied().unwrap_or((initial, 0));
+            let (na, nb) = skillratings::elo::elo(
+                &skillratings::elo::EloRating { rating: ra },
+                &skillratings::elo::EloRating { rating: rb },
+                &outcome,
+                &skillratings::elo::EloConfig { k },
+            );
+            self.elo.insert(a[0].clone(), (na.rating, ma + 1));
+            self.elo.insert(b[0].clone(), (nb.rating, mb + 1));
+        }
+    }
+
     /// Applies one event; returns false if the tracker must dead-letter it.
     pub fn apply(&mut self, event: &Event) -> bool {
         let get = |name: &str| {
@@ -37,17 +94,43 @@ impl Model {
                 if winner == loser || winner.is_empty() || loser.is_empty() {
                     return false;
                 }
-                let board = self.boards.entry(product.to_owned()).or_default();
-                *board.entry(winner.to_owned()).or_default() += 1;
-                board.entry(loser.to_owned()).or_default();
-                for (player, stat) in [(winner, "wins"), (loser, "losses")] {
-                    let stats = self
-                        .stats
-                        .entry((product.to_owned(), player.to_owned()))
-                        .or_default();
-                    *stats.entry("games".to_owned()).or_default() += 1;
-                    *stats.entry(stat.to_owned()).or_default() += 1;
+                self.record_match(
+                    product,
+                    &[(vec![winner.to_owned()], 1), (vec![loser.to_owned()], 2)],
+                );
+                true
+            }
+            Some("draw") => {
+                let (Some(a), Some(b)) = (get("p1_id"), get("p2_id")) else {
+                    return false;
+                };
+                if a == b || a.is_empty() || b.is_empty() {
+                    return false;
                 }
+                self.record_match(product, &[(vec![a.to_owned()], 1), (vec![b.to_owned()], 1)]);
+                true
+            }
+            Some("match_result") => {
+                // The generator only writes valid results; bad ones come from bad_event.
+                let Some(Ok(teams)) = get("teams").map(serde_json::from_str::<serde_json::Value>)
+                else {
+                    return false;
+                };
+                let sides: Vec<(Vec<String>, u32)> = teams
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|team| {
+                        let players = team["players"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.as_str().map(str::to_owned))
+                            .collect();
+                        (players, team["place"].as_u64().unwrap_or(0) as u32)
+                    })
+                    .collect();
+                self.record_match(product, &sides);
                 true
             }
             Some("gameplay") => {
@@ -112,8 +195,9 @@ impl Model {
                 .expect("HGETALL");
             assert_eq!(&actual, expected, "stats of {player} in {product}");
         }
+        let counting = store.clone();
         let count = |pattern: String| {
-            let mut store = store.clone();
+            let mut store = counting.clone();
             async move {
                 let keys: Vec<String> = redis::cmd("KEYS")
                     .arg(pattern)
@@ -123,11 +207,54 @@ impl Model {
                 keys.len()
             }
         };
+        let elo_boards = usize::from(!self.elo.is_empty());
         assert_eq!(
             count(format!("{prefix}:{{*}}:board:*")).await,
-            self.boards.len(),
+            self.boards.len() + elo_boards,
             "board keys"
         );
+        if self.elo_config.is_some() {
+            let exrps = keys.product(&ProductId::parse("exrps").expect("id"));
+            let board = exrps.board("elo");
+            for (player, (rating, matches)) in &self.elo {
+                let key = exrps.rating("elo", &PlayerId::parse(player).expect("id"));
+                let stored: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(store)
+                    .await
+                    .expect("HGETALL");
+                let stored_rating: f64 = stored
+                    .get("rating")
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(f64::NAN);
+                assert_eq!(
+                    stored_rating.to_bits(),
+                    rating.to_bits(),
+                    "elo of {player}: {stored:?} vs {rating}"
+                );
+                assert_eq!(
+                    stored.get("matches"),
+                    Some(&matches.to_string()),
+                    "elo matches of {player}"
+                );
+                let shown: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(&board)
+                    .arg(player)
+                    .query_async(store)
+                    .await
+                    .expect("ZSCORE");
+                assert_eq!(
+                    shown.map(f64::to_bits),
+                    Some(rating.to_bits()),
+                    "elo board of {player}"
+                );
+            }
+            assert_eq!(
+                count(format!("{prefix}:{{exrps}}:rating:elo:*")).await,
+                self.elo.len(),
+                "elo states"
+            );
+        }
         assert_eq!(
             count(format!("{prefix}:{{*}}:stats:*")).await,
             self.stats.len(),
