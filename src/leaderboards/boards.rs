@@ -243,3 +243,74 @@ pub fn rating_json(rating: &Rating) -> serde_json::Value {
         "matches": rating.matches,
     })
 }
+
+impl Board {
+    /// The board's kind and settings, as the API shows them.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut description = match &self.rule {
+            BoardRule::Wins => json!({ "kind": "wins" }),
+            BoardRule::Field {
+                when,
+                player,
+                field,
+                how,
+            } => {
+                let kind = match (how, field) {
+                    (Aggregate::Sum, None) => "count",
+                    (Aggregate::Sum, Some(_)) => "sum",
+                    (Aggregate::Max, _) => "max",
+                    (Aggregate::Min, _) => "min",
+                    (Aggregate::Last, _) => "last",
+                };
+                json!({ "kind": kind, "when": when, "player": player, "field": field })
+            }
+            BoardRule::Rated {
+                system,
+                min_matches,
+                history,
+            } => {
+                let mut settings = match *system {
+                    RatingSystem::Elo {
+                        initial_rating,
+                        k_factor,
+                    } => json!({ "initial_rating": initial_rating, "k_factor": k_factor }),
+                    RatingSystem::Glicko2 {
+                        initial_rating,
+                        initial_deviation,
+                        initial_volatility,
+                        tau,
+                    } => json!({
+                        "initial_rating": initial_rating,
+                        "initial_deviation": initial_deviation,
+                        "initial_volatility": initial_volatility,
+                        "tau": tau,
+                    }),
+                    RatingSystem::TrueSkill {
+                        mu,
+                        sigma,
+                        beta,
+                        draw_probability,
+                        dynamics,
+                        display,
+                    } => json!({
+                        "mu": mu, "sigma": sigma, "beta": beta,
+                        "draw_probability": draw_probability, "dynamics": dynamics,
+                        "display": display,
+                    }),
+                    RatingSystem::WengLin {
+                        mu,
+                        sigma,
+                        beta,
+                        display,
+                    } => json!({ "mu": mu, "sigma": sigma, "beta": beta, "display": display }),
+                };
+                settings["kind"] = json!(system.name());
+                settings["min_matches"] = json!(min_matches);
+                settings["history"] = json!(history);
+                settings
+            }
+        };
+        description["name"] = json!(self.name);
+        description
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP API server (axum): routing, shared state, start-up and graceful shutdown.
 
+mod discovery;
 mod error;
 mod observability;
 mod ratings;
@@ -34,6 +35,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/leaderboards/top_ten/{product_id}", get(routes::top_ten))
         .route("/stats/{product_id}/{user_id}", get(routes::player_stats))
+        .route("/v1/products", get(discovery::products))
+        .route("/v1/products/{product_id}/boards", get(discovery::boards))
+        .route(
+            "/v1/products/{product_id}/players/{user_id}/stats",
+            get(discovery::player_stats),
+        )
         .route(
             "/v1/products/{product_id}/boards/{board}/players/{user_id}/rating",
             get(ratings::rating),

@@ -147,7 +147,7 @@ async fn chaos_long_run() {
     };
     Chaos {
         seed: var("CHAOS_SEED", 7),
-        matches: var("CHAOS_MATCHES", 4800) as usize,
+        matches: var("CHAOS_MATCHES", 5400) as usize,
         players: 2000,
         kills: var("CHAOS_KILLS", 12) as usize,
         redis_restarts: var("CHAOS_RESTARTS", 3) as usize,

@@ -145,3 +145,51 @@ async fn metrics_label_routes_by_template_and_bound_products() {
     assert!(!metrics.contains(r#"product="m4""#), "{metrics}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn discovery_lists_products_boards_and_player_stats() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.games.file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    crate::helpers::push_events(
+        &mut stream,
+        &[vec![
+            ("product_id".into(), "newgame".into()),
+            ("type".into(), "game_over".into()),
+            ("winner_id".into(), "A".into()),
+            ("loser_id".into(), "B".into()),
+        ]],
+    )
+    .await;
+    crate::helpers::wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (status, products) = app.get_json("/v1/products").await;
+    assert_eq!(status, 200);
+    assert_eq!(products, json!({"products": ["arena", "exrps", "newgame"]}));
+
+    let (status, boards) = app.get_json("/v1/products/exrps/boards").await;
+    assert_eq!(status, 200, "{boards}");
+    let elo = &boards["boards"][1];
+    assert_eq!(
+        (
+            elo["name"].as_str(),
+            elo["kind"].as_str(),
+            elo["k_factor"].as_f64(),
+            elo["min_matches"].as_u64()
+        ),
+        (Some("elo"), Some("elo"), Some(32.0), Some(5))
+    );
+    let (_, boards) = app.get_json("/v1/products/newgame/boards").await;
+    assert_eq!(boards["boards"], json!([{"name": "wins", "kind": "wins"}]));
+
+    let (status, stats) = app.get_json("/v1/products/newgame/players/A/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats,
+        json!({"product_id": "newgame", "user_id": "A", "stats": {"games": 1, "wins": 1}})
+    );
+    app.stop().await;
+}
