@@ -3,6 +3,7 @@
 //!
 //! Layout (see ARCHITECTURE.md for data flow and invariants):
 //!
+//! - [`admin`] — erasing a player, resetting a board;
 //! - [`core`] — configuration, ids, the event and effect models, key layout, store access,
 //!   metrics plumbing;
 //! - [`games`] — the games file: boards and stats rules per product;
@@ -14,6 +15,7 @@
 //! - [`startup`] — wiring it together for the `serve`, `worker` and `all` commands;
 //! - [`telemetry`] — logging.
 
+pub mod admin;
 pub mod core;
 pub mod games;
 pub mod leaderboards;

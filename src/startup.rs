@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
-use crate::core::store::Store;
+use crate::core::store::{Store, lazy_connection};
 use crate::games::Games;
-use crate::server::{self, AppState};
+use crate::server::{self, AppState, Ingest};
 use crate::workers::{self, Worker, plan::Rules};
 
 /// Which parts to run.
@@ -37,10 +37,27 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         Duration::from_millis(settings.store.command_timeout_ms),
     )
     .context("invalid store Redis URL")?;
+    let ingest = match &settings.server.ingest_token {
+        Some(token) => Some(Ingest {
+            token: token.clone(),
+            stream: lazy_connection(
+                settings.stream_url(),
+                Duration::from_millis(settings.store.command_timeout_ms),
+            )
+            .context("invalid stream Redis URL")?,
+            stream_name: settings.stream.name.clone(),
+            rules: Arc::new(Rules::from_games(&games)),
+        }),
+        None => None,
+    };
     Ok(AppState {
         store,
         labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
         games,
+        admin_token: settings.server.admin_token.clone(),
+        ingest,
+        cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
+        max_body_bytes: settings.server.max_body_bytes,
     })
 }
 

@@ -109,6 +109,39 @@ pub struct ServerSettings {
     pub bind: SocketAddr,
     /// Distinct product ids used as metric labels before the rest count as `other`.
     pub max_product_labels: usize,
+    /// Bearer token of the admin routes (player deletion, board reset); without one they are
+    /// disabled.
+    pub admin_token: Option<Secret>,
+    /// Bearer token of event ingest over HTTP, separate from the admin token (game servers
+    /// hold it, players must not); without one ingest is disabled.
+    pub ingest_token: Option<Secret>,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+}
+
+/// A secret setting (a token): compared in constant time, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// Whether `candidate` is this secret, in time independent of where they differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// The stream worker's own endpoints.
@@ -178,6 +211,10 @@ impl Settings {
             server: ServerSettings {
                 bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
                 max_product_labels: 100,
+                admin_token: None,
+                ingest_token: None,
+                cors_allowed_origins: Vec::new(),
+                max_body_bytes: 1 << 20,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
@@ -259,6 +296,22 @@ impl Settings {
                 "stream.lease_ttl_ms must be at least three times stream.block_ms, \
                  so that a waiting worker renews its lease in time"
                     .into(),
+            ));
+        }
+        for (name, token) in [
+            ("server.admin_token", &self.server.admin_token),
+            ("server.ingest_token", &self.server.ingest_token),
+        ] {
+            if token.as_ref().is_some_and(|t| t.0.len() < 16) {
+                return Err(ConfigError::Other(format!(
+                    "{name} must be at least 16 characters"
+                )));
+            }
+        }
+        if self.server.admin_token.is_some() && self.server.admin_token == self.server.ingest_token
+        {
+            return Err(ConfigError::Other(
+                "server.admin_token and server.ingest_token must differ".into(),
             ));
         }
         if self.stream.name.is_empty() || self.stream.group.is_empty() {
@@ -365,6 +418,29 @@ mod tests {
             let settings = Settings::load(Mode::Production, Some(&example)).unwrap();
             // The example spells out the development defaults.
             assert_eq!(settings, Settings::defaults(Mode::Development));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tokens_are_secret_and_distinct() {
+        let token = Secret::new("0123456789abcdef");
+        assert!(token.matches("0123456789abcdef"));
+        assert!(!token.matches("0123456789abcdeF"));
+        assert!(!token.matches(""));
+        assert_eq!(format!("{token:?}"), "Secret(***)");
+        Jail::expect_with(|jail| {
+            jail.set_env("STATS_TRACKER__SERVER__ADMIN_TOKEN", "short");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("at least 16"), "{err}");
+            jail.set_env("STATS_TRACKER__SERVER__ADMIN_TOKEN", "0123456789abcdef");
+            jail.set_env("STATS_TRACKER__SERVER__INGEST_TOKEN", "0123456789abcdef");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("must differ"), "{err}");
             Ok(())
         });
     }

@@ -10,6 +10,7 @@
 //! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
 //! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
 //! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |
+//! | `P:{<product>}:generation` | string | bumped by admin deletions and resets |
 //! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason |
 //! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products |
 //! | `P:products` | set | product ids seen by the worker |
@@ -60,6 +61,10 @@ impl PartitionKeys {
     pub fn fence(&self) -> String {
         format!("{}:fence", self.base)
     }
+    /// Bumped by admin changes (deletions, resets): tells the worker its view is stale.
+    pub fn generation(&self) -> String {
+        format!("{}:generation", self.base)
+    }
     pub fn board(&self, board: &str) -> String {
         format!("{}:board:{}", self.base, encode_segment(board))
     }
@@ -68,19 +73,25 @@ impl PartitionKeys {
     }
     pub fn rating(&self, board: &str, player: &PlayerId) -> String {
         format!(
-            "{}:rating:{}:{}",
-            self.base,
-            encode_segment(board),
+            "{}{}",
+            self.rating_prefix(board),
             encode_segment(player.as_str())
         )
     }
     pub fn history(&self, board: &str, player: &PlayerId) -> String {
         format!(
-            "{}:history:{}:{}",
-            self.base,
-            encode_segment(board),
+            "{}{}",
+            self.history_prefix(board),
             encode_segment(player.as_str())
         )
+    }
+    /// The common beginning of every rating state key of `board`.
+    pub fn rating_prefix(&self, board: &str) -> String {
+        format!("{}:rating:{}:", self.base, encode_segment(board))
+    }
+    /// The common beginning of every rating history key of `board`.
+    pub fn history_prefix(&self, board: &str) -> String {
+        format!("{}:history:{}:", self.base, encode_segment(board))
     }
     /// The dead-letter stream (only meaningful on [`KeySpace::dead_letters`]).
     pub fn stream(&self) -> String {

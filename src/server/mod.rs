@@ -1,5 +1,6 @@
 //! The HTTP API server (axum): routing, shared state, start-up and graceful shutdown.
 
+mod admin;
 mod discovery;
 mod error;
 mod observability;
@@ -13,8 +14,10 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use admin::Ingest;
 pub use error::ApiError;
 
+use crate::core::config::Secret;
 use crate::core::metrics::ProductLabels;
 use crate::core::store::Store;
 use crate::games::Games;
@@ -26,6 +29,14 @@ pub struct AppState {
     pub labels: Arc<ProductLabels>,
     /// Boards and rules per product: which boards exist and how they rate.
     pub games: Arc<Games>,
+    /// The admin routes' token; `None` disables them.
+    pub admin_token: Option<Secret>,
+    /// HTTP event ingest; `None` (no ingest token configured) disables it.
+    pub ingest: Option<Ingest>,
+    /// Origins allowed by CORS; empty for none.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// Every route the server answers.
@@ -53,6 +64,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/products/{product_id}/boards/{board}/predict",
             axum::routing::post(ratings::predict),
         )
+        .route("/v1/events", axum::routing::post(admin::ingest))
+        .route(
+            "/v1/admin/players/{user_id}",
+            axum::routing::delete(admin::erase_player),
+        )
+        .route(
+            "/v1/admin/products/{product_id}/boards/{board}",
+            axum::routing::delete(admin::reset_board),
+        )
         .route("/healthz", get(observability::healthz))
         .route("/readyz", get(observability::readyz))
         .route("/metrics", get(observability::metrics))
@@ -62,7 +82,30 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             observability::track_requests,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(cors(&state.cors_allowed_origins))
         .with_state(state)
+}
+
+/// CORS for the configured origins (`*`: any); no CORS headers when none are configured.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| axum::http::HeaderValue::from_str(origin).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(Any)
+        .allow_headers(Any)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then drains open requests.

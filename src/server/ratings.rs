@@ -125,8 +125,7 @@ pub async fn predict(
     body: Result<Json<PredictRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path((product, board)) = path.map_err(bad_path)?;
-    let Json(request) =
-        body.map_err(|rejection| ApiError::bad_request("invalid_body", rejection.body_text()))?;
+    let Json(request) = body?;
     let product = parse_product(&product)?;
     let (system, _) = rating_board(&state, &product, &board)?;
     let players: usize = request.teams.iter().map(Vec::len).sum();

@@ -2,14 +2,16 @@
 --
 -- KEYS[1]  applied position: id of the last stream entry applied to this partition
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
--- KEYS[3…] the keys the operations touch (all in the same hash slot as KEYS[1])
+-- KEYS[3]  generation: bumped by admin deletions and resets
+-- KEYS[4…] the keys the operations touch (all in the same hash slot as KEYS[1])
 -- ARGV[1]  the writer's lease epoch
--- ARGV[2]  number of entries, then per entry, in stream order:
+-- ARGV[2]  the generation the writer planned with ('' for none)
+-- ARGV[3]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, index into KEYS, number of arguments, arguments…
 --
--- The worker only sends entries after the applied position; if the first one is not, its
--- view of the store is stale (it planned on old state) and nothing is written: returns -1.
+-- The worker only sends entries after the applied position, planned on the current
+-- generation; otherwise its view of the store is stale and nothing is written: returns -1.
 -- Otherwise returns the number of entries applied.
 
 local function id_after(a, b)
@@ -53,17 +55,20 @@ if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
 
-local n_entries = tonumber(ARGV[2])
+local n_entries = tonumber(ARGV[3])
 local position = redis.call('GET', KEYS[1])
 if n_entries == 0 then return 0 end
-if position and not id_after(ARGV[3], position) then
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] then
+  return -1
+end
+if position and not id_after(ARGV[4], position) then
   return -1
 end
 if fence < epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 
-local i = 3
+local i = 4
 local last
 for _ = 1, n_entries do
   last = ARGV[i]

@@ -80,12 +80,15 @@ impl Committer {
         if !needs.positions.is_empty() {
             let mut pipe = redis::pipe();
             for partition in &needs.positions {
-                pipe.get(self.partition_keys(partition).applied());
+                let keys = self.partition_keys(partition);
+                pipe.get(keys.applied()).get(keys.generation());
             }
-            let positions: Vec<Option<String>> = self.run(pipe.query_async(&mut conn)).await?;
-            known
-                .positions
-                .extend(needs.positions.iter().cloned().zip(positions));
+            let loaded: Vec<(Option<String>, Option<String>)> =
+                self.run(pipe.query_async(&mut conn)).await?;
+            for (partition, (position, generation)) in needs.positions.iter().zip(loaded) {
+                known.positions.insert(partition.clone(), position);
+                known.generations.insert(partition.clone(), generation);
+            }
         }
         // Chunked: a first batch after start-up may need many thousands of states.
         for chunk in needs.ratings.chunks(1000) {
@@ -131,11 +134,23 @@ impl Committer {
                 .collect();
             partitions.push((keys, ops));
         }
-        let applied: Vec<u64> = try_join_all(
-            partitions
-                .iter()
-                .map(|(keys, events)| self.commit_partition(epoch, keys, events)),
-        )
+        let generation = |partition: Partition| {
+            known
+                .generations
+                .get(&partition)
+                .cloned()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let generations: Vec<String> = batch
+            .products
+            .keys()
+            .map(|product| generation(Partition::Product(product.clone())))
+            .chain((!batch.dead_letters.is_empty()).then(|| generation(Partition::DeadLetters)))
+            .collect();
+        let applied: Vec<u64> = try_join_all(partitions.iter().zip(&generations).map(
+            |((keys, events), generation)| self.commit_partition(epoch, generation, keys, events),
+        ))
         .await?;
         for (product, events) in &batch.products {
             if let Some(last) = events.last() {
@@ -167,18 +182,22 @@ impl Committer {
     async fn commit_partition(
         &self,
         epoch: u64,
+        generation: &str,
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
     ) -> Result<u64, CommitError> {
         let mut invocation = self.script.prepare_invoke();
-        invocation.key(keys.applied()).key(keys.fence());
-        // KEYS[1] and KEYS[2] are taken; every distinct op key gets the next index.
+        invocation
+            .key(keys.applied())
+            .key(keys.fence())
+            .key(keys.generation());
+        // KEYS[1..3] are taken; every distinct op key gets the next index.
         let mut key_index: HashMap<&str, usize> = HashMap::new();
-        invocation.arg(epoch).arg(events.len());
+        invocation.arg(epoch).arg(generation).arg(events.len());
         for (id, ops) in events {
             invocation.arg(*id).arg(ops.len());
             for op in ops {
-                let next = key_index.len() + 3;
+                let next = key_index.len() + 4;
                 let index = *key_index.entry(op.key.as_str()).or_insert_with(|| {
                     invocation.key(op.key.as_str());
                     next

@@ -71,6 +71,8 @@ pub enum Partition {
 pub struct Known {
     /// Applied position per partition (`None`: nothing applied yet).
     pub positions: HashMap<Partition, Option<String>>,
+    /// Admin generation per partition, loaded with the position (`None`: never bumped).
+    pub generations: HashMap<Partition, Option<String>>,
     /// Rating state per (product, board, player) (`None`: never rated).
     pub ratings: HashMap<(ProductId, String, PlayerId), Option<Rating>>,
 }
@@ -357,6 +359,13 @@ fn apply(
         .record(event, &mut changes)?;
     known.ratings.extend(touched);
     Ok((changes, rejections))
+}
+
+/// Checks one event as the worker would apply it (ratings as for new players), without I/O:
+/// what HTTP ingest accepts is exactly what the worker would not dead-letter as a whole.
+pub fn check(fields: &Fields, rules: &Rules) -> Result<(), Rejection> {
+    let event = GameEvent::parse(fields)?;
+    apply(&event, "0-0", rules, &mut Known::default()).map(|_| ())
 }
 
 /// The `type` field as a bounded metric label.

@@ -3,6 +3,7 @@
 mod helpers;
 mod traffic;
 
+mod admin;
 mod cli;
 mod crash;
 mod faults;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
-pub use stats_tracker::simulate::{Event, Rng, mixed_run};
+pub use stats_tracker::simulate::{Event, Rng, mixed_run, players};
 
 /// The expected result of applying events in order: boards and stats per product, and,
 /// when enabled, an Elo board on exrps (computed with the rating crate directly).

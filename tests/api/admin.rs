@@ -1,0 +1,337 @@
+//! Token-protected routes: HTTP event ingest, player erasure, board reset.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use stats_tracker::core::config::Secret;
+use stats_tracker::core::keys::encode_segment;
+
+use crate::helpers::{STREAM, TestApp, TestRedis, push_events, settings, wait_until_drained};
+use crate::traffic::mixed_run;
+
+const ADMIN: &str = "admin-token-0123456789";
+const INGEST: &str = "ingest-token-0123456789";
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.http.request(method, format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+#[tokio::test]
+async fn ingest_validates_appends_atomically_and_needs_its_own_token() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    let disabled = TestApp::spawn(&settings, false).await;
+    let (status, body) = send(
+        &disabled,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("disabled"))
+    );
+    disabled.stop().await;
+
+    settings.server.ingest_token = Some(Secret::new(INGEST));
+    settings.server.admin_token = Some(Secret::new(ADMIN));
+    let app = TestApp::spawn(&settings, true).await;
+    let good = json!({"product_id": "exrps", "game_id": "g", "type": "game_over", "winner_id": "A", "loser_id": "B"});
+    for token in [None, Some("wrong-token-0123456789"), Some(ADMIN)] {
+        let (status, body) = send(
+            &app,
+            reqwest::Method::POST,
+            "/v1/events",
+            token,
+            Some(good.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{token:?}"
+        );
+    }
+
+    let mut stream = redis.connection(1).await;
+    let length = |stream: &mut redis::aio::MultiplexedConnection| {
+        let mut stream = stream.clone();
+        async move {
+            redis::cmd("XLEN")
+                .arg(STREAM)
+                .query_async::<u64>(&mut stream)
+                .await
+                .expect("XLEN")
+        }
+    };
+    // One bad event: the whole batch is refused, nothing appended, the culprit named.
+    let batch = json!([good, {"product_id": "exrps", "type": "game_over", "winner_id": "A"}]);
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(batch),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_event");
+    assert_eq!(
+        body["error"]["message"],
+        "event 1: missing field `loser_id`"
+    );
+    assert_eq!(length(&mut stream).await, 0);
+
+    // A valid batch: 202 with the ids, and the worker applies it.
+    let teams = json!([{"place": 1, "players": ["A", "C"]}, {"place": 2, "players": ["B", "D"]}]);
+    let batch = json!([
+        good,
+        {"product_id": "exrps", "type": "gameplay", "event_name": "select_weapon", "event_data": 0, "user_id": "A"},
+        {"product_id": "squads", "type": "match_result", "teams": teams},
+    ]);
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(batch),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["ids"].as_array().map(Vec::len), Some(3));
+    assert_eq!(length(&mut stream).await, 3);
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(
+        app.get_json("/stats/exrps/A").await.1,
+        json!({"games": 1, "wins": 1, "rock_selection_count": 1})
+    );
+    assert_eq!(
+        app.get_json("/stats/squads/D").await.1,
+        json!({"games": 1, "losses": 1})
+    );
+
+    // Bodies over the limit are refused with 413.
+    let huge = json!({"product_id": "x".repeat(2 << 20)});
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(huge),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn erasing_a_player_leaves_nothing_behind() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.games.file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.server.admin_token = Some(Secret::new(ADMIN));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let (events, _) = mixed_run(8, 300, 12, 0);
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+
+    let victim = crate::traffic::players(12)[1].clone(); // "игрок:ユーザー✓1"
+    let (status, _) = app
+        .get_json(&format!("/stats/exrps/{}", urlencode(&victim)))
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/v1/admin/players/{}", urlencode(&victim));
+    for token in [None, Some(INGEST)] {
+        let (status, _) = send(&app, reqwest::Method::DELETE, &path, token, None).await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = send(&app, reqwest::Method::DELETE, &path, Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Scan the whole store: no key named after the player, no member or field of theirs.
+    let mut store = redis.connection(0).await;
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut store)
+        .await
+        .expect("KEYS");
+    let encoded = encode_segment(&victim);
+    let mut checked = 0;
+    for key in keys {
+        let name = String::from_utf8_lossy(&key).into_owned();
+        assert!(!name.split(':').any(|segment| segment == encoded), "{name} is left");
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut store)
+            .await
+            .expect("TYPE");
+        match kind.as_str() {
+            "zset" => {
+                let score: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(&victim)
+                    .query_async(&mut store)
+                    .await
+                    .expect("ZSCORE");
+                assert_eq!(score, None, "{victim} still on {name}");
+                checked += 1;
+            }
+            "hash" => {
+                let there: bool = redis::cmd("HEXISTS")
+                    .arg(&key)
+                    .arg(&victim)
+                    .query_async(&mut store)
+                    .await
+                    .expect("HEXISTS");
+                assert!(!there, "{victim} in {name}");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(checked > 10, "only {checked} keys checked");
+    // Others keep their data; new events for the player start from nothing.
+    let other = crate::traffic::players(12)[0].clone();
+    assert_eq!(
+        app.get_json(&format!("/stats/exrps/{}", urlencode(&other)))
+            .await
+            .0,
+        200
+    );
+    push_events(
+        &mut stream,
+        &[vec![
+            ("product_id".into(), "exrps".into()),
+            ("type".into(), "game_over".into()),
+            ("winner_id".into(), victim.clone()),
+            ("loser_id".into(), other.clone()),
+        ]],
+    )
+    .await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, stats) = app
+        .get_json(&format!("/stats/exrps/{}", urlencode(&victim)))
+        .await;
+    assert_eq!(
+        stats,
+        json!({"games": 1, "wins": 1, "current_win_streak": 1, "best_win_streak": 1})
+    );
+    let (_, rating) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/elo/players/{}/rating",
+            urlencode(&victim)
+        ))
+        .await;
+    assert_eq!(
+        rating["state"]["matches"], 1,
+        "the worker's cached rating was dropped: {rating}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resetting_a_board_empties_it_and_ratings_start_over() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.games.file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    let disabled = TestApp::spawn(&settings, false).await;
+    let (status, body) = send(
+        &disabled,
+        reqwest::Method::DELETE,
+        "/v1/admin/products/exrps/boards/elo",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("disabled"))
+    );
+    disabled.stop().await;
+
+    settings.server.admin_token = Some(Secret::new(ADMIN));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let game = |w: &str, l: &str| {
+        vec![
+            ("product_id".to_owned(), "exrps".to_owned()),
+            ("type".to_owned(), "game_over".to_owned()),
+            ("winner_id".to_owned(), w.to_owned()),
+            ("loser_id".to_owned(), l.to_owned()),
+        ]
+    };
+    push_events(&mut stream, &vec![game("A", "B"); 6]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, before) = app
+        .get_json("/v1/products/exrps/boards/elo/players/A/rating")
+        .await;
+    assert_eq!(before["state"]["matches"], 6);
+
+    let (status, body) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/admin/products/exrps/boards/elo",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["keys_deleted"].as_u64().expect("count") >= 5);
+    let (status, _) = app
+        .get_json("/v1/products/exrps/boards/elo/players/A/rating")
+        .await;
+    assert_eq!(status, 404);
+    let (_, history) = app
+        .get_json("/v1/products/exrps/boards/elo/players/A/history")
+        .await;
+    assert_eq!(history["entries"], json!([]));
+    // The wins board is untouched; the next match rates from the initial rating.
+    assert_eq!(
+        app.get_json("/leaderboards/top_ten/exrps").await.1[0]["score"],
+        6
+    );
+    push_events(&mut stream, &[game("B", "A")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, after) = app
+        .get_json("/v1/products/exrps/boards/elo/players/B/rating")
+        .await;
+    assert_eq!(after["state"]["matches"], 1, "{after}");
+    assert_eq!(after["state"]["rating"], 1516.0, "1500 + 32 * 0.5");
+    let (status, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/admin/products/exrps/boards/nope",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
