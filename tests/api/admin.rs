@@ -181,7 +181,10 @@ async fn erasing_a_player_leaves_nothing_behind() {
     let mut checked = 0;
     for key in keys {
         let name = String::from_utf8_lossy(&key).into_owned();
-        assert!(!name.split(':').any(|segment| segment == encoded), "{name} is left");
+        assert!(
+            !name.split(':').any(|segment| segment == encoded),
+            "{name} is left"
+        );
         let kind: String = redis::cmd("TYPE")
             .arg(&key)
             .query_async(&mut store)
