@@ -87,10 +87,15 @@ impl TestRedis {
         format!("redis+unix://{}?db={db}", self.socket().display())
     }
 
+    /// A connection for the test itself. Its commands may wait long (big pipelines on a busy
+    /// machine with `appendfsync always`): redis-rs's default 500 ms response timeout is too
+    /// short for a test's setup.
     pub async fn connection(&self, db: u8) -> MultiplexedConnection {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
         redis::Client::open(self.url(db))
             .expect("valid url")
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect to the test redis")
     }
