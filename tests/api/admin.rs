@@ -148,8 +148,7 @@ async fn ingest_validates_appends_atomically_and_needs_its_own_token() {
 async fn erasing_a_player_leaves_nothing_behind() {
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
-    settings.games.file =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.games.file = Some(crate::helpers::example_games_file());
     settings.server.admin_token = Some(Secret::new(ADMIN));
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
@@ -258,8 +257,7 @@ async fn erasing_a_player_leaves_nothing_behind() {
 async fn resetting_a_board_empties_it_and_ratings_start_over() {
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
-    settings.games.file =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.games.file = Some(crate::helpers::example_games_file());
     let disabled = TestApp::spawn(&settings, false).await;
     let (status, body) = send(
         &disabled,

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::faults::lease_holder;
 use crate::helpers::{
-    TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,
-    wait_until_drained,
+    TestRedis, WorkerProcess, group_backlog, push_events, settings, wait_until_drained,
 };
-use crate::traffic::{Model, Rng, mixed_run};
+use crate::traffic::{Model, Rng, assert_run_matches, mixed_run};
 
 /// The exrps Elo board the crash runs rate with, beside the built-in rules.
 const CHAOS_GAMES: &str = r#"
@@ -87,21 +86,16 @@ impl Chaos {
         let _survivor = WorkerProcess::spawn(&settings, "survivor");
         wait_until_drained(&mut stream, Duration::from_secs(600)).await;
 
-        let mut model = Model::with_exrps_elo(20.0, 1200.0);
-        for event in &events {
-            model.apply(event);
-        }
         let mut store = redis.connection(0).await;
-        model
-            .assert_matches_store(&mut store, &settings.store.key_prefix)
-            .await;
-        let letters = dead_letters(&mut store, &settings.store.key_prefix).await;
-        let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
-        let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(
-            actual, expected,
-            "every bad event dead-lettered exactly once"
-        );
+        let model = assert_run_matches(
+            Model::with_exrps_elo(20.0, 1200.0),
+            &mut store,
+            &settings.store.key_prefix,
+            &events,
+            &bad,
+            &ids,
+        )
+        .await;
         eprintln!(
             "chaos: {} events ({} bad), {} SIGKILLs ({kills_with_work_left} with work left), \
              {restarts} Redis restarts, {:.1?} in all; boards, Elo ratings, stats and dead \
@@ -189,12 +183,14 @@ async fn sigterm_finishes_the_batch_acknowledges_and_exits_zero() {
     // A successor takes over at once (the lease was released) and finishes the job.
     let _next = WorkerProcess::spawn(&settings, "successor");
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
-    let mut model = Model::default();
-    for event in &events {
-        model.apply(event);
-    }
     let mut store = redis.connection(0).await;
-    model
-        .assert_matches_store(&mut store, &settings.store.key_prefix)
-        .await;
+    assert_run_matches(
+        Model::default(),
+        &mut store,
+        &settings.store.key_prefix,
+        &events,
+        &[],
+        &[],
+    )
+    .await;
 }

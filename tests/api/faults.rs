@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    TestApp, TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,
-    wait_until_drained,
+    TestApp, TestRedis, WorkerProcess, group_backlog, push_events, settings, wait_until_drained,
 };
-use crate::traffic::{Model, Rng, mixed_run};
+use crate::traffic::{Model, Rng, assert_run_matches, mixed_run};
 
 /// The consumer name of the current lease holder, if any.
 pub async fn lease_holder(stream: &mut redis::aio::MultiplexedConnection) -> Option<String> {
@@ -25,19 +24,8 @@ async fn assert_equals_reference(
     bad: &[usize],
     ids: &[String],
 ) {
-    let mut model = Model::default();
-    for event in events {
-        model.apply(event);
-    }
     let mut store = redis.connection(0).await;
-    model.assert_matches_store(&mut store, "st_test").await;
-    let letters = dead_letters(&mut store, "st_test").await;
-    let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
-    let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(
-        actual, expected,
-        "every bad event dead-lettered exactly once"
-    );
+    assert_run_matches(Model::default(), &mut store, "st_test", events, bad, ids).await;
 }
 
 #[tokio::test]

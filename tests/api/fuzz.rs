@@ -188,8 +188,7 @@ fn request() -> impl Strategy<Value = Request> {
 async fn arbitrary_requests_never_get_a_5xx_or_hang() {
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
-    settings.games.file =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.games.file = Some(crate::helpers::example_games_file());
     let app = TestApp::spawn(&settings, false).await;
     let mut runner = TestRunner::deterministic();
     let strategy = request();

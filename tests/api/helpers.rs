@@ -135,6 +135,11 @@ pub fn settings(redis: &TestRedis) -> Settings {
     settings
 }
 
+/// The example games file of the repository (covers every board kind and stats rule).
+pub fn example_games_file() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml")
+}
+
 /// The tracker running in-process: HTTP server and (optionally) worker.
 pub struct TestApp {
     pub address: String,

@@ -577,8 +577,7 @@ async fn rating_routes_show_state_history_and_predictions() {
 async fn stats_rules_and_field_boards_from_the_example_games_file() {
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
-    settings.games.file =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.games.file = Some(crate::helpers::example_games_file());
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
     let gameplay = |name: &str, data: &str, user: &str| {

@@ -150,8 +150,7 @@ async fn metrics_label_routes_by_template_and_bound_products() {
 async fn discovery_lists_products_boards_and_player_stats() {
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
-    settings.games.file =
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/games.example.toml"));
+    settings.games.file = Some(crate::helpers::example_games_file());
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
     crate::helpers::push_events(

@@ -262,3 +262,28 @@ impl Model {
         );
     }
 }
+
+/// Applies `events` in order to `model`, then asserts that the store under `prefix` holds
+/// exactly the model and that the dead letters are exactly the bad events (`bad` indexes into
+/// `events`, `ids` are the events' stream ids), once each, in order.
+pub async fn assert_run_matches(
+    mut model: Model,
+    store: &mut MultiplexedConnection,
+    prefix: &str,
+    events: &[Event],
+    bad: &[usize],
+    ids: &[String],
+) -> Model {
+    for event in events {
+        model.apply(event);
+    }
+    model.assert_matches_store(store, prefix).await;
+    let letters = crate::helpers::dead_letters(store, prefix).await;
+    let expected: Vec<&str> = bad.iter().map(|&i| ids[i].as_str()).collect();
+    let actual: Vec<&str> = letters.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(
+        actual, expected,
+        "every bad event dead-lettered exactly once"
+    );
+    model
+}
