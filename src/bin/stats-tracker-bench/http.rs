@@ -1,0 +1,272 @@
+//! The benchmark's HTTP side: a keep-alive HTTP/1.1 connection (hyper's low-level client, one
+//! request in flight per connection, as a browser or `wrk` does), closed-loop read load over
+//! many such connections, the read routes to load, and latency summaries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use stats_tracker::simulate::Rng;
+use tokio::net::TcpStream;
+
+use crate::traffic::PRODUCTS;
+
+/// One keep-alive connection to a server.
+pub struct HttpConn {
+    sender: SendRequest<Empty<Bytes>>,
+    host: String,
+}
+
+impl HttpConn {
+    pub async fn connect(addr: SocketAddr) -> Result<Self> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        // Requests are tiny and sent one at a time: never wait for Nagle.
+        tcp.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+            .await
+            .with_context(|| format!("HTTP handshake with {addr}"))?;
+        // Drives the socket; ends when `sender` is dropped or the server closes.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// `GET path` (already percent-encoded): status and body.
+    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes)> {
+        self.sender.ready().await.context("HTTP connection lost")?;
+        let request = Request::get(path)
+            .header(header::HOST, &self.host)
+            .body(Empty::new())
+            .with_context(|| format!("bad request path {path}"))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("body of GET {path}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// Tries `GET path` until it answers 200 or `timeout` passes.
+pub async fn wait_for_200(addr: SocketAddr, path: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        match HttpConn::connect(addr).await {
+            Ok(mut conn) => match conn.get(path).await {
+                Ok((StatusCode::OK, _)) => return Ok(()),
+                Ok((status, _)) => last = format!("status {status}"),
+                Err(error) => last = format!("{error:#}"),
+            },
+            Err(error) => last = format!("{error:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("GET http://{addr}{path} did not answer 200 within {timeout:?} ({last})")
+}
+
+/// A path segment as the API expects ids: percent-encoded.
+pub fn encode(id: &str) -> String {
+    utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
+}
+
+/// The read routes the benchmark can load.
+///
+/// Hook for new routes (the planned `page` and `rank` ones): add a variant here and its arm
+/// in [`ReadRoute::path`]; `--routes` then accepts it and the report includes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadRoute {
+    /// `GET /leaderboards/top_ten/{product}`
+    TopTen,
+    /// `GET /stats/{product}/{player}`
+    Stats,
+    /// `GET /healthz`: no Redis behind it, so it shows what HTTP alone costs on this machine
+    /// (a yardstick for the data routes, like redis-benchmark is for the worker).
+    Healthz,
+}
+
+impl ReadRoute {
+    pub fn template(self) -> &'static str {
+        match self {
+            ReadRoute::TopTen => "GET /leaderboards/top_ten/{product}",
+            ReadRoute::Stats => "GET /stats/{product}/{player}",
+            ReadRoute::Healthz => "GET /healthz",
+        }
+    }
+
+    /// A request path as real clients would send: products in the traffic's proportions,
+    /// players drawn uniformly from everyone who played.
+    pub fn path(self, rng: &mut Rng, players: &[String]) -> String {
+        match self {
+            ReadRoute::TopTen => format!("/leaderboards/top_ten/{}", encode(pick_product(rng))),
+            ReadRoute::Stats => {
+                let product = encode(pick_product(rng));
+                let player = &players[rng.below(players.len() as u64) as usize];
+                format!("/stats/{product}/{}", encode(player))
+            }
+            ReadRoute::Healthz => "/healthz".to_owned(),
+        }
+    }
+
+    /// Whether the route is one of the API's data routes (the targets are about those).
+    pub fn is_data_route(self) -> bool {
+        !matches!(self, ReadRoute::Healthz)
+    }
+}
+
+fn pick_product(rng: &mut Rng) -> &'static str {
+    let mut roll = rng.below(100);
+    for (product, share) in PRODUCTS {
+        if roll < share {
+            return product;
+        }
+        roll -= share;
+    }
+    PRODUCTS[0].0
+}
+
+/// Latencies of one measurement, sorted.
+#[derive(Debug, Default, Clone)]
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    pub fn new(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        Self(samples)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `p`-th percentile (nearest rank), zero when empty.
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.0.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+
+    pub fn max(&self) -> Duration {
+        self.0.last().copied().unwrap_or_default()
+    }
+
+    /// `p50 1.23 ms, p99 4.56 ms, max 7.89 ms`
+    pub fn summary(&self) -> String {
+        format!(
+            "p50 {}, p99 {}, max {}",
+            ms(self.percentile(50.0)),
+            ms(self.percentile(99.0)),
+            ms(self.max())
+        )
+    }
+}
+
+pub fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// What a closed-loop read run measured (only requests started inside the window count).
+#[derive(Debug)]
+pub struct LoadResult {
+    pub ok: u64,
+    pub errors: u64,
+    pub window: Duration,
+    pub latencies: Latencies,
+}
+
+impl LoadResult {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+}
+
+/// `connections` keep-alive connections, each sending its next request as soon as the last
+/// answered, for `warmup` (not measured) then `window`.
+pub async fn closed_loop(
+    addr: SocketAddr,
+    connections: usize,
+    warmup: Duration,
+    window: Duration,
+    route: ReadRoute,
+    players: Arc<Vec<String>>,
+) -> Result<LoadResult> {
+    // Connect everyone first, so connection set-up is not part of the figures.
+    let mut conns = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        conns.push(HttpConn::connect(addr).await?);
+    }
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut conn)| {
+            let players = Arc::clone(&players);
+            tokio::spawn(async move {
+                let mut rng = Rng::new(0xBE7C_0000 + index as u64);
+                let (mut ok, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
+                loop {
+                    let sent = Instant::now();
+                    if sent >= end {
+                        break;
+                    }
+                    let path = route.path(&mut rng, &players);
+                    let answer = conn.get(&path).await;
+                    let measured = sent >= measure_from;
+                    match answer {
+                        Ok((StatusCode::OK, _)) if measured => {
+                            ok += 1;
+                            latencies.push(sent.elapsed());
+                        }
+                        Ok((StatusCode::OK, _)) => {}
+                        Ok(_) => errors += u64::from(measured),
+                        Err(_) => {
+                            errors += u64::from(measured);
+                            // The server closed the connection: open another and go on.
+                            conn = HttpConn::connect(addr).await?;
+                        }
+                    }
+                }
+                anyhow::Ok((ok, errors, latencies))
+            })
+        })
+        .collect();
+    let mut result = LoadResult {
+        ok: 0,
+        errors: 0,
+        window,
+        latencies: Latencies::default(),
+    };
+    let mut all = Vec::new();
+    for task in tasks {
+        let (ok, errors, latencies) = task.await.context("load task panicked")??;
+        result.ok += ok;
+        result.errors += errors;
+        all.extend(latencies);
+    }
+    result.latencies = Latencies::new(all);
+    Ok(result)
+}

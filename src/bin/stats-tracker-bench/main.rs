@@ -1,0 +1,1325 @@
+//! `stats-tracker-bench`: the tracker's re-runnable benchmark, from an empty private Redis to
+//! the figures of BENCHMARKS.md. This file owns the command line, the order of the phases,
+//! what each one measures, the report and the final checks:
+//!
+//! 1. worker throughput: a backlog pre-loaded with pipelined `XADD`, drained by a fresh
+//!    worker until the group's lag and pending are 0; its CPU time per event and peak RSS,
+//!    Redis's CPU and per-command time meanwhile;
+//! 2. end-to-end latency: probe `game_over`s among a steady offered load, from `XADD` until
+//!    `GET /stats/…` shows them;
+//! 3. read throughput and latency of the public data routes at N keep-alive connections;
+//! 4. memory: worker and server peak RSS, Redis bytes per player per board and stats hash;
+//! 5. Redis's own ceiling for the commands one event costs (`redis-benchmark`), against the
+//!    worker's rate;
+//!
+//! then checks that the counts add up. Only the checks can fail a run (`--smoke` included):
+//! timings are reported, never asserted, since they depend on the machine.
+//!
+//! The worker and the server are child processes of the release `stats-tracker` binary, so
+//! their CPU and memory are measured apart from each other and from this load generator.
+
+mod http;
+mod procs;
+mod redisd;
+mod traffic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use futures::StreamExt;
+use hyper::StatusCode;
+use redis::aio::MultiplexedConnection;
+use stats_tracker::core::ids::{PlayerId, ProductId};
+use stats_tracker::core::keys::KeySpace;
+use stats_tracker::leaderboards::scoring::WINS_BOARD;
+use stats_tracker::simulate::{self, Rng};
+use tokio::time::MissedTickBehavior;
+
+use http::{HttpConn, LoadResult, ReadRoute, closed_loop, encode, ms, wait_for_200};
+use procs::{Proc, ProcStats, find_tool, free_port, machine_busy};
+use redisd::{
+    GroupState, PrivateRedis, command_stats, group_state, info_field, log_slow_calls,
+    redis_benchmark, slow_calls,
+};
+use traffic::{CHECKED_STATS, PROBE_PRODUCT, Probe, STREAM, StoreWrites, Tally, Traffic, xadd_all};
+
+/// Key prefix and consumer group the tracker children use (set explicitly, not defaults, so
+/// the checks read the same keys the worker wrote).
+const PREFIX: &str = "stats_tracker";
+const GROUP: &str = "stats-tracker";
+/// Databases of the private Redis: the store, the event stream (db 1, as the real game
+/// server writes it), and redis-benchmark's scratch keys.
+const STORE_DB: u8 = 0;
+const STREAM_DB: u8 = 1;
+const SCRATCH_DB: u8 = 2;
+/// Events per pipelined XADD round trip while pre-loading.
+const PRELOAD_CHUNK: u64 = 2_000;
+/// How often the drain phase reads the group's progress.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+/// How often a probe's stats are re-read when Redis's notification did not show them yet.
+const PROBE_POLL: Duration = Duration::from_millis(1);
+/// A probe not visible after this is reported lost (and fails the checks).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Calls at least this long inside Redis are logged while draining (see `log_slow_calls`).
+const SLOW_CALL_MICROS: u64 = 100;
+/// Stats hashes measured per product for bytes per player.
+const MEMORY_SAMPLE: usize = 2_000;
+
+/// Benchmarks the stats tracker end to end on a private, empty redis-server: worker
+/// throughput, end-to-end latency, read throughput, memory, and Redis's own ceiling.
+///
+/// Needs redis-server and redis-benchmark on PATH and the release build of stats-tracker
+/// (`scripts/bench` builds it and passes its arguments here). Never touches another Redis.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Backlog the worker drains in phase 1 [default: 1000000; --smoke: 20000].
+    #[arg(long)]
+    events: Option<u64>,
+    /// Offered load of the latency phase, events/s [default: 5000; --smoke: 1000].
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Seconds of the latency phase and of each read run [default: 15; --smoke: 2].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Concurrent keep-alive connections of the read phase [default: 64; --smoke: 8].
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Distinct players in the traffic [default: 10000; --smoke: 500].
+    #[arg(long)]
+    players: Option<usize>,
+    /// Requests per redis-benchmark run [default: 1000000; --smoke: 20000].
+    #[arg(long)]
+    redis_benchmark_requests: Option<u64>,
+    /// Read routes to load, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ReadRoute::TopTen, ReadRoute::Stats, ReadRoute::Healthz])]
+    routes: Vec<ReadRoute>,
+    /// Worker batch size (STATS_TRACKER__STREAM__BATCH_SIZE) [default: the tracker's].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Percentage of matches followed by an event the tracker must dead-letter.
+    #[arg(long, default_value_t = 1)]
+    bad_percent: u64,
+    /// Seed of the traffic (same seed, same events).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The stats-tracker binary [default: the one next to this binary].
+    #[arg(long, value_name = "PATH")]
+    tracker: Option<PathBuf>,
+    /// Tiny sizes, a few seconds: for CI. Checks that everything works end to end and the
+    /// counts add up; timings are printed but mean nothing at this size.
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// The sizes of one run, `--smoke` defaults applied.
+#[derive(Debug, Clone)]
+struct Config {
+    events: u64,
+    rate: u64,
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    players: usize,
+    redis_benchmark_requests: u64,
+    routes: Vec<ReadRoute>,
+    batch_size: Option<usize>,
+    bad_percent: u64,
+    seed: u64,
+    smoke: bool,
+}
+
+impl Config {
+    fn from_args(args: &Args) -> Result<Self> {
+        let smoke = args.smoke;
+        let pick = |given: Option<u64>, full: u64, small: u64| {
+            given.unwrap_or(if smoke { small } else { full })
+        };
+        let duration = args.duration.unwrap_or(if smoke { 2.0 } else { 15.0 });
+        let config = Self {
+            events: pick(args.events, 1_000_000, 20_000),
+            rate: pick(args.rate, 5_000, 1_000),
+            duration: Duration::try_from_secs_f64(duration).context("--duration")?,
+            warmup: Duration::from_millis(if smoke { 200 } else { 1_000 }),
+            connections: args.connections.unwrap_or(if smoke { 8 } else { 64 }),
+            players: args.players.unwrap_or(if smoke { 500 } else { 10_000 }),
+            redis_benchmark_requests: pick(args.redis_benchmark_requests, 1_000_000, 20_000),
+            routes: args.routes.clone(),
+            batch_size: args.batch_size,
+            bad_percent: args.bad_percent.min(100),
+            seed: args.seed,
+            smoke,
+        };
+        if config.events == 0 || config.rate == 0 || config.connections == 0 {
+            bail!("--events, --rate and --connections must be positive");
+        }
+        if config.players < 4 {
+            bail!("--players must be at least 4 (the traffic has four-player matches)");
+        }
+        if config.duration.is_zero() {
+            bail!("--duration must be positive");
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("stats-tracker-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = match tempfile::Builder::new()
+        .prefix("stats-tracker-bench.")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("stats-tracker-bench: cannot create a temporary directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        // Dropping `run` on a signal drops its child-process guards, which kill the children.
+        tokio::select! {
+            result = run(&args, dir.path()) => result,
+            signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+        }
+    });
+    let failed = match result {
+        Ok(true) => false,
+        Ok(false) => {
+            eprintln!("stats-tracker-bench: some checks failed (see above)");
+            true
+        }
+        Err(error) => {
+            eprintln!("stats-tracker-bench: {error:#}");
+            true
+        }
+    };
+    if failed {
+        // Keep the children's logs for the post-mortem.
+        eprintln!("stats-tracker-bench: logs kept in {}", dir.keep().display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate => "SIGTERM",
+    }
+}
+
+/// How to start the tracker's worker and server as children.
+struct Tracker {
+    binary: PathBuf,
+    store_url: String,
+    stream_url: String,
+    server_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    batch_size: Option<usize>,
+    dir: PathBuf,
+}
+
+impl Tracker {
+    /// `stats-tracker <subcommand>`, configured only through the variables set here.
+    fn spawn(&self, subcommand: &str) -> Result<Proc> {
+        let mut command = Command::new(&self.binary);
+        command.args([subcommand, "-m", "development"]);
+        // Whatever the caller's shell exports must not redirect the children elsewhere
+        // (e.g. to the shared Redis) or change their settings.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("STATS_TRACKER") || name.starts_with("GAME_EVENT_STREAM") {
+                command.env_remove(name.as_ref());
+            }
+        }
+        command
+            .env_remove("RUST_LOG")
+            .env("STATS_TRACKER_REDIS_URL", &self.store_url)
+            .env("GAME_EVENT_STREAM_REDIS_URL", &self.stream_url)
+            .env("STATS_TRACKER__STORE__KEY_PREFIX", PREFIX)
+            .env("STATS_TRACKER__STREAM__NAME", STREAM)
+            .env("STATS_TRACKER__STREAM__GROUP", GROUP)
+            .env("STATS_TRACKER__SERVER__BIND", self.server_addr.to_string())
+            .env(
+                "STATS_TRACKER__WORKER__METRICS_BIND",
+                self.metrics_addr.to_string(),
+            )
+            .env("STATS_TRACKER__LOG__LEVEL", "info");
+        if let Some(batch_size) = self.batch_size {
+            command.env("STATS_TRACKER__STREAM__BATCH_SIZE", batch_size.to_string());
+        }
+        Proc::spawn(
+            &format!("stats-tracker {subcommand}"),
+            command,
+            &self.dir.join(format!("{subcommand}.log")),
+        )
+    }
+}
+
+/// Everything the phases share. Children are declared first so they are dropped (killed)
+/// before the Redis they talk to.
+struct Bench {
+    worker: Option<Proc>,
+    server: Option<Proc>,
+    config: Config,
+    tracker: Tracker,
+    redis: PrivateRedis,
+    store: MultiplexedConnection,
+    stream: MultiplexedConnection,
+    keys: KeySpace,
+    players: Arc<Vec<String>>,
+    traffic: Traffic,
+    figures: Figures,
+    checks: Vec<(String, bool)>,
+}
+
+/// The figures the targets are judged on.
+#[derive(Debug, Default)]
+struct Figures {
+    drain_sustained: f64,
+    drain_peak_rss_kib: u64,
+    e2e_p99: Option<Duration>,
+    e2e_rate: f64,
+    reads: Vec<(ReadRoute, f64, Duration)>,
+    ceiling: Option<f64>,
+}
+
+async fn run(args: &Args, dir: &Path) -> Result<bool> {
+    let config = Config::from_args(args)?;
+    let binary = match &args.tracker {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("cannot locate this binary")?
+            .with_file_name("stats-tracker"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "{} not found: build it first (`cargo build --release`; scripts/bench does)",
+            binary.display()
+        );
+    }
+
+    let redis = PrivateRedis::start(dir).await?;
+    print_header(&config, &binary, &redis);
+    let tracker = Tracker {
+        binary,
+        store_url: redis.url(STORE_DB),
+        stream_url: redis.url(STREAM_DB),
+        server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        batch_size: config.batch_size,
+        dir: dir.to_owned(),
+    };
+    let players = simulate::players(config.players);
+    let mut bench = Bench {
+        worker: None,
+        server: None,
+        store: redis.connect(STORE_DB).await?,
+        stream: redis.connect(STREAM_DB).await?,
+        keys: KeySpace::new(PREFIX)?,
+        traffic: Traffic::new(config.seed, config.players, config.bad_percent),
+        players: Arc::new(players),
+        config,
+        tracker,
+        redis,
+        figures: Figures::default(),
+        checks: Vec::new(),
+    };
+
+    let backlog = bench.drain_backlog().await?;
+    bench.end_to_end_latency().await?;
+    bench.read_load().await?;
+    bench.memory().await?;
+    bench.ceiling(&backlog).await?;
+    bench.verify().await?;
+    bench.print_targets();
+    let failed = bench.checks.iter().filter(|(_, ok)| !ok).count();
+    println!();
+    println!(
+        "checks: {} passed, {failed} failed",
+        bench.checks.len() - failed
+    );
+    Ok(failed == 0)
+}
+
+fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown", |(_, model)| model.trim());
+    let mem_gib = info_field(&meminfo, "MemTotal")
+        .and_then(|value| value.trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "# stats-tracker benchmark{}",
+        if config.smoke {
+            " (smoke: tiny sizes, timings mean nothing)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!(
+        "machine: {cpus} CPUs ({cpu_model}), {mem_gib:.1} GiB memory; redis-server {} (private, port {}, nothing saved)",
+        redis.version, redis.port
+    );
+    println!(
+        "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, {} players, {}% bad matches, seed {}, worker batch size {}",
+        thousands(config.events),
+        thousands(config.rate),
+        config.duration,
+        config.connections,
+        thousands(config.players as u64),
+        config.bad_percent,
+        config.seed,
+        config
+            .batch_size
+            .map_or("default".to_owned(), |size| size.to_string()),
+    );
+    println!("tracker: {}", binary.display());
+}
+
+/// What phase 1 measured, for the ceiling comparison.
+struct Backlog {
+    events: u64,
+    writes: StoreWrites,
+    rate: f64,
+    redis_busy: f64,
+}
+
+impl Bench {
+    async fn group(&mut self) -> Result<Option<GroupState>> {
+        group_state(&mut self.stream, STREAM, GROUP).await
+    }
+
+    fn worker(&mut self) -> Result<&mut Proc> {
+        self.worker.as_mut().context("the worker is not running")
+    }
+
+    /// Phase 1: pre-load a backlog, start a worker, time it until everything is acknowledged.
+    async fn drain_backlog(&mut self) -> Result<Backlog> {
+        let events = self.config.events;
+        println!();
+        println!("## 1. Worker throughput: draining a backlog");
+        eprintln!("pre-loading {} events …", thousands(events));
+        let started = Instant::now();
+        let mut left = events;
+        while left > 0 {
+            let chunk = left.min(PRELOAD_CHUNK);
+            let batch = self.traffic.take(chunk as usize);
+            xadd_all(&mut self.stream, &batch).await?;
+            left -= chunk;
+        }
+        let preload = started.elapsed();
+        let writes = self.traffic.tally.writes;
+        println!(
+            "pre-loaded {} events into `{STREAM}` (db {STREAM_DB}) with pipelined XADD in {:.2} s ({}/s from one connection)",
+            thousands(events),
+            preload.as_secs_f64(),
+            thousands(per_second(events, preload) as u64),
+        );
+
+        redisd::reset_stats(&mut self.store).await?;
+        // Scripts, batch reads and acks are 0.1–10 ms each: a few per batch.
+        log_slow_calls(&mut self.store, SLOW_CALL_MICROS, 100_000).await?;
+        let before = self.cpu_snapshot()?;
+        eprintln!("starting the worker and timing the drain …");
+        let started = Instant::now();
+        self.worker = Some(self.tracker.spawn("worker")?);
+        // Far beyond any plausible drain (1 ms per event), so a stuck worker still ends the run.
+        let deadline = started + Duration::from_secs(60) + Duration::from_millis(events);
+        let mut samples: Vec<(Duration, u64)> = Vec::new();
+        let mut reported = Instant::now();
+        loop {
+            self.worker()?.ensure_running()?;
+            self.redis.ensure_running()?;
+            if let Some(state) = self.group().await? {
+                let done = state.done(events);
+                samples.push((started.elapsed(), done));
+                if state.drained() {
+                    break;
+                }
+                if reported.elapsed() >= Duration::from_secs(5) {
+                    reported = Instant::now();
+                    eprintln!(
+                        "  … {} of {} events acknowledged ({}/s so far)",
+                        thousands(done),
+                        thousands(events),
+                        thousands(per_second(done, started.elapsed()) as u64)
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the worker did not drain {events} events within {:?} (last state {:?})",
+                    deadline - started,
+                    self.group().await?
+                );
+            }
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+        let drain = started.elapsed();
+        let worker = self.worker()?.stats()?;
+        let cpu = self.cpu_snapshot()?.minus(&before);
+        let redis_cpu = cpu.redis;
+        let commands = command_stats(&mut self.store).await?;
+        let slow = slow_calls(&mut self.store).await?;
+        let metrics = scrape(self.tracker.metrics_addr).await?;
+
+        let overall = per_second(events, drain);
+        let sustained = sustained_rate(&samples, events).unwrap_or(overall);
+        self.figures.drain_sustained = sustained;
+        self.figures.drain_peak_rss_kib = worker.peak_rss_kib;
+        let redis_busy = redis_cpu.as_secs_f64() / drain.as_secs_f64();
+        println!(
+            "drained {} events in {:.2} s (worker start → group lag 0 and pending 0): {} events/s overall, {} events/s sustained (10% → 90% of the backlog)",
+            thousands(events),
+            drain.as_secs_f64(),
+            thousands(overall as u64),
+            thousands(sustained as u64),
+        );
+        println!(
+            "worker CPU: {:.2} s user+system = {:.1} µs per event ({:.0}% of one core over the drain)",
+            worker.cpu.as_secs_f64(),
+            micros_per(worker.cpu, events),
+            100.0 * worker.cpu.as_secs_f64() / drain.as_secs_f64(),
+        );
+        println!(
+            "worker peak RSS while draining (VmHWM): {}",
+            mib(worker.peak_rss_kib)
+        );
+        println!(
+            "redis CPU: {:.2} s = {:.1} µs per event ({:.0}% of one core over the drain)",
+            redis_cpu.as_secs_f64(),
+            micros_per(redis_cpu, events),
+            100.0 * redis_busy,
+        );
+        println!(
+            "CPU over the drain (% of one core): {}",
+            cpu.percent_of(drain)
+        );
+        let metric = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
+        let batches = metric("stats_tracker_worker_batch_size_count");
+        let in_batches = metric("stats_tracker_worker_batch_duration_seconds_sum");
+        if batches > 0.0 {
+            println!(
+                "worker batches: {} of {:.0} entries on average; plan + commit + ack took {:.2} s = {:.0}% of the drain (the rest: reading, lag sampling, start-up)",
+                thousands(batches as u64),
+                metric("stats_tracker_worker_batch_size_sum") / batches,
+                in_batches,
+                100.0 * in_batches / drain.as_secs_f64(),
+            );
+        }
+        // Commands a script runs are counted on their own line *and* inside `evalsha`.
+        println!(
+            "redis time by command while draining (INFO commandstats; commands run by scripts also count in evalsha):"
+        );
+        for command in commands.iter().take(8) {
+            println!(
+                "  {:<12} {:>9} calls {:>8.2} s {:>9.1} µs/call {:>6.2} µs/event",
+                command.name,
+                thousands(command.calls),
+                command.usec as f64 / 1e6,
+                command.usec as f64 / command.calls.max(1) as f64,
+                command.usec as f64 / events as f64,
+            );
+        }
+        let mut by_label: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for call in &slow {
+            let entry = by_label.entry(call.label()).or_default();
+            entry.0 += 1;
+            entry.1 += call.micros;
+        }
+        let mut by_label: Vec<_> = by_label.into_iter().collect();
+        by_label.sort_by_key(|(_, (_, micros))| std::cmp::Reverse(*micros));
+        println!(
+            "redis time of the calls taking ≥ {SLOW_CALL_MICROS} µs (SLOWLOG; calls scripts make are logged too), by command and first key:"
+        );
+        for (label, (calls, micros)) in by_label.iter().take(8) {
+            println!(
+                "  {label:<44} {:>6} calls {:>8.2} s {:>9.1} µs/call {:>6.2} µs/event",
+                thousands(*calls),
+                *micros as f64 / 1e6,
+                *micros as f64 / (*calls).max(1) as f64,
+                *micros as f64 / events as f64,
+            );
+        }
+        let counted = metric("stats_tracker_worker_events_total");
+        self.checks.push((
+            format!(
+                "worker counted every backlog event (stats_tracker_worker_events_total = {}, expected {})",
+                counted as u64, events
+            ),
+            counted as u64 == events,
+        ));
+        Ok(Backlog {
+            events,
+            writes,
+            rate: sustained,
+            redis_busy,
+        })
+    }
+
+    /// Phase 2: steady offered load plus probes, latency from XADD to visible over HTTP.
+    async fn end_to_end_latency(&mut self) -> Result<()> {
+        let (rate, duration) = (self.config.rate, self.config.duration);
+        println!();
+        println!("## 2. End-to-end latency at {} events/s", thousands(rate));
+        self.server = Some(self.tracker.spawn("serve")?);
+        wait_for_200(self.tracker.server_addr, "/readyz", Duration::from_secs(10))
+            .await
+            .with_context(|| self.server_log_hint())?;
+        eprintln!(
+            "offering {} events/s for {:.0?} with latency probes …",
+            thousands(rate),
+            duration
+        );
+        let mut probe_conn = self.redis.connect(STREAM_DB).await?;
+        let notifications = ProbeNotifications::subscribe(&self.redis, &self.keys).await?;
+        let before = self.cpu_snapshot()?;
+        let started = Instant::now();
+        let (sent, probes) = tokio::join!(
+            offer_load(&mut self.stream, &mut self.traffic, rate, duration),
+            probe_latency(
+                &mut probe_conn,
+                notifications,
+                self.tracker.server_addr,
+                duration,
+                self.config.seed
+            ),
+        );
+        let elapsed = started.elapsed();
+        let after = self.cpu_snapshot()?;
+        // Back to Redis's default (no notifications) before anything else is measured.
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("")
+            .query_async::<()>(&mut self.store)
+            .await
+            .context("CONFIG SET notify-keyspace-events")?;
+        let (sent, probes) = (sent?, probes?);
+        for probe in &probes.probes {
+            self.traffic.tally.record_probe(probe);
+        }
+        self.wait_drained(Duration::from_secs(60)).await?;
+
+        let latencies = http::Latencies::new(probes.latencies);
+        let offered = per_second(sent, duration);
+        self.figures.e2e_rate = offered;
+        self.figures.e2e_p99 = (latencies.len() > 0).then(|| latencies.percentile(99.0));
+        println!(
+            "offered {} events in {:.1} s ({} events/s) of realistic traffic, plus {} probe game_overs",
+            thousands(sent),
+            duration.as_secs_f64(),
+            thousands(offered as u64),
+            thousands(probes.probes.len() as u64),
+        );
+        println!(
+            "XADD → visible in GET /stats/{PROBE_PRODUCT}/<winner> (games = 1), {} probes: {} (the API is asked when Redis notifies the probe's stats write)",
+            latencies.len(),
+            latencies.summary(),
+        );
+        println!(
+            "CPU while under this load (% of one core): {}",
+            after.minus(&before).percent_of(elapsed)
+        );
+        self.checks.push((
+            format!(
+                "every probe became visible within {PROBE_TIMEOUT:?} ({} lost)",
+                probes.lost
+            ),
+            probes.lost == 0 && !probes.probes.is_empty(),
+        ));
+        Ok(())
+    }
+
+    /// Phase 3: closed-loop reads per route.
+    async fn read_load(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        println!();
+        println!(
+            "## 3. Reads at {} keep-alive connections (closed loop, {:.0?} warm-up, {:.0?} measured)",
+            config.connections, config.warmup, config.duration
+        );
+        for route in config.routes {
+            eprintln!("loading {} …", route.template());
+            let before = self.cpu_snapshot()?;
+            let started = Instant::now();
+            let result: LoadResult = closed_loop(
+                self.tracker.server_addr,
+                config.connections,
+                config.warmup,
+                config.duration,
+                route,
+                Arc::clone(&self.players),
+            )
+            .await?;
+            let elapsed = started.elapsed();
+            let cpu = self.cpu_snapshot()?.minus(&before);
+            if let Some(server) = self.server.as_mut() {
+                server.ensure_running()?;
+            }
+            self.figures.reads.push((
+                route,
+                result.per_second(),
+                result.latencies.percentile(99.0),
+            ));
+            println!(
+                "{}: {} req/s, {}; {} requests, {} errors",
+                route.template(),
+                thousands(result.per_second() as u64),
+                result.latencies.summary(),
+                thousands(result.ok),
+                result.errors,
+            );
+            println!("  CPU (% of one core): {}", cpu.percent_of(elapsed));
+            self.checks.push((
+                format!(
+                    "{} answered 200 to every request ({} ok, {} errors)",
+                    route.template(),
+                    result.ok,
+                    result.errors
+                ),
+                result.ok > 0 && result.errors == 0,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Phase 4: process peaks and Redis bytes per player.
+    async fn memory(&mut self) -> Result<()> {
+        println!();
+        println!("## 4. Memory");
+        let worker = self.worker()?.stats()?;
+        println!(
+            "worker peak RSS: {} while draining, {} over the whole run (now {})",
+            mib(self.figures.drain_peak_rss_kib),
+            mib(worker.peak_rss_kib),
+            mib(worker.rss_kib)
+        );
+        if let Some(server) = &self.server {
+            let server = server.stats()?;
+            println!(
+                "server peak RSS over the whole run: {} (now {})",
+                mib(server.peak_rss_kib),
+                mib(server.rss_kib)
+            );
+        }
+        let products: Vec<String> = self.traffic.tally.stats.keys().cloned().collect();
+        for product in &products {
+            let keys = self.keys.product(&ProductId::parse(product)?);
+            let board = keys.board(WINS_BOARD);
+            let members: u64 = query(redis::cmd("ZCARD").arg(&board), &mut self.store).await?;
+            let bytes: Option<u64> = query(&memory_usage(&board), &mut self.store).await?;
+            let encoding: String = query(
+                redis::cmd("OBJECT").arg("ENCODING").arg(&board),
+                &mut self.store,
+            )
+            .await?;
+            // Every k-th player, so popular and rare players are both represented.
+            let step = (self.players.len() / MEMORY_SAMPLE).max(1);
+            let mut pipe = redis::pipe();
+            for player in self.players.iter().step_by(step) {
+                pipe.add_command(memory_usage(&keys.stats(&PlayerId::parse(player)?)));
+            }
+            let sizes: Vec<Option<u64>> = pipe
+                .query_async(&mut self.store)
+                .await
+                .context("MEMORY USAGE of stats hashes")?;
+            let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
+            let hash_avg = sizes.iter().sum::<u64>() as f64 / sizes.len().max(1) as f64;
+            println!(
+                "{product:?}: `{WINS_BOARD}` board {} players, {} bytes ({encoding}) = {:.0} bytes per player; stats hash {:.0} bytes per player (mean of {} hashes)",
+                thousands(members),
+                thousands(bytes.unwrap_or(0)),
+                bytes.unwrap_or(0) as f64 / members.max(1) as f64,
+                hash_avg,
+                sizes.len(),
+            );
+        }
+        let stream_len: u64 = query(redis::cmd("XLEN").arg(STREAM), &mut self.stream).await?;
+        let stream_bytes: Option<u64> = query(&memory_usage(STREAM), &mut self.stream).await?;
+        let info: String = query(redis::cmd("INFO").arg("memory"), &mut self.store).await?;
+        println!(
+            "`{STREAM}` (not the tracker's, never trimmed by it): {} entries, {:.0} bytes per entry; redis used_memory {} in all",
+            thousands(stream_len),
+            stream_bytes.unwrap_or(0) as f64 / stream_len.max(1) as f64,
+            info_field(&info, "used_memory_human").unwrap_or("?"),
+        );
+        Ok(())
+    }
+
+    /// Phase 5: redis-benchmark on the same Redis for the commands one event costs.
+    async fn ceiling(&mut self, backlog: &Backlog) -> Result<()> {
+        println!();
+        println!("## 5. Redis's own ceiling (redis-benchmark, -P 64, 50 connections, same Redis)");
+        if find_tool("redis-benchmark").is_none() {
+            println!(
+                "redis-benchmark is not installed (Debian's redis-tools has it): comparison skipped"
+            );
+            return Ok(());
+        }
+        let requests = self.config.redis_benchmark_requests;
+        let keyspace = self.config.players;
+        let ops: [(&str, &[&str]); 4] = [
+            (
+                "XADD",
+                &[
+                    "XADD",
+                    "bench:stream",
+                    "*",
+                    "product_id",
+                    "exrps",
+                    "game_id",
+                    "00000000-0000-4000-8000-000000000000",
+                    "type",
+                    "gameplay",
+                    "event_name",
+                    "select_weapon",
+                    "event_data",
+                    "0",
+                    "user_id",
+                    "__rand_int__",
+                ],
+            ),
+            (
+                "HINCRBY",
+                &["HINCRBY", "bench:stats:__rand_int__", "games", "1"],
+            ),
+            ("ZINCRBY", &["ZINCRBY", "bench:board", "1", "__rand_int__"]),
+            (
+                "ZADD NX",
+                &["ZADD", "bench:board", "NX", "0", "__rand_int__"],
+            ),
+        ];
+        let mut rps = BTreeMap::new();
+        for (name, command) in ops {
+            eprintln!("redis-benchmark {name} …");
+            let rate =
+                redis_benchmark(self.redis.port, SCRATCH_DB, requests, keyspace, command).await?;
+            println!("{name:<8} {:>10} ops/s", thousands(rate as u64));
+            rps.insert(name, rate);
+        }
+        // Redis time one backlog event costs if every command ran at redis-benchmark's best:
+        // reading and acknowledging its stream entry (together counted as one XADD), plus
+        // the writes the traffic causes (from the tally, i.e. the rules at this commit).
+        let w = backlog.writes;
+        let seconds = backlog.events as f64 / rps["XADD"]
+            + w.dead_letter_xadds as f64 / rps["XADD"]
+            + w.hincrby as f64 / rps["HINCRBY"]
+            + w.zincrby as f64 / rps["ZINCRBY"]
+            + w.zadd as f64 / rps["ZADD NX"];
+        let ceiling = backlog.events as f64 / seconds;
+        self.figures.ceiling = Some(ceiling);
+        println!(
+            "per backlog event the worker issues {:.3} HINCRBY, {:.3} ZINCRBY, {:.3} ZADD NX, {:.4} dead-letter XADD, plus its stream read and XACK",
+            w.hincrby as f64 / backlog.events as f64,
+            w.zincrby as f64 / backlog.events as f64,
+            w.zadd as f64 / backlog.events as f64,
+            w.dead_letter_xadds as f64 / backlog.events as f64,
+        );
+        println!(
+            "ceiling: Redis could apply ≈ {} events/s of this traffic with plain pipelined commands; the worker reached {} events/s = {:.1}% of it, while Redis was busy {:.0}% of the drain",
+            thousands(ceiling as u64),
+            thousands(backlog.rate as u64),
+            100.0 * backlog.rate / ceiling,
+            100.0 * backlog.redis_busy,
+        );
+        Ok(())
+    }
+
+    /// The final checks: every count the traffic implies is what the tracker shows.
+    async fn verify(&mut self) -> Result<()> {
+        self.wait_drained(Duration::from_secs(60)).await?;
+        let tally: Tally = self.traffic.tally.clone();
+        let mut players: Vec<String> = self.players.to_vec();
+        players.extend(tally.probe_players.iter().cloned());
+        let mut notes = Vec::new();
+        for (product, expected) in &tally.stats {
+            if let Some(kinds) = tally.unmodelled.get(product) {
+                notes.push(format!(
+                    "{product:?}: board and stats sums not checked (the traffic has event types the bench does not model: {kinds:?})"
+                ));
+                continue;
+            }
+            let keys = self.keys.product(&ProductId::parse(product)?);
+            let board: Vec<(String, f64)> = query(
+                redis::cmd("ZRANGE")
+                    .arg(keys.board(WINS_BOARD))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES"),
+                &mut self.store,
+            )
+            .await?;
+            let board_total: f64 = board.iter().map(|(_, score)| score).sum();
+            let points = tally.board_points.get(product).copied().unwrap_or(0);
+            self.checks.push((
+                format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
+                board_total == points as f64,
+            ));
+
+            let mut actual: BTreeMap<String, i64> = BTreeMap::new();
+            for chunk in players.chunks(1_000) {
+                let mut pipe = redis::pipe();
+                for player in chunk {
+                    pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
+                }
+                let hashes: Vec<BTreeMap<String, i64>> = pipe
+                    .query_async(&mut self.store)
+                    .await
+                    .context("HGETALL of stats hashes")?;
+                for (stat, value) in hashes.into_iter().flatten() {
+                    *actual.entry(stat).or_default() += value;
+                }
+            }
+            // Only the stats the tally models: other rules may add others.
+            for stat in CHECKED_STATS {
+                let want = expected.get(stat).copied().unwrap_or(0) as i64;
+                let got = actual.get(stat).copied().unwrap_or(0);
+                self.checks.push((
+                    format!(
+                        "{product:?} sum of `{stat}` over all players is {got}, expected {want}"
+                    ),
+                    got == want,
+                ));
+            }
+        }
+        let dead_letters: u64 = query(
+            redis::cmd("XLEN").arg(self.keys.dead_letters().stream()),
+            &mut self.store,
+        )
+        .await?;
+        self.checks.push((
+            format!(
+                "{dead_letters} dead letters, expected {}",
+                tally.dead_letters
+            ),
+            dead_letters == tally.dead_letters,
+        ));
+        let metrics = scrape(self.tracker.metrics_addr).await?;
+        let counted = metrics
+            .get("stats_tracker_worker_events_total")
+            .copied()
+            .unwrap_or(0.0) as u64;
+        self.checks.push((
+            format!(
+                "worker counted {counted} events in all, expected {}",
+                tally.events
+            ),
+            counted == tally.events,
+        ));
+
+        println!();
+        println!("## Checks");
+        for (what, ok) in &self.checks {
+            println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
+        }
+        for note in notes {
+            println!("note {note}");
+        }
+        Ok(())
+    }
+
+    fn print_targets(&self) {
+        let f = &self.figures;
+        let smoke = self.config.smoke;
+        let met = |ok: bool| match (smoke, ok) {
+            (true, _) => "not judged at smoke sizes",
+            (false, true) => "met",
+            (false, false) => "NOT met",
+        };
+        println!();
+        println!("## Targets");
+        println!(
+            "worker ≥ 100,000 events/s sustained: {} events/s — {}{}",
+            thousands(f.drain_sustained as u64),
+            met(f.drain_sustained >= 100_000.0),
+            f.ceiling.map_or(String::new(), |c| format!(
+                " (Redis ceiling for this traffic ≈ {} events/s)",
+                thousands(c as u64)
+            )),
+        );
+        match f.e2e_p99 {
+            Some(p99) => println!(
+                "end-to-end p99 ≤ 10 ms at 5,000 events/s: {} at {} events/s — {}",
+                ms(p99),
+                thousands(f.e2e_rate as u64),
+                met(p99 <= Duration::from_millis(10) && f.e2e_rate >= 4_999.0),
+            ),
+            None => {
+                println!("end-to-end p99 ≤ 10 ms at 5,000 events/s: no probe measured — NOT met")
+            }
+        }
+        for (route, rate, p99) in f.reads.iter().filter(|(route, ..)| route.is_data_route()) {
+            println!(
+                "{} ≥ 30,000 req/s with p99 ≤ 5 ms at 64 connections: {} req/s, p99 {} at {} connections — {}",
+                route.template(),
+                thousands(*rate as u64),
+                ms(*p99),
+                self.config.connections,
+                met(*rate >= 30_000.0
+                    && *p99 <= Duration::from_millis(5)
+                    && self.config.connections >= 64),
+            );
+        }
+        println!(
+            "worker RSS ≤ 64 MiB while draining: {} — {}",
+            mib(f.drain_peak_rss_kib),
+            met(f.drain_peak_rss_kib <= 64 * 1024),
+        );
+    }
+
+    /// Waits until the worker has acknowledged everything on the stream.
+    async fn wait_drained(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.worker()?.ensure_running()?;
+            let state = self.group().await?;
+            if state.is_some_and(|state| state.drained()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the worker did not catch up within {timeout:?} (state {state:?})");
+            }
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+    }
+
+    fn cpu_snapshot(&self) -> Result<CpuSnapshot> {
+        let of = |proc: &Option<Proc>| -> Result<Duration> {
+            Ok(match proc {
+                Some(proc) => proc.stats()?.cpu,
+                None => Duration::ZERO,
+            })
+        };
+        Ok(CpuSnapshot {
+            worker: of(&self.worker)?,
+            server: of(&self.server)?,
+            redis: self.redis.stats()?.cpu,
+            bench: ProcStats::current()?.cpu,
+            machine: machine_busy()?,
+        })
+    }
+
+    fn server_log_hint(&self) -> String {
+        format!(
+            "the server did not become ready; see {}",
+            self.tracker.dir.join("serve.log").display()
+        )
+    }
+}
+
+/// CPU time of each process at one moment.
+#[derive(Debug, Clone, Copy)]
+struct CpuSnapshot {
+    worker: Duration,
+    server: Duration,
+    redis: Duration,
+    bench: Duration,
+    /// Every process of the machine, ours included.
+    machine: Duration,
+}
+
+impl CpuSnapshot {
+    fn minus(&self, earlier: &Self) -> Self {
+        Self {
+            worker: self.worker.saturating_sub(earlier.worker),
+            server: self.server.saturating_sub(earlier.server),
+            redis: self.redis.saturating_sub(earlier.redis),
+            bench: self.bench.saturating_sub(earlier.bench),
+            machine: self.machine.saturating_sub(earlier.machine),
+        }
+    }
+
+    fn percent_of(&self, wall: Duration) -> String {
+        let pct = |cpu: Duration| 100.0 * cpu.as_secs_f64() / wall.as_secs_f64();
+        let ours = self.worker + self.server + self.redis + self.bench;
+        // Other processes (a build, another test run) share the cores: say how much.
+        format!(
+            "worker {:.0}%, server {:.0}%, redis {:.0}%, bench (load generator) {:.0}%, other processes {:.0}%",
+            pct(self.worker),
+            pct(self.server),
+            pct(self.redis),
+            pct(self.bench),
+            pct(self.machine.saturating_sub(ours)),
+        )
+    }
+}
+
+/// Appends `rate` events/s of traffic for `duration`, in 5 ms slices; returns how many.
+async fn offer_load(
+    conn: &mut MultiplexedConnection,
+    traffic: &mut Traffic,
+    rate: u64,
+    duration: Duration,
+) -> Result<u64> {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    // A late slice is sent late rather than bunched: the rate below catches up anyway.
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut sent = 0u64;
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed().min(duration);
+        let due = (rate as f64 * elapsed.as_secs_f64()) as u64;
+        if due > sent {
+            xadd_all(conn, &traffic.take((due - sent) as usize)).await?;
+            sent = due;
+        }
+        if elapsed >= duration {
+            return Ok(sent);
+        }
+    }
+}
+
+/// What the probes saw.
+struct ProbeRun {
+    probes: Vec<Probe>,
+    latencies: Vec<Duration>,
+    lost: u64,
+}
+
+/// Keyspace notifications of writes to probe players' stats hashes.
+///
+/// Polling the API every millisecond would add up to a tick (1–2 ms with tokio's timer) to
+/// every measurement; polling faster would load the server being measured. Redis instead
+/// says when a probe's hash is written; it sends the notification after the commit script
+/// has finished, so the write is visible by then and one GET confirms it.
+struct ProbeNotifications {
+    pubsub: redis::aio::PubSub,
+    keys: KeySpace,
+}
+
+impl ProbeNotifications {
+    async fn subscribe(redis: &PrivateRedis, keys: &KeySpace) -> Result<Self> {
+        let mut conn = redis.connect(STORE_DB).await?;
+        // `K`eyspace events of `h`ash commands only: a few per probe, nothing for the rest.
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("Kh")
+            .query_async::<()>(&mut conn)
+            .await
+            .context("CONFIG SET notify-keyspace-events")?;
+        let mut pubsub = redis::Client::open(redis.url(STORE_DB))?
+            .get_async_pubsub()
+            .await
+            .context("cannot open a pub/sub connection")?;
+        let pattern = Self::channel(keys, &PlayerId::parse(Probe::PLAYER_PREFIX)?)?;
+        pubsub
+            .psubscribe(format!("{pattern}*"))
+            .await
+            .context("PSUBSCRIBE")?;
+        Ok(Self {
+            pubsub,
+            keys: keys.clone(),
+        })
+    }
+
+    fn channel(keys: &KeySpace, player: &PlayerId) -> Result<String> {
+        let stats = keys
+            .product(&ProductId::parse(PROBE_PRODUCT)?)
+            .stats(player);
+        Ok(format!("__keyspace@{STORE_DB}__:{stats}"))
+    }
+}
+
+/// Sends probes one at a time, 0–20 ms apart, for `duration`; each is timed from just before
+/// its XADD until the API shows its winner with one game.
+async fn probe_latency(
+    conn: &mut MultiplexedConnection,
+    mut notifications: ProbeNotifications,
+    server: SocketAddr,
+    duration: Duration,
+    seed: u64,
+) -> Result<ProbeRun> {
+    let keys = notifications.keys.clone();
+    let mut messages = notifications.pubsub.on_message();
+    let mut http = HttpConn::connect(server).await?;
+    let mut rng = Rng::new(seed ^ 0x0B0E_5EED);
+    let mut run = ProbeRun {
+        probes: Vec::new(),
+        latencies: Vec::new(),
+        lost: 0,
+    };
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let probe = Probe::new(run.probes.len() as u64);
+        let path = format!("/stats/{}/{}", encode(PROBE_PRODUCT), encode(&probe.winner));
+        let channel = ProbeNotifications::channel(&keys, &PlayerId::parse(&probe.winner)?)?;
+        let sent = Instant::now();
+        xadd_all(conn, std::slice::from_ref(&probe.event)).await?;
+        // Earlier probes' notifications may still arrive: only this winner's counts. A
+        // missing notification only costs the timeout, then polling goes on as usual.
+        let _ = tokio::time::timeout(PROBE_TIMEOUT, async {
+            while let Some(message) = messages.next().await {
+                if message.get_channel_name() == channel {
+                    break;
+                }
+            }
+        })
+        .await;
+        loop {
+            let (status, body) = http.get(&path).await?;
+            if status == StatusCode::OK && games(&body) == Some(1) {
+                run.latencies.push(sent.elapsed());
+                break;
+            }
+            if sent.elapsed() > PROBE_TIMEOUT {
+                run.lost += 1;
+                break;
+            }
+            tokio::time::sleep(PROBE_POLL).await;
+        }
+        run.probes.push(probe);
+        tokio::time::sleep(Duration::from_millis(rng.below(21))).await;
+    }
+    Ok(run)
+}
+
+/// The `games` stat of a `GET /stats/…` body.
+fn games(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("games")?
+        .as_u64()
+}
+
+/// The worker's metrics, each name (labels dropped) summed over its series.
+async fn scrape(addr: SocketAddr) -> Result<BTreeMap<String, f64>> {
+    let (status, body) = HttpConn::connect(addr)
+        .await?
+        .get("/metrics")
+        .await
+        .context("worker metrics")?;
+    if status != StatusCode::OK {
+        bail!("worker metrics answered {status}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut sums = BTreeMap::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        // `name{labels} value`: label values may hold spaces, the value never does.
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        if let Ok(value) = value.parse::<f64>() {
+            *sums.entry(name.to_owned()).or_default() += value;
+        }
+    }
+    Ok(sums)
+}
+
+async fn query<T: redis::FromRedisValue>(
+    command: &redis::Cmd,
+    conn: &mut MultiplexedConnection,
+) -> Result<T> {
+    command
+        .query_async(conn)
+        .await
+        .with_context(|| format!("redis command {:?}", command.args_iter().next()))
+}
+
+/// `MEMORY USAGE key SAMPLES 0`: exact, every element counted.
+fn memory_usage(key: &str) -> redis::Cmd {
+    let mut command = redis::cmd("MEMORY");
+    command.arg("USAGE").arg(key).arg("SAMPLES").arg(0);
+    command
+}
+
+/// Events per second between the first samples past 10% and past 90% of the backlog, so
+/// start-up and the last partial batches do not count.
+fn sustained_rate(samples: &[(Duration, u64)], total: u64) -> Option<f64> {
+    let at = |fraction: f64| {
+        samples
+            .iter()
+            .find(|(_, done)| *done as f64 >= fraction * total as f64)
+    };
+    let ((t1, d1), (t2, d2)) = (at(0.1)?, at(0.9)?);
+    let seconds = t2.saturating_sub(*t1).as_secs_f64();
+    (seconds > 0.0 && d2 > d1).then(|| (d2 - d1) as f64 / seconds)
+}
+
+fn per_second(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn micros_per(cpu: Duration, events: u64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / events.max(1) as f64
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn sustained_rate_ignores_the_ends() {
+        let samples: Vec<(Duration, u64)> = (0..=10)
+            .map(|i| (Duration::from_secs(i + 5), i * 100))
+            .collect();
+        assert_eq!(sustained_rate(&samples, 1_000), Some(100.0));
+        assert_eq!(sustained_rate(&samples[..2], 1_000), None);
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let latencies = http::Latencies::new((1..=100).rev().map(Duration::from_millis).collect());
+        assert_eq!(latencies.percentile(50.0), Duration::from_millis(50));
+        assert_eq!(latencies.percentile(99.0), Duration::from_millis(99));
+        assert_eq!(latencies.max(), Duration::from_millis(100));
+        assert_eq!(http::Latencies::default().percentile(99.0), Duration::ZERO);
+    }
+}
