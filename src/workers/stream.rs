@@ -6,8 +6,9 @@
 //! positions (see `workers::commit`) are only exactly-once if one worker applies a product's
 //! events in order. Other workers wait as standbys and take over, with the unacknowledged
 //! entries, once the holder's lease lapses (at most `lease_ttl_ms` after it died).
-//! Reads are done by a script that checks the lease first, so a worker that lost its lease
-//! can never read (and then apply) entries out of order.
+//! Reads are a transaction that watches the lease (WATCH, check, MULTI … EXEC), so a worker
+//! that lost its lease can never read (and then apply) entries out of order; unlike a script,
+//! a transaction does not copy the entries through Lua, which cost Redis more than the read.
 
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub enum StreamError {
 /// The consumer group seen from one worker.
 pub struct EventStream {
     conn: ConnectionManager,
+    /// Used for reads only, one at a time: WATCH belongs to a connection, so no other command
+    /// may come between a read's WATCH and its EXEC.
+    reader: ConnectionManager,
     /// Separate connection for blocking waits: they outlast the normal response timeout.
     blocking: ConnectionManager,
     keys: StreamKeys,
@@ -70,7 +74,6 @@ pub struct EventStream {
     block: Duration,
     lease_ttl: Duration,
     timeout: Duration,
-    read_script: Script,
     lease_script: Script,
     release_script: Script,
 }
@@ -85,6 +88,7 @@ impl EventStream {
         let block = Duration::from_millis(settings.block_ms);
         Ok(Self {
             conn: store::lazy_connection(url, timeout)?,
+            reader: store::lazy_connection(url, timeout)?,
             blocking: store::lazy_connection(url, block + timeout)?,
             keys: StreamKeys::new(&settings.name, &settings.group),
             group: settings.group.clone(),
@@ -93,7 +97,6 @@ impl EventStream {
             block,
             lease_ttl: Duration::from_millis(settings.lease_ttl_ms),
             timeout,
-            read_script: Script::new(include_str!("stream.lua")),
             lease_script: Script::new(include_str!("lease.lua")),
             release_script: Script::new(include_str!("release.lua")),
         })
@@ -182,28 +185,68 @@ impl EventStream {
             .map(|_| ())
     }
 
-    /// Reads the next batch, if `lease` is still ours (renewing it).
+    /// Reads the next batch, if `lease` is still ours (renewing it). Must not be called
+    /// concurrently with itself (see `reader`).
     pub async fn read(&self, lease: &Lease, from: &ReadFrom) -> Result<Read, StreamError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.read_script.prepare_invoke();
-        let (mode, cursor) = match from {
-            ReadFrom::Pending(cursor) => ("claim", cursor.as_str()),
-            ReadFrom::New => ("new", "0-0"),
-        };
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.lease)
-            .arg(&lease.token)
-            .arg(self.lease_ttl.as_millis() as u64)
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg(self.batch_size)
-            .arg(mode)
-            .arg(cursor);
-        let reply: Value = self
-            .run(self.timeout, invocation.invoke_async(&mut conn))
+        let mut conn = self.reader.clone();
+        let (_, holder): ((), Option<String>) = self
+            .run(
+                self.timeout,
+                redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&self.keys.lease)
+                    .cmd("GET")
+                    .arg(&self.keys.lease)
+                    .query_async(&mut conn),
+            )
             .await?;
-        parse_read(reply)
+        if holder.as_deref() != Some(lease.token.as_str()) {
+            let unwatch = redis::cmd("UNWATCH");
+            let _ = self
+                .run(self.timeout, unwatch.query_async::<()>(&mut conn))
+                .await;
+            return Err(StreamError::LeaseLost);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("PEXPIRE")
+            .arg(&self.keys.lease)
+            .arg(self.lease_ttl.as_millis() as u64)
+            .ignore();
+        match from {
+            ReadFrom::Pending(cursor) => {
+                pipe.cmd("XAUTOCLAIM")
+                    .arg(&self.keys.stream)
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg(0)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(self.batch_size);
+            }
+            ReadFrom::New => {
+                pipe.cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg("COUNT")
+                    .arg(self.batch_size)
+                    .arg("STREAMS")
+                    .arg(&self.keys.stream)
+                    .arg(">")
+                    // The stream's last entry: what to wait after when nothing is new.
+                    .cmd("XREVRANGE")
+                    .arg(&self.keys.stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
+            }
+        }
+        // `None`: the lease key changed between WATCH and EXEC, so nothing ran.
+        let replies: Option<Vec<Value>> =
+            self.run(self.timeout, pipe.query_async(&mut conn)).await?;
+        parse_read(from, replies.ok_or(StreamError::LeaseLost)?)
     }
 
     /// Blocks until an entry after `last_id` exists or the block time passes.
@@ -291,17 +334,16 @@ fn text(value: &Value) -> Result<String, StreamError> {
         .ok_or_else(|| protocol("expected a string"))
 }
 
-fn parse_read(reply: Value) -> Result<Read, StreamError> {
-    let Value::Array(parts) = reply else {
-        return Err(protocol("read reply is not an array"));
-    };
-    let mode = parts.first().map(text).transpose()?.unwrap_or_default();
-    match (mode.as_str(), parts.as_slice()) {
-        ("claim", [_, cursor, entries, deleted]) => {
-            let cursor = text(cursor)?;
-            let Value::Array(deleted) = deleted else {
-                return Err(protocol("deleted ids are not an array"));
+/// Parses the transaction's replies: `[XAUTOCLAIM]` or `[XREADGROUP, XREVRANGE]`.
+fn parse_read(from: &ReadFrom, replies: Vec<Value>) -> Result<Read, StreamError> {
+    match (from, replies.as_slice()) {
+        (ReadFrom::Pending(_), [Value::Array(claimed)]) => {
+            let (cursor, entries, deleted) = match claimed.as_slice() {
+                [cursor, entries, Value::Array(deleted)] => (cursor, entries, deleted.as_slice()),
+                [cursor, entries] => (cursor, entries, &[][..]),
+                _ => return Err(protocol("XAUTOCLAIM reply")),
             };
+            let cursor = text(cursor)?;
             Ok(Read {
                 entries: parse_entries(entries)?,
                 deleted: deleted.iter().map(text).collect::<Result<_, _>>()?,
@@ -314,17 +356,37 @@ fn parse_read(reply: Value) -> Result<Read, StreamError> {
                 idle_after: None,
             })
         }
-        ("new", [_, entries]) => Ok(Read {
-            entries: parse_entries(entries)?,
-            next: Some(ReadFrom::New),
-            ..Read::default()
-        }),
-        ("idle", [_, last]) => Ok(Read {
-            next: Some(ReadFrom::New),
-            idle_after: Some(text(last)?),
-            ..Read::default()
-        }),
-        _ => Err(protocol("unknown read reply")),
+        (ReadFrom::New, [read, Value::Array(last)]) => {
+            let entries = match read {
+                Value::Nil => Vec::new(),
+                Value::Array(streams) => match streams.as_slice() {
+                    [] => Vec::new(),
+                    [Value::Array(stream)] => match stream.as_slice() {
+                        [_, entries] => parse_entries(entries)?,
+                        _ => return Err(protocol("XREADGROUP stream reply")),
+                    },
+                    _ => return Err(protocol("XREADGROUP reply")),
+                },
+                _ => return Err(protocol("XREADGROUP reply")),
+            };
+            let idle_after = if entries.is_empty() {
+                Some(match last.first() {
+                    Some(Value::Array(entry)) => {
+                        entry.first().map(text).transpose()?.unwrap_or_default()
+                    }
+                    _ => "0-0".to_owned(),
+                })
+            } else {
+                None
+            };
+            Ok(Read {
+                entries,
+                deleted: Vec::new(),
+                next: Some(ReadFrom::New),
+                idle_after,
+            })
+        }
+        _ => Err(protocol("unexpected read reply")),
     }
 }
 
@@ -374,14 +436,14 @@ mod tests {
 
     #[test]
     fn parses_new_entries() {
-        let reply = Value::Array(vec![
-            bulk("new"),
+        let read = Value::Array(vec![Value::Array(vec![
+            bulk("game_event_stream"),
             Value::Array(vec![Value::Array(vec![
                 bulk("1-0"),
                 Value::Array(vec![bulk("product_id"), bulk("exrps")]),
             ])]),
-        ]);
-        let read = parse_read(reply).unwrap();
+        ])]);
+        let read = parse_read(&ReadFrom::New, vec![read, Value::Array(vec![])]).unwrap();
         assert_eq!(read.entries.len(), 1);
         assert_eq!(read.entries[0].id, "1-0");
         assert_eq!(
@@ -389,25 +451,34 @@ mod tests {
             vec![(b"product_id".to_vec(), b"exrps".to_vec())]
         );
         assert_eq!(read.next, Some(ReadFrom::New));
+        assert_eq!(read.idle_after, None);
+    }
+
+    #[test]
+    fn nothing_new_says_what_to_wait_after() {
+        let last = Value::Array(vec![Value::Array(vec![bulk("7-1"), Value::Array(vec![])])]);
+        let read = parse_read(&ReadFrom::New, vec![Value::Nil, last]).unwrap();
+        assert_eq!(read.idle_after.as_deref(), Some("7-1"));
+        let read = parse_read(&ReadFrom::New, vec![Value::Nil, Value::Array(vec![])]).unwrap();
+        assert_eq!(read.idle_after.as_deref(), Some("0-0"));
     }
 
     #[test]
     fn claim_cursor_moves_on_to_new_entries_when_done() {
-        let reply = Value::Array(vec![
-            bulk("claim"),
+        let claimed = Value::Array(vec![
             bulk("0-0"),
             Value::Array(vec![]),
             Value::Array(vec![bulk("3-0")]),
         ]);
-        let read = parse_read(reply).unwrap();
+        let read = parse_read(&ReadFrom::Pending("0-0".into()), vec![claimed]).unwrap();
         assert_eq!(read.deleted, vec!["3-0".to_owned()]);
         assert_eq!(read.next, Some(ReadFrom::New));
     }
 
     #[test]
     fn malformed_replies_are_errors_not_panics() {
-        assert!(parse_read(Value::Nil).is_err());
-        assert!(parse_read(Value::Array(vec![bulk("new")])).is_err());
-        assert!(parse_read(Value::Array(vec![bulk("new"), Value::Int(3)])).is_err());
+        assert!(parse_read(&ReadFrom::New, vec![]).is_err());
+        assert!(parse_read(&ReadFrom::New, vec![Value::Int(3), Value::Array(vec![])]).is_err());
+        assert!(parse_read(&ReadFrom::Pending("0-0".into()), vec![Value::Nil]).is_err());
     }
 }
