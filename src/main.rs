@@ -11,6 +11,10 @@ use tokio_util::sync::CancellationToken;
 use stats_tracker::core::config::{Mode, Settings};
 use stats_tracker::startup::{self, Parts};
 
+// The worker allocates a little for every field of every event; mimalloc makes that cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Leaderboards, skill ratings and player statistics from game servers' event streams.
 ///
 /// Configuration comes from the mode's defaults, then the config file, then environment

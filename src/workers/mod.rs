@@ -228,14 +228,26 @@ impl Worker {
             .collect();
         self.stream.ack(&ids).await?;
 
+        // Counted per batch, not per event: label lookups cost more than the work itself.
+        let mut tally: std::collections::HashMap<(&str, &str, &str), u64> =
+            std::collections::HashMap::new();
         for outcome in &batch.outcomes {
+            *tally
+                .entry((
+                    outcome.product.as_str(),
+                    outcome.event_type,
+                    outcome.outcome.as_str(),
+                ))
+                .or_default() += 1;
+        }
+        for ((product, event_type, outcome), count) in tally {
             metrics::counter!(
                 "stats_tracker_worker_events_total",
-                "product" => self.labels.label(&outcome.product),
-                "type" => outcome.event_type,
-                "outcome" => outcome.outcome.as_str(),
+                "product" => self.labels.label(product),
+                "type" => event_type,
+                "outcome" => outcome,
             )
-            .increment(1);
+            .increment(count);
         }
         let replayed = batch
             .outcomes

@@ -334,19 +334,27 @@ fn text(value: &Value) -> Result<String, StreamError> {
         .ok_or_else(|| protocol("expected a string"))
 }
 
-/// Parses the transaction's replies: `[XAUTOCLAIM]` or `[XREADGROUP, XREVRANGE]`.
+/// Parses the transaction's replies: `[XAUTOCLAIM]` or `[XREADGROUP, XREVRANGE]`. Takes them
+/// by value to move the entries' bytes instead of copying them.
 fn parse_read(from: &ReadFrom, replies: Vec<Value>) -> Result<Read, StreamError> {
-    match (from, replies.as_slice()) {
-        (ReadFrom::Pending(_), [Value::Array(claimed)]) => {
-            let (cursor, entries, deleted) = match claimed.as_slice() {
-                [cursor, entries, Value::Array(deleted)] => (cursor, entries, deleted.as_slice()),
-                [cursor, entries] => (cursor, entries, &[][..]),
-                _ => return Err(protocol("XAUTOCLAIM reply")),
+    let mut replies = replies.into_iter();
+    match (from, replies.next(), replies.next(), replies.next()) {
+        (ReadFrom::Pending(_), Some(Value::Array(claimed)), None, None) => {
+            let mut claimed = claimed.into_iter();
+            let (Some(cursor), Some(entries)) = (claimed.next(), claimed.next()) else {
+                return Err(protocol("XAUTOCLAIM reply"));
             };
-            let cursor = text(cursor)?;
+            let deleted = match claimed.next() {
+                Some(Value::Array(deleted)) => {
+                    deleted.iter().map(text).collect::<Result<_, _>>()?
+                }
+                None => Vec::new(),
+                Some(_) => return Err(protocol("XAUTOCLAIM deleted ids")),
+            };
+            let cursor = text(&cursor)?;
             Ok(Read {
                 entries: parse_entries(entries)?,
-                deleted: deleted.iter().map(text).collect::<Result<_, _>>()?,
+                deleted,
                 // XAUTOCLAIM's cursor returns to 0-0 once the pending list has been walked.
                 next: Some(if cursor == "0-0" {
                     ReadFrom::New
@@ -356,16 +364,16 @@ fn parse_read(from: &ReadFrom, replies: Vec<Value>) -> Result<Read, StreamError>
                 idle_after: None,
             })
         }
-        (ReadFrom::New, [read, Value::Array(last)]) => {
+        (ReadFrom::New, Some(read), Some(Value::Array(last)), None) => {
             let entries = match read {
                 Value::Nil => Vec::new(),
-                Value::Array(streams) => match streams.as_slice() {
-                    [] => Vec::new(),
-                    [Value::Array(stream)] => match stream.as_slice() {
-                        [_, entries] => parse_entries(entries)?,
-                        _ => return Err(protocol("XREADGROUP stream reply")),
+                Value::Array(streams) => match streams.into_iter().next() {
+                    None => Vec::new(),
+                    Some(Value::Array(stream)) => match stream.into_iter().nth(1) {
+                        Some(entries) => parse_entries(entries)?,
+                        None => return Err(protocol("XREADGROUP stream reply")),
                     },
-                    _ => return Err(protocol("XREADGROUP reply")),
+                    Some(_) => return Err(protocol("XREADGROUP reply")),
                 },
                 _ => return Err(protocol("XREADGROUP reply")),
             };
@@ -390,36 +398,46 @@ fn parse_read(from: &ReadFrom, replies: Vec<Value>) -> Result<Read, StreamError>
     }
 }
 
-fn parse_entries(value: &Value) -> Result<Vec<RawEntry>, StreamError> {
+fn into_bytes(value: Value) -> Result<Vec<u8>, StreamError> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(text) => Ok(text.into_bytes()),
+        _ => Err(protocol("expected a string")),
+    }
+}
+
+fn parse_entries(value: Value) -> Result<Vec<RawEntry>, StreamError> {
     let Value::Array(entries) = value else {
         return Err(protocol("entries are not an array"));
     };
     entries
-        .iter()
+        .into_iter()
         .map(|entry| {
             let Value::Array(parts) = entry else {
                 return Err(protocol("entry is not an array"));
             };
-            let [id, fields] = parts.as_slice() else {
+            let mut parts = parts.into_iter();
+            let (Some(id), Some(fields), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(protocol("entry is not [id, fields]"));
             };
             let fields = match fields {
-                Value::Array(flat) => flat
-                    .chunks(2)
-                    .map(|pair| match pair {
-                        [name, value] => Ok((
-                            bytes(name).ok_or_else(|| protocol("field name"))?,
-                            bytes(value).ok_or_else(|| protocol("field value"))?,
-                        )),
-                        _ => Err(protocol("odd number of field items")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
+                Value::Array(flat) => {
+                    let mut pairs = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let Some(name) = flat.next() {
+                        let value = flat
+                            .next()
+                            .ok_or_else(|| protocol("odd number of field items"))?;
+                        pairs.push((into_bytes(name)?, into_bytes(value)?));
+                    }
+                    pairs
+                }
                 // A pending entry that was deleted reads back with no fields.
                 Value::Nil => Vec::new(),
                 _ => return Err(protocol("fields are not an array")),
             };
             Ok(RawEntry {
-                id: text(id)?,
+                id: text(&id)?,
                 fields,
             })
         })
