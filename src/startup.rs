@@ -13,7 +13,7 @@ use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection};
 use crate::games::Games;
-use crate::server::{self, AppState, Ingest};
+use crate::server::{self, AppState, Ingest, TopCache};
 use crate::workers::{self, Worker, plan::Rules};
 
 /// Which parts to run.
@@ -58,6 +58,9 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         ingest,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         max_body_bytes: settings.server.max_body_bytes,
+        top_cache: Arc::new(TopCache::new(Duration::from_millis(
+            settings.server.top_ten_cache_ms,
+        ))),
     })
 }
 

@@ -119,6 +119,8 @@ pub struct ServerSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
+    /// How long a top-ten answer is served from memory (ms); 0 disables the cache.
+    pub top_ten_cache_ms: u64,
 }
 
 /// A secret setting (a token): compared in constant time, never printed.
@@ -215,6 +217,7 @@ impl Settings {
                 ingest_token: None,
                 cors_allowed_origins: Vec::new(),
                 max_body_bytes: 1 << 20,
+                top_ten_cache_ms: 100,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),

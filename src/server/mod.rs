@@ -1,6 +1,7 @@
 //! The HTTP API server (axum): routing, shared state, start-up and graceful shutdown.
 
 mod admin;
+mod cache;
 mod discovery;
 mod error;
 mod observability;
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use admin::Ingest;
+pub use cache::TopCache;
 pub use error::ApiError;
 
 use crate::core::config::Secret;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub cors_allowed_origins: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Recent top-ten answers.
+    pub top_cache: Arc<cache::TopCache>,
 }
 
 /// Every route the server answers.

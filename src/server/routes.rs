@@ -2,6 +2,7 @@
 //! the existing web portal works unchanged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -17,16 +18,20 @@ use crate::player_stats;
 /// Rows returned by `top_ten`.
 const TOP_TEN: usize = 10;
 
-/// `GET /leaderboards/top_ten/{product_id}`: the ten best of the `wins` board.
+/// `GET /leaderboards/top_ten/{product_id}`: the ten best of the `wins` board, at most
+/// `server.top_ten_cache_ms` old.
 pub async fn top_ten(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Vec<BoardEntry>>, ApiError> {
+) -> Result<Json<Arc<Vec<BoardEntry>>>, ApiError> {
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
-    Ok(Json(
-        query::top(&state.store, &product, WINS_BOARD, TOP_TEN).await?,
-    ))
+    if let Some(top) = state.top_cache.get(&product) {
+        return Ok(Json(top));
+    }
+    let top = Arc::new(query::top(&state.store, &product, WINS_BOARD, TOP_TEN).await?);
+    state.top_cache.put(product, top.clone());
+    Ok(Json(top))
 }
 
 /// `GET /stats/{product_id}/{user_id}`: every stat of one player in one game.
