@@ -11,7 +11,7 @@ use crate::helpers::{
 use crate::traffic::{Model, Rng, assert_run_matches, mixed_run};
 
 /// The exrps Elo board the crash runs rate with, beside the built-in rules.
-const CHAOS_GAMES: &str = r#"
+pub const CHAOS_GAMES: &str = r#"
 [products.exrps]
 boards = [
   { name = "wins", kind = "wins" },

@@ -20,12 +20,13 @@ pub async fn lease_holder(stream: &mut redis::aio::MultiplexedConnection) -> Opt
 
 async fn assert_equals_reference(
     redis: &TestRedis,
+    model: Model,
     events: &[crate::traffic::Event],
     bad: &[usize],
     ids: &[String],
 ) {
     let mut store = redis.connection(0).await;
-    assert_run_matches(Model::default(), &mut store, "st_test", events, bad, ids).await;
+    assert_run_matches(model, &mut store, "st_test", events, bad, ids).await;
 }
 
 #[tokio::test]
@@ -33,6 +34,10 @@ async fn standby_workers_take_over_within_seconds_and_nothing_is_applied_twice()
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
     settings.stream.batch_size = 50;
+    // With an Elo board: ratings must still equal in-order application.
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(&games_file, crate::crash::CHAOS_GAMES).expect("games file");
+    settings.games.file = Some(games_file);
     let mut stream = redis.connection(1).await;
     let (events, bad) = mixed_run(21, 1500, 150, 5);
     let ids = push_events(&mut stream, &events).await;
@@ -87,7 +92,8 @@ async fn standby_workers_take_over_within_seconds_and_nothing_is_applied_twice()
         takeovers.iter().all(|t| *t < Duration::from_secs(3)),
         "{takeovers:?}"
     );
-    assert_equals_reference(&redis, &events, &bad, &ids).await;
+    let model = Model::with_exrps_elo(20.0, 1200.0);
+    assert_equals_reference(&redis, model, &events, &bad, &ids).await;
 }
 
 #[tokio::test]
@@ -137,5 +143,5 @@ async fn redis_restart_and_dropped_connections_lose_nothing() {
     wait_until_drained(&mut stream, Duration::from_secs(60)).await;
     assert_eq!(app.get_json("/readyz").await.0, 200);
     app.stop().await;
-    assert_equals_reference(&redis, &events, &bad, &ids).await;
+    assert_equals_reference(&redis, Model::default(), &events, &bad, &ids).await;
 }

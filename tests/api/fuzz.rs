@@ -118,6 +118,7 @@ struct Request {
     query: String,
     body: Vec<u8>,
     content_type: Option<String>,
+    header: Option<(String, String)>,
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -174,14 +175,28 @@ fn request() -> impl Strategy<Value = Request> {
             "text/plain".to_owned(),
             "application/json; charset=utf-8".to_owned(),
         ])),
+        prop::option::of((
+            prop::sample::select(vec![
+                "authorization".to_owned(),
+                "accept".to_owned(),
+                "origin".to_owned(),
+                "x-forwarded-for".to_owned(),
+                "content-encoding".to_owned(),
+                "transfer-encoding".to_owned(),
+            ]),
+            "[ -~]{0,60}",
+        )),
     )
-        .prop_map(|(method, path, query, body, content_type)| Request {
-            method,
-            path,
-            query,
-            body,
-            content_type,
-        })
+        .prop_map(
+            |(method, path, query, body, content_type, header)| Request {
+                method,
+                path,
+                header,
+                query,
+                body,
+                content_type,
+            },
+        )
 }
 
 #[tokio::test]
@@ -206,6 +221,9 @@ async fn arbitrary_requests_never_get_a_5xx_or_hang() {
             .body(request.body.clone());
         if let Some(content_type) = &request.content_type {
             builder = builder.header("content-type", content_type);
+        }
+        if let Some((name, value)) = &request.header {
+            builder = builder.header(name.as_str(), value.as_str());
         }
         let response = tokio::time::timeout(Duration::from_secs(5), builder.send())
             .await
