@@ -611,7 +611,10 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        // 500 cases in CI; scripts/chaos sets PROPTEST_CASES for the long run.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500)
+        ))]
 
         #[test]
         fn every_entry_is_applied_skipped_or_dead_lettered_with_a_reason(entries in entries()) {

@@ -11,6 +11,15 @@ use stats_tracker::workers::plan::{Known, Outcome, Rules, needs, parse, plan};
 
 use crate::helpers::{STREAM, TestApp, TestRedis, dead_letters, settings, wait_until_drained};
 
+/// `base` in CI; times `FUZZ_SCALE` for the long run (scripts/chaos).
+fn scale(base: usize) -> usize {
+    let factor: usize = std::env::var("FUZZ_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    base * factor.max(1)
+}
+
 fn hostile_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         3 => prop::sample::select(vec![
@@ -50,7 +59,7 @@ async fn hostile_events_through_the_worker_are_applied_or_dead_lettered() {
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
     let mut runner = TestRunner::deterministic();
-    let strategy = prop::collection::vec(hostile_event(), 300);
+    let strategy = prop::collection::vec(hostile_event(), scale(300));
     let events = strategy.new_tree(&mut runner).expect("generate").current();
     let mut entries = Vec::new();
     for fields in &events {
@@ -65,7 +74,7 @@ async fn hostile_events_through_the_worker_are_applied_or_dead_lettered() {
             fields: fields.clone(),
         });
     }
-    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20 * scale(1) as u64)).await;
 
     // Exactly the entries planning rejects are dead letters, each once, in order.
     let rules = Rules::builtin();
@@ -208,7 +217,7 @@ async fn arbitrary_requests_never_get_a_5xx_or_hang() {
     let mut runner = TestRunner::deterministic();
     let strategy = request();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    for _ in 0..1500 {
+    for _ in 0..scale(1500) {
         let request = strategy.new_tree(&mut runner).expect("generate").current();
         let url = if request.query.is_empty() {
             format!("{}{}", app.address, request.path)
