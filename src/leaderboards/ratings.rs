@@ -189,69 +189,28 @@ impl RatingSystem {
             }
             RatingSystem::TrueSkill { .. } => {
                 let config = self.trueskill_config();
-                let sides: Vec<Vec<TrueSkillRating>> = teams
-                    .iter()
-                    .map(|(players, _)| players.iter().map(to_trueskill).collect())
-                    .collect();
-                let rated = match (teams, sides.as_slice()) {
-                    ([(_, pa), (_, pb)], [a, b]) if a.len() == 1 && b.len() == 1 => {
-                        let (a, b) =
-                            trueskill::trueskill(&a[0], &b[0], &outcome(*pa, *pb), &config);
-                        vec![vec![a], vec![b]]
-                    }
-                    ([(_, pa), (_, pb)], [a, b]) => {
-                        let (a, b) =
-                            trueskill::trueskill_two_teams(a, b, &outcome(*pa, *pb), &config);
-                        vec![a, b]
-                    }
-                    _ => {
-                        let ranked: Vec<(&[TrueSkillRating], MultiTeamOutcome)> = sides
-                            .iter()
-                            .zip(teams)
-                            .map(|(side, (_, place))| {
-                                (side.as_slice(), MultiTeamOutcome::new(*place as usize))
-                            })
-                            .collect();
-                        trueskill::trueskill_multi_team(&ranked, &config, None)
-                            .map_err(|_| self.failed(teams))?
-                    }
-                };
-                Ok(rated
-                    .into_iter()
-                    .map(|team| team.into_iter().map(from_trueskill).collect())
-                    .collect())
+                let rated = by_team_shape(
+                    teams,
+                    to_trueskill,
+                    |a, b, o| trueskill::trueskill(a, b, o, &config),
+                    |a, b, o| trueskill::trueskill_two_teams(a, b, o, &config),
+                    |ranked| {
+                        trueskill::trueskill_multi_team(ranked, &config, None)
+                            .map_err(|_| self.failed(teams))
+                    },
+                )?;
+                Ok(map_teams(rated, from_trueskill))
             }
             RatingSystem::WengLin { .. } => {
                 let config = self.weng_lin_config();
-                let sides: Vec<Vec<WengLinRating>> = teams
-                    .iter()
-                    .map(|(players, _)| players.iter().map(to_weng_lin).collect())
-                    .collect();
-                let rated = match (teams, sides.as_slice()) {
-                    ([(_, pa), (_, pb)], [a, b]) if a.len() == 1 && b.len() == 1 => {
-                        let (a, b) = weng_lin::weng_lin(&a[0], &b[0], &outcome(*pa, *pb), &config);
-                        vec![vec![a], vec![b]]
-                    }
-                    ([(_, pa), (_, pb)], [a, b]) => {
-                        let (a, b) =
-                            weng_lin::weng_lin_two_teams(a, b, &outcome(*pa, *pb), &config);
-                        vec![a, b]
-                    }
-                    _ => {
-                        let ranked: Vec<(&[WengLinRating], MultiTeamOutcome)> = sides
-                            .iter()
-                            .zip(teams)
-                            .map(|(side, (_, place))| {
-                                (side.as_slice(), MultiTeamOutcome::new(*place as usize))
-                            })
-                            .collect();
-                        weng_lin::weng_lin_multi_team(&ranked, &config)
-                    }
-                };
-                Ok(rated
-                    .into_iter()
-                    .map(|team| team.into_iter().map(from_weng_lin).collect())
-                    .collect())
+                let rated = by_team_shape(
+                    teams,
+                    to_weng_lin,
+                    |a, b, o| weng_lin::weng_lin(a, b, o, &config),
+                    |a, b, o| weng_lin::weng_lin_two_teams(a, b, o, &config),
+                    |ranked| Ok(weng_lin::weng_lin_multi_team(ranked, &config)),
+                )?;
+                Ok(map_teams(rated, from_weng_lin))
             }
         }
     }
@@ -343,6 +302,46 @@ impl RatingSystem {
             _ => WengLinConfig::new(),
         }
     }
+}
+
+/// Rates teams with the function the crate has for their shape: one player against one, two
+/// teams, or more (places as ranks). TrueSkill and Weng-Lin share this dispatch.
+fn by_team_shape<R>(
+    teams: &[RatedTeam],
+    convert: fn(&Rating) -> R,
+    one_on_one: impl Fn(&R, &R, &Outcomes) -> (R, R),
+    two_teams: impl Fn(&[R], &[R], &Outcomes) -> (Vec<R>, Vec<R>),
+    multi_team: impl Fn(&[(&[R], MultiTeamOutcome)]) -> Result<Vec<Vec<R>>, Unsupported>,
+) -> Result<Vec<Vec<R>>, Unsupported> {
+    let sides: Vec<Vec<R>> = teams
+        .iter()
+        .map(|(players, _)| players.iter().map(convert).collect())
+        .collect();
+    match (teams, sides.as_slice()) {
+        ([(_, pa), (_, pb)], [a, b]) if a.len() == 1 && b.len() == 1 => {
+            let (a, b) = one_on_one(&a[0], &b[0], &outcome(*pa, *pb));
+            Ok(vec![vec![a], vec![b]])
+        }
+        ([(_, pa), (_, pb)], [a, b]) => {
+            let (a, b) = two_teams(a, b, &outcome(*pa, *pb));
+            Ok(vec![a, b])
+        }
+        _ => {
+            let ranked: Vec<(&[R], MultiTeamOutcome)> = sides
+                .iter()
+                .zip(teams)
+                .map(|(side, (_, place))| (side.as_slice(), MultiTeamOutcome::new(*place as usize)))
+                .collect();
+            multi_team(&ranked)
+        }
+    }
+}
+
+fn map_teams<R>(teams: Vec<Vec<R>>, convert: fn(R) -> Rating) -> Vec<Vec<Rating>> {
+    teams
+        .into_iter()
+        .map(|team| team.into_iter().map(convert).collect())
+        .collect()
 }
 
 /// The outcome from the first side's view, by places (lower is better).
