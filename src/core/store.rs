@@ -17,6 +17,17 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
 }
 
+/// Awaits a Redis call for at most `timeout`, so no caller hangs while Redis is away.
+pub async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::Timeout(timeout)),
+    }
+}
+
 /// A handle to the store; cheap to clone (all clones share one multiplexed connection).
 #[derive(Clone)]
 pub struct Store {
@@ -75,10 +86,7 @@ impl Store {
                 result => result,
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
+        bounded(self.timeout, attempt).await
     }
 
     /// Runs a script, failing after the configured timeout (not retried: scripts may write).
@@ -87,10 +95,7 @@ impl Store {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
+        bounded(self.timeout, invocation.invoke_async(&mut conn)).await
     }
 
     /// Succeeds when Redis answers a PING in time.

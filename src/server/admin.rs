@@ -15,10 +15,13 @@ use super::error::ApiError;
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::admin;
 use crate::core::config::Secret;
+use crate::core::store::bounded;
 use crate::workers::plan::{Rules, check};
 
 /// Most events one ingest request may carry.
 pub const MAX_INGEST_BATCH: usize = 1000;
+/// How long appending one ingest batch may take before the client gets a 503.
+const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What ingest needs: where to append, and the rules to validate against.
 #[derive(Clone)]
@@ -166,16 +169,6 @@ pub async fn ingest(
         pipe.add_command(xadd);
     }
     let mut conn = ingest.stream.clone();
-    let ids: Vec<String> = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        pipe.query_async(&mut conn),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::Unavailable(crate::core::store::StoreError::Timeout(
-            std::time::Duration::from_secs(2),
-        ))
-    })?
-    .map_err(|error| ApiError::Unavailable(error.into()))?;
+    let ids: Vec<String> = bounded(INGEST_TIMEOUT, pipe.query_async(&mut conn)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "ids": ids }))))
 }

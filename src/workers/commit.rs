@@ -17,7 +17,7 @@ use redis::aio::ConnectionManager;
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::effects::{Aggregate, Change};
 use crate::core::keys::{KeySpace, PartitionKeys};
-use crate::core::store::{self, StoreError};
+use crate::core::store::{self, StoreError, bounded};
 use crate::leaderboards::boards::rating_from_fields;
 
 /// A Redis command of a commit, addressed to one key.
@@ -84,7 +84,7 @@ impl Committer {
                 pipe.get(keys.applied()).get(keys.generation());
             }
             let loaded: Vec<(Option<String>, Option<String>)> =
-                self.run(pipe.query_async(&mut conn)).await?;
+                bounded(self.timeout, pipe.query_async(&mut conn)).await?;
             for (partition, (position, generation)) in needs.positions.iter().zip(loaded) {
                 known.positions.insert(partition.clone(), position);
                 known.generations.insert(partition.clone(), generation);
@@ -97,7 +97,7 @@ impl Committer {
                 pipe.hgetall(self.keys.product(product).rating(board, player));
             }
             let states: Vec<HashMap<String, String>> =
-                self.run(pipe.query_async(&mut conn)).await?;
+                bounded(self.timeout, pipe.query_async(&mut conn)).await?;
             for (key, fields) in chunk.iter().cloned().zip(states) {
                 known.ratings.insert(key, rating_from_fields(&fields));
             }
@@ -171,8 +171,7 @@ impl Committer {
             for product in batch.products.keys() {
                 sadd.arg(product.as_str());
             }
-            self.run(sadd.query_async::<()>(&mut self.conn.clone()))
-                .await?;
+            bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
         }
         Ok(CommitCounts {
             applied: applied.iter().sum(),
@@ -209,22 +208,12 @@ impl Committer {
             }
         }
         let mut conn = self.conn.clone();
-        match self.run(invocation.invoke_async::<i64>(&mut conn)).await {
+        match bounded(self.timeout, invocation.invoke_async::<i64>(&mut conn)).await {
             Err(StoreError::Redis(error)) if error.code() == Some("FENCED") => {
                 Err(CommitError::Fenced(epoch))
             }
             Ok(-1) => Err(CommitError::Stale),
             other => Ok(other?.unsigned_abs()),
-        }
-    }
-
-    async fn run<T>(
-        &self,
-        future: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, future).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 }

@@ -18,7 +18,7 @@ use redis::{Script, Value};
 use crate::core::config::StreamSettings;
 use crate::core::event::RawEntry;
 use crate::core::keys::StreamKeys;
-use crate::core::store::{self, StoreError};
+use crate::core::store::{self, StoreError, bounded};
 
 /// Proof of holding the lease: the epoch fences store writes, the token fences reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,46 +110,28 @@ impl EventStream {
         self.lease_ttl
     }
 
-    async fn run<T>(
-        &self,
-        timeout: Duration,
-        future: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StreamError> {
-        match tokio::time::timeout(timeout, future).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) if error.code() == Some("LEASE_LOST") => Err(StreamError::LeaseLost),
-            Ok(Err(error)) => Err(StoreError::Redis(error).into()),
-            Err(_) => Err(StoreError::Timeout(timeout).into()),
-        }
-    }
-
     /// Creates the consumer group at the beginning of the stream (and the stream itself) if
     /// it does not exist yet.
     pub async fn ensure_group(&self) -> Result<(), StreamError> {
         let mut conn = self.conn.clone();
-        let created = self
-            .run(
-                self.timeout,
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&self.keys.stream)
-                    .arg(&self.group)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async::<()>(&mut conn),
-            )
-            .await;
+        let created = bounded(
+            self.timeout,
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&self.keys.stream)
+                .arg(&self.group)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async::<()>(&mut conn),
+        )
+        .await;
         match created {
-            Err(StreamError::Store(StoreError::Redis(error)))
-                if error.code() == Some("BUSYGROUP") =>
-            {
-                Ok(())
-            }
+            Err(StoreError::Redis(error)) if error.code() == Some("BUSYGROUP") => Ok(()),
             Ok(()) => {
                 tracing::info!(stream = %self.keys.stream, group = %self.group, "created consumer group");
                 Ok(())
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -162,9 +144,7 @@ impl EventStream {
             .key(&self.keys.lease_epoch)
             .arg(&self.consumer)
             .arg(self.lease_ttl.as_millis() as u64);
-        let reply: i64 = self
-            .run(self.timeout, invocation.invoke_async(&mut conn))
-            .await?;
+        let reply: i64 = bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;
         Ok(if reply > 0 {
             Ok(Lease {
                 epoch: reply as u64,
@@ -180,31 +160,29 @@ impl EventStream {
         let mut conn = self.conn.clone();
         let mut invocation = self.release_script.prepare_invoke();
         invocation.key(&self.keys.lease).arg(&lease.token);
-        self.run(self.timeout, invocation.invoke_async::<i64>(&mut conn))
+        bounded(self.timeout, invocation.invoke_async::<i64>(&mut conn))
             .await
             .map(|_| ())
+            .map_err(StreamError::from)
     }
 
     /// Reads the next batch, if `lease` is still ours (renewing it). Must not be called
     /// concurrently with itself (see `reader`).
     pub async fn read(&self, lease: &Lease, from: &ReadFrom) -> Result<Read, StreamError> {
         let mut conn = self.reader.clone();
-        let (_, holder): ((), Option<String>) = self
-            .run(
-                self.timeout,
-                redis::pipe()
-                    .cmd("WATCH")
-                    .arg(&self.keys.lease)
-                    .cmd("GET")
-                    .arg(&self.keys.lease)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let (_, holder): ((), Option<String>) = bounded(
+            self.timeout,
+            redis::pipe()
+                .cmd("WATCH")
+                .arg(&self.keys.lease)
+                .cmd("GET")
+                .arg(&self.keys.lease)
+                .query_async(&mut conn),
+        )
+        .await?;
         if holder.as_deref() != Some(lease.token.as_str()) {
             let unwatch = redis::cmd("UNWATCH");
-            let _ = self
-                .run(self.timeout, unwatch.query_async::<()>(&mut conn))
-                .await;
+            let _ = bounded(self.timeout, unwatch.query_async::<()>(&mut conn)).await;
             return Err(StreamError::LeaseLost);
         }
         let mut pipe = redis::pipe();
@@ -245,14 +223,14 @@ impl EventStream {
         }
         // `None`: the lease key changed between WATCH and EXEC, so nothing ran.
         let replies: Option<Vec<Value>> =
-            self.run(self.timeout, pipe.query_async(&mut conn)).await?;
+            bounded(self.timeout, pipe.query_async(&mut conn)).await?;
         parse_read(from, replies.ok_or(StreamError::LeaseLost)?)
     }
 
     /// Blocks until an entry after `last_id` exists or the block time passes.
     pub async fn wait_for_new(&self, last_id: &str) -> Result<(), StreamError> {
         let mut conn = self.blocking.clone();
-        self.run(
+        bounded(
             self.block + self.timeout,
             redis::cmd("XREAD")
                 .arg("COUNT")
@@ -266,6 +244,7 @@ impl EventStream {
         )
         .await
         .map(|_| ())
+        .map_err(StreamError::from)
     }
 
     /// Acknowledges entries whose effects are committed.
@@ -274,7 +253,7 @@ impl EventStream {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        self.run(
+        bounded(
             self.timeout,
             redis::cmd("XACK")
                 .arg(&self.keys.stream)
@@ -284,21 +263,21 @@ impl EventStream {
         )
         .await
         .map(|_| ())
+        .map_err(StreamError::from)
     }
 
     /// The group's lag (entries not yet delivered; `None` when Redis cannot tell) and
     /// pending count (delivered, not acknowledged).
     pub async fn lag(&self) -> Result<(Option<u64>, u64), StreamError> {
         let mut conn = self.conn.clone();
-        let groups: Vec<std::collections::HashMap<String, Value>> = self
-            .run(
-                self.timeout,
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&self.keys.stream)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let groups: Vec<std::collections::HashMap<String, Value>> = bounded(
+            self.timeout,
+            redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&self.keys.stream)
+                .query_async(&mut conn),
+        )
+        .await?;
         let ours = groups.iter().find(|group| {
             matches!(group.get("name"), Some(Value::BulkString(name)) if name == self.group.as_bytes())
         });
