@@ -3,14 +3,11 @@
 //! [`ScoringHandler`] is the extension point for scoring written in code; the boards a games
 //! file declares ([`super::boards::BoardSet`]) implement it too.
 
-use std::sync::Arc;
-
 use crate::core::effects::Changes;
 use crate::core::event::{GameEvent, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::registry::Registry;
 
-use super::boards::{Board, BoardRule, BoardSet};
 use super::ratings::Rating;
 
 /// Name of the default board: wins per player.
@@ -65,11 +62,3 @@ impl ScoringHandler for RejectUnknown {
 
 /// Scoring handlers by product.
 pub type ScoringRegistry = Registry<dyn ScoringHandler>;
-
-/// Every product scores with one `wins` board.
-pub fn default_registry() -> ScoringRegistry {
-    Registry::new(Arc::new(BoardSet::new(vec![Board {
-        name: WINS_BOARD.to_owned(),
-        rule: BoardRule::Wins,
-    }])))
-}
