@@ -23,8 +23,9 @@ end
 return redis.call('INCR', KEYS[1])
 ";
 
-/// Every product the store may hold data of: those seen by the worker and those configured.
-async fn all_products(store: &Store, games: &Games) -> Result<Vec<ProductId>, StoreError> {
+/// Every product the store may hold data of: those the worker has seen and those the games
+/// file lists.
+pub async fn all_products(store: &Store, games: &Games) -> Result<Vec<ProductId>, StoreError> {
     let seen: Vec<String> = store
         .query(redis::cmd("SMEMBERS").arg(store.keys().products()))
         .await?;

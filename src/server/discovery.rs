@@ -1,6 +1,6 @@
 //! Discovery: which products exist and which boards each has, and a product's player stats.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -10,16 +10,16 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::routes::{bad_path, parse_player, parse_product};
+use crate::core::ids::ProductId;
 use crate::player_stats;
 
 /// `GET /v1/products`: products the worker has seen, and those the games file lists.
 pub async fn products(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let seen: Vec<String> = state
-        .store
-        .query(redis::cmd("SMEMBERS").arg(state.store.keys().products()))
-        .await?;
-    let mut products: BTreeSet<String> = seen.into_iter().collect();
-    products.extend(state.games.listed().map(|(id, _)| id.to_string()));
+    let products: Vec<String> = crate::admin::all_products(&state.store, &state.games)
+        .await?
+        .iter()
+        .map(ProductId::to_string)
+        .collect();
     Ok(Json(json!({ "products": products })))
 }
 

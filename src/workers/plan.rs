@@ -336,9 +336,9 @@ fn apply(
         ratings: &mut touched,
     };
     let scoring = rules.scoring.get(&event.product);
-    if event.outcome().is_some() {
+    if let Some(outcome) = event.outcome() {
         for board in scoring.rating_boards() {
-            for player in event.outcome().into_iter().flat_map(|o| o.players()) {
+            for player in outcome.players() {
                 let key = (event.product.clone(), board.clone(), player.clone());
                 let state = known.ratings.get(&key).copied().flatten();
                 book.ratings.insert(key, state);
