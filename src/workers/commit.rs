@@ -148,10 +148,28 @@ impl Committer {
             .map(|product| generation(Partition::Product(product.clone())))
             .chain((!batch.dead_letters.is_empty()).then(|| generation(Partition::DeadLetters)))
             .collect();
-        let applied: Vec<u64> = try_join_all(partitions.iter().zip(&generations).map(
-            |((keys, events), generation)| self.commit_partition(epoch, generation, keys, events),
-        ))
-        .await?;
+        // An entry that is applied to its product and dead-lettered for one of its boards
+        // touches two partitions. Its dead letter goes first: planning skips an entry whose
+        // product already applied it, so a crash between the two commits would otherwise lose
+        // the letter for good; the other way round, the replay re-plans the product and skips
+        // the letter already written.
+        let letters_first = batch
+            .dead_letters
+            .iter()
+            .any(|letter| letter.reasons.iter().any(|(board, _)| board.is_some()));
+        let mut applied = 0;
+        let mut work: Vec<_> = partitions.iter().zip(&generations).collect();
+        if letters_first && let Some(((keys, events), generation)) = work.pop() {
+            applied += self
+                .commit_partition(epoch, generation, keys, events)
+                .await?;
+        }
+        applied += try_join_all(work.into_iter().map(|((keys, events), generation)| {
+            self.commit_partition(epoch, generation, keys, events)
+        }))
+        .await?
+        .iter()
+        .sum::<u64>();
         for (product, events) in &batch.products {
             if let Some(last) = events.last() {
                 known
@@ -173,9 +191,7 @@ impl Committer {
             }
             bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
         }
-        Ok(CommitCounts {
-            applied: applied.iter().sum(),
-        })
+        Ok(CommitCounts { applied })
     }
 
     async fn commit_partition(
