@@ -5,20 +5,27 @@
 use redis::Script;
 
 use crate::core::ids::{PlayerId, ProductId};
+use crate::core::keys::escape_glob;
 use crate::core::store::{Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::leaderboards::boards::BoardRule;
 
-/// Erases one player from a product atomically: `KEYS[1]` generation, then `ARGV[2]` board
-/// keys to remove the player from, then keys to delete; `ARGV[1]` the player.
+/// Erases one player from a product atomically: `KEYS[1]` generation, then `ARGV[2]` groups
+/// of a board's four keys (scores, order, at, distinct) to take the player off, then keys to
+/// delete; `ARGV[1]` the player. Runs after leaderboards/rank.lua.
 const ERASE_PLAYER: &str = r"
-local boards = tonumber(ARGV[2])
-for i = 2, #KEYS do
-  if i <= boards + 1 then
-    redis.call('ZREM', KEYS[i], ARGV[1])
-  else
-    redis.call('DEL', KEYS[i])
+local player, boards = ARGV[1], tonumber(ARGV[2])
+for b = 0, boards - 1 do
+  local scores, order, at, distinct = KEYS[2 + 4 * b], KEYS[3 + 4 * b], KEYS[4 + 4 * b], KEYS[5 + 4 * b]
+  local score = redis.call('ZSCORE', scores, player)
+  if score then
+    unindex(order, at, distinct, player, score)
+    redis.call('ZREM', scores, player)
   end
+  redis.call('HDEL', at, player)
+end
+for i = 2 + 4 * boards, #KEYS do
+  redis.call('DEL', KEYS[i])
 end
 return redis.call('INCR', KEYS[1])
 ";
@@ -47,7 +54,10 @@ pub async fn erase_player(
     player: &PlayerId,
 ) -> Result<usize, StoreError> {
     let products = all_products(store, games).await?;
-    let script = Script::new(ERASE_PLAYER);
+    let script = Script::new(&format!(
+        "{}{ERASE_PLAYER}",
+        include_str!("leaderboards/rank.lua")
+    ));
     for product in &products {
         // A product rejected by the games file can still hold data from an earlier config.
         let Some(config) = games.product(product) else {
@@ -56,9 +66,19 @@ pub async fn erase_player(
         let keys = store.keys().product(product);
         let mut invocation = script.prepare_invoke();
         invocation.key(keys.generation());
-        let boards = config.boards.boards();
-        for board in boards {
-            invocation.key(keys.board(&board.name));
+        let mut boards = Vec::new();
+        for board in config.boards.boards() {
+            boards.push(keys.board_keys(&board.name, None));
+            for key in scan(store, &keys.board_periods_glob(&board.name)).await? {
+                if let Some(period) = period_of_board_key(&keys.board(&board.name), &key) {
+                    boards.push(keys.board_keys(&board.name, Some(period)));
+                }
+            }
+        }
+        for board in &boards {
+            for key in board.all() {
+                invocation.key(key);
+            }
         }
         invocation.key(keys.stats(player));
         for board in rated_boards(config) {
@@ -89,29 +109,17 @@ pub async fn reset_board(
     board: &str,
 ) -> Result<u64, StoreError> {
     let keys = store.keys().product(product);
-    let mut doomed = vec![keys.board(board)];
+    let mut doomed: Vec<String> = keys
+        .board_keys(board, None)
+        .all()
+        .map(str::to_owned)
+        .to_vec();
     for pattern in [
+        keys.board_periods_glob(board),
         format!("{}*", escape_glob(&keys.rating_prefix(board))),
         format!("{}*", escape_glob(&keys.history_prefix(board))),
     ] {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = store
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            doomed.extend(found);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        doomed.extend(scan(store, &pattern).await?);
     }
     let mut deleted = 0;
     for chunk in doomed.chunks(500) {
@@ -123,14 +131,35 @@ pub async fn reset_board(
     Ok(deleted)
 }
 
-/// Escapes Redis glob metacharacters so a key prefix matches only itself.
-fn escape_glob(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
+/// Every key matching `pattern`.
+async fn scan(store: &Store, pattern: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = store
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await?;
+        keys.extend(found);
+        if next == 0 {
+            return Ok(keys);
         }
-        escaped.push(c);
+        cursor = next;
     }
-    escaped
+}
+
+/// The period suffix (`daily:2026-11-25`) of a period board's score key, given the all-time
+/// board key; `None` for the index keys next to it.
+fn period_of_board_key<'a>(board: &str, key: &'a str) -> Option<&'a str> {
+    let suffix = key.strip_prefix(board)?.strip_prefix('@')?;
+    let index = [":order", ":at", ":distinct"]
+        .iter()
+        .any(|index| suffix.ends_with(index));
+    (!index).then_some(suffix)
 }

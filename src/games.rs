@@ -13,9 +13,10 @@ use serde::Deserialize;
 
 use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
-use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition};
+use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, default_windows};
 use crate::leaderboards::ratings::{Display, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
+use crate::leaderboards::windows::{Window, WindowRule};
 use crate::player_stats::handlers::StatsHandler;
 use crate::player_stats::rules::{RuleSet, StatRule};
 
@@ -54,6 +55,7 @@ impl ProductGames {
             boards: BoardSet::new(vec![Board {
                 name: WINS_BOARD.to_owned(),
                 rule: BoardRule::Wins,
+                windows: default_windows(),
             }]),
             stats: RuleSet::new(vec![StatRule::MatchResults]),
         }
@@ -229,6 +231,10 @@ struct BoardConfig {
     display: Option<Display>,
     min_matches: Option<u64>,
     history: Option<usize>,
+    /// Period boards kept next to the all-time one (default: all of them).
+    windows: Option<Vec<String>>,
+    /// Closed periods kept per window, e.g. `{ daily = 7 }`.
+    retention: Option<BTreeMap<String, u32>>,
 }
 
 /// Most history entries a board may keep per player.
@@ -431,11 +437,58 @@ impl BoardConfig {
                 })
             }
         };
+        let windows = build_windows(self.windows, self.retention)?;
         Ok(Board {
             name: self.name,
             rule,
+            windows,
         })
     }
+}
+
+/// Most closed periods a window may keep (ten years of days).
+const MAX_RETENTION: u32 = 3660;
+
+/// The window rules of a board from its `windows` and `retention` fields.
+fn build_windows(
+    names: Option<Vec<String>>,
+    retention: Option<BTreeMap<String, u32>>,
+) -> Result<Vec<WindowRule>, String> {
+    let mut rules = match names {
+        None => default_windows(),
+        Some(names) => {
+            let mut rules: Vec<WindowRule> = Vec::new();
+            for name in &names {
+                let window = Window::parse(name).ok_or_else(|| unknown_window(name))?;
+                if rules.iter().any(|rule| rule.window == window) {
+                    return Err(format!("`windows` lists `{name}` twice"));
+                }
+                rules.push(WindowRule {
+                    window,
+                    retention: window.default_retention(),
+                });
+            }
+            rules
+        }
+    };
+    for (name, kept) in retention.unwrap_or_default() {
+        let window = Window::parse(&name).ok_or_else(|| unknown_window(&name))?;
+        if kept > MAX_RETENTION {
+            return Err(format!(
+                "`retention.{name}` must be at most {MAX_RETENTION}"
+            ));
+        }
+        let rule = rules
+            .iter_mut()
+            .find(|rule| rule.window == window)
+            .ok_or_else(|| format!("`retention.{name}` is set but `windows` does not list it"))?;
+        rule.retention = kept;
+    }
+    Ok(rules)
+}
+
+fn unknown_window(name: &str) -> String {
+    format!("window `{name}` is unknown; use daily, weekly or monthly")
 }
 
 #[derive(Deserialize)]

@@ -61,6 +61,7 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         top_cache: Arc::new(TopCache::new(Duration::from_millis(
             settings.server.top_ten_cache_ms,
         ))),
+        clock: server::system_clock(),
     })
 }
 

@@ -20,18 +20,33 @@ pub enum Aggregate {
     Last,
 }
 
+/// Which period board a score change goes to, besides the all-time board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodTarget {
+    /// `window:label`, e.g. `daily:2026-11-25` (see `leaderboards::windows`).
+    pub key_suffix: String,
+    /// When the period board expires (Unix seconds).
+    pub expires_at_s: u64,
+}
+
 /// One change to a product's data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Combine `value` into the player's score on `board` (adding them if absent).
     Score {
         board: String,
+        /// `None`: the all-time board.
+        period: Option<PeriodTarget>,
         player: PlayerId,
         how: Aggregate,
         value: f64,
     },
     /// Put the player on `board` with score 0 unless they are already there.
-    EnsureOnBoard { board: String, player: PlayerId },
+    EnsureOnBoard {
+        board: String,
+        period: Option<PeriodTarget>,
+        player: PlayerId,
+    },
     /// Add `delta` to one of the player's integer stats (exact, unlike [`Change::Stat`]).
     Count {
         player: PlayerId,
@@ -77,22 +92,6 @@ pub struct Changes {
 impl Changes {
     pub fn push(&mut self, change: Change) {
         self.changes.push(change);
-    }
-
-    pub fn add_score(&mut self, board: &str, player: &PlayerId, delta: f64) {
-        self.push(Change::Score {
-            board: board.to_owned(),
-            player: player.clone(),
-            how: Aggregate::Sum,
-            value: delta,
-        });
-    }
-
-    pub fn ensure_on_board(&mut self, board: &str, player: &PlayerId) {
-        self.push(Change::EnsureOnBoard {
-            board: board.to_owned(),
-            player: player.clone(),
-        });
     }
 
     pub fn add_stat(&mut self, player: &PlayerId, stat: &str, delta: i64) {

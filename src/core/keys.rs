@@ -4,7 +4,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{<product>}:board:<board>` | sorted set | player → score |
+//! | `P:{<product>}:board:<board>` | sorted set | player → score (all time) |
+//! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | player → score in one period (`@daily:2026-11-25`); expires |
+//! | `<board key>:order` | sorted set, all scores 0 | rank index: `<score key><achieved><player>`, in rank order by bytes |
+//! | `<board key>:at` | hash | player → `<achieved>`, when they reached their current score |
+//! | `<board key>:distinct` | sorted set, all scores 0 | the distinct `<score key>`s, for dense ranks |
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number |
 //! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches) |
 //! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
@@ -68,6 +72,23 @@ impl PartitionKeys {
     pub fn board(&self, board: &str) -> String {
         format!("{}:board:{}", self.base, encode_segment(board))
     }
+    /// The keys of one board: all-time (`period` `None`) or one period (`daily:2026-11-25`).
+    pub fn board_keys(&self, board: &str, period: Option<&str>) -> BoardKeys {
+        let scores = match period {
+            None => self.board(board),
+            Some(suffix) => format!("{}@{suffix}", self.board(board)),
+        };
+        BoardKeys {
+            order: format!("{scores}:order"),
+            at: format!("{scores}:at"),
+            distinct: format!("{scores}:distinct"),
+            scores,
+        }
+    }
+    /// A glob matching the period boards of `board` (and their index keys).
+    pub fn board_periods_glob(&self, board: &str) -> String {
+        format!("{}@*", escape_glob(&self.board(board)))
+    }
     pub fn stats(&self, player: &PlayerId) -> String {
         format!("{}:stats:{}", self.base, encode_segment(player.as_str()))
     }
@@ -97,6 +118,37 @@ impl PartitionKeys {
     pub fn stream(&self) -> String {
         format!("{}:stream", self.base)
     }
+}
+
+/// The keys of one board (all-time or one period): scores and the rank index over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardKeys {
+    /// player → score: the board itself.
+    pub scores: String,
+    /// Rank order: members `<score key><achieved><player>`, see `leaderboards::rank`.
+    pub order: String,
+    /// player → `<achieved>`, to find a player's member in `order`.
+    pub at: String,
+    /// The distinct score keys on the board, for dense ranks.
+    pub distinct: String,
+}
+
+impl BoardKeys {
+    pub fn all(&self) -> [&str; 4] {
+        [&self.scores, &self.order, &self.at, &self.distinct]
+    }
+}
+
+/// Escapes Redis glob metacharacters so a key prefix matches only itself.
+pub fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 impl KeySpace {

@@ -89,6 +89,24 @@ impl Store {
         bounded(self.timeout, attempt).await
     }
 
+    /// Runs a pipeline of read commands, like [`Store::query`] (retried once on a dropped
+    /// connection, so it must not write).
+    pub async fn query_pipe<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let attempt = async {
+            match pipe.query_async(&mut conn).await {
+                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                    pipe.query_async(&mut conn).await
+                }
+                result => result,
+            }
+        };
+        bounded(self.timeout, attempt).await
+    }
+
     /// Runs a script, failing after the configured timeout (not retried: scripts may write).
     pub async fn invoke<T: FromRedisValue>(
         &self,

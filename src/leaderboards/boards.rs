@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::core::effects::{Aggregate, Change};
+use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::event::{GameEvent, Rejection};
+use crate::core::ids::PlayerId;
 
 use super::ratings::{RatedTeam, Rating, RatingSystem};
 use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
+use super::windows::{Period, Window, WindowRule};
 
 /// Field values an event must have for a rule to apply (`type = "gameplay"`, …).
 pub type Condition = BTreeMap<String, String>;
@@ -62,6 +64,56 @@ pub enum BoardRule {
 pub struct Board {
     pub name: String,
     pub rule: BoardRule,
+    /// Period boards kept next to the all-time one.
+    pub windows: Vec<WindowRule>,
+}
+
+/// Every window, each with its default retention.
+pub fn default_windows() -> Vec<WindowRule> {
+    Window::ALL
+        .into_iter()
+        .map(|window| WindowRule {
+            window,
+            retention: window.default_retention(),
+        })
+        .collect()
+}
+
+impl Board {
+    /// The boards a change at `at_ms` goes to: all-time (`None`) and the period of each window.
+    fn targets(&self, at_ms: u64) -> impl Iterator<Item = Option<PeriodTarget>> + '_ {
+        std::iter::once(None).chain(self.windows.iter().map(move |rule| {
+            let period = Period::containing(rule.window, at_ms);
+            Some(PeriodTarget {
+                key_suffix: period.key_suffix(),
+                expires_at_s: period.expires_at_s(rule.retention),
+            })
+        }))
+    }
+
+    /// Combines `value` into `player`'s score on every target of the board.
+    fn score(&self, cx: &mut ScoreContext<'_>, player: &PlayerId, how: Aggregate, value: f64) {
+        for period in self.targets(cx.at_ms) {
+            cx.changes.push(Change::Score {
+                board: self.name.clone(),
+                period,
+                player: player.clone(),
+                how,
+                value,
+            });
+        }
+    }
+
+    /// Puts `player` on every target of the board unless already there.
+    fn ensure(&self, cx: &mut ScoreContext<'_>, player: &PlayerId) {
+        for period in self.targets(cx.at_ms) {
+            cx.changes.push(Change::EnsureOnBoard {
+                board: self.name.clone(),
+                period,
+                player: player.clone(),
+            });
+        }
+    }
 }
 
 /// All boards of one product.
@@ -104,9 +156,9 @@ impl ScoringHandler for BoardSet {
                     for (index, team) in outcome.teams.iter().enumerate() {
                         for player in &team.players {
                             if Some(index) == winner {
-                                cx.changes.add_score(&board.name, player, 1.0);
+                                board.score(cx, player, Aggregate::Sum, 1.0);
                             } else {
-                                cx.changes.ensure_on_board(&board.name, player);
+                                board.ensure(cx, player);
                             }
                         }
                     }
@@ -125,12 +177,7 @@ impl ScoringHandler for BoardSet {
                         Some(field) => number(event, field)?,
                         None => 1.0,
                     };
-                    cx.changes.push(Change::Score {
-                        board: board.name.clone(),
-                        player,
-                        how: *how,
-                        value,
-                    });
+                    board.score(cx, &player, *how, value);
                 }
                 BoardRule::Rated {
                     system,
@@ -176,12 +223,7 @@ impl ScoringHandler for BoardSet {
                                 fields: rating_fields(&new),
                             });
                             if new.matches >= *min_matches {
-                                cx.changes.push(Change::Score {
-                                    board: board.name.clone(),
-                                    player: player.clone(),
-                                    how: Aggregate::Last,
-                                    value: system.display(&new),
-                                });
+                                board.score(cx, player, Aggregate::Last, system.display(&new));
                             }
                             if *history > 0 {
                                 let entry = json!({
@@ -311,6 +353,11 @@ impl Board {
             }
         };
         description["name"] = json!(self.name);
+        description["windows"] = self
+            .windows
+            .iter()
+            .map(|rule| json!({ "window": rule.window.name(), "retention": rule.retention }))
+            .collect();
         description
     }
 }

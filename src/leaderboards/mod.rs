@@ -3,5 +3,7 @@
 
 pub mod boards;
 pub mod query;
+pub mod rank;
 pub mod ratings;
 pub mod scoring;
+pub mod windows;

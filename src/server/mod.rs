@@ -1,6 +1,7 @@
 //! The HTTP API server (axum): routing, shared state, start-up and graceful shutdown.
 
 mod admin;
+mod boards;
 mod cache;
 mod discovery;
 mod error;
@@ -41,6 +42,21 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Recent top-ten answers.
     pub top_cache: Arc<cache::TopCache>,
+    /// The current time; chooses the current period of a window board.
+    pub clock: Clock,
+}
+
+/// Unix milliseconds now (replaceable, so tests can roll windows over).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    })
 }
 
 /// Every route the server answers.
@@ -67,6 +83,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/products/{product_id}/boards/{board}/predict",
             axum::routing::post(ratings::predict),
+        )
+        .route(
+            "/v1/products/{product_id}/boards/{board}/entries",
+            get(boards::entries),
+        )
+        .route(
+            "/v1/products/{product_id}/boards/{board}/players/{user_id}",
+            get(boards::standing),
+        )
+        .route(
+            "/v1/products/{product_id}/boards/{board}/ranks",
+            get(boards::ranks),
         )
         .route("/v1/events", axum::routing::post(admin::ingest))
         .route(

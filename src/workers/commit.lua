@@ -1,4 +1,5 @@
--- Applies one partition's share of a batch atomically and exactly once.
+-- Applies one partition's share of a batch atomically and exactly once. Runs after
+-- leaderboards/rank.lua (score_key, counted, unindex).
 --
 -- KEYS[1]  applied position: id of the last stream entry applied to this partition
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
@@ -8,7 +9,8 @@
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
---              command, index into KEYS, number of arguments, arguments…
+--              command, number of keys, their indexes into KEYS, number of arguments,
+--              arguments…
 --
 -- The worker only sends entries after the applied position, planned on the current
 -- generation; otherwise its view of the store is stale and nothing is written: returns -1.
@@ -26,26 +28,64 @@ local function id_after(a, b)
   return a_seq > b_seq
 end
 
--- Operations that are not single Redis commands.
+-- The stream id of the entry being applied, as `ms` and `seq` digit strings.
+local entry_ms, entry_seq
+
+-- Operations that are not single Redis commands. Each gets its keys as a table.
 local custom = {
   -- Keep the larger / smaller of the stored and the new value.
-  HMAX = function(key, field, value)
+  HMAX = function(keys, field, value)
+    local key = keys[1]
     local current = redis.call('HGET', key, field)
     if not current or tonumber(value) > tonumber(current) then redis.call('HSET', key, field, value) end
   end,
-  HMIN = function(key, field, value)
+  HMIN = function(keys, field, value)
+    local key = keys[1]
     local current = redis.call('HGET', key, field)
     if not current or tonumber(value) < tonumber(current) then redis.call('HSET', key, field, value) end
   end,
   -- A won match: current streak + 1, best raised to it.
-  STREAK = function(key, current, best)
+  STREAK = function(keys, current, best)
+    local key = keys[1]
     local now = redis.call('HINCRBY', key, current, 1)
     if now > tonumber(redis.call('HGET', key, best) or '0') then redis.call('HSET', key, best, now) end
   end,
   -- Newest first, at most `limit` entries.
-  HISTORY = function(key, limit, entry)
+  HISTORY = function(keys, limit, entry)
+    local key = keys[1]
     redis.call('LPUSH', key, entry)
     redis.call('LTRIM', key, 0, tonumber(limit) - 1)
+  end,
+  -- A score change on a board, keeping its rank index in step. keys: scores, order, at,
+  -- distinct. `how`: sum, max, min, last or ensure (add with 0 unless present). A player who
+  -- reaches a new score is stamped with the entry's id: among equal scores, earlier first.
+  -- `expire_at` ('' for never): when a period board expires (Unix seconds).
+  BOARD = function(keys, how, value, player, expire_at)
+    local scores, order, at, distinct = keys[1], keys[2], keys[3], keys[4]
+    local old = redis.call('ZSCORE', scores, player)
+    if how == 'ensure' then
+      if not old then redis.call('ZADD', scores, 0, player) end
+    elseif how == 'sum' then
+      redis.call('ZINCRBY', scores, value, player)
+    elseif how == 'max' then
+      redis.call('ZADD', scores, 'GT', value, player)
+    elseif how == 'min' then
+      redis.call('ZADD', scores, 'LT', value, player)
+    else
+      redis.call('ZADD', scores, value, player)
+    end
+    local new = redis.call('ZSCORE', scores, player)
+    if new ~= old then
+      local new_key = score_key(tonumber(new))
+      if old then unindex(order, at, distinct, player, old) end
+      local achieved = counted(entry_ms) .. counted(entry_seq)
+      redis.call('ZADD', order, 0, new_key .. achieved .. player)
+      redis.call('HSET', at, player, achieved)
+      redis.call('ZADD', distinct, 0, new_key)
+    end
+    if expire_at ~= '' then
+      for k = 1, 4 do redis.call('EXPIREAT', keys[k], expire_at) end
+    end
   end,
 }
 
@@ -72,19 +112,23 @@ local i = 4
 local last
 for _ = 1, n_entries do
   last = ARGV[i]
+  entry_ms, entry_seq = string.match(last, '^(%d+)-(%d+)$')
   local n_ops = tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, n_ops do
     local command = ARGV[i]
-    local key = KEYS[tonumber(ARGV[i + 1])]
-    local n_args = tonumber(ARGV[i + 2])
+    local n_keys = tonumber(ARGV[i + 1])
+    local keys = {}
+    for k = 1, n_keys do keys[k] = KEYS[tonumber(ARGV[i + 1 + k])] end
+    i = i + 2 + n_keys
+    local n_args = tonumber(ARGV[i])
     local op = custom[command]
     if op then
-      op(key, unpack(ARGV, i + 3, i + 2 + n_args))
+      op(keys, unpack(ARGV, i + 1, i + n_args))
     else
-      redis.call(command, key, unpack(ARGV, i + 3, i + 2 + n_args))
+      redis.call(command, keys[1], unpack(ARGV, i + 1, i + n_args))
     end
-    i = i + 3 + n_args
+    i = i + 1 + n_args
   end
 end
 redis.call('SET', KEYS[1], last)

@@ -15,16 +15,17 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
-use crate::core::effects::{Aggregate, Change};
+use crate::core::effects::{Aggregate, Change, PeriodTarget};
+use crate::core::ids::PlayerId;
 use crate::core::keys::{KeySpace, PartitionKeys};
 use crate::core::store::{self, StoreError, bounded};
 use crate::leaderboards::boards::rating_from_fields;
 
-/// A Redis command of a commit, addressed to one key.
+/// A Redis command (or one of commit.lua's custom operations) of a commit, with its keys.
 #[derive(Debug)]
 struct Op {
     command: &'static str,
-    key: String,
+    keys: Vec<String>,
     args: Vec<Vec<u8>>,
 }
 
@@ -62,7 +63,10 @@ impl Committer {
         Ok(Self {
             conn: store::lazy_connection(url, timeout)?,
             keys,
-            script: Script::new(include_str!("commit.lua")),
+            script: Script::new(concat!(
+                include_str!("../leaderboards/rank.lua"),
+                include_str!("commit.lua")
+            )),
             timeout,
         })
     }
@@ -212,12 +216,16 @@ impl Committer {
         for (id, ops) in events {
             invocation.arg(*id).arg(ops.len());
             for op in ops {
-                let next = key_index.len() + 4;
-                let index = *key_index.entry(op.key.as_str()).or_insert_with(|| {
-                    invocation.key(op.key.as_str());
-                    next
-                });
-                invocation.arg(op.command).arg(index).arg(op.args.len());
+                invocation.arg(op.command).arg(op.keys.len());
+                for key in &op.keys {
+                    let next = key_index.len() + 4;
+                    let index = *key_index.entry(key.as_str()).or_insert_with(|| {
+                        invocation.key(key.as_str());
+                        next
+                    });
+                    invocation.arg(index);
+                }
+                invocation.arg(op.args.len());
                 for arg in &op.args {
                     invocation.arg(arg.as_slice());
                 }
@@ -235,7 +243,37 @@ impl Committer {
 }
 
 fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {
-    Op { command, key, args }
+    Op {
+        command,
+        keys: vec![key],
+        args,
+    }
+}
+
+/// commit.lua's `BOARD`: a score change that keeps the board's rank index in step.
+fn board_op(
+    keys: &PartitionKeys,
+    board: &str,
+    period: &Option<PeriodTarget>,
+    player: &PlayerId,
+    how: &str,
+    value: f64,
+) -> Op {
+    let board_keys = keys.board_keys(board, period.as_ref().map(|p| p.key_suffix.as_str()));
+    let expire_at = period
+        .as_ref()
+        .map(|p| text(p.expires_at_s))
+        .unwrap_or_default();
+    Op {
+        command: "BOARD",
+        keys: board_keys.all().map(str::to_owned).to_vec(),
+        args: vec![
+            how.as_bytes().to_vec(),
+            text(value),
+            player.as_str().into(),
+            expire_at,
+        ],
+    }
 }
 
 fn text(value: impl ToString) -> Vec<u8> {
@@ -250,24 +288,24 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
         .map(|change| match change {
             Change::Score {
                 board,
+                period,
                 player,
                 how,
                 value,
             } => {
-                let member = player.as_str().into();
-                let key = keys.board(board);
-                match how {
-                    Aggregate::Sum => op("ZINCRBY", key, vec![text(value), member]),
-                    Aggregate::Max => op("ZADD", key, vec![b"GT".to_vec(), text(value), member]),
-                    Aggregate::Min => op("ZADD", key, vec![b"LT".to_vec(), text(value), member]),
-                    Aggregate::Last => op("ZADD", key, vec![text(value), member]),
-                }
+                let how = match how {
+                    Aggregate::Sum => "sum",
+                    Aggregate::Max => "max",
+                    Aggregate::Min => "min",
+                    Aggregate::Last => "last",
+                };
+                board_op(keys, board, period, player, how, *value)
             }
-            Change::EnsureOnBoard { board, player } => op(
-                "ZADD",
-                keys.board(board),
-                vec![b"NX".to_vec(), b"0".to_vec(), player.as_str().into()],
-            ),
+            Change::EnsureOnBoard {
+                board,
+                period,
+                player,
+            } => board_op(keys, board, period, player, "ensure", 0.0),
             Change::Count {
                 player,
                 stat,

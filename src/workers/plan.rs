@@ -468,8 +468,8 @@ mod tests {
         let exrps = &batch.products[&ProductId::parse("exrps").unwrap()];
         assert_eq!(exrps.len(), 1);
         assert_eq!(exrps[0].id, "2-0");
-        // wins +1, loser ensured, 4 stat increments
-        assert_eq!(exrps[0].changes.as_slice().len(), 6);
+        // wins +1 and loser ensured, each on the all-time board and 3 windows; 4 stat increments
+        assert_eq!(exrps[0].changes.as_slice().len(), 2 * 4 + 4);
         let reasons: Vec<_> = batch
             .dead_letters
             .iter()

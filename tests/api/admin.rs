@@ -191,13 +191,20 @@ async fn erasing_a_player_leaves_nothing_behind() {
             .expect("TYPE");
         match kind.as_str() {
             "zset" => {
-                let score: Option<f64> = redis::cmd("ZSCORE")
+                // Rank index members end with the player id: look at every member.
+                let members: Vec<String> = redis::cmd("ZRANGE")
                     .arg(&key)
-                    .arg(&victim)
+                    .arg(0)
+                    .arg(-1)
                     .query_async(&mut store)
                     .await
-                    .expect("ZSCORE");
-                assert_eq!(score, None, "{victim} still on {name}");
+                    .expect("ZRANGE");
+                assert!(
+                    !members
+                        .iter()
+                        .any(|m| m == &victim || m.ends_with(victim.as_str())),
+                    "{victim} still on {name}"
+                );
                 checked += 1;
             }
             "hash" => {

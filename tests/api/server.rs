@@ -182,7 +182,14 @@ async fn discovery_lists_products_boards_and_player_stats() {
         (Some("elo"), Some("elo"), Some(32.0), Some(5))
     );
     let (_, boards) = app.get_json("/v1/products/newgame/boards").await;
-    assert_eq!(boards["boards"], json!([{"name": "wins", "kind": "wins"}]));
+    assert_eq!(
+        boards["boards"],
+        json!([{"name": "wins", "kind": "wins", "windows": [
+            {"window": "daily", "retention": 7},
+            {"window": "weekly", "retention": 4},
+            {"window": "monthly", "retention": 12},
+        ]}])
+    );
 
     let (status, stats) = app.get_json("/v1/products/newgame/players/A/stats").await;
     assert_eq!(status, 200);

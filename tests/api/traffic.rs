@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
+use stats_tracker::leaderboards::rank;
 pub use stats_tracker::simulate::{Event, Rng, mixed_run, players};
 
 /// The expected result of applying events in order: boards and stats per product, and,
@@ -208,11 +209,25 @@ impl Model {
             }
         };
         let elo_boards = usize::from(!self.elo.is_empty());
-        assert_eq!(
-            count(format!("{prefix}:{{*}}:board:*")).await,
-            self.boards.len() + elo_boards,
-            "board keys"
-        );
+        let board_keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:{{*}}:board:*"))
+            .query_async(store)
+            .await
+            .expect("KEYS");
+        // All-time boards only: not period boards (`@`), not rank index keys.
+        let all_time: Vec<&String> = board_keys
+            .iter()
+            .filter(|key| {
+                !key.contains('@')
+                    && ![":order", ":at", ":distinct"]
+                        .iter()
+                        .any(|suffix| key.ends_with(suffix))
+            })
+            .collect();
+        assert_eq!(all_time.len(), self.boards.len() + elo_boards, "board keys");
+        for key in all_time {
+            assert_rank_index_matches_board(store, key).await;
+        }
         if self.elo_config.is_some() {
             let exrps = keys.product(&ProductId::parse("exrps").expect("id"));
             let board = exrps.board("elo");
@@ -261,6 +276,65 @@ impl Model {
             "stats keys"
         );
     }
+}
+
+/// Asserts that the rank index of the board at `scores` holds exactly the board: one member
+/// per player with the player's score, `:at` naming each member's stamp, and `:distinct`
+/// exactly the distinct scores.
+pub async fn assert_rank_index_matches_board(store: &mut MultiplexedConnection, scores: &str) {
+    let board: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(scores)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(store)
+        .await
+        .expect("ZRANGE");
+    let board: BTreeMap<String, f64> = board.into_iter().collect();
+    let order: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{scores}:order"))
+        .arg(0)
+        .arg(-1)
+        .query_async(store)
+        .await
+        .expect("ZRANGE order");
+    let at: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{scores}:at"))
+        .query_async(store)
+        .await
+        .expect("HGETALL at");
+    let distinct: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{scores}:distinct"))
+        .arg(0)
+        .arg(-1)
+        .query_async(store)
+        .await
+        .expect("ZRANGE distinct");
+    assert_eq!(order.len(), board.len(), "{scores}: index size");
+    assert_eq!(at.len(), board.len(), "{scores}: stamps");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut score_keys = std::collections::BTreeSet::new();
+    for member in &order {
+        let parsed = rank::parse_member(member).expect("an index member");
+        assert_eq!(
+            board.get(parsed.player).map(|s| s.to_bits()),
+            Some(parsed.score.to_bits()),
+            "{scores}: indexed score of {}",
+            parsed.player
+        );
+        assert_eq!(
+            at.get(parsed.player).map(String::as_str),
+            Some(parsed.achieved)
+        );
+        assert!(
+            seen.insert(parsed.player.to_owned()),
+            "{} twice",
+            parsed.player
+        );
+        score_keys.insert(rank::score_key(parsed.score));
+    }
+    let distinct: std::collections::BTreeSet<String> = distinct.into_iter().collect();
+    assert_eq!(distinct, score_keys, "{scores}: distinct scores");
 }
 
 /// Applies `events` in order to `model`, then asserts that the store under `prefix` holds

@@ -1,0 +1,360 @@
+//! HTTP handlers for ranked leaderboards: pages, a player's standing ("around me") and the
+//! ranks of several players at once, for the all-time board or one period of a window.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::routes::{bad_path, parse_player, parse_product};
+use crate::core::keys::BoardKeys;
+use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
+use crate::leaderboards::windows::{Period, Window};
+
+/// Rows a page returns unless `limit` says otherwise.
+const DEFAULT_LIMIT: u64 = 50;
+/// Most rows a page returns.
+const MAX_LIMIT: u64 = 1000;
+/// Most rows above and below a player a standing returns.
+const MAX_AROUND: u64 = 100;
+/// Most players one ranks request names.
+const MAX_PLAYERS: usize = 100;
+
+/// A request's query string as name/value pairs, refusing names the route does not know.
+struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).map_err(|error| {
+                ApiError::bad_request("invalid_query", format!("bad query string: {error}"))
+            })?;
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, _)| !known.contains(&name.as_str()))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "unknown query parameter `{name}`; this route takes {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The one value of `name`, if given.
+    fn one<'a>(&'a self, name: &'a str) -> Result<Option<&'a str>, ApiError> {
+        let mut values = self.all(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter `{name}` is given more than once"),
+            ));
+        }
+        Ok(first)
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A whole number in `0..=max`, or `default` when absent.
+    fn number(&self, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+        let Some(raw) = self.one(name)? else {
+            return Ok(default);
+        };
+        raw.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{name}` must be a whole number from 0 to {max}, not `{raw}`"),
+                )
+            })
+    }
+
+    fn ties(&self) -> Result<Ties, ApiError> {
+        match self.one("ranking")? {
+            None => Ok(Ties::default()),
+            Some(raw) => Ties::parse(raw).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("`ranking` must be standard, dense or ordinal, not `{raw}`"),
+                )
+            }),
+        }
+    }
+}
+
+/// Which board of a product a request reads: all-time, or one period of a window.
+#[derive(Debug, Serialize)]
+struct BoardView {
+    product_id: String,
+    board: String,
+    /// `all`, `daily`, `weekly` or `monthly`.
+    window: &'static str,
+    /// The period's label (`2026-11-25`, `2026-W48`, `2026-11`); absent for all-time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<String>,
+}
+
+/// Resolves product, board, `window` and `period` (default: the current period by the
+/// server's clock) to the keys to read, or a 4xx saying what is wrong.
+fn board_view(
+    state: &AppState,
+    product: &str,
+    board: &str,
+    query: &QueryParams,
+) -> Result<(BoardView, BoardKeys), ApiError> {
+    let product = parse_product(product)?;
+    let config = state.games.product(&product).ok_or_else(|| {
+        ApiError::not_found(
+            "product_not_found",
+            format!("product `{product}` is not configured"),
+        )
+    })?;
+    let board_config = config.boards.get(board).ok_or_else(|| {
+        ApiError::not_found(
+            "board_not_found",
+            format!("product `{product}` has no board `{board}`"),
+        )
+    })?;
+    let keys = state.store.keys().product(&product);
+    let window = match query.one("window")? {
+        None | Some("all") => None,
+        Some(raw) => Some(Window::parse(raw).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`window` must be all, daily, weekly or monthly, not `{raw}`"),
+            )
+        })?),
+    };
+    let Some(window) = window else {
+        if query.one("period")?.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`period` needs a `window` (daily, weekly or monthly)",
+            ));
+        }
+        let view = BoardView {
+            product_id: product.to_string(),
+            board: board.to_owned(),
+            window: "all",
+            period: None,
+        };
+        return Ok((view, keys.board_keys(board, None)));
+    };
+    if !board_config
+        .windows
+        .iter()
+        .any(|rule| rule.window == window)
+    {
+        return Err(ApiError::not_found(
+            "window_not_kept",
+            format!(
+                "board `{board}` of `{product}` keeps no {} window",
+                window.name()
+            ),
+        ));
+    }
+    let period = match query.one("period")? {
+        None => Period::containing(window, (state.clock)()),
+        Some(label) => Period::parse(window, label).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "`{label}` is not a {} period; use {}",
+                    window.name(),
+                    match window {
+                        Window::Daily => "YYYY-MM-DD",
+                        Window::Weekly => "YYYY-Www (ISO week)",
+                        Window::Monthly => "YYYY-MM",
+                    }
+                ),
+            )
+        })?,
+    };
+    let view = BoardView {
+        product_id: product.to_string(),
+        board: board.to_owned(),
+        window: window.name(),
+        period: Some(period.label()),
+    };
+    Ok((view, keys.board_keys(board, Some(&period.key_suffix()))))
+}
+
+/// A page of a board.
+#[derive(Debug, Serialize)]
+pub struct PageResponse {
+    #[serde(flatten)]
+    view: BoardView,
+    ranking: &'static str,
+    #[serde(flatten)]
+    page: Page,
+}
+
+fn ties_name(ties: Ties) -> &'static str {
+    match ties {
+        Ties::Standard => "standard",
+        Ties::Dense => "dense",
+        Ties::Ordinal => "ordinal",
+    }
+}
+
+fn cursor(raw: &str, name: &str) -> Result<String, ApiError> {
+    rank::member_of_cursor(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_cursor",
+            format!("`{name}` is not a cursor this API gave out"),
+        )
+    })
+}
+
+/// `GET /v1/products/{product_id}/boards/{board}/entries`: a page of the board, best first.
+pub async fn entries(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<PageResponse>, ApiError> {
+    let Path((product, board)) = path.map_err(bad_path)?;
+    let query = QueryParams::parse(
+        raw,
+        &[
+            "window", "period", "limit", "offset", "after", "before", "ranking",
+        ],
+    )?;
+    let (view, keys) = board_view(&state, &product, &board, &query)?;
+    let limit = query.number("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let ties = query.ties()?;
+    let start = match (
+        query.one("offset")?,
+        query.one("after")?,
+        query.one("before")?,
+    ) {
+        (_, None, None) => PageStart::Offset(query.number("offset", 0, u64::MAX)?),
+        (None, Some(after), None) => PageStart::After(cursor(after, "after")?),
+        (None, None, Some(before)) => PageStart::Before(cursor(before, "before")?),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give at most one of `offset`, `after` and `before`",
+            ));
+        }
+    };
+    let page = rank::page(&state.store, &keys, &start, limit, ties).await?;
+    Ok(Json(PageResponse {
+        view,
+        ranking: ties_name(ties),
+        page,
+    }))
+}
+
+/// A player's standing on a board.
+#[derive(Debug, Serialize)]
+pub struct StandingResponse {
+    #[serde(flatten)]
+    view: BoardView,
+    ranking: &'static str,
+    total: u64,
+    user_id: String,
+    rank: u64,
+    score: serde_json::Number,
+    /// The rows around the player (the player's included), best first.
+    around: Vec<RankedEntry>,
+}
+
+/// `GET /v1/products/{product_id}/boards/{board}/players/{user_id}`: rank, score and
+/// `around` rows above and below.
+pub async fn standing(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<StandingResponse>, ApiError> {
+    let Path((product, board, player)) = path.map_err(bad_path)?;
+    let query = QueryParams::parse(raw, &["window", "period", "around", "ranking"])?;
+    let (view, keys) = board_view(&state, &product, &board, &query)?;
+    let player = parse_player(&player)?;
+    let around = query.number("around", 0, MAX_AROUND)?;
+    let ties = query.ties()?;
+    let standing = rank::standing(&state.store, &keys, player.as_str(), around, ties)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "player_not_on_board",
+                format!("player `{player}` is not on board `{board}`"),
+            )
+        })?;
+    Ok(Json(StandingResponse {
+        view,
+        ranking: ties_name(ties),
+        total: standing.total,
+        user_id: standing.entry.user_id,
+        rank: standing.entry.rank,
+        score: standing.entry.score,
+        around: standing.neighbours,
+    }))
+}
+
+/// The ranks of several players.
+#[derive(Debug, Serialize)]
+pub struct RanksResponse {
+    #[serde(flatten)]
+    view: BoardView,
+    ranking: &'static str,
+    /// The players on the board, best first.
+    entries: Vec<RankedEntry>,
+    /// The players asked for who are not on the board, in the order asked.
+    not_on_board: Vec<String>,
+}
+
+/// `GET /v1/products/{product_id}/boards/{board}/ranks?user_id=a&user_id=b…`: ranks and
+/// scores of up to 100 players (e.g. a friends list).
+pub async fn ranks(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RanksResponse>, ApiError> {
+    let Path((product, board)) = path.map_err(bad_path)?;
+    let query = QueryParams::parse(raw, &["window", "period", "user_id", "ranking"])?;
+    let (view, keys) = board_view(&state, &product, &board, &query)?;
+    let ties = query.ties()?;
+    let mut players: Vec<String> = Vec::new();
+    for raw in query.all("user_id") {
+        let player = parse_player(raw)?;
+        if !players.iter().any(|p| p == player.as_str()) {
+            players.push(player.as_str().to_owned());
+        }
+    }
+    if players.is_empty() || players.len() > MAX_PLAYERS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("name 1 to {MAX_PLAYERS} players, each as `user_id=<id>`"),
+        ));
+    }
+    let names: Vec<&str> = players.iter().map(String::as_str).collect();
+    let found = rank::ranks(&state.store, &keys, &names, ties).await?;
+    let mut entries = Vec::new();
+    let mut not_on_board = Vec::new();
+    for (player, entry) in players.into_iter().zip(found) {
+        match entry {
+            Some(entry) => entries.push(entry),
+            None => not_on_board.push(player),
+        }
+    }
+    entries.sort_by_key(|entry| entry.rank);
+    Ok(Json(RanksResponse {
+        view,
+        ranking: ties_name(ties),
+        entries,
+        not_on_board,
+    }))
+}
