@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use stats_tracker::core::config::Secret;
 use stats_tracker::core::keys::encode_segment;
 
-use crate::helpers::{STREAM, TestApp, TestRedis, push_events, settings, wait_until_drained};
+use crate::helpers::{
+    STREAM, TestApp, TestRedis, push_events, settings, urlencode, wait_until_drained,
+};
 use crate::traffic::mixed_run;
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -308,6 +310,14 @@ async fn resetting_a_board_empties_it_and_ratings_start_over() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["keys_deleted"].as_u64().expect("count") >= 5);
+    // Every key of the board is gone: all-time, periods, rank indexes, states, histories.
+    let mut store = redis.connection(0).await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("st_test:{exrps}:*elo*")
+        .query_async(&mut store)
+        .await
+        .expect("KEYS");
+    assert_eq!(left, Vec::<String>::new());
     let (status, _) = app
         .get_json("/v1/products/exrps/boards/elo/players/A/rating")
         .await;
@@ -338,8 +348,4 @@ async fn resetting_a_board_empties_it_and_ratings_start_over() {
     .await;
     assert_eq!(status, 404);
     app.stop().await;
-}
-
-fn urlencode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -153,11 +153,24 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the HTTP server, and the worker too when `with_worker`.
     pub async fn spawn(settings: &Settings, with_worker: bool) -> Self {
+        Self::spawn_with_clock(settings, with_worker, None).await
+    }
+
+    /// Like [`TestApp::spawn`], with the server's clock (Unix ms) read from `clock` if given.
+    pub async fn spawn_with_clock(
+        settings: &Settings,
+        with_worker: bool,
+        clock: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
         let games = load_games(settings).expect("games file");
-        let state = app_state(settings, games.clone()).expect("app state");
+        let mut state = app_state(settings, games.clone()).expect("app state");
+        if let Some(clock) = clock {
+            state.clock =
+                std::sync::Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst));
+        }
         let mut tasks = vec![tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -265,12 +278,22 @@ pub async fn push_events(
     conn: &mut MultiplexedConnection,
     events: &[Vec<(String, String)>],
 ) -> Vec<String> {
+    push_events_at(conn, events, None).await
+}
+
+/// Appends `events` with stream ids at Unix millisecond `at_ms` (`<ms>-*`), or now if `None`.
+pub async fn push_events_at(
+    conn: &mut MultiplexedConnection,
+    events: &[Vec<(String, String)>],
+    at_ms: Option<u64>,
+) -> Vec<String> {
+    let id = at_ms.map_or_else(|| "*".to_owned(), |ms| format!("{ms}-*"));
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(1000) {
         let mut pipe = redis::pipe();
         for event in chunk {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(STREAM).arg("*");
+            cmd.arg(STREAM).arg(&id);
             for (field, value) in event {
                 cmd.arg(field).arg(value);
             }
@@ -360,4 +383,9 @@ pub async fn dead_letters(
             (text(&flat[1]), text(&flat[3]), original)
         })
         .collect()
+}
+
+/// `text` percent-encoded for a URL path segment or query value.
+pub fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

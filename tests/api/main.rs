@@ -4,6 +4,7 @@ mod helpers;
 mod traffic;
 
 mod admin;
+mod boards;
 mod cli;
 mod crash;
 mod faults;

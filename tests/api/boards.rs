@@ -1,0 +1,541 @@
+//! Ranked leaderboards through HTTP: ties, rank styles, paging both ways, a player's
+//! standing, several players at once, and period boards rolling over and expiring.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{Datelike, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp, TestRedis, push_events, push_events_at, settings, urlencode, wait_until_drained,
+};
+use crate::traffic::{Event, Rng};
+
+fn game_over(winner: &str, loser: &str) -> Event {
+    vec![
+        ("product_id".into(), "exrps".into()),
+        ("type".into(), "game_over".into()),
+        ("winner_id".into(), winner.into()),
+        ("loser_id".into(), loser.into()),
+    ]
+}
+
+/// `(user_id, rank, score)` of a page's or a list's rows.
+fn rows(entries: &Value) -> Vec<(String, u64, i64)> {
+    entries
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            (
+                row["user_id"].as_str().expect("user_id").to_owned(),
+                row["rank"].as_u64().expect("rank"),
+                row["score"].as_i64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+fn row(user: &str, rank: u64, score: i64) -> (String, u64, i64) {
+    (user.to_owned(), rank, score)
+}
+
+#[tokio::test]
+async fn ties_rank_standard_dense_or_ordinal_with_earlier_achievers_first() {
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), true).await;
+    let mut stream = redis.connection(1).await;
+    // A ends on 3, B reaches 2 before C does, D 1, E 0.
+    let games = [
+        ("A", "E"),
+        ("B", "E"),
+        ("C", "E"),
+        ("A", "D"),
+        ("B", "D"),
+        ("C", "D"),
+        ("A", "E"),
+        ("D", "E"),
+    ];
+    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let page = |ranking: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .get_json(&format!(
+                    "/v1/products/exrps/boards/wins/entries?ranking={ranking}"
+                ))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["total"], 5);
+            assert_eq!(body["ranking"], ranking);
+            rows(&body["entries"])
+        }
+    };
+    assert_eq!(
+        page("standard").await,
+        vec![
+            row("A", 1, 3),
+            row("B", 2, 2),
+            row("C", 2, 2),
+            row("D", 4, 1),
+            row("E", 5, 0)
+        ]
+    );
+    assert_eq!(
+        page("dense").await,
+        vec![
+            row("A", 1, 3),
+            row("B", 2, 2),
+            row("C", 2, 2),
+            row("D", 3, 1),
+            row("E", 4, 0)
+        ]
+    );
+    assert_eq!(
+        page("ordinal").await,
+        vec![
+            row("A", 1, 3),
+            row("B", 2, 2),
+            row("C", 3, 2),
+            row("D", 4, 1),
+            row("E", 5, 0)
+        ]
+    );
+    // Standard is the default; a page in the middle ranks its first row from the index.
+    let (_, body) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?offset=2&limit=2")
+        .await;
+    assert_eq!(body["ranking"], "standard");
+    assert_eq!(rows(&body["entries"]), vec![row("C", 2, 2), row("D", 4, 1)]);
+    let (_, body) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?offset=2&limit=2&ranking=dense")
+        .await;
+    assert_eq!(rows(&body["entries"]), vec![row("C", 2, 2), row("D", 3, 1)]);
+
+    // C draws level with A later than A got there: A stays ahead.
+    push_events(&mut stream, &[game_over("C", "E")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(
+        page("standard").await,
+        vec![
+            row("A", 1, 3),
+            row("C", 1, 3),
+            row("B", 3, 2),
+            row("D", 4, 1),
+            row("E", 5, 0)
+        ]
+    );
+
+    // The original top-ten route is unchanged by all this.
+    let (status, top) = app.get_json("/leaderboards/top_ten/exrps").await;
+    assert_eq!(status, 200);
+    assert_eq!(top.as_array().map(Vec::len), Some(5));
+    app.stop().await;
+}
+
+/// The expected board after `games`: per player, score and the index of the game that gave
+/// them that score (their first game for a player who never won).
+fn reference_board(games: &[(String, String)]) -> Vec<(String, i64)> {
+    let mut board: BTreeMap<String, (i64, usize)> = BTreeMap::new();
+    for (index, (winner, loser)) in games.iter().enumerate() {
+        let entry = board.entry(winner.clone()).or_insert((0, index));
+        *entry = (entry.0 + 1, index);
+        board.entry(loser.clone()).or_insert((0, index));
+    }
+    let mut rows: Vec<(String, i64, usize)> = board
+        .into_iter()
+        .map(|(player, (score, at))| (player, score, at))
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    rows.into_iter().map(|(p, s, _)| (p, s)).collect()
+}
+
+#[tokio::test]
+async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), true).await;
+    let mut stream = redis.connection(1).await;
+    let players: Vec<String> = (0..60).map(|i| format!("p{i:02}:{{x}} ü")).collect();
+    let mut rng = Rng::new(7);
+    let games: Vec<(String, String)> = (0..400)
+        .map(|_| {
+            let winner = rng.below(players.len() as u64) as usize;
+            let loser = (winner + 1 + rng.below(players.len() as u64 - 1) as usize) % players.len();
+            (players[winner].clone(), players[loser].clone())
+        })
+        .collect();
+    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+
+    let expected = reference_board(&games);
+    let total = expected.len() as u64;
+    // Standard competition rank: 1 + players with a better score.
+    let expected_rows: Vec<(String, u64, i64)> = expected
+        .iter()
+        .map(|(player, score)| {
+            let better = expected.iter().filter(|(_, s)| s > score).count() as u64;
+            (player.clone(), better + 1, *score)
+        })
+        .collect();
+    let base = "/v1/products/exrps/boards/wins/entries";
+
+    // One page holding everything.
+    let (_, whole) = app.get_json(&format!("{base}?limit=1000")).await;
+    assert_eq!(whole["total"], total);
+    assert_eq!(rows(&whole["entries"]), expected_rows);
+    assert_eq!(whole["next"], Value::Null);
+    assert_eq!(whole["prev"], Value::Null);
+
+    // Forwards by cursor, 7 at a time.
+    let mut forwards = Vec::new();
+    let (_, mut page) = app.get_json(&format!("{base}?limit=7")).await;
+    let mut pages = 1;
+    loop {
+        assert_eq!(page["total"], total);
+        forwards.extend(rows(&page["entries"]));
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        page = app
+            .get_json(&format!("{base}?limit=7&after={next}"))
+            .await
+            .1;
+        pages += 1;
+    }
+    assert_eq!(forwards, expected_rows);
+    assert_eq!(pages, total.div_ceil(7));
+
+    // Backwards from the last page by cursor, 7 at a time.
+    let (_, last) = app
+        .get_json(&format!("{base}?limit=7&offset={}", total - 7))
+        .await;
+    let mut backwards: Vec<Vec<(String, u64, i64)>> = vec![rows(&last["entries"])];
+    let mut prev = last["prev"].as_str().map(str::to_owned);
+    while let Some(cursor) = prev {
+        let (status, page) = app
+            .get_json(&format!("{base}?limit=7&before={cursor}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        backwards.push(rows(&page["entries"]));
+        prev = page["prev"].as_str().map(str::to_owned);
+    }
+    let backwards: Vec<_> = backwards.into_iter().rev().flatten().collect();
+    assert_eq!(backwards, expected_rows);
+
+    // Offsets agree with cursors, in every rank style's ordering.
+    for offset in [0, 1, 13, total - 1, total, total + 5] {
+        let (_, page) = app
+            .get_json(&format!("{base}?limit=5&offset={offset}&ranking=ordinal"))
+            .await;
+        let got = rows(&page["entries"]);
+        let want: Vec<_> = expected_rows
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .take(5)
+            .map(|(i, (p, _, s))| (p.clone(), i as u64 + 1, *s))
+            .collect();
+        assert_eq!(got, want, "offset {offset}");
+    }
+
+    // Bad paging requests are 400s that say what is wrong.
+    for (query, code) in [
+        ("limit=1001", "invalid_query"),
+        ("limit=-1", "invalid_query"),
+        ("offset=1&after=00", "invalid_query"),
+        ("after=zz", "invalid_cursor"),
+        ("before=616263", "invalid_cursor"),
+        ("ranking=olympic", "invalid_query"),
+        ("limt=5", "invalid_query"),
+        ("window=hourly", "invalid_query"),
+        ("period=2026-11-25", "invalid_query"),
+        ("window=daily&period=2026-13-01", "invalid_query"),
+    ] {
+        let (status, body) = app.get_json(&format!("{base}?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = app.get_json("/v1/products/exrps/boards/nope/entries").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("board_not_found"))
+    );
+
+    // A player's standing: rank, score and neighbours, equal to the full page's rows.
+    let middle = &expected_rows[20];
+    let (status, standing) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/wins/players/{}?around=3",
+            urlencode(&middle.0)
+        ))
+        .await;
+    assert_eq!(status, 200, "{standing}");
+    assert_eq!(
+        (
+            standing["user_id"].as_str(),
+            standing["rank"].as_u64(),
+            standing["score"].as_i64()
+        ),
+        (Some(middle.0.as_str()), Some(middle.1), Some(middle.2))
+    );
+    assert_eq!(standing["total"], total);
+    assert_eq!(rows(&standing["around"]), expected_rows[17..24].to_vec());
+    // At the top, "around" is cut at the board's edge.
+    let (_, top) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/wins/players/{}?around=2&ranking=ordinal",
+            urlencode(&expected_rows[0].0)
+        ))
+        .await;
+    assert_eq!(top["rank"], 1);
+    assert_eq!(top["around"].as_array().map(Vec::len), Some(3));
+    let (status, missing) = app
+        .get_json("/v1/products/exrps/boards/wins/players/nobody")
+        .await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("player_not_on_board"))
+    );
+
+    // Several players at once: ranks as on the page, best first; unknown ones listed.
+    let friends = [
+        &expected_rows[30].0,
+        &expected_rows[2].0,
+        &expected_rows[45].0,
+    ];
+    let mut query: Vec<String> = friends
+        .iter()
+        .map(|id| format!("user_id={}", urlencode(id)))
+        .collect();
+    query.push("user_id=nobody".into());
+    let (status, ranks) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/wins/ranks?{}",
+            query.join("&")
+        ))
+        .await;
+    assert_eq!(status, 200, "{ranks}");
+    assert_eq!(
+        rows(&ranks["entries"]),
+        vec![
+            expected_rows[2].clone(),
+            expected_rows[30].clone(),
+            expected_rows[45].clone()
+        ]
+    );
+    assert_eq!(ranks["not_on_board"], json!(["nobody"]));
+    let too_many: Vec<String> = (0..101).map(|i| format!("user_id=u{i}")).collect();
+    let (status, _) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/wins/ranks?{}",
+            too_many.join("&")
+        ))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app.get_json("/v1/products/exrps/boards/wins/ranks").await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+/// Midnight UTC, `days` days from today.
+fn midnight(days: i64) -> chrono::DateTime<Utc> {
+    let today = Utc::now().date_naive();
+    let day = today + chrono::Duration::days(days);
+    Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+}
+
+fn ms(at: chrono::DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).expect("after 1970")
+}
+
+#[tokio::test]
+async fn period_boards_roll_over_with_the_clock_and_expire_after_retention() {
+    let redis = TestRedis::start().await;
+    let clock = Arc::new(AtomicU64::new(0));
+    let app = TestApp::spawn_with_clock(&settings(&redis), true, Some(clock.clone())).await;
+    let mut stream = redis.connection(1).await;
+    // Long ago (past every daily retention), yesterday noon, today noon.
+    let old = midnight(-40) + chrono::Duration::hours(12);
+    let yesterday = midnight(-1) + chrono::Duration::hours(12);
+    let today = midnight(0) + chrono::Duration::hours(12);
+    push_events_at(&mut stream, &[game_over("Old", "X")], Some(ms(old))).await;
+    push_events_at(
+        &mut stream,
+        &[game_over("A", "B"), game_over("A", "C")],
+        Some(ms(yesterday)),
+    )
+    .await;
+    push_events_at(&mut stream, &[game_over("B", "A")], Some(ms(today))).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let base = "/v1/products/exrps/boards/wins/entries";
+    let board = |query: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get_json(&format!("{base}?{query}")).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body
+        }
+    };
+    let scores = |body: &Value| -> BTreeMap<String, i64> {
+        rows(&body["entries"])
+            .into_iter()
+            .map(|(p, _, s)| (p, s))
+            .collect()
+    };
+    let day_label = |at: chrono::DateTime<Utc>| at.format("%Y-%m-%d").to_string();
+
+    // The server's clock says today: the current daily board holds today's game only.
+    clock.store(ms(today), Ordering::SeqCst);
+    let daily = board("window=daily".into()).await;
+    assert_eq!(daily["window"], "daily");
+    assert_eq!(daily["period"], day_label(today));
+    assert_eq!(
+        scores(&daily),
+        BTreeMap::from([("A".into(), 0), ("B".into(), 1)])
+    );
+    // Yesterday's board, by its label.
+    let past = board(format!("window=daily&period={}", day_label(yesterday))).await;
+    assert_eq!(
+        scores(&past),
+        BTreeMap::from([("A".into(), 2), ("B".into(), 0), ("C".into(), 0)])
+    );
+    // All time holds everything, old game included.
+    assert_eq!(board(String::new()).await["total"], 5);
+    // Monthly: the current month's players (yesterday is last month on the 1st).
+    let monthly = board("window=monthly".into()).await;
+    assert_eq!(monthly["period"], today.format("%Y-%m").to_string());
+    let players_this_month = if yesterday.month() == today.month() {
+        3
+    } else {
+        2
+    };
+    assert_eq!(monthly["total"], players_this_month);
+
+    // Midnight passes on the server's clock: the current daily board starts empty.
+    clock.store(ms(midnight(1)), Ordering::SeqCst);
+    let rolled = board("window=daily".into()).await;
+    assert_eq!(rolled["period"], day_label(midnight(1)));
+    assert_eq!(rolled["total"], 0);
+    assert_eq!(rolled["entries"], json!([]));
+
+    // Expiry: yesterday's daily board expires 7 days after it ends; the old one is gone.
+    let mut store = redis.connection(0).await;
+    let keys = stats_tracker::core::keys::KeySpace::new("st_test")
+        .expect("prefix")
+        .product(&stats_tracker::core::ids::ProductId::parse("exrps").expect("id"));
+    let yesterday_keys = keys.board_keys("wins", Some(&format!("daily:{}", day_label(yesterday))));
+    for key in yesterday_keys.all() {
+        let expires: i64 = redis::cmd("EXPIRETIME")
+            .arg(key)
+            .query_async(&mut store)
+            .await
+            .expect("EXPIRETIME");
+        assert_eq!(
+            expires,
+            (midnight(0) + chrono::Duration::days(7)).timestamp(),
+            "{key}"
+        );
+    }
+    let old_board = board(format!("window=daily&period={}", day_label(old))).await;
+    assert_eq!(
+        old_board["total"], 0,
+        "a daily board 40 days old has expired"
+    );
+    let leftovers: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "st_test:{{exrps}}:board:wins@daily:{}*",
+            day_label(old)
+        ))
+        .query_async(&mut store)
+        .await
+        .expect("KEYS");
+    assert_eq!(leftovers, Vec::<String>::new());
+    // The all-time board never expires.
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(keys.board("wins"))
+        .query_async(&mut store)
+        .await
+        .expect("TTL");
+    assert_eq!(ttl, -1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn windows_follow_the_games_file() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.duel]
+boards = [
+  { name = "wins", kind = "wins", windows = ["weekly"], retention = { weekly = 2 } },
+  { name = "elo", kind = "elo", windows = [] },
+]
+"#,
+    )
+    .expect("write games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let mut event = game_over("A", "B");
+    event[0].1 = "duel".into();
+    push_events(&mut stream, &[event]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (status, weekly) = app
+        .get_json("/v1/products/duel/boards/wins/entries?window=weekly")
+        .await;
+    assert_eq!(status, 200, "{weekly}");
+    assert_eq!(weekly["total"], 2);
+    for (path, code) in [
+        (
+            "/v1/products/duel/boards/wins/entries?window=daily",
+            "window_not_kept",
+        ),
+        (
+            "/v1/products/duel/boards/elo/entries?window=monthly",
+            "window_not_kept",
+        ),
+    ] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some(code)),
+            "{path}"
+        );
+    }
+    // Elo's board ranks by rating; its players are the same two.
+    let (_, elo) = app.get_json("/v1/products/duel/boards/elo/entries").await;
+    let players: BTreeSet<&str> = elo["entries"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["user_id"].as_str())
+        .collect();
+    assert_eq!(players, BTreeSet::from(["A", "B"]));
+    assert_eq!(elo["entries"][0]["user_id"], "A");
+    let mut store = redis.connection(0).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("st_test:{duel}:board:*@*")
+        .query_async(&mut store)
+        .await
+        .expect("KEYS");
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.contains(":board:wins@weekly:")),
+        "{keys:?}"
+    );
+    app.stop().await;
+}
