@@ -733,6 +733,18 @@ mod tests {
                 "[products.g]\nboards = [{ name = \"t\", kind = \"trueskill\", draw_probability = 1.5 }]",
                 "`draw_probability` must be in [0, 1)",
             ),
+            (
+                "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"hourly\"] }]",
+                "product `g`, board `w`: window `hourly` is unknown; use daily, weekly or monthly",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\"], retention = { weekly = 3 } }]",
+                "board `w`: `retention.weekly` is set but `windows` does not list it",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\", \"daily\"] }]",
+                "`windows` lists `daily` twice",
+            ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),
         ];
