@@ -92,14 +92,21 @@ pub fn encode(id: &str) -> String {
 
 /// The read routes the benchmark can load.
 ///
-/// Hook for new routes (the planned `page` and `rank` ones): add a variant here and its arm
-/// in [`ReadRoute::path`]; `--routes` then accepts it and the report includes it.
+/// The product whose board the rank route reads.
+pub const RANK_PRODUCT: &str = "exrps";
+
+/// The read routes the bench can load. A new route: add a variant here and its arm in
+/// [`ReadRoute::path`]; `--routes` then accepts it and the report includes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReadRoute {
     /// `GET /leaderboards/top_ten/{product}`
     TopTen,
     /// `GET /stats/{product}/{player}`
     Stats,
+    /// `GET /v1/products/{product}/boards/wins/entries?limit=20&offset=…`: a ranked page
+    Page,
+    /// `GET /v1/products/exrps/boards/wins/players/{player}`: a player's rank
+    Rank,
     /// `GET /healthz`: no Redis behind it, so it shows what HTTP alone costs on this machine
     /// (a yardstick for the data routes, like redis-benchmark is for the worker).
     Healthz,
@@ -110,6 +117,10 @@ impl ReadRoute {
         match self {
             ReadRoute::TopTen => "GET /leaderboards/top_ten/{product}",
             ReadRoute::Stats => "GET /stats/{product}/{player}",
+            ReadRoute::Page => {
+                "GET /v1/products/{product}/boards/wins/entries?limit=20&offset=<0..1000>"
+            }
+            ReadRoute::Rank => "GET /v1/products/exrps/boards/wins/players/{player}",
             ReadRoute::Healthz => "GET /healthz",
         }
     }
@@ -123,6 +134,19 @@ impl ReadRoute {
                 let product = encode(pick_product(rng));
                 let player = &players[rng.below(players.len() as u64) as usize];
                 format!("/stats/{product}/{}", encode(player))
+            }
+            ReadRoute::Page => format!(
+                "/v1/products/{}/boards/wins/entries?limit=20&offset={}",
+                encode(pick_product(rng)),
+                rng.below(1000)
+            ),
+            ReadRoute::Rank => {
+                let player = &players[rng.below(players.len() as u64) as usize];
+                format!(
+                    "/v1/products/{}/boards/wins/players/{}",
+                    encode(RANK_PRODUCT),
+                    encode(player)
+                )
             }
             ReadRoute::Healthz => "/healthz".to_owned(),
         }

@@ -41,7 +41,7 @@ use stats_tracker::leaderboards::scoring::WINS_BOARD;
 use stats_tracker::simulate::{self, Rng};
 use tokio::time::MissedTickBehavior;
 
-use http::{HttpConn, LoadResult, ReadRoute, closed_loop, encode, ms, wait_for_200};
+use http::{HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, closed_loop, encode, ms, wait_for_200};
 use procs::{Proc, ProcStats, find_tool, free_port, machine_busy};
 use redisd::{
     GroupState, PrivateRedis, command_stats, group_state, info_field, log_slow_calls,
@@ -98,7 +98,7 @@ struct Args {
     #[arg(long)]
     redis_benchmark_requests: Option<u64>,
     /// Read routes to load, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ReadRoute::TopTen, ReadRoute::Stats, ReadRoute::Healthz])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ReadRoute::TopTen, ReadRoute::Stats, ReadRoute::Page, ReadRoute::Rank, ReadRoute::Healthz])]
     routes: Vec<ReadRoute>,
     /// Worker batch size (STATS_TRACKER__STREAM__BATCH_SIZE) [default: the tracker's].
     #[arg(long)]
@@ -670,6 +670,21 @@ impl Bench {
         );
         for route in config.routes {
             eprintln!("loading {} …", route.template());
+            // A player's rank is asked of players on the board (others are a 404).
+            let players = if route == ReadRoute::Rank {
+                let board = self
+                    .keys
+                    .product(&ProductId::parse(RANK_PRODUCT)?)
+                    .board(WINS_BOARD);
+                let on_board: Vec<String> = query(
+                    redis::cmd("ZRANGE").arg(&board).arg(0).arg(-1),
+                    &mut self.store,
+                )
+                .await?;
+                Arc::new(on_board)
+            } else {
+                Arc::clone(&self.players)
+            };
             let before = self.cpu_snapshot()?;
             let started = Instant::now();
             let result: LoadResult = closed_loop(
@@ -678,7 +693,7 @@ impl Bench {
                 config.warmup,
                 config.duration,
                 route,
-                Arc::clone(&self.players),
+                players,
             )
             .await?;
             let elapsed = started.elapsed();
@@ -737,7 +752,12 @@ impl Bench {
             let keys = self.keys.product(&ProductId::parse(product)?);
             let board = keys.board(WINS_BOARD);
             let members: u64 = query(redis::cmd("ZCARD").arg(&board), &mut self.store).await?;
-            let bytes: Option<u64> = query(&memory_usage(&board), &mut self.store).await?;
+            // The board with its rank index (scores, order, at, distinct), all time.
+            let mut bytes: Option<u64> = None;
+            for key in keys.board_keys(WINS_BOARD, None).all() {
+                let size: Option<u64> = query(&memory_usage(key), &mut self.store).await?;
+                bytes = Some(bytes.unwrap_or(0) + size.unwrap_or(0));
+            }
             let encoding: String = query(
                 redis::cmd("OBJECT").arg("ENCODING").arg(&board),
                 &mut self.store,
@@ -756,7 +776,7 @@ impl Bench {
             let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
             let hash_avg = sizes.iter().sum::<u64>() as f64 / sizes.len().max(1) as f64;
             println!(
-                "{product:?}: `{WINS_BOARD}` board {} players, {} bytes ({encoding}) = {:.0} bytes per player; stats hash {:.0} bytes per player (mean of {} hashes)",
+                "{product:?}: `{WINS_BOARD}` board with its rank index {} players, {} bytes (scores {encoding}) = {:.0} bytes per player (each daily/weekly/monthly period board costs the same per player in it); stats hash {:.0} bytes per player (mean of {} hashes)",
                 thousands(members),
                 thousands(bytes.unwrap_or(0)),
                 bytes.unwrap_or(0) as f64 / members.max(1) as f64,
