@@ -72,16 +72,21 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Runs one read command, failing after the configured timeout.
+    /// Runs a read, failing after the configured timeout.
     ///
     /// A dropped connection fails the first command sent on it while the connection manager
     /// reconnects; reads are idempotent, so that one is retried once on the new connection.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+    async fn read<T, F>(
+        &self,
+        mut call: impl FnMut(ConnectionManager) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
         let attempt = async {
-            match cmd.query_async(&mut conn).await {
+            match call(self.conn.clone()).await {
                 Err(error) if error.is_connection_dropped() || error.is_io_error() => {
-                    cmd.query_async(&mut conn).await
+                    call(self.conn.clone()).await
                 }
                 result => result,
             }
@@ -89,22 +94,28 @@ impl Store {
         bounded(self.timeout, attempt).await
     }
 
-    /// Runs a pipeline of read commands, like [`Store::query`] (retried once on a dropped
-    /// connection, so it must not write).
+    /// Runs one read command (see [`Store::read`]).
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.read(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
+    }
+
+    /// Runs a pipeline of read commands (see [`Store::read`]); it must not write.
     pub async fn query_pipe<T: FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        let attempt = async {
-            match pipe.query_async(&mut conn).await {
-                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
-                    pipe.query_async(&mut conn).await
-                }
-                result => result,
-            }
-        };
-        bounded(self.timeout, attempt).await
+        self.read(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
+    }
+
+    /// Runs a script that only reads (see [`Store::read`]).
+    pub async fn invoke_read<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.read(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
     }
 
     /// Runs a script, failing after the configured timeout (not retried: scripts may write).

@@ -13,6 +13,9 @@
 //! before it. Cursors are positions in this order, so paging never skips or repeats an entry
 //! that did not move meanwhile.
 
+use std::sync::LazyLock;
+
+use redis::Script;
 use serde::Serialize;
 
 use crate::core::keys::BoardKeys;
@@ -33,6 +36,14 @@ pub enum Ties {
 }
 
 impl Ties {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ties::Standard => "standard",
+            Ties::Dense => "dense",
+            Ties::Ordinal => "ordinal",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Ties> {
         match name {
             "standard" => Some(Ties::Standard),
@@ -159,32 +170,79 @@ fn members(raw: &[String]) -> Vec<Member<'_>> {
     raw.iter().filter_map(|m| parse_member(m)).collect()
 }
 
-/// Ranks `rows` (consecutive in rank order, the first at 1-based position `first_ordinal`).
-async fn rank_rows(
+/// The read script (rank_read.lua, after the shared rank.lua).
+static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("rank.lua"),
+        include_str!("rank_read.lua")
+    ))
+});
+
+/// Consecutive rows of the index as the read script returns them.
+struct Rows {
+    total: u64,
+    /// Entries ahead of the first row.
+    skipped: u64,
+    /// The first row's rank (by the requested ties).
+    first_rank: u64,
+    members: Vec<String>,
+}
+
+/// Runs the read script; `None` when it names a player not on the board.
+async fn read_rows(
     store: &Store,
     keys: &BoardKeys,
+    start: &str,
+    from: &str,
+    limit: u64,
+    ties: Ties,
+) -> Result<Option<Rows>, StoreError> {
+    let mut invocation = READ_SCRIPT.prepare_invoke();
+    for key in keys.all() {
+        invocation.key(key);
+    }
+    invocation.arg(start).arg(from).arg(limit).arg(ties.name());
+    let reply: Option<(u64, u64, u64, Vec<String>)> = store
+        .invoke_read::<Option<Vec<redis::Value>>>(&invocation)
+        .await?
+        .and_then(|values| {
+            let mut values = values.into_iter();
+            let mut number = || {
+                values
+                    .next()
+                    .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+            };
+            let head = (number()?, number()?, number()?);
+            let members = values
+                .filter_map(|v| redis::from_redis_value::<String>(v).ok())
+                .collect();
+            Some((head.0, head.1, head.2, members))
+        });
+    Ok(reply.map(|(total, skipped, first_rank, members)| Rows {
+        total,
+        skipped,
+        first_rank,
+        members,
+    }))
+}
+
+/// Ranks consecutive `rows`: the first has `first_rank`; each next one follows from the scores.
+fn rank_rows(
     rows: &[Member<'_>],
     first_ordinal: u64,
+    first_rank: u64,
     ties: Ties,
-) -> Result<Vec<RankedEntry>, StoreError> {
-    let Some(first) = rows.first() else {
-        return Ok(Vec::new());
-    };
-    // The first row's rank comes from the index; each next row's follows from the previous.
-    let mut rank = match ties {
-        Ties::Ordinal => first_ordinal,
-        Ties::Standard => standard_rank(store, keys, first.score_key).await?,
-        Ties::Dense => dense_rank(store, keys, first.score_key).await?,
-    };
+) -> Vec<RankedEntry> {
+    let mut rank = first_rank;
     let mut entries = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             let tied = row.score_key == rows[i - 1].score_key;
+            let ordinal = first_ordinal + i as u64;
             rank = match ties {
-                Ties::Ordinal => first_ordinal + i as u64,
-                Ties::Standard if tied => rank,
-                Ties::Standard => first_ordinal + i as u64,
-                Ties::Dense if tied => rank,
+                Ties::Ordinal => ordinal,
+                _ if tied => rank,
+                Ties::Standard => ordinal,
                 Ties::Dense => rank + 1,
             };
         }
@@ -194,38 +252,11 @@ async fn rank_rows(
             score: json_number(row.score),
         });
     }
-    Ok(entries)
+    entries
 }
 
-/// 1 + the number of players with a better score.
-async fn standard_rank(
-    store: &Store,
-    keys: &BoardKeys,
-    score_key: &str,
-) -> Result<u64, StoreError> {
-    let better: u64 = store
-        .query(
-            redis::cmd("ZLEXCOUNT")
-                .arg(&keys.order)
-                .arg("-")
-                .arg(format!("({score_key}")),
-        )
-        .await?;
-    Ok(better + 1)
-}
-
-/// 1 + the number of distinct better scores.
-async fn dense_rank(store: &Store, keys: &BoardKeys, score_key: &str) -> Result<u64, StoreError> {
-    let better: u64 = store
-        .query(
-            redis::cmd("ZLEXCOUNT")
-                .arg(&keys.distinct)
-                .arg("-")
-                .arg(format!("({score_key}")),
-        )
-        .await?;
-    Ok(better + 1)
-}
+/// Most entries a page may skip (keeps offsets exact in the script's numbers).
+pub const MAX_OFFSET: u64 = 1 << 50;
 
 /// A page of `limit` entries from `start`, ranked by `ties`.
 pub async fn page(
@@ -244,70 +275,33 @@ pub async fn page(
             prev: None,
         });
     }
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZCARD").arg(&keys.order);
-    // Per start: the rows, and the number of entries ahead of the first row.
-    let (total, mut raw, skipped): (u64, Vec<String>, u64) = match start {
-        PageStart::Offset(offset) => {
-            // ZRANGE's stop is inclusive.
-            pipe.cmd("ZRANGE")
-                .arg(&keys.order)
-                .arg(*offset)
-                .arg(offset.saturating_add(limit - 1));
-            let (total, raw): (u64, Vec<String>) = store.query_pipe(&pipe).await?;
-            (total, raw, *offset)
-        }
-        PageStart::After(member) => {
-            pipe.cmd("ZRANGE")
-                .arg(&keys.order)
-                .arg(format!("({member}"))
-                .arg("+")
-                .arg("BYLEX")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit);
-            pipe.cmd("ZLEXCOUNT")
-                .arg(&keys.order)
-                .arg("-")
-                .arg(format!("[{member}"));
-            store.query_pipe(&pipe).await?
-        }
-        PageStart::Before(member) => {
-            pipe.cmd("ZRANGE")
-                .arg(&keys.order)
-                .arg(format!("({member}"))
-                .arg("-")
-                .arg("BYLEX")
-                .arg("REV")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit);
-            pipe.cmd("ZLEXCOUNT")
-                .arg(&keys.order)
-                .arg("-")
-                .arg(format!("({member}"));
-            let (total, raw, before): (u64, Vec<String>, u64) = store.query_pipe(&pipe).await?;
-            let skipped = before.saturating_sub(raw.len() as u64);
-            (total, raw, skipped)
-        }
+    let (how, from) = match start {
+        PageStart::Offset(offset) => ("offset", offset.min(&MAX_OFFSET).to_string()),
+        PageStart::After(member) => ("after", member.clone()),
+        PageStart::Before(member) => ("before", member.clone()),
     };
-    if matches!(start, PageStart::Before(_)) {
-        raw.reverse();
-    }
-    let rows = members(&raw);
-    let entries = rank_rows(store, keys, &rows, skipped + 1, ties).await?;
-    let last_ordinal = skipped + rows.len() as u64;
+    let Some(rows) = read_rows(store, keys, how, &from, limit, ties).await? else {
+        return Ok(Page {
+            total: 0,
+            entries: Vec::new(),
+            next: None,
+            prev: None,
+        });
+    };
+    let parsed = members(&rows.members);
+    let entries = rank_rows(&parsed, rows.skipped + 1, rows.first_rank, ties);
+    let last_ordinal = rows.skipped + parsed.len() as u64;
     Ok(Page {
-        total,
+        total: rows.total,
         next: rows
+            .members
             .last()
-            .filter(|_| last_ordinal < total)
-            .and_then(|_| raw.last())
+            .filter(|_| last_ordinal < rows.total)
             .map(|m| cursor_of(m)),
         prev: rows
+            .members
             .first()
-            .filter(|_| skipped > 0)
-            .and_then(|_| raw.first())
+            .filter(|_| rows.skipped > 0)
             .map(|m| cursor_of(m)),
         entries,
     })
@@ -400,36 +394,18 @@ pub async fn standing(
     around: u64,
     ties: Ties,
 ) -> Result<Option<Standing>, StoreError> {
-    let Some(Some(member)) = members_of(store, keys, &[player]).await?.pop() else {
+    let Some(rows) = read_rows(store, keys, "player", player, around, ties).await? else {
         return Ok(None);
     };
-    let position: Option<u64> = store
-        .query(redis::cmd("ZRANK").arg(&keys.order).arg(&member))
-        .await?;
-    let Some(position) = position else {
-        return Ok(None);
-    };
-    let from = position.saturating_sub(around);
-    let page = page(
-        store,
-        keys,
-        &PageStart::Offset(from),
-        position - from + around + 1,
-        ties,
-    )
-    .await?;
-    let Some(entry) = page
-        .entries
-        .iter()
-        .find(|entry| entry.user_id == player)
-        .cloned()
-    else {
+    let parsed = members(&rows.members);
+    let neighbours = rank_rows(&parsed, rows.skipped + 1, rows.first_rank, ties);
+    let Some(entry) = neighbours.iter().find(|e| e.user_id == player).cloned() else {
         return Ok(None);
     };
     Ok(Some(Standing {
-        total: page.total,
+        total: rows.total,
         entry,
-        neighbours: page.entries,
+        neighbours,
     }))
 }
 

@@ -202,14 +202,6 @@ pub struct PageResponse {
     page: Page,
 }
 
-fn ties_name(ties: Ties) -> &'static str {
-    match ties {
-        Ties::Standard => "standard",
-        Ties::Dense => "dense",
-        Ties::Ordinal => "ordinal",
-    }
-}
-
 fn cursor(raw: &str, name: &str) -> Result<String, ApiError> {
     rank::member_of_cursor(raw).ok_or_else(|| {
         ApiError::bad_request(
@@ -240,7 +232,7 @@ pub async fn entries(
         query.one("after")?,
         query.one("before")?,
     ) {
-        (_, None, None) => PageStart::Offset(query.number("offset", 0, u64::MAX)?),
+        (_, None, None) => PageStart::Offset(query.number("offset", 0, rank::MAX_OFFSET)?),
         (None, Some(after), None) => PageStart::After(cursor(after, "after")?),
         (None, None, Some(before)) => PageStart::Before(cursor(before, "before")?),
         _ => {
@@ -253,7 +245,7 @@ pub async fn entries(
     let page = rank::page(&state.store, &keys, &start, limit, ties).await?;
     Ok(Json(PageResponse {
         view,
-        ranking: ties_name(ties),
+        ranking: ties.name(),
         page,
     }))
 }
@@ -295,7 +287,7 @@ pub async fn standing(
         })?;
     Ok(Json(StandingResponse {
         view,
-        ranking: ties_name(ties),
+        ranking: ties.name(),
         total: standing.total,
         user_id: standing.entry.user_id,
         rank: standing.entry.rank,
@@ -353,7 +345,7 @@ pub async fn ranks(
     entries.sort_by_key(|entry| entry.rank);
     Ok(Json(RanksResponse {
         view,
-        ranking: ties_name(ties),
+        ranking: ties.name(),
         entries,
         not_on_board,
     }))
