@@ -24,7 +24,7 @@ const TOP_TEN: usize = 10;
     get,
     path = "/leaderboards/top_ten/{product_id}",
     tag = "leaderboards",
-    summary = "The ten best players of the `wins` board",
+    summary = "The ten best players of the wins board",
     params(("product_id" = String, Path, description = "Product (game) id")),
     responses(
         (status = 200, description = "Best first, at most ten; `[]` when empty", body = Vec<BoardEntry>),
