@@ -6,9 +6,11 @@ use crate::core::ids::ProductId;
 use crate::core::store::{Store, StoreError};
 
 /// One row of a leaderboard.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BoardEntry {
     pub user_id: String,
+    /// The board's score; integral values are written as integers.
+    #[schema(value_type = f64)]
     pub score: serde_json::Number,
 }
 

@@ -117,15 +117,18 @@ pub fn parse_member(member: &str) -> Option<Member<'_>> {
 }
 
 /// One ranked row of a board.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RankedEntry {
+    /// 1-based, by the requested ranking.
     pub rank: u64,
     pub user_id: String,
+    /// The board's score; integral values are written as integers.
+    #[schema(value_type = f64)]
     pub score: serde_json::Number,
 }
 
 /// A page of a board.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// Players on the board.
     pub total: u64,

@@ -17,7 +17,7 @@ use skillratings::{
 /// One player's rating state, the same shape for every system: `rating` is Elo's rating,
 /// Glicko-2's rating or TrueSkill/Weng-Lin's μ; `deviation` is Glicko-2's RD or σ;
 /// `volatility` is Glicko-2's only.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rating {
     pub rating: f64,
     pub deviation: f64,

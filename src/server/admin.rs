@@ -8,10 +8,12 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use redis::aio::ConnectionManager;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::admin;
 use crate::core::config::Secret;
@@ -56,28 +58,80 @@ fn authorize(
     }
 }
 
+/// The answer of the erase route.
+#[derive(Serialize, ToSchema)]
+pub struct PlayerErased {
+    pub user_id: String,
+    /// Products searched for the player's data.
+    pub products_checked: usize,
+}
+
+/// The answer of the reset route.
+#[derive(Serialize, ToSchema)]
+pub struct BoardReset {
+    pub product_id: String,
+    pub board: String,
+    /// Store keys deleted (0 when the board was already empty).
+    pub keys_deleted: u64,
+}
+
 /// `DELETE /v1/admin/players/{user_id}`: erase the player from every product.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/players/{user_id}",
+    tag = "admin",
+    summary = "Erase a player's board entries, stats, ratings and histories in every product",
+    params(("user_id" = String, Path, description = "Player id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The player is erased", body = PlayerErased),
+        (status = 400, description = "Invalid player id or path", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "`disabled`: no admin token is configured", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn erase_player(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PlayerErased>, ApiError> {
     authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
     let Path(player) = path.map_err(bad_path)?;
     let player = parse_player(&player)?;
     let products = admin::erase_player(&state.store, &state.games, &player).await?;
     tracing::info!(products, "erased a player on request");
-    Ok(Json(
-        json!({ "user_id": player.as_str(), "products_checked": products }),
-    ))
+    Ok(Json(PlayerErased {
+        user_id: player.to_string(),
+        products_checked: products,
+    }))
 }
 
 /// `DELETE /v1/admin/products/{product_id}/boards/{board}`: empty one board.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/products/{product_id}/boards/{board}",
+    tag = "admin",
+    summary = "Empty one board (and for rating boards every rating state and history)",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("board" = String, Path, description = "Board name"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The board is empty", body = BoardReset),
+        (status = 400, description = "Invalid product id or path", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "`disabled`: no admin token is configured", body = ErrorBody),
+        (status = 404, description = "`board_not_found`", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn reset_board(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BoardReset>, ApiError> {
     authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
     let Path((product, board)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
@@ -93,9 +147,11 @@ pub async fn reset_board(
     }
     let deleted = admin::reset_board(&state.store, &product, &board).await?;
     tracing::info!(%product, board, deleted, "reset a board on request");
-    Ok(Json(
-        json!({ "product_id": product.as_str(), "board": board, "keys_deleted": deleted }),
-    ))
+    Ok(Json(BoardReset {
+        product_id: product.to_string(),
+        board,
+        keys_deleted: deleted,
+    }))
 }
 
 /// One event's JSON value as a stream field value: strings as they are, numbers and booleans
@@ -110,13 +166,56 @@ fn field_value(value: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// The body of `POST /v1/events` (documentation only: the handler reads any JSON and checks
+/// its shape itself, to name the event and the problem).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IngestRequest {
+    One(GameEvent),
+    /// 1 to 1000 events.
+    Many(Vec<GameEvent>),
+}
+
+/// One game event: a JSON object of fields (`product_id`, `type` and the type's own fields,
+/// e.g. `winner_id` and `loser_id` for `game_over`); values are strings, numbers, booleans, or
+/// JSON (a `match_result`'s `teams`).
+#[derive(ToSchema)]
+#[schema(example = json!({"product_id": "exrps", "game_id": "g2", "type": "draw", "p1_id": "alice", "p2_id": "bob"}))]
+#[allow(dead_code)]
+pub struct GameEvent(std::collections::BTreeMap<String, Value>);
+
+/// The answer of ingest: the stream ids of the appended events, in the request's order.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub ids: Vec<String>,
+}
+
 /// `POST /v1/events`: one event (a JSON object of fields) or an array of them, validated
 /// against the worker's rules and appended to the stream all together, or not at all.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    summary = "Append game events to the event stream, all or none",
+    description = "One event (a JSON object of fields) or an array of up to 1000, each \
+        validated with the worker's rules, appended to the stream atomically.",
+    request_body = IngestRequest,
+    security(("ingest_token" = [])),
+    responses(
+        (status = 202, description = "All events appended", body = Accepted),
+        (status = 400, description = "`invalid_body`, or `invalid_event` naming the event and the problem; nothing appended", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong ingest token", body = ErrorBody),
+        (status = 403, description = "`disabled`: no ingest token is configured", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "The stream's Redis is unavailable or too slow", body = ErrorBody),
+    )
+)]
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     authorize(
         state.ingest.as_ref().map(|i| &i.token),
         &headers,
@@ -170,5 +269,5 @@ pub async fn ingest(
     }
     let mut conn = ingest.stream.clone();
     let ids: Vec<String> = bounded(INGEST_TIMEOUT, pipe.query_async(&mut conn)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "ids": ids }))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { ids })))
 }

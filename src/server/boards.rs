@@ -5,9 +5,10 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::core::keys::BoardKeys;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
@@ -95,9 +96,40 @@ impl QueryParams {
     }
 }
 
+/// Query parameters choosing the board view (documentation of the OpenAPI document; the
+/// handlers parse the query with [`QueryParams`], which refuses unknown names).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ViewParams {
+    /// `all` (default), `daily`, `weekly` or `monthly`.
+    window: Option<String>,
+    /// The period of the window: `2026-11-25`, `2026-W48` (ISO week) or `2026-11`; default the
+    /// current one (UTC).
+    period: Option<String>,
+    /// `standard` (1, 2, 2, 4; default), `dense` (1, 2, 2, 3) or `ordinal` (1, 2, 3, 4).
+    ranking: Option<String>,
+}
+
+/// Where a page starts and how long it is (documentation only, see [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Rows (default 50, at most 1000).
+    #[param(maximum = 1000, default = 50)]
+    limit: Option<u64>,
+    /// Rows to skip. At most one of `offset`, `after` and `before`.
+    offset: Option<u64>,
+    /// A page's `next` cursor: the rows right after it.
+    after: Option<String>,
+    /// A page's `prev` cursor: the rows right before it.
+    before: Option<String>,
+}
+
 /// Which board of a product a request reads: all-time, or one period of a window.
-#[derive(Debug, Serialize)]
-struct BoardView {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoardView {
     product_id: String,
     board: String,
     /// `all`, `daily`, `weekly` or `monthly`.
@@ -193,10 +225,11 @@ fn board_view(
 }
 
 /// A page of a board.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageResponse {
     #[serde(flatten)]
     view: BoardView,
+    /// `standard`, `dense` or `ordinal`.
     ranking: &'static str,
     #[serde(flatten)]
     page: Page,
@@ -212,6 +245,24 @@ fn cursor(raw: &str, name: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /v1/products/{product_id}/boards/{board}/entries`: a page of the board, best first.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{product_id}/boards/{board}/entries",
+    tag = "leaderboards",
+    summary = "A page of a board, best first, with ranks and the board's total",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("board" = String, Path, description = "Board name"),
+        ViewParams,
+        PageParams,
+    ),
+    responses(
+        (status = 200, description = "The page; `next`/`prev` are cursors for the pages around it", body = PageResponse),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
+        (status = 404, description = "`product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn entries(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -251,21 +302,52 @@ pub async fn entries(
 }
 
 /// A player's standing on a board.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StandingResponse {
     #[serde(flatten)]
     view: BoardView,
+    /// `standard`, `dense` or `ordinal`.
     ranking: &'static str,
     total: u64,
     user_id: String,
     rank: u64,
+    #[schema(value_type = f64)]
     score: serde_json::Number,
     /// The rows around the player (the player's included), best first.
     around: Vec<RankedEntry>,
 }
 
+/// How many rows around the player (documentation only, see [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AroundParams {
+    /// Rows above and below the player (default 0, at most 100).
+    #[param(maximum = 100, default = 0)]
+    around: Option<u64>,
+}
+
 /// `GET /v1/products/{product_id}/boards/{board}/players/{user_id}`: rank, score and
 /// `around` rows above and below.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{product_id}/boards/{board}/players/{user_id}",
+    tag = "leaderboards",
+    summary = "A player's rank and score, with the rows around them",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("board" = String, Path, description = "Board name"),
+        ("user_id" = String, Path, description = "Player id"),
+        ViewParams,
+        AroundParams,
+    ),
+    responses(
+        (status = 200, description = "The player's standing", body = StandingResponse),
+        (status = 400, description = "`invalid_query`, `invalid_user_id`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
+        (status = 404, description = "`player_not_on_board`, `product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn standing(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -297,10 +379,11 @@ pub async fn standing(
 }
 
 /// The ranks of several players.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RanksResponse {
     #[serde(flatten)]
     view: BoardView,
+    /// `standard`, `dense` or `ordinal`.
     ranking: &'static str,
     /// The players on the board, best first.
     entries: Vec<RankedEntry>,
@@ -308,8 +391,35 @@ pub struct RanksResponse {
     not_on_board: Vec<String>,
 }
 
+/// The players asked about (documentation only, see [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PlayersParams {
+    /// 1 to 100 player ids, the parameter repeated: `user_id=a&user_id=b`.
+    user_id: Vec<String>,
+}
+
 /// `GET /v1/products/{product_id}/boards/{board}/ranks?user_id=a&user_id=b…`: ranks and
 /// scores of up to 100 players (e.g. a friends list).
+#[utoipa::path(
+    get,
+    path = "/v1/products/{product_id}/boards/{board}/ranks",
+    tag = "leaderboards",
+    summary = "Ranks and scores of up to 100 players at once (a friends list)",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("board" = String, Path, description = "Board name"),
+        ViewParams,
+        PlayersParams,
+    ),
+    responses(
+        (status = 200, description = "The players on the board, best first, and those not on it", body = RanksResponse),
+        (status = 400, description = "`invalid_query` (no or too many players), `invalid_user_id`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
+        (status = 404, description = "`product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn ranks(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -5,29 +5,80 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::core::ids::ProductId;
 use crate::player_stats;
 
+/// The answer of `GET /v1/products`.
+#[derive(Serialize, ToSchema)]
+pub struct ProductList {
+    /// Products the worker has seen and those the games file lists, sorted.
+    pub products: Vec<String>,
+}
+
+/// The answer of `GET /v1/products/{product_id}/boards`.
+#[derive(Serialize, ToSchema)]
+pub struct ProductBoards {
+    pub product_id: String,
+    /// Each board's `name`, `kind` (`wins`, `count`, `sum`, `max`, `min`, `last`, `elo`,
+    /// `glicko2`, `trueskill`, `weng_lin`) and the kind's settings.
+    #[schema(value_type = Vec<Object>)]
+    pub boards: Vec<Value>,
+}
+
+/// The answer of `GET /v1/products/{product_id}/players/{user_id}/stats`.
+#[derive(Serialize, ToSchema)]
+pub struct PlayerStats {
+    pub product_id: String,
+    pub user_id: String,
+    /// Stat name → number; `{}` when none.
+    #[schema(value_type = BTreeMap<String, f64>)]
+    pub stats: BTreeMap<String, serde_json::Number>,
+}
+
 /// `GET /v1/products`: products the worker has seen, and those the games file lists.
-pub async fn products(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    tag = "discovery",
+    summary = "Products seen by the worker and those the games file lists",
+    responses(
+        (status = 200, description = "The products", body = ProductList),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn products(State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
     let products: Vec<String> = crate::admin::all_products(&state.store, &state.games)
         .await?
         .iter()
         .map(ProductId::to_string)
         .collect();
-    Ok(Json(json!({ "products": products })))
+    Ok(Json(ProductList { products }))
 }
 
 /// `GET /v1/products/{product_id}/boards`: the product's boards with kind and settings.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{product_id}/boards",
+    tag = "discovery",
+    summary = "A product's boards with their kind and settings",
+    params(("product_id" = String, Path, description = "Product (game) id")),
+    responses(
+        (status = 200, description = "The product's boards", body = ProductBoards),
+        (status = 400, description = "Invalid product id or path", body = ErrorBody),
+        (status = 404, description = "`product_not_found`: the product is not configured", body = ErrorBody),
+    )
+)]
 pub async fn boards(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProductBoards>, ApiError> {
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let games = state.games.product(&product).ok_or_else(|| {
@@ -37,24 +88,39 @@ pub async fn boards(
         )
     })?;
     let boards: Vec<Value> = games.boards.boards().iter().map(|b| b.describe()).collect();
-    Ok(Json(
-        json!({ "product_id": product.as_str(), "boards": boards }),
-    ))
+    Ok(Json(ProductBoards {
+        product_id: product.to_string(),
+        boards,
+    }))
 }
 
 /// `GET /v1/products/{product_id}/players/{user_id}/stats`: all of a player's stats.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{product_id}/players/{user_id}/stats",
+    tag = "stats",
+    summary = "All of a player's stats in one product",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("user_id" = String, Path, description = "Player id"),
+    ),
+    responses(
+        (status = 200, description = "The player's stats", body = PlayerStats),
+        (status = 400, description = "Invalid product id, player id or path", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn player_stats(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PlayerStats>, ApiError> {
     let Path((product, player)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let player = parse_player(&player)?;
-    let stats: BTreeMap<String, serde_json::Number> =
-        player_stats::query::read(&state.store, &product, &player).await?;
-    Ok(Json(json!({
-        "product_id": product.as_str(),
-        "user_id": player.as_str(),
-        "stats": stats,
-    })))
+    let stats = player_stats::query::read(&state.store, &product, &player).await?;
+    Ok(Json(PlayerStats {
+        product_id: product.to_string(),
+        user_id: player.to_string(),
+        stats,
+    }))
 }

@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::core::store::StoreError;
 
@@ -26,6 +27,25 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("the data store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// A bug: something that cannot fail did (logged with its cause, which clients never see).
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine-readable `code` and a message for people.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable error code, e.g. `invalid_user_id`, `board_not_found`, `store_unavailable`.
+    #[schema(example = "invalid_user_id")]
+    pub code: &'static str,
+    /// Human-readable explanation; its wording may change.
+    pub message: String,
 }
 
 impl ApiError {
@@ -53,6 +73,7 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 }
@@ -76,10 +97,17 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Unavailable(cause) = &self {
-            tracing::warn!(error = %cause, "store unavailable");
+        match &self {
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            _ => {}
         }
-        let body = json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -6,15 +6,18 @@ mod cache;
 mod discovery;
 mod error;
 mod observability;
+mod openapi;
 mod ratings;
 mod routes;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use admin::Ingest;
 pub use cache::TopCache;
@@ -59,55 +62,13 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Every route the server answers.
+/// Every route the server answers: the API routes of [`api`], and the docs page.
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     let _ = crate::core::metrics::prometheus();
-    Router::new()
-        .route("/leaderboards/top_ten/{product_id}", get(routes::top_ten))
-        .route("/stats/{product_id}/{user_id}", get(routes::player_stats))
-        .route("/v1/products", get(discovery::products))
-        .route("/v1/products/{product_id}/boards", get(discovery::boards))
-        .route(
-            "/v1/products/{product_id}/players/{user_id}/stats",
-            get(discovery::player_stats),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/players/{user_id}/rating",
-            get(ratings::rating),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/players/{user_id}/history",
-            get(ratings::history),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/predict",
-            axum::routing::post(ratings::predict),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/entries",
-            get(boards::entries),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/players/{user_id}",
-            get(boards::standing),
-        )
-        .route(
-            "/v1/products/{product_id}/boards/{board}/ranks",
-            get(boards::ranks),
-        )
-        .route("/v1/events", axum::routing::post(admin::ingest))
-        .route(
-            "/v1/admin/players/{user_id}",
-            axum::routing::delete(admin::erase_player),
-        )
-        .route(
-            "/v1/admin/products/{product_id}/boards/{board}",
-            axum::routing::delete(admin::reset_board),
-        )
-        .route("/healthz", get(observability::healthz))
-        .route("/readyz", get(observability::readyz))
-        .route("/metrics", get(observability::metrics))
+    // The document is served by `openapi::openapi_json`, which builds it from `api()` too.
+    let (api, _document) = api().split_for_parts();
+    api.merge(openapi::docs_ui())
         .fallback(|uri: axum::http::Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -117,6 +78,37 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .layer(cors(&state.cors_allowed_origins))
         .with_state(state)
+}
+
+/// Every API route, registered in this one place. `routes!` takes each route's method and path
+/// from its handler's `#[utoipa::path(...)]` and adds the operation (and its schemas) to the
+/// OpenAPI document, so every route served is documented by construction.
+///
+/// To add a route: annotate the handler with `#[utoipa::path(method, path = "...", params(...),
+/// responses(...), ...)]` (see `ratings::predict` for a POST with a body, `admin::reset_board`
+/// for a token-protected route) and add `.routes(routes!(module::handler))` here. A path with
+/// several methods has one handler per method, each with its own annotation. Never add API
+/// routes with `.route(...)`: they would be served but not documented.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::top_ten))
+        .routes(routes!(routes::player_stats))
+        .routes(routes!(discovery::products))
+        .routes(routes!(discovery::boards))
+        .routes(routes!(discovery::player_stats))
+        .routes(routes!(ratings::rating))
+        .routes(routes!(ratings::history))
+        .routes(routes!(ratings::predict))
+        .routes(routes!(boards::entries))
+        .routes(routes!(boards::standing))
+        .routes(routes!(boards::ranks))
+        .routes(routes!(admin::ingest))
+        .routes(routes!(admin::erase_player))
+        .routes(routes!(admin::reset_board))
+        .routes(routes!(observability::healthz))
+        .routes(routes!(observability::readyz))
+        .routes(routes!(observability::metrics))
+        .routes(routes!(openapi::openapi_json))
 }
 
 /// CORS for the configured origins (`*`: any); no CORS headers when none are configured.

@@ -7,24 +7,56 @@ use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::core::metrics::prometheus;
 
+/// The answer of `/healthz` (`ok`) and `/readyz` (`ready`).
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
 /// `GET /healthz`: the process is up (says nothing about Redis).
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up (says nothing about Redis)",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Status))
+)]
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
 /// `GET /readyz`: 200 when the store answers, else 503 with the JSON error body.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the store answers",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state.store.ping().await?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Status { status: "ready" }))
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"))
+)]
 pub async fn metrics() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -9,7 +9,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::leaderboards::query::{self, BoardEntry};
 use crate::leaderboards::scoring::WINS_BOARD;
@@ -20,6 +20,18 @@ const TOP_TEN: usize = 10;
 
 /// `GET /leaderboards/top_ten/{product_id}`: the ten best of the `wins` board, at most
 /// `server.top_ten_cache_ms` old.
+#[utoipa::path(
+    get,
+    path = "/leaderboards/top_ten/{product_id}",
+    tag = "leaderboards",
+    summary = "The ten best players of the wins board",
+    params(("product_id" = String, Path, description = "Product (game) id")),
+    responses(
+        (status = 200, description = "Best first, at most ten; `[]` when empty", body = Vec<BoardEntry>),
+        (status = 400, description = "Invalid product id or path", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn top_ten(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -35,6 +47,22 @@ pub async fn top_ten(
 }
 
 /// `GET /stats/{product_id}/{user_id}`: every stat of one player in one game.
+#[utoipa::path(
+    get,
+    path = "/stats/{product_id}/{user_id}",
+    operation_id = "stats",
+    tag = "stats",
+    summary = "Every stat of one player in one game",
+    params(
+        ("product_id" = String, Path, description = "Product (game) id"),
+        ("user_id" = String, Path, description = "Player id"),
+    ),
+    responses(
+        (status = 200, description = "Stat name → number; `{}` when none", body = BTreeMap<String, f64>),
+        (status = 400, description = "Invalid product id, player id or path", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn player_stats(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,

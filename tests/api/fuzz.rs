@@ -160,6 +160,9 @@ fn request() -> impl Strategy<Value = Request> {
                     "/healthz",
                     "/readyz",
                     "/metrics",
+                    "/openapi.json",
+                    "/docs",
+                    "/docs/{}",
                 ]),
                 prop::collection::vec(segment(), 3),
             )

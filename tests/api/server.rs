@@ -1,10 +1,45 @@
-//! The HTTP API: error shapes, readiness, behaviour while Redis is away, metrics labels.
+//! The HTTP API: error shapes, readiness, behaviour while Redis is away, metrics labels, the
+//! OpenAPI document and the docs page.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestRedis, settings};
+use crate::helpers::{TestApp, TestRedis, example_games_file, settings};
+
+/// Every route the server serves, as method and template, but the docs page (`/docs`,
+/// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`).
+/// The OpenAPI document must list exactly these.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/leaderboards/top_ten/{product_id}"),
+    ("GET", "/stats/{product_id}/{user_id}"),
+    ("GET", "/v1/products"),
+    ("GET", "/v1/products/{product_id}/boards"),
+    ("GET", "/v1/products/{product_id}/players/{user_id}/stats"),
+    (
+        "GET",
+        "/v1/products/{product_id}/boards/{board}/players/{user_id}/rating",
+    ),
+    (
+        "GET",
+        "/v1/products/{product_id}/boards/{board}/players/{user_id}/history",
+    ),
+    ("POST", "/v1/products/{product_id}/boards/{board}/predict"),
+    ("GET", "/v1/products/{product_id}/boards/{board}/entries"),
+    (
+        "GET",
+        "/v1/products/{product_id}/boards/{board}/players/{user_id}",
+    ),
+    ("GET", "/v1/products/{product_id}/boards/{board}/ranks"),
+    ("POST", "/v1/events"),
+    ("DELETE", "/v1/admin/players/{user_id}"),
+    ("DELETE", "/v1/admin/products/{product_id}/boards/{board}"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
 
 #[tokio::test]
 async fn errors_are_json_with_a_stable_shape() {
@@ -197,5 +232,134 @@ async fn discovery_lists_products_boards_and_player_stats() {
         stats,
         json!({"product_id": "newgame", "user_id": "A", "stats": {"games": 1, "wins": 1}})
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.games.file = Some(example_games_file());
+    let app = TestApp::spawn(&settings, false).await;
+    let (status, document) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200, "{document}");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|version| version.starts_with("3.")),
+        "not OpenAPI 3: {}",
+        document["openapi"]
+    );
+    assert_eq!(document["info"]["title"], "stats-tracker");
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let paths = document["paths"].as_object().expect("paths");
+    let documented: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let methods = item.as_object().expect("path item").keys();
+            methods.map(|method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path)| (method.to_string(), path.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+
+    // Each route answers its method (no `not_found`, no `method_not_allowed`), with a status
+    // its operation documents.
+    for (method, template) in ROUTES {
+        let path = template
+            .replace("{product_id}", "exrps")
+            .replace("{board}", "elo")
+            .replace("{user_id}", "alice");
+        let mut request = app.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", app.address),
+        );
+        if *method == "POST" {
+            request = request.json(&json!({}));
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let operation = &paths[*template][method.to_lowercase()];
+        assert!(
+            operation["responses"].get(status.to_string()).is_some(),
+            "{method} {path}: {status} is not documented"
+        );
+        if status >= 400 {
+            let body: Value = response.json().await.expect("JSON error");
+            let code = body["error"]["code"].as_str().expect("error code");
+            assert!(
+                !["not_found", "method_not_allowed"].contains(&code),
+                "{method} {path} is not routed: {body}"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary() {
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), false).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let response = no_redirects
+        .get(format!("{}/docs", app.address))
+        .send()
+        .await
+        .expect("request");
+    assert!(response.status().is_redirection(), "{response:?}");
+    assert_eq!(response.headers()["location"], "/docs/");
+
+    let response = app.get("/docs/").await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|kind| kind.starts_with("text/html")),
+        "{response:?}"
+    );
+    let page = response.text().await.expect("page");
+    // Every script and stylesheet the page loads: all ours, none from a CDN.
+    let assets: Vec<&str> = ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attribute| page.split(attribute).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(assets.contains(&"./swagger-ui-bundle.js"), "{page}");
+    for asset in assets {
+        assert!(
+            !asset.contains("//"),
+            "the docs page loads {asset} from elsewhere"
+        );
+        let response = app
+            .get(&format!("/docs/{}", asset.trim_start_matches("./")))
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
+        let kind = response.headers()["content-type"].clone();
+        let body = response.bytes().await.expect("body");
+        assert!(!body.is_empty(), "{asset}");
+        if asset.ends_with(".js") {
+            assert!(
+                kind.to_str().is_ok_and(|kind| kind.contains("javascript")),
+                "{asset}: {kind:?}"
+            );
+        }
+    }
+    let initializer = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+
+    let (status, body) = app.get_json("/docs/no-such-file.js").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
     app.stop().await;
 }

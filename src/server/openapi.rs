@@ -1,0 +1,255 @@
+//! The API's OpenAPI 3 document and its docs page.
+//!
+//! Owns [`ApiDoc`] (title, version, bearer security schemes, tags), `GET /openapi.json`, which
+//! serves the document built from the routes registered in `super::api` (each route's
+//! operation comes from its handler's `#[utoipa::path]`, so router and document cannot
+//! drift), and the Swagger UI at `/docs/`, whose files are embedded in the binary at build time
+//! (`utoipa-swagger-ui`'s `vendored` feature: nothing is fetched from a CDN, at build time or
+//! when a browser opens the page).
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::Config;
+
+use super::AppState;
+use super::error::ApiError;
+use super::routes::bad_path;
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/openapi.json";
+
+/// The document's fixed parts; `super::api` adds every route's path and schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stats-tracker",
+        version = env!("CARGO_PKG_VERSION"),
+        description = "Leaderboards, player stats and skill ratings of games, read from Redis. \
+            Errors are `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}` (schema `ErrorBody`)."
+    ),
+    modifiers(&BearerTokens),
+    tags(
+        (name = "leaderboards", description = "Boards' best players"),
+        (name = "stats", description = "Players' stats"),
+        (name = "ratings", description = "Skill rating boards: ratings, histories, predictions"),
+        (name = "discovery", description = "Which products and boards exist"),
+        (name = "ingest", description = "Game events over HTTP (ingest token)"),
+        (name = "admin", description = "Erasing players and resetting boards (admin token)"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The two bearer tokens, each a security scheme: `admin_token` and `ingest_token`.
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut Document) {
+        // utoipa fills the license from Cargo.toml, which names none: no empty license.
+        openapi.info.license = None;
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            (
+                "admin_token",
+                "`server.admin_token`: erasing players and resetting boards",
+            ),
+            ("ingest_token", "`server.ingest_token`: `POST /v1/events`"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(format!(
+                            "{what}; routes answer 403 `disabled` while it is not configured"
+                        )))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The whole document, built once from the registered routes.
+static DOCUMENT: LazyLock<Document> = LazyLock::new(|| super::api().into_openapi());
+
+/// The OpenAPI document of every API route.
+pub fn document() -> &'static Document {
+    &DOCUMENT
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "The OpenAPI 3 document of every API route", body = Object))
+)]
+pub async fn openapi_json() -> Json<&'static Document> {
+    Json(document())
+}
+
+/// The Swagger UI: `/docs` redirects to `/docs/`, which serves the page, and `/docs/{file}` its
+/// embedded scripts and styles. Not API routes, so not in the document.
+pub(super) fn docs_ui() -> Router<AppState> {
+    Router::new()
+        .route("/docs", get(|| async { Redirect::to("/docs/") }))
+        .route("/docs/", get(|uri: Uri| async move { docs_file("", &uri) }))
+        .route(
+            "/docs/{*file}",
+            get(
+                |uri: Uri, file: Result<Path<String>, PathRejection>| async move {
+                    let Path(file) = file.map_err(bad_path)?;
+                    docs_file(&file, &uri)
+                },
+            ),
+        )
+}
+
+/// One Swagger UI file (`""`: the page), with our JSON 404 for a file it does not have.
+fn docs_file(file: &str, uri: &Uri) -> Result<Response, ApiError> {
+    // No validator: Swagger UI would send the document's URL to validator.swagger.io and show
+    // its badge, a request to the internet.
+    let config = Arc::new(Config::from(DOCUMENT_PATH).validator_url("none"));
+    match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(asset)) => {
+            Ok(([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response())
+        }
+        Ok(None) => Err(ApiError::NoRoute(uri.path().to_owned())),
+        Err(error) => Err(ApiError::Internal(format!(
+            "Swagger UI file `{file}`: {error}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashSet};
+
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The document as JSON, and each operation as (method, path, operation).
+    fn operations() -> Vec<(String, String, Value)> {
+        let document = serde_json::to_value(document()).expect("the document serializes");
+        let mut operations = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                operations.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+        assert!(!operations.is_empty());
+        operations
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let mut seen = HashSet::new();
+        for (method, path, operation) in operations() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                seen.insert(id.clone()),
+                "{method} {path}: operationId `{id}` twice"
+            );
+        }
+    }
+
+    #[test]
+    fn path_parameters_match_the_template() {
+        for (method, path, operation) in operations() {
+            let in_template: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert_eq!(in_template, declared, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_error_answer_has_the_error_schema() {
+        for (method, path, operation) in operations() {
+            let responses = operation["responses"].as_object().expect("responses");
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path}: no success response"
+            );
+            for (status, response) in responses {
+                if status.as_str() >= "400" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn token_routes_declare_their_bearer_scheme() {
+        let document = serde_json::to_value(document()).expect("the document serializes");
+        let schemes = &document["components"]["securitySchemes"];
+        for (method, path, operation) in operations() {
+            let answers_401 = operation["responses"].get("401").is_some();
+            let security = operation["security"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(answers_401, !security.is_empty(), "{method} {path}");
+            for requirement in security {
+                for name in requirement.as_object().expect("requirement").keys() {
+                    assert_eq!(schemes[name]["scheme"], "bearer", "{method} {path}: {name}");
+                }
+            }
+        }
+    }
+
+    /// A docs file's text, which must be there.
+    async fn docs_text(file: &str) -> String {
+        let response = docs_file(file, &Uri::from_static("/docs/")).expect("embedded file");
+        assert_eq!(response.status(), 200, "{file}");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn the_docs_page_and_its_files_are_embedded() {
+        assert!(docs_text("").await.contains("swagger-ui-bundle.js"));
+        let initializer = docs_text("swagger-initializer.js").await;
+        assert!(initializer.contains(DOCUMENT_PATH), "{initializer}");
+        assert!(
+            initializer.contains(r#""validatorUrl": "none""#),
+            "{initializer}"
+        );
+        assert!(docs_text("swagger-ui-bundle.js").await.len() > 100_000);
+        let missing = docs_file(
+            "no-such-file.js",
+            &Uri::from_static("/docs/no-such-file.js"),
+        );
+        assert!(matches!(missing, Err(ApiError::NoRoute(_))));
+    }
+}
