@@ -19,7 +19,7 @@ for b = 0, boards - 1 do
   local scores, order, at, distinct = KEYS[2 + 4 * b], KEYS[3 + 4 * b], KEYS[4 + 4 * b], KEYS[5 + 4 * b]
   local score = redis.call('ZSCORE', scores, player)
   if score then
-    unindex(order, at, distinct, player, score)
+    unindex(order, at, distinct, player, tonumber(score))
     redis.call('ZREM', scores, player)
   end
   redis.call('HDEL', at, player)

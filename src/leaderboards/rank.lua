@@ -18,10 +18,10 @@ local function score_key(score)
   return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', unpack(b))
 end
 
--- Takes `player`, whose score on the board is `score` (a ZSCORE reply), out of the index;
+-- Takes `player`, whose score on the board is `score` (a number), out of the index;
 -- drops the score from the distinct scores when nobody else has it.
 local function unindex(order, at, distinct, player, score)
-  local key = score_key(tonumber(score))
+  local key = score_key(score)
   local since = redis.call('HGET', at, player)
   if since then redis.call('ZREM', order, key .. since .. player) end
   redis.call('HDEL', at, player)

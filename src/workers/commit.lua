@@ -63,27 +63,32 @@ local custom = {
   BOARD = function(keys, how, value, player, expire_at)
     local scores, order, at, distinct = keys[1], keys[2], keys[3], keys[4]
     local old = redis.call('ZSCORE', scores, player)
+    local was = old and tonumber(old)
+    local new
     if how == 'ensure' then
-      if not old then redis.call('ZADD', scores, 0, player) end
+      if was then return end
+      new = 0
     elseif how == 'sum' then
-      redis.call('ZINCRBY', scores, value, player)
-    elseif how == 'max' then
-      redis.call('ZADD', scores, 'GT', value, player)
-    elseif how == 'min' then
-      redis.call('ZADD', scores, 'LT', value, player)
+      new = tonumber(redis.call('ZINCRBY', scores, value, player))
     else
-      redis.call('ZADD', scores, value, player)
+      local given = tonumber(value)
+      if not was or how == 'last' or (how == 'max' and given > was) or (how == 'min' and given < was) then
+        new = given
+      else
+        return
+      end
     end
-    local new = redis.call('ZSCORE', scores, player)
-    if new ~= old then
-      local new_key = score_key(tonumber(new))
-      if old then unindex(order, at, distinct, player, old) end
-      local achieved = counted(entry_ms) .. counted(entry_seq)
-      redis.call('ZADD', order, 0, new_key .. achieved .. player)
-      redis.call('HSET', at, player, achieved)
-      redis.call('ZADD', distinct, 0, new_key)
-    end
-    if expire_at ~= '' then
+    if new == was then return end
+    -- The given text, not the Lua number: it is what the plan computed, digit for digit.
+    if how ~= 'sum' then redis.call('ZADD', scores, how == 'ensure' and 0 or value, player) end
+    if was then unindex(order, at, distinct, player, was) end
+    local achieved = counted(entry_ms) .. counted(entry_seq)
+    redis.call('ZADD', order, 0, score_key(new) .. achieved .. player)
+    redis.call('HSET', at, player, achieved)
+    redis.call('ZADD', distinct, 0, score_key(new))
+    -- Keys keep their expiry when written, and a period board's keys are created only when
+    -- a player first enters it: setting it then is enough.
+    if not was and expire_at ~= '' then
       for k = 1, 4 do redis.call('EXPIREAT', keys[k], expire_at) end
     end
   end,

@@ -347,6 +347,80 @@ async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn paging_while_the_board_changes_shows_every_unmoved_entry_exactly_once() {
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), true).await;
+    let mut stream = redis.connection(1).await;
+    let players: Vec<String> = (0..80).map(|i| format!("q{i}")).collect();
+    let (movers, still) = players.split_at(12);
+    let mut rng = Rng::new(11);
+    let pick = |from: &[String], rng: &mut Rng| from[rng.below(from.len() as u64) as usize].clone();
+    let warmup: Vec<Event> = (0..300)
+        .map(|_| {
+            let winner = pick(&players, &mut rng);
+            let mut loser = pick(&players, &mut rng);
+            while loser == winner {
+                loser = pick(&players, &mut rng);
+            }
+            game_over(&winner, &loser)
+        })
+        .collect();
+    push_events(&mut stream, &warmup).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    let (_, whole) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?limit=1000")
+        .await;
+    let on_board: BTreeSet<String> = rows(&whole["entries"]).into_iter().map(|r| r.0).collect();
+    let still: Vec<&String> = still.iter().filter(|p| on_board.contains(*p)).collect();
+    assert!(
+        still.len() > 50,
+        "only {} unmoved players on the board",
+        still.len()
+    );
+
+    // While a client pages through, the movers keep playing among themselves.
+    let moving: Vec<Event> = (0..400)
+        .map(|_| {
+            let winner = pick(movers, &mut rng);
+            let mut loser = pick(movers, &mut rng);
+            while loser == winner {
+                loser = pick(movers, &mut rng);
+            }
+            game_over(&winner, &loser)
+        })
+        .collect();
+    let mut writer = redis.connection(1).await;
+    let games = tokio::spawn(async move {
+        for chunk in moving.chunks(10) {
+            push_events(&mut writer, chunk).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let base = "/v1/products/exrps/boards/wins/entries?limit=4";
+    let mut seen: Vec<String> = Vec::new();
+    let (_, mut page) = app.get_json(base).await;
+    loop {
+        let ranks: Vec<u64> = rows(&page["entries"]).iter().map(|r| r.1).collect();
+        assert!(
+            ranks.windows(2).all(|w| w[0] <= w[1]),
+            "ranks in order: {ranks:?}"
+        );
+        seen.extend(rows(&page["entries"]).into_iter().map(|r| r.0));
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        page = app.get_json(&format!("{base}&after={next}")).await.1;
+    }
+    games.await.expect("writer");
+    for player in still {
+        let times = seen.iter().filter(|p| *p == player).count();
+        assert_eq!(times, 1, "{player} was seen {times} times while paging");
+    }
+    app.stop().await;
+}
+
 /// Midnight UTC, `days` days from today.
 fn midnight(days: i64) -> chrono::DateTime<Utc> {
     let today = Utc::now().date_naive();
