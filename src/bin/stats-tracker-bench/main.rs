@@ -88,6 +88,10 @@ struct Args {
     /// Seconds of the latency phase and of each read run [default: 15; --smoke: 2].
     #[arg(long)]
     duration: Option<f64>,
+    /// Seconds of each read run, when it should differ from --duration (e.g. a 10-minute
+    /// steady load to watch the worker's memory, with short read runs).
+    #[arg(long)]
+    read_duration: Option<f64>,
     /// Concurrent keep-alive connections of the read phase [default: 64; --smoke: 8].
     #[arg(long)]
     connections: Option<usize>,
@@ -103,6 +107,9 @@ struct Args {
     /// Worker batch size (STATS_TRACKER__STREAM__BATCH_SIZE) [default: the tracker's].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Games file the tracker runs with (STATS_TRACKER__GAMES__FILE) [default: the built-in one].
+    #[arg(long, value_name = "FILE")]
+    games: Option<PathBuf>,
     /// Percentage of matches followed by an event the tracker must dead-letter.
     #[arg(long, default_value_t = 1)]
     bad_percent: u64,
@@ -124,12 +131,14 @@ struct Config {
     events: u64,
     rate: u64,
     duration: Duration,
+    read_duration: Duration,
     warmup: Duration,
     connections: usize,
     players: usize,
     redis_benchmark_requests: u64,
     routes: Vec<ReadRoute>,
     batch_size: Option<usize>,
+    games: Option<PathBuf>,
     bad_percent: u64,
     seed: u64,
     smoke: bool,
@@ -146,12 +155,15 @@ impl Config {
             events: pick(args.events, 1_000_000, 20_000),
             rate: pick(args.rate, 5_000, 1_000),
             duration: Duration::try_from_secs_f64(duration).context("--duration")?,
+            read_duration: Duration::try_from_secs_f64(args.read_duration.unwrap_or(duration))
+                .context("--read-duration")?,
             warmup: Duration::from_millis(if smoke { 200 } else { 1_000 }),
             connections: args.connections.unwrap_or(if smoke { 8 } else { 64 }),
             players: args.players.unwrap_or(if smoke { 500 } else { 10_000 }),
             redis_benchmark_requests: pick(args.redis_benchmark_requests, 1_000_000, 20_000),
             routes: args.routes.clone(),
             batch_size: args.batch_size,
+            games: args.games.clone(),
             bad_percent: args.bad_percent.min(100),
             seed: args.seed,
             smoke,
@@ -162,8 +174,8 @@ impl Config {
         if config.players < 4 {
             bail!("--players must be at least 4 (the traffic has four-player matches)");
         }
-        if config.duration.is_zero() {
-            bail!("--duration must be positive");
+        if config.duration.is_zero() || config.read_duration.is_zero() {
+            bail!("--duration and --read-duration must be positive");
         }
         Ok(config)
     }
@@ -238,6 +250,7 @@ struct Tracker {
     server_addr: SocketAddr,
     metrics_addr: SocketAddr,
     batch_size: Option<usize>,
+    games: Option<PathBuf>,
     dir: PathBuf,
 }
 
@@ -269,6 +282,9 @@ impl Tracker {
             .env("STATS_TRACKER__LOG__LEVEL", "info");
         if let Some(batch_size) = self.batch_size {
             command.env("STATS_TRACKER__STREAM__BATCH_SIZE", batch_size.to_string());
+        }
+        if let Some(games) = &self.games {
+            command.env("STATS_TRACKER__GAMES__FILE", games);
         }
         Proc::spawn(
             &format!("stats-tracker {subcommand}"),
@@ -330,6 +346,7 @@ async fn run(args: &Args, dir: &Path) -> Result<bool> {
         server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         batch_size: config.batch_size,
+        games: config.games.clone(),
         dir: dir.to_owned(),
     };
     let players = simulate::players(config.players);
@@ -403,6 +420,15 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
             .map_or("default".to_owned(), |size| size.to_string()),
     );
     println!("tracker: {}", binary.display());
+    println!(
+        "games: {}",
+        config
+            .games
+            .as_ref()
+            .map_or("built-in (config/games.toml)".to_owned(), |file| file
+                .display()
+                .to_string())
+    );
 }
 
 /// What phase 1 measured, for the ceiling comparison.
@@ -603,8 +629,9 @@ impl Bench {
         let mut probe_conn = self.redis.connect(STREAM_DB).await?;
         let notifications = ProbeNotifications::subscribe(&self.redis, &self.keys).await?;
         let before = self.cpu_snapshot()?;
+        let worker_pid = self.worker()?.pid();
         let started = Instant::now();
-        let (sent, probes) = tokio::join!(
+        let (sent, probes, rss) = tokio::join!(
             offer_load(&mut self.stream, &mut self.traffic, rate, duration),
             probe_latency(
                 &mut probe_conn,
@@ -613,6 +640,7 @@ impl Bench {
                 duration,
                 self.config.seed
             ),
+            sample_rss(worker_pid, duration),
         );
         let elapsed = started.elapsed();
         let after = self.cpu_snapshot()?;
@@ -650,6 +678,15 @@ impl Bench {
             "CPU while under this load (% of one core): {}",
             after.minus(&before).percent_of(elapsed)
         );
+        if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            let samples: Vec<String> = rss.iter().map(|k| format!("{:.1}", mib(*k))).collect();
+            println!(
+                "worker RSS during the load, every tenth of it (MiB): {}; last − first = {:+.1} MiB",
+                samples.join(", "),
+                mib(*last) - mib(*first),
+            );
+        }
         self.checks.push((
             format!(
                 "every probe became visible within {PROBE_TIMEOUT:?} ({} lost)",
@@ -666,7 +703,7 @@ impl Bench {
         println!();
         println!(
             "## 3. Reads at {} keep-alive connections (closed loop, {:.0?} warm-up, {:.0?} measured)",
-            config.connections, config.warmup, config.duration
+            config.connections, config.warmup, config.read_duration
         );
         for route in config.routes {
             eprintln!("loading {} …", route.template());
@@ -691,7 +728,7 @@ impl Bench {
                 self.tracker.server_addr,
                 config.connections,
                 config.warmup,
-                config.duration,
+                config.read_duration,
                 route,
                 players,
             )
@@ -1125,6 +1162,19 @@ struct ProbeRun {
     probes: Vec<Probe>,
     latencies: Vec<Duration>,
     lost: u64,
+}
+
+/// The worker's resident set size (KiB) at each tenth of `duration`: does it grow under a
+/// steady load?
+async fn sample_rss(pid: u32, duration: Duration) -> Vec<u64> {
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(duration / 10).await;
+        if let Ok(stats) = procs::ProcStats::of_pid(pid) {
+            samples.push(stats.rss_kib);
+        }
+    }
+    samples
 }
 
 /// Keyspace notifications of writes to probe players' stats hashes.

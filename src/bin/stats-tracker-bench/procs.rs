@@ -108,6 +108,11 @@ impl ProcStats {
         Self::read("/proc/self").context("cannot read /proc/self")
     }
 
+    /// The statistics of the process `pid`.
+    pub fn of_pid(pid: u32) -> Result<Self> {
+        Self::read(&format!("/proc/{pid}"))
+    }
+
     fn read(dir: &str) -> Result<Self> {
         let stat = fs::read_to_string(format!("{dir}/stat"))?;
         // The command name (field 2) may hold spaces and ')': fields resume after the last ')'.
