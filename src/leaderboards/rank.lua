@@ -18,13 +18,13 @@ local function score_key(score)
   return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', unpack(b))
 end
 
--- Takes `player`, whose score on the board is `score` (a number), out of the index;
+-- Takes `player`, whose score on the board is `score` (a number), out of the order index;
 -- drops the score from the distinct scores when nobody else has it.
+-- Leaves the player's `at` stamp for the caller to overwrite or delete.
 local function unindex(order, at, distinct, player, score)
   local key = score_key(score)
   local since = redis.call('HGET', at, player)
   if since then redis.call('ZREM', order, key .. since .. player) end
-  redis.call('HDEL', at, player)
   if #redis.call('ZRANGE', order, '[' .. key, '(' .. key .. '\255', 'BYLEX', 'LIMIT', 0, 1) == 0 then
     redis.call('ZREM', distinct, key)
   end

@@ -83,9 +83,10 @@ local custom = {
     if how ~= 'sum' then redis.call('ZADD', scores, how == 'ensure' and 0 or value, player) end
     if was then unindex(order, at, distinct, player, was) end
     local achieved = counted(entry_ms) .. counted(entry_seq)
-    redis.call('ZADD', order, 0, score_key(new) .. achieved .. player)
+    local key = score_key(new)
+    redis.call('ZADD', order, 0, key .. achieved .. player)
     redis.call('HSET', at, player, achieved)
-    redis.call('ZADD', distinct, 0, score_key(new))
+    redis.call('ZADD', distinct, 0, key)
     -- Keys keep their expiry when written, and a period board's keys are created only when
     -- a player first enters it: setting it then is enough.
     if not was and expire_at ~= '' then
