@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::routes::{bad_path, parse_player, parse_product};
+use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::keys::BoardKeys;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
 use crate::leaderboards::windows::{Period, Window};
@@ -148,18 +148,7 @@ fn board_view(
     query: &QueryParams,
 ) -> Result<(BoardView, BoardKeys), ApiError> {
     let product = parse_product(product)?;
-    let config = state.games.product(&product).ok_or_else(|| {
-        ApiError::not_found(
-            "product_not_found",
-            format!("product `{product}` is not configured"),
-        )
-    })?;
-    let board_config = config.boards.get(board).ok_or_else(|| {
-        ApiError::not_found(
-            "board_not_found",
-            format!("product `{product}` has no board `{board}`"),
-        )
-    })?;
+    let board_config = find_board(state, &product, board)?;
     let keys = state.store.keys().product(&product);
     let window = match query.one("window")? {
         None | Some("all") => None,

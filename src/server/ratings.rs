@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::routes::{bad_path, parse_player, parse_product};
+use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::event::MAX_MATCH_PLAYERS;
 use crate::core::ids::ProductId;
 use crate::leaderboards::boards::BoardRule;
@@ -28,19 +28,7 @@ fn rating_board(
     product: &ProductId,
     board: &str,
 ) -> Result<(RatingSystem, u64), ApiError> {
-    let games = state.games.product(product).ok_or_else(|| {
-        ApiError::not_found(
-            "product_not_found",
-            format!("product `{product}` is not configured"),
-        )
-    })?;
-    let board_config = games.boards.get(board).ok_or_else(|| {
-        ApiError::not_found(
-            "board_not_found",
-            format!("product `{product}` has no board `{board}`"),
-        )
-    })?;
-    match board_config.rule {
+    match find_board(state, product, board)?.rule {
         BoardRule::Rated {
             system,
             min_matches,

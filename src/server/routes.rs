@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::core::ids::{PlayerId, ProductId};
+use crate::leaderboards::boards::Board;
 use crate::leaderboards::query::{self, BoardEntry};
 use crate::leaderboards::scoring::WINS_BOARD;
 use crate::player_stats;
@@ -83,6 +84,26 @@ pub(super) fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
 pub(super) fn parse_product(raw: &str) -> Result<ProductId, ApiError> {
     ProductId::parse(raw).map_err(|problem| {
         ApiError::bad_request("invalid_product_id", format!("product id {problem}"))
+    })
+}
+
+/// A product's board from the games file, or a 404 saying which of the two is missing.
+pub(super) fn find_board<'a>(
+    state: &'a AppState,
+    product: &ProductId,
+    board: &str,
+) -> Result<&'a Board, ApiError> {
+    let games = state.games.product(product).ok_or_else(|| {
+        ApiError::not_found(
+            "product_not_found",
+            format!("product `{product}` is not configured"),
+        )
+    })?;
+    games.boards.get(board).ok_or_else(|| {
+        ApiError::not_found(
+            "board_not_found",
+            format!("product `{product}` has no board `{board}`"),
+        )
     })
 }
 
