@@ -109,13 +109,14 @@ impl Committer {
         Ok(())
     }
 
-    /// Commits every partition of `batch` (concurrently: they are independent), records the
-    /// products seen, and moves the positions in `known` past the batch.
+    /// Commits every partition of `batch` (concurrently: they are independent) and records
+    /// the products seen. `generations` are the batch's, from [`generations`], taken when it
+    /// was planned.
     pub async fn commit(
         &self,
         epoch: u64,
         batch: &BatchPlan,
-        known: &mut Known,
+        generations: &[String],
     ) -> Result<CommitCounts, CommitError> {
         let mut partitions: Vec<PartitionOps> = batch
             .products
@@ -138,20 +139,6 @@ impl Committer {
                 .collect();
             partitions.push((keys, ops));
         }
-        let generation = |partition: Partition| {
-            known
-                .generations
-                .get(&partition)
-                .cloned()
-                .flatten()
-                .unwrap_or_default()
-        };
-        let generations: Vec<String> = batch
-            .products
-            .keys()
-            .map(|product| generation(Partition::Product(product.clone())))
-            .chain((!batch.dead_letters.is_empty()).then(|| generation(Partition::DeadLetters)))
-            .collect();
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
         // product already applied it, so a crash between the two commits would otherwise lose
@@ -162,7 +149,7 @@ impl Committer {
             .iter()
             .any(|letter| letter.reasons.iter().any(|(board, _)| board.is_some()));
         let mut applied = 0;
-        let mut work: Vec<_> = partitions.iter().zip(&generations).collect();
+        let mut work: Vec<_> = partitions.iter().zip(generations).collect();
         if letters_first && let Some(((keys, events), generation)) = work.pop() {
             applied += self
                 .commit_partition(epoch, generation, keys, events)
@@ -174,18 +161,6 @@ impl Committer {
         .await?
         .iter()
         .sum::<u64>();
-        for (product, events) in &batch.products {
-            if let Some(last) = events.last() {
-                known
-                    .positions
-                    .insert(Partition::Product(product.clone()), Some(last.id.clone()));
-            }
-        }
-        if let Some(last) = batch.dead_letters.last() {
-            known
-                .positions
-                .insert(Partition::DeadLetters, Some(last.id.clone()));
-        }
         if !batch.products.is_empty() {
             // Discovery index, outside the product slots; idempotent, so no position needed.
             let mut sadd = redis::cmd("SADD");
@@ -240,6 +215,25 @@ impl Committer {
             other => Ok(other?.unsigned_abs()),
         }
     }
+}
+
+/// The admin generation each partition of `batch` was planned with, in the order
+/// [`Committer::commit`] sends the partitions: products, then the dead letters.
+pub fn generations(batch: &BatchPlan, known: &Known) -> Vec<String> {
+    let generation = |partition: Partition| {
+        known
+            .generations
+            .get(&partition)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+    };
+    batch
+        .products
+        .keys()
+        .map(|product| generation(Partition::Product(product.clone())))
+        .chain((!batch.dead_letters.is_empty()).then(|| generation(Partition::DeadLetters)))
+        .collect()
 }
 
 fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {

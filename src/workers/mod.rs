@@ -7,6 +7,7 @@
 //!    batch), then read new entries, blocking on the stream while it is empty;
 //! 3. per batch: parse, load what planning needs (positions, rating states) unless known,
 //!    plan (pure), commit each product atomically with its applied position, acknowledge;
+//!    batch N commits while batch N+1 is planned and batch N+2 is read;
 //! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batch in
 //!    flight, release the lease, return.
 
@@ -51,6 +52,16 @@ impl From<StoreError> for WorkerError {
     fn from(error: StoreError) -> Self {
         WorkerError::Stream(error.into())
     }
+}
+
+/// A batch planned and not yet committed, with what committing it needs.
+struct Planned {
+    /// Every id the batch read (entries and vanished ids), to acknowledge after the commit.
+    ids: Vec<String>,
+    batch: plan::BatchPlan,
+    /// The admin generation of each of the batch's partitions when it was planned.
+    generations: Vec<String>,
+    started: Instant,
 }
 
 /// A stream worker, ready to run.
@@ -141,9 +152,15 @@ impl Worker {
             .stream
             .read(&lease, &ReadFrom::Pending("0-0".to_owned()))
             .await?;
+        // A batch planned but not committed yet: it commits while the next one is planned.
+        let mut planned: Option<Planned> = None;
         loop {
             let next = read.next.clone().unwrap_or(ReadFrom::New);
             if let Some(last_id) = &read.idle_after {
+                // Nothing new: commit what is planned before waiting.
+                if let Some(batch) = planned.take() {
+                    self.commit_planned(&lease, batch).await?;
+                }
                 self.sample_lag(&mut lag_sampled).await;
                 tokio::select! {
                     waited = self.stream.wait_for_new(last_id) => waited?,
@@ -155,21 +172,41 @@ impl Worker {
                 read = self.stream.read(&lease, &next).await?;
                 continue;
             }
-            if shutdown.is_cancelled() {
-                // Finish what was read; read nothing more.
-                self.process(&lease, &read, &mut known).await?;
-                break;
+            if shutdown.is_cancelled() || known.ratings.len() > self.rating_cache_entries {
+                // Nothing may stay planned and uncommitted: at shutdown, and before the rating
+                // cache is dropped (a planned batch's states are not in the store yet).
+                if let Some(batch) = planned.take() {
+                    self.commit_planned(&lease, batch).await?;
+                }
+                if shutdown.is_cancelled() {
+                    // Finish what was read; read nothing more.
+                    let batch = self.plan_read(&read, &mut known).await?;
+                    self.commit_planned(&lease, batch).await?;
+                    break;
+                }
+                // The store holds every state committed: dropping them costs reloads only.
+                known.ratings.clear();
             }
-            // Read the next batch while this one is planned and committed: the worker and
-            // Redis work at the same time instead of taking turns. Batches are still applied
-            // one after the other, in stream order.
-            let (processed, read_ahead) = tokio::join!(
-                self.process(&lease, &read, &mut known),
+            // Three things at once: commit batch N, plan batch N+1, read batch N+2. Batches are
+            // still committed one after the other, in stream order.
+            let previous = planned.take();
+            let (committed, planning, read_ahead) = tokio::join!(
+                async {
+                    match previous {
+                        Some(batch) => self.commit_planned(&lease, batch).await,
+                        None => Ok(()),
+                    }
+                },
+                self.plan_read(&read, &mut known),
                 self.stream.read(&lease, &next)
             );
-            processed?;
+            committed?;
+            planned = Some(planning?);
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
+        }
+        if let Some(batch) = planned.take() {
+            self.commit_planned(&lease, batch).await?;
         }
         // Let a standby take over at once instead of after the lease times out.
         if let Err(error) = self.stream.release(&lease).await {
@@ -200,32 +237,52 @@ impl Worker {
         }
     }
 
-    /// Plans, commits and acknowledges one batch.
-    async fn process(
-        &self,
-        lease: &Lease,
-        read: &Read,
-        known: &mut Known,
-    ) -> Result<(), WorkerError> {
-        if read.entries.is_empty() && read.deleted.is_empty() {
-            return Ok(());
-        }
+    /// Parses a read batch, loads what planning needs, and plans it; moves `known` past it.
+    async fn plan_read(&self, read: &Read, known: &mut Known) -> Result<Planned, WorkerError> {
         let started = Instant::now();
+        let ids: Vec<String> = read
+            .entries
+            .iter()
+            .map(|entry| entry.id.clone())
+            .chain(read.deleted.iter().cloned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Planned {
+                ids,
+                batch: plan::BatchPlan::default(),
+                generations: Vec::new(),
+                started,
+            });
+        }
         let parsed = plan::parse(&read.entries);
         let needs = plan::needs(&parsed, &self.rules, known);
         self.committer.load(&needs, known).await?;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
-        let counts = self.committer.commit(lease.epoch, &batch, known).await?;
-        if known.ratings.len() > self.rating_cache_entries {
-            // The store holds every state just committed: dropping them costs reloads only.
-            known.ratings.clear();
+        known.advance_past(&batch);
+        Ok(Planned {
+            ids,
+            generations: commit::generations(&batch, known),
+            batch,
+            started,
+        })
+    }
+
+    /// Commits and acknowledges a planned batch, and counts it.
+    async fn commit_planned(&self, lease: &Lease, planned: Planned) -> Result<(), WorkerError> {
+        let Planned {
+            ids,
+            batch,
+            generations,
+            started,
+        } = planned;
+        if ids.is_empty() {
+            return Ok(());
         }
-        let ids: Vec<&str> = read
-            .entries
-            .iter()
-            .map(|entry| entry.id.as_str())
-            .chain(read.deleted.iter().map(String::as_str))
-            .collect();
+        let counts = self
+            .committer
+            .commit(lease.epoch, &batch, &generations)
+            .await?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.stream.ack(&ids).await?;
 
         // Counted per batch, not per event: label lookups cost more than the work itself.
@@ -263,6 +320,7 @@ impl Worker {
                 "dead-lettered unusable events"
             );
         }
+        // From the start of planning to the acknowledgement.
         metrics::histogram!("stats_tracker_worker_batch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("stats_tracker_worker_batch_size").record(ids.len() as f64);

@@ -86,6 +86,22 @@ impl Known {
             _ => false,
         }
     }
+
+    /// Moves the positions past a planned batch, so the next batch can be planned before this
+    /// one is committed. Safe because batches are committed in the order they are planned and
+    /// any failed commit drops the whole `Known`.
+    pub fn advance_past(&mut self, batch: &BatchPlan) {
+        for (product, events) in &batch.products {
+            if let Some(last) = events.last() {
+                self.positions
+                    .insert(Partition::Product(product.clone()), Some(last.id.clone()));
+            }
+        }
+        if let Some(last) = batch.dead_letters.last() {
+            self.positions
+                .insert(Partition::DeadLetters, Some(last.id.clone()));
+        }
+    }
 }
 
 /// What must be loaded into [`Known`] before a batch can be planned.
