@@ -644,6 +644,16 @@ mod tests {
         assert_eq!(builtin, Games::builtin());
         let exrps = ProductId::parse("exrps").unwrap();
         assert!(builtin.product(&exrps).is_some());
+        // The benchmark's file is the built-in one plus an Elo board on exrps.
+        let bench = Games::parse(include_str!("../config/games.bench.toml"), "bench").unwrap();
+        let bench_exrps = bench.product(&exrps).unwrap();
+        let builtin_exrps = builtin.product(&exrps).unwrap();
+        assert_eq!(bench_exrps.stats, builtin_exrps.stats);
+        assert_eq!(
+            bench_exrps.boards.boards()[0],
+            builtin_exrps.boards.boards()[0]
+        );
+        assert_eq!(bench_exrps.boards.boards()[1].name, "elo");
         let example = include_str!("../config/games.example.toml");
         let games = Games::parse(example, "example").unwrap();
         // The example covers every board kind and stats rule.

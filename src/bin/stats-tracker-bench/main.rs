@@ -107,7 +107,8 @@ struct Args {
     /// Worker batch size (STATS_TRACKER__STREAM__BATCH_SIZE) [default: the tracker's].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Games file the tracker runs with (STATS_TRACKER__GAMES__FILE) [default: the built-in one].
+    /// Games file the tracker runs with [default: config/games.bench.toml, the built-in
+    /// configuration plus an Elo board on exrps].
     #[arg(long, value_name = "FILE")]
     games: Option<PathBuf>,
     /// Percentage of matches followed by an event the tracker must dead-letter.
@@ -346,7 +347,14 @@ async fn run(args: &Args, dir: &Path) -> Result<bool> {
         server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         batch_size: config.batch_size,
-        games: config.games.clone(),
+        games: Some(match &config.games {
+            Some(file) => file.clone(),
+            None => {
+                let file = dir.join("games.bench.toml");
+                std::fs::write(&file, BENCH_GAMES).context("writing the bench's games file")?;
+                file
+            }
+        }),
         dir: dir.to_owned(),
     };
     let players = simulate::players(config.players);
@@ -1163,6 +1171,9 @@ struct ProbeRun {
     latencies: Vec<Duration>,
     lost: u64,
 }
+
+/// The default games file: the built-in configuration plus an Elo board on exrps.
+const BENCH_GAMES: &str = include_str!("../../../config/games.bench.toml");
 
 /// The worker's resident set size (KiB) at each tenth of `duration`: does it grow under a
 /// steady load?
