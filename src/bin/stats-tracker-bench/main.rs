@@ -433,7 +433,7 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
         config
             .games
             .as_ref()
-            .map_or("built-in (config/games.toml)".to_owned(), |file| file
+            .map_or(BENCH_GAMES_LABEL.to_owned(), |file| file
                 .display()
                 .to_string())
     );
@@ -1174,6 +1174,8 @@ struct ProbeRun {
 
 /// The default games file: the built-in configuration plus an Elo board on exrps.
 const BENCH_GAMES: &str = include_str!("../../../config/games.bench.toml");
+const BENCH_GAMES_LABEL: &str =
+    "config/games.bench.toml (the built-in games plus an Elo board on exrps)";
 
 /// The worker's resident set size (KiB) at each tenth of `duration`: does it grow under a
 /// steady load?
