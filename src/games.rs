@@ -437,7 +437,10 @@ impl BoardConfig {
                 })
             }
         };
-        let windows = build_windows(self.windows, self.retention)?;
+        // Rating boards keep no windows unless asked: a rating is not earned per period, and
+        // a period copy of it costs as much as the board itself on every match.
+        let rated = matches!(rule, BoardRule::Rated { .. });
+        let windows = build_windows(self.windows, self.retention, !rated)?;
         Ok(Board {
             name: self.name,
             rule,
@@ -449,13 +452,16 @@ impl BoardConfig {
 /// Most closed periods a window may keep (ten years of days).
 const MAX_RETENTION: u32 = 3660;
 
-/// The window rules of a board from its `windows` and `retention` fields.
+/// The window rules of a board from its `windows` and `retention` fields; without `windows`,
+/// every window when `windowed_by_default`, none otherwise.
 fn build_windows(
     names: Option<Vec<String>>,
     retention: Option<BTreeMap<String, u32>>,
+    windowed_by_default: bool,
 ) -> Result<Vec<WindowRule>, String> {
     let mut rules = match names {
-        None => default_windows(),
+        None if windowed_by_default => default_windows(),
+        None => Vec::new(),
         Some(names) => {
             let mut rules: Vec<WindowRule> = Vec::new();
             for name in &names {

@@ -216,6 +216,8 @@ async fn discovery_lists_products_boards_and_player_stats() {
         ),
         (Some("elo"), Some("elo"), Some(32.0), Some(5))
     );
+    // Rating boards keep no period boards unless the games file lists some.
+    assert_eq!(elo["windows"], json!([]));
     let (_, boards) = app.get_json("/v1/products/newgame/boards").await;
     assert_eq!(
         boards["boards"],
