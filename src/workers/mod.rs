@@ -202,6 +202,13 @@ impl Worker {
             );
             committed?;
             planned = Some(planning?);
+            // Caught up (a short read): commit at once rather than after the next read, so
+            // light traffic is not held back a batch; the pipeline is for backlogs.
+            if read.entries.len() + read.deleted.len() < self.stream.batch_size()
+                && let Some(batch) = planned.take()
+            {
+                self.commit_planned(&lease, batch).await?;
+            }
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
         }

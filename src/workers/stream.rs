@@ -102,6 +102,11 @@ impl EventStream {
         })
     }
 
+    /// Most entries one read returns.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     pub fn consumer(&self) -> &str {
         &self.consumer
     }
