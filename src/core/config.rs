@@ -206,7 +206,9 @@ impl Settings {
                 name: "game_event_stream".to_owned(),
                 group: "stats-tracker".to_owned(),
                 consumer: None,
-                batch_size: 1000,
+                // 500 rather than 1000: with three batches in the pipeline, 1000 pushed the worker past
+                // 64 MiB RSS on the bench; 500 costs about 8% throughput (BENCHMARKS.md).
+                batch_size: 500,
                 block_ms: 2000,
                 lease_ttl_ms: 10_000,
             },
