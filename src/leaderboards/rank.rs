@@ -354,10 +354,12 @@ pub async fn ranks(
 ) -> Result<Vec<Option<RankedEntry>>, StoreError> {
     let found = members_of(store, keys, players).await?;
     let mut pipe = redis::pipe();
+    let mut asked = 0;
     for member in found.iter().flatten() {
         let Some(parsed) = parse_member(member) else {
             continue;
         };
+        asked += 1;
         match ties {
             Ties::Ordinal => pipe.cmd("ZRANK").arg(&keys.order).arg(member),
             Ties::Standard => pipe
@@ -372,7 +374,12 @@ pub async fn ranks(
                 .arg(format!("({}", parsed.score_key)),
         };
     }
-    let counts: Vec<Option<u64>> = store.query_pipe(&pipe).await?;
+    // An empty pipeline is not a valid request: nobody asked for is on the board.
+    let counts: Vec<Option<u64>> = if asked > 0 {
+        store.query_pipe(&pipe).await?
+    } else {
+        Vec::new()
+    };
     let mut counts = counts.into_iter();
     Ok(found
         .iter()

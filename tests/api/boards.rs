@@ -334,6 +334,12 @@ async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
         ]
     );
     assert_eq!(ranks["not_on_board"], json!(["nobody"]));
+    let (status, none_there) = app
+        .get_json("/v1/products/exrps/boards/wins/ranks?user_id=nobody&user_id=ghost")
+        .await;
+    assert_eq!(status, 200, "{none_there}");
+    assert_eq!(none_there["entries"], json!([]));
+    assert_eq!(none_there["not_on_board"], json!(["nobody", "ghost"]));
     let too_many: Vec<String> = (0..101).map(|i| format!("user_id=u{i}")).collect();
     let (status, _) = app
         .get_json(&format!(
