@@ -5,7 +5,7 @@
 use redis::Script;
 
 use crate::core::ids::{PlayerId, ProductId};
-use crate::core::keys::escape_glob;
+use crate::core::keys::{escape_glob, is_board_index_key};
 use crate::core::store::{Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::leaderboards::boards::BoardRule;
@@ -158,8 +158,5 @@ async fn scan(store: &Store, pattern: &str) -> Result<Vec<String>, StoreError> {
 /// board key; `None` for the index keys next to it.
 fn period_of_board_key<'a>(board: &str, key: &'a str) -> Option<&'a str> {
     let suffix = key.strip_prefix(board)?.strip_prefix('@')?;
-    let index = [":order", ":at", ":distinct"]
-        .iter()
-        .any(|index| suffix.ends_with(index));
-    (!index).then_some(suffix)
+    (!is_board_index_key(suffix)).then_some(suffix)
 }

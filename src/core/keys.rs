@@ -78,10 +78,11 @@ impl PartitionKeys {
             None => self.board(board),
             Some(suffix) => format!("{}@{suffix}", self.board(board)),
         };
+        let [order, at, distinct] = BOARD_INDEX_SUFFIXES.map(|suffix| format!("{scores}{suffix}"));
         BoardKeys {
-            order: format!("{scores}:order"),
-            at: format!("{scores}:at"),
-            distinct: format!("{scores}:distinct"),
+            order,
+            at,
+            distinct,
             scores,
         }
     }
@@ -118,6 +119,17 @@ impl PartitionKeys {
     pub fn stream(&self) -> String {
         format!("{}:stream", self.base)
     }
+}
+
+/// What a board's score key is followed by in the names of its rank index keys: `order`,
+/// `at`, `distinct`.
+pub const BOARD_INDEX_SUFFIXES: [&str; 3] = [":order", ":at", ":distinct"];
+
+/// Whether `key` is one of a board's rank index keys rather than a board's scores.
+pub fn is_board_index_key(key: &str) -> bool {
+    BOARD_INDEX_SUFFIXES
+        .iter()
+        .any(|suffix| key.ends_with(suffix))
 }
 
 /// The keys of one board (all-time or one period): scores and the rank index over them.

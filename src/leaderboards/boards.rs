@@ -81,22 +81,32 @@ pub fn default_windows() -> Vec<WindowRule> {
 
 impl Board {
     /// The boards a change at `at_ms` goes to: all-time (`None`) and the period of each window.
-    fn targets(&self, at_ms: u64) -> impl Iterator<Item = Option<PeriodTarget>> + '_ {
-        std::iter::once(None).chain(self.windows.iter().map(move |rule| {
-            let period = Period::containing(rule.window, at_ms);
-            Some(PeriodTarget {
-                key_suffix: period.key_suffix(),
-                expires_at_s: period.expires_at_s(rule.retention),
-            })
-        }))
+    /// Computed once per board and event, then shared by its players' changes.
+    fn targets(&self, at_ms: u64) -> Vec<Option<PeriodTarget>> {
+        std::iter::once(None)
+            .chain(self.windows.iter().map(|rule| {
+                let period = Period::containing(rule.window, at_ms);
+                Some(PeriodTarget {
+                    key_suffix: period.key_suffix(),
+                    expires_at_s: period.expires_at_s(rule.retention),
+                })
+            }))
+            .collect()
     }
 
     /// Combines `value` into `player`'s score on every target of the board.
-    fn score(&self, cx: &mut ScoreContext<'_>, player: &PlayerId, how: Aggregate, value: f64) {
-        for period in self.targets(cx.at_ms) {
+    fn score(
+        &self,
+        cx: &mut ScoreContext<'_>,
+        targets: &[Option<PeriodTarget>],
+        player: &PlayerId,
+        how: Aggregate,
+        value: f64,
+    ) {
+        for period in targets {
             cx.changes.push(Change::Score {
                 board: self.name.clone(),
-                period,
+                period: period.clone(),
                 player: player.clone(),
                 how,
                 value,
@@ -105,11 +115,16 @@ impl Board {
     }
 
     /// Puts `player` on every target of the board unless already there.
-    fn ensure(&self, cx: &mut ScoreContext<'_>, player: &PlayerId) {
-        for period in self.targets(cx.at_ms) {
+    fn ensure(
+        &self,
+        cx: &mut ScoreContext<'_>,
+        targets: &[Option<PeriodTarget>],
+        player: &PlayerId,
+    ) {
+        for period in targets {
             cx.changes.push(Change::EnsureOnBoard {
                 board: self.name.clone(),
-                period,
+                period: period.clone(),
                 player: player.clone(),
             });
         }
@@ -153,12 +168,13 @@ impl ScoringHandler for BoardSet {
                         continue;
                     };
                     let winner = outcome.sole_winner();
+                    let targets = board.targets(cx.at_ms);
                     for (index, team) in outcome.teams.iter().enumerate() {
                         for player in &team.players {
                             if Some(index) == winner {
-                                board.score(cx, player, Aggregate::Sum, 1.0);
+                                board.score(cx, &targets, player, Aggregate::Sum, 1.0);
                             } else {
-                                board.ensure(cx, player);
+                                board.ensure(cx, &targets, player);
                             }
                         }
                     }
@@ -177,7 +193,8 @@ impl ScoringHandler for BoardSet {
                         Some(field) => number(event, field)?,
                         None => 1.0,
                     };
-                    board.score(cx, &player, *how, value);
+                    let targets = board.targets(cx.at_ms);
+                    board.score(cx, &targets, &player, *how, value);
                 }
                 BoardRule::Rated {
                     system,
@@ -212,6 +229,7 @@ impl ScoringHandler for BoardSet {
                     let before: Vec<Vec<Rating>> = teams.iter().map(|(r, _)| r.clone()).collect();
                     // Rating succeeded, so the system can also predict this line-up.
                     let expected = system.win_probabilities(&before).unwrap_or_default();
+                    let targets = board.targets(cx.at_ms);
                     for (index, team) in outcome.teams.iter().enumerate() {
                         for (slot, player) in team.players.iter().enumerate() {
                             let old = before[index][slot];
@@ -223,7 +241,8 @@ impl ScoringHandler for BoardSet {
                                 fields: rating_fields(&new),
                             });
                             if new.matches >= *min_matches {
-                                board.score(cx, player, Aggregate::Last, system.display(&new));
+                                let display = system.display(&new);
+                                board.score(cx, &targets, player, Aggregate::Last, display);
                             }
                             if *history > 0 {
                                 let entry = json!({

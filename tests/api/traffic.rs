@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
-use stats_tracker::core::keys::KeySpace;
+use stats_tracker::core::keys::{KeySpace, is_board_index_key};
 use stats_tracker::leaderboards::rank;
 pub use stats_tracker::simulate::{Event, Rng, mixed_run, players};
 
@@ -217,12 +217,7 @@ impl Model {
         // All-time boards only: not period boards (`@`), not rank index keys.
         let all_time: Vec<&String> = board_keys
             .iter()
-            .filter(|key| {
-                !key.contains('@')
-                    && ![":order", ":at", ":distinct"]
-                        .iter()
-                        .any(|suffix| key.ends_with(suffix))
-            })
+            .filter(|key| !key.contains('@') && !is_board_index_key(key))
             .collect();
         assert_eq!(all_time.len(), self.boards.len() + elo_boards, "board keys");
         for key in all_time {
