@@ -212,9 +212,7 @@ impl Worker {
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
         }
-        if let Some(batch) = planned.take() {
-            self.commit_planned(&lease, batch).await?;
-        }
+        // Both ways out of the loop commit what was planned first.
         // Let a standby take over at once instead of after the lease times out.
         if let Err(error) = self.stream.release(&lease).await {
             tracing::warn!(%error, "could not release the stream lease");
