@@ -34,8 +34,8 @@ struct Op {
 pub enum CommitError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("another worker took over the stream (lease epoch {0} is stale)")]
-    Fenced(u64),
+    #[error("another worker took over the stream (this worker's lease epoch is stale)")]
+    Fenced,
     #[error("the store changed under the worker (a plan was made on stale state)")]
     Stale,
 }
@@ -47,9 +47,6 @@ pub struct Committer {
     script: Script,
     timeout: Duration,
 }
-
-/// One partition's share of a batch: per entry, its id and the commands it causes.
-type PartitionOps<'a> = (PartitionKeys, Vec<(&'a str, Vec<Op>)>);
 
 /// What a commit wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,35 +106,32 @@ impl Committer {
         Ok(())
     }
 
-    /// Commits every partition of `batch` (concurrently: they are independent) and records
-    /// the products seen. `generations` are the batch's, from [`generations`], taken when it
-    /// was planned.
-    pub async fn commit(
-        &self,
-        epoch: u64,
-        batch: &BatchPlan,
-        generations: &[String],
-    ) -> Result<CommitCounts, CommitError> {
-        let mut partitions: Vec<PartitionOps> = batch
+    /// Encodes the commit of `batch`: one script call per partition, plus the discovery
+    /// index. Done while the previous batch commits, so Redis is not kept waiting for it.
+    /// `generations` are the batch's, from [`generations`], taken when it was planned.
+    pub fn prepare(&self, epoch: u64, batch: &BatchPlan, generations: &[String]) -> PreparedCommit {
+        let mut calls: Vec<redis::Cmd> = batch
             .products
             .iter()
-            .map(|(product, events)| {
+            .zip(generations)
+            .map(|((product, events), generation)| {
                 let keys = self.keys.product(product);
-                let ops = events
+                let ops: Vec<_> = events
                     .iter()
                     .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                     .collect();
-                (keys, ops)
+                self.encode_partition(epoch, generation, &keys, &ops)
             })
             .collect();
         if !batch.dead_letters.is_empty() {
             let keys = self.keys.dead_letters();
-            let ops = batch
+            let ops: Vec<_> = batch
                 .dead_letters
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
-            partitions.push((keys, ops));
+            let generation = generations.get(calls.len()).map_or("", String::as_str);
+            calls.push(self.encode_partition(epoch, generation, &keys, &ops));
         }
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
@@ -148,73 +142,116 @@ impl Committer {
             .dead_letters
             .iter()
             .any(|letter| letter.reasons.iter().any(|(board, _)| board.is_some()));
-        let mut applied = 0;
-        let mut work: Vec<_> = partitions.iter().zip(generations).collect();
-        if letters_first && let Some(((keys, events), generation)) = work.pop() {
-            applied += self
-                .commit_partition(epoch, generation, keys, events)
-                .await?;
-        }
-        applied += try_join_all(work.into_iter().map(|((keys, events), generation)| {
-            self.commit_partition(epoch, generation, keys, events)
-        }))
-        .await?
-        .iter()
-        .sum::<u64>();
-        if !batch.products.is_empty() {
-            // Discovery index, outside the product slots; idempotent, so no position needed.
+        // Discovery index, outside the product slots; idempotent, so no position needed.
+        let products = (!batch.products.is_empty()).then(|| {
             let mut sadd = redis::cmd("SADD");
             sadd.arg(self.keys.products());
             for product in batch.products.keys() {
                 sadd.arg(product.as_str());
             }
+            sadd
+        });
+        PreparedCommit {
+            calls,
+            letters_first,
+            products,
+        }
+    }
+
+    /// Commits a prepared batch: every partition (concurrently: they are independent, except
+    /// that dead letters may have to go first), then the products seen.
+    pub async fn commit(&self, prepared: &PreparedCommit) -> Result<CommitCounts, CommitError> {
+        let mut calls: Vec<&redis::Cmd> = prepared.calls.iter().collect();
+        let mut applied = 0;
+        if prepared.letters_first
+            && let Some(letters) = calls.pop()
+        {
+            applied += self.run_script(letters).await?;
+        }
+        applied += try_join_all(calls.into_iter().map(|call| self.run_script(call)))
+            .await?
+            .iter()
+            .sum::<u64>();
+        if let Some(sadd) = &prepared.products {
             bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
         }
         Ok(CommitCounts { applied })
     }
 
-    async fn commit_partition(
+    /// `EVALSHA` of commit.lua for one partition's share of a batch.
+    fn encode_partition(
         &self,
         epoch: u64,
         generation: &str,
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
-    ) -> Result<u64, CommitError> {
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(keys.applied())
-            .key(keys.fence())
-            .key(keys.generation());
+    ) -> redis::Cmd {
         // KEYS[1..3] are taken; every distinct op key gets the next index.
+        let mut key_names: Vec<&str> = Vec::new();
+        let (applied, fence, generation_key) = (keys.applied(), keys.fence(), keys.generation());
+        key_names.extend([applied.as_str(), fence.as_str(), generation_key.as_str()]);
         let mut key_index: HashMap<&str, usize> = HashMap::new();
-        invocation.arg(epoch).arg(generation).arg(events.len());
+        let mut args = redis::Cmd::new();
+        args.arg(epoch).arg(generation).arg(events.len());
         for (id, ops) in events {
-            invocation.arg(*id).arg(ops.len());
+            args.arg(*id).arg(ops.len());
             for op in ops {
-                invocation.arg(op.command).arg(op.keys.len());
+                args.arg(op.command).arg(op.keys.len());
                 for key in &op.keys {
-                    let next = key_index.len() + 4;
                     let index = *key_index.entry(key.as_str()).or_insert_with(|| {
-                        invocation.key(key.as_str());
-                        next
+                        key_names.push(key.as_str());
+                        key_names.len()
                     });
-                    invocation.arg(index);
+                    args.arg(index);
                 }
-                invocation.arg(op.args.len());
+                args.arg(op.args.len());
                 for arg in &op.args {
-                    invocation.arg(arg.as_slice());
+                    args.arg(arg.as_slice());
                 }
             }
         }
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.script.get_hash()).arg(key_names.len());
+        for key in key_names {
+            call.arg(key);
+        }
+        for arg in args.args_iter() {
+            if let redis::Arg::Simple(bytes) = arg {
+                call.arg(bytes);
+            }
+        }
+        call
+    }
+
+    /// Runs one partition's script call (loading the script first if Redis lacks it).
+    async fn run_script(&self, call: &redis::Cmd) -> Result<u64, CommitError> {
         let mut conn = self.conn.clone();
-        match bounded(self.timeout, invocation.invoke_async::<i64>(&mut conn)).await {
+        let mut result = bounded(self.timeout, call.query_async::<i64>(&mut conn)).await;
+        if let Err(StoreError::Redis(error)) = &result
+            && error.code() == Some("NOSCRIPT")
+        {
+            bounded(self.timeout, self.script.load_async(&mut conn)).await?;
+            result = bounded(self.timeout, call.query_async::<i64>(&mut conn)).await;
+        }
+        match result {
             Err(StoreError::Redis(error)) if error.code() == Some("FENCED") => {
-                Err(CommitError::Fenced(epoch))
+                Err(CommitError::Fenced)
             }
             Ok(-1) => Err(CommitError::Stale),
             other => Ok(other?.unsigned_abs()),
         }
     }
+}
+
+/// A batch's commit, encoded ahead of time by [`Committer::prepare`].
+#[derive(Default)]
+pub struct PreparedCommit {
+    /// One script call per partition: the products, then the dead letters.
+    calls: Vec<redis::Cmd>,
+    /// Whether the dead letters' call must complete before the products' start.
+    letters_first: bool,
+    /// `SADD` of the products seen to the discovery index.
+    products: Option<redis::Cmd>,
 }
 
 /// The admin generation each partition of `batch` was planned with, in the order

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
-use commit::{CommitError, Committer};
+use commit::{CommitError, Committer, PreparedCommit};
 use plan::{Known, Rules};
 use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
 
@@ -54,13 +54,14 @@ impl From<StoreError> for WorkerError {
     }
 }
 
-/// A batch planned and not yet committed, with what committing it needs.
+/// A batch planned and not yet committed, with its commit encoded.
 struct Planned {
     /// Every id the batch read (entries and vanished ids), to acknowledge after the commit.
     ids: Vec<String>,
-    batch: plan::BatchPlan,
-    /// The admin generation of each of the batch's partitions when it was planned.
-    generations: Vec<String>,
+    commit: PreparedCommit,
+    /// Per entry, for metrics.
+    outcomes: Vec<plan::EntryOutcome>,
+    dead_letters: usize,
     started: Instant,
 }
 
@@ -108,7 +109,7 @@ impl Worker {
                     continue;
                 }
                 Err(WorkerError::Stream(StreamError::LeaseLost))
-                | Err(WorkerError::Commit(CommitError::Fenced(_))) => {
+                | Err(WorkerError::Commit(CommitError::Fenced)) => {
                     tracing::warn!("lost the stream lease; standing by");
                     metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
                     continue;
@@ -159,7 +160,7 @@ impl Worker {
             if let Some(last_id) = &read.idle_after {
                 // Nothing new: commit what is planned before waiting.
                 if let Some(batch) = planned.take() {
-                    self.commit_planned(&lease, batch).await?;
+                    self.commit_planned(batch).await?;
                 }
                 self.sample_lag(&mut lag_sampled).await;
                 tokio::select! {
@@ -176,28 +177,29 @@ impl Worker {
                 // Nothing may stay planned and uncommitted: at shutdown, and before the rating
                 // cache is dropped (a planned batch's states are not in the store yet).
                 if let Some(batch) = planned.take() {
-                    self.commit_planned(&lease, batch).await?;
+                    self.commit_planned(batch).await?;
                 }
                 if shutdown.is_cancelled() {
                     // Finish what was read; read nothing more.
-                    let batch = self.plan_read(&read, &mut known).await?;
-                    self.commit_planned(&lease, batch).await?;
+                    let batch = self.plan_read(&lease, &read, &mut known).await?;
+                    self.commit_planned(batch).await?;
                     break;
                 }
                 // The store holds every state committed: dropping them costs reloads only.
                 known.ratings.clear();
             }
             // Three things at once: commit batch N, plan batch N+1, read batch N+2. Batches are
-            // still committed one after the other, in stream order.
+            // still committed one after the other, in stream order. Planning is polled first,
+            // so its loads reach Redis before the commit's script, which they would wait for.
             let previous = planned.take();
-            let (committed, planning, read_ahead) = tokio::join!(
+            let (planning, committed, read_ahead) = tokio::join!(
+                self.plan_read(&lease, &read, &mut known),
                 async {
                     match previous {
-                        Some(batch) => self.commit_planned(&lease, batch).await,
+                        Some(batch) => self.commit_planned(batch).await,
                         None => Ok(()),
                     }
                 },
-                self.plan_read(&read, &mut known),
                 self.stream.read(&lease, &next)
             );
             committed?;
@@ -207,7 +209,7 @@ impl Worker {
             if read.entries.len() + read.deleted.len() < self.stream.batch_size()
                 && let Some(batch) = planned.take()
             {
-                self.commit_planned(&lease, batch).await?;
+                self.commit_planned(batch).await?;
             }
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
@@ -242,8 +244,14 @@ impl Worker {
         }
     }
 
-    /// Parses a read batch, loads what planning needs, and plans it; moves `known` past it.
-    async fn plan_read(&self, read: &Read, known: &mut Known) -> Result<Planned, WorkerError> {
+    /// Parses a read batch, loads what planning needs, plans it and encodes its commit; moves
+    /// `known` past it.
+    async fn plan_read(
+        &self,
+        lease: &Lease,
+        read: &Read,
+        known: &mut Known,
+    ) -> Result<Planned, WorkerError> {
         let started = Instant::now();
         let ids: Vec<String> = read
             .entries
@@ -254,8 +262,9 @@ impl Worker {
         if ids.is_empty() {
             return Ok(Planned {
                 ids,
-                batch: plan::BatchPlan::default(),
-                generations: Vec::new(),
+                commit: PreparedCommit::default(),
+                outcomes: Vec::new(),
+                dead_letters: 0,
                 started,
             });
         }
@@ -264,36 +273,36 @@ impl Worker {
         self.committer.load(&needs, known).await?;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
         known.advance_past(&batch);
+        let generations = commit::generations(&batch, known);
         Ok(Planned {
             ids,
-            generations: commit::generations(&batch, known),
-            batch,
+            commit: self.committer.prepare(lease.epoch, &batch, &generations),
+            outcomes: batch.outcomes,
+            dead_letters: batch.dead_letters.len(),
             started,
         })
     }
 
     /// Commits and acknowledges a planned batch, and counts it.
-    async fn commit_planned(&self, lease: &Lease, planned: Planned) -> Result<(), WorkerError> {
+    async fn commit_planned(&self, planned: Planned) -> Result<(), WorkerError> {
         let Planned {
             ids,
-            batch,
-            generations,
+            commit,
+            outcomes,
+            dead_letters,
             started,
         } = planned;
         if ids.is_empty() {
             return Ok(());
         }
-        let counts = self
-            .committer
-            .commit(lease.epoch, &batch, &generations)
-            .await?;
+        let counts = self.committer.commit(&commit).await?;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.stream.ack(&ids).await?;
 
         // Counted per batch, not per event: label lookups cost more than the work itself.
         let mut tally: std::collections::HashMap<(&str, &str, &str), u64> =
             std::collections::HashMap::new();
-        for outcome in &batch.outcomes {
+        for outcome in &outcomes {
             *tally
                 .entry((
                     outcome.product.as_str(),
@@ -311,19 +320,15 @@ impl Worker {
             )
             .increment(count);
         }
-        let replayed = batch
-            .outcomes
+        let replayed = outcomes
             .iter()
             .filter(|o| o.outcome == plan::Outcome::Replayed)
             .count();
         if replayed > 0 {
             tracing::info!(replayed, "skipped entries already applied before a restart");
         }
-        if !batch.dead_letters.is_empty() {
-            tracing::info!(
-                count = batch.dead_letters.len(),
-                "dead-lettered unusable events"
-            );
+        if dead_letters > 0 {
+            tracing::info!(count = dead_letters, "dead-lettered unusable events");
         }
         // From the start of planning to the acknowledgement.
         metrics::histogram!("stats_tracker_worker_batch_duration_seconds")
