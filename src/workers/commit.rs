@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
-use crate::core::ids::PlayerId;
+use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{KeySpace, PartitionKeys};
 use crate::core::store::{self, StoreError, bounded};
 use crate::leaderboards::boards::rating_from_fields;
@@ -109,7 +109,14 @@ impl Committer {
     /// Encodes the commit of `batch`: one script call per partition, plus the discovery
     /// index. Done while the previous batch commits, so Redis is not kept waiting for it.
     /// `generations` are the batch's, from [`generations`], taken when it was planned.
-    pub fn prepare(&self, epoch: u64, batch: &BatchPlan, generations: &[String]) -> PreparedCommit {
+    /// Products are listed in the discovery index once per `known`.
+    pub fn prepare(
+        &self,
+        epoch: u64,
+        batch: &BatchPlan,
+        generations: &[String],
+        known: &mut Known,
+    ) -> PreparedCommit {
         let mut calls: Vec<redis::Cmd> = batch
             .products
             .iter()
@@ -142,15 +149,22 @@ impl Committer {
             .dead_letters
             .iter()
             .any(|letter| letter.reasons.iter().any(|(board, _)| board.is_some()));
-        // Discovery index, outside the product slots; idempotent, so no position needed.
-        let products = (!batch.products.is_empty()).then(|| {
+        // Discovery index, outside the product slots; idempotent, so no position needed. Only
+        // products this worker has not listed yet: that is rarely any.
+        let unlisted: Vec<&ProductId> = batch
+            .products
+            .keys()
+            .filter(|product| !known.listed.contains(*product))
+            .collect();
+        let products = (!unlisted.is_empty()).then(|| {
             let mut sadd = redis::cmd("SADD");
             sadd.arg(self.keys.products());
-            for product in batch.products.keys() {
+            for product in &unlisted {
                 sadd.arg(product.as_str());
             }
             sadd
         });
+        known.listed.extend(unlisted.into_iter().cloned());
         PreparedCommit {
             calls,
             letters_first,
@@ -158,9 +172,14 @@ impl Committer {
         }
     }
 
-    /// Commits a prepared batch: every partition (concurrently: they are independent, except
-    /// that dead letters may have to go first), then the products seen.
+    /// Commits a prepared batch: lists new products, then writes every partition
+    /// (concurrently: they are independent, except that dead letters may have to go first).
     pub async fn commit(&self, prepared: &PreparedCommit) -> Result<CommitCounts, CommitError> {
+        // First: listed after its effects, a product would stay unlisted if the worker died
+        // in between (the replay skips the effects, and so the listing).
+        if let Some(sadd) = &prepared.products {
+            bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
+        }
         let mut calls: Vec<&redis::Cmd> = prepared.calls.iter().collect();
         let mut applied = 0;
         if prepared.letters_first
@@ -172,9 +191,6 @@ impl Committer {
             .await?
             .iter()
             .sum::<u64>();
-        if let Some(sadd) = &prepared.products {
-            bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
-        }
         Ok(CommitCounts { applied })
     }
 
@@ -250,7 +266,7 @@ pub struct PreparedCommit {
     calls: Vec<redis::Cmd>,
     /// Whether the dead letters' call must complete before the products' start.
     letters_first: bool,
-    /// `SADD` of the products seen to the discovery index.
+    /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
 }
 

@@ -271,12 +271,17 @@ impl Worker {
         let parsed = plan::parse(&read.entries);
         let needs = plan::needs(&parsed, &self.rules, known);
         self.committer.load(&needs, known).await?;
+        // Let the previous batch's commit be sent before the CPU work of planning, when there
+        // was nothing to load (which would have let it go).
+        tokio::task::yield_now().await;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
         known.advance_past(&batch);
         let generations = commit::generations(&batch, known);
         Ok(Planned {
             ids,
-            commit: self.committer.prepare(lease.epoch, &batch, &generations),
+            commit: self
+                .committer
+                .prepare(lease.epoch, &batch, &generations, known),
             outcomes: batch.outcomes,
             dead_letters: batch.dead_letters.len(),
             started,

@@ -7,7 +7,7 @@
 //! restart and are skipped) and the rating states of the players involved. The worker loads
 //! what a batch needs ([`needs`]) before planning it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::core::effects::Changes;
 use crate::core::event::{Fields, GameEvent, RawEntry, Rejection};
@@ -75,6 +75,8 @@ pub struct Known {
     pub generations: HashMap<Partition, Option<String>>,
     /// Rating state per (product, board, player) (`None`: never rated).
     pub ratings: HashMap<(ProductId, String, PlayerId), Option<Rating>>,
+    /// Products this worker has added to the discovery index.
+    pub listed: HashSet<ProductId>,
 }
 
 impl Known {

@@ -1,7 +1,7 @@
 //! The reference model: a plain in-memory implementation of the scoring and stats rules,
 //! written independently of the code under test, to compare the tracker's results with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
@@ -353,6 +353,23 @@ pub async fn assert_run_matches(
     assert_eq!(
         actual, expected,
         "every bad event dead-lettered exactly once"
+    );
+    // Every product with effects is listed for discovery, even if a worker died between
+    // listing it and writing its effects, or the other way round.
+    let listed: BTreeSet<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{prefix}:products"))
+        .query_async(store)
+        .await
+        .expect("SMEMBERS products");
+    let with_effects: BTreeSet<String> = model
+        .boards
+        .keys()
+        .cloned()
+        .chain(model.stats.keys().map(|(product, _)| product.clone()))
+        .collect();
+    assert_eq!(
+        listed, with_effects,
+        "the discovery index lists every product"
     );
     model
 }
