@@ -231,6 +231,7 @@ impl Committer {
         for key in key_names {
             call.arg(key);
         }
+        // Every argument above is a plain one (`Arg::Cursor` belongs to SCAN-like commands).
         for arg in args.args_iter() {
             if let redis::Arg::Simple(bytes) = arg {
                 call.arg(bytes);
