@@ -106,28 +106,30 @@ impl Committer {
         Ok(())
     }
 
-    /// Encodes the commit of `batch`: one script call per partition, plus the discovery
-    /// index. Done while the previous batch commits, so Redis is not kept waiting for it.
-    /// `generations` are the batch's, from [`generations`], taken when it was planned.
-    /// Products are listed in the discovery index once per `known`.
-    pub fn prepare(
-        &self,
-        epoch: u64,
-        batch: &BatchPlan,
-        generations: &[String],
-        known: &mut Known,
-    ) -> PreparedCommit {
+    /// Encodes the commit of `batch`, planned on `known`: one script call per partition, each
+    /// with the admin generation it was planned with, plus the discovery index. Done while the
+    /// previous batch commits, so Redis is not kept waiting for it. Products are listed in the
+    /// discovery index once per `known`.
+    pub fn prepare(&self, epoch: u64, batch: &BatchPlan, known: &mut Known) -> PreparedCommit {
+        let generation = |partition: Partition| {
+            known
+                .generations
+                .get(&partition)
+                .cloned()
+                .flatten()
+                .unwrap_or_default()
+        };
         let mut calls: Vec<redis::Cmd> = batch
             .products
             .iter()
-            .zip(generations)
-            .map(|((product, events), generation)| {
+            .map(|(product, events)| {
+                let generation = generation(Partition::Product(product.clone()));
                 let keys = self.keys.product(product);
                 let ops: Vec<_> = events
                     .iter()
                     .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                     .collect();
-                self.encode_partition(epoch, generation, &keys, &ops)
+                self.encode_partition(epoch, &generation, &keys, &ops)
             })
             .collect();
         if !batch.dead_letters.is_empty() {
@@ -137,8 +139,8 @@ impl Committer {
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
-            let generation = generations.get(calls.len()).map_or("", String::as_str);
-            calls.push(self.encode_partition(epoch, generation, &keys, &ops));
+            let generation = generation(Partition::DeadLetters);
+            calls.push(self.encode_partition(epoch, &generation, &keys, &ops));
         }
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
@@ -202,39 +204,38 @@ impl Committer {
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
     ) -> redis::Cmd {
-        // KEYS[1..3] are taken; every distinct op key gets the next index.
-        let mut key_names: Vec<&str> = Vec::new();
+        // KEYS[1..3] are taken; every distinct op key gets the next index. Keys come before
+        // the arguments in the call, so they are numbered first.
         let (applied, fence, generation_key) = (keys.applied(), keys.fence(), keys.generation());
-        key_names.extend([applied.as_str(), fence.as_str(), generation_key.as_str()]);
+        let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
-        let mut args = redis::Cmd::new();
-        args.arg(epoch).arg(generation).arg(events.len());
-        for (id, ops) in events {
-            args.arg(*id).arg(ops.len());
-            for op in ops {
-                args.arg(op.command).arg(op.keys.len());
-                for key in &op.keys {
-                    let index = *key_index.entry(key.as_str()).or_insert_with(|| {
-                        key_names.push(key.as_str());
-                        key_names.len()
-                    });
-                    args.arg(index);
-                }
-                args.arg(op.args.len());
-                for arg in &op.args {
-                    args.arg(arg.as_slice());
-                }
-            }
+        for key in events
+            .iter()
+            .flat_map(|(_, ops)| ops)
+            .flat_map(|op| &op.keys)
+        {
+            key_index.entry(key.as_str()).or_insert_with(|| {
+                key_names.push(key.as_str());
+                key_names.len()
+            });
         }
         let mut call = redis::cmd("EVALSHA");
         call.arg(self.script.get_hash()).arg(key_names.len());
         for key in key_names {
             call.arg(key);
         }
-        // Every argument above is a plain one (`Arg::Cursor` belongs to SCAN-like commands).
-        for arg in args.args_iter() {
-            if let redis::Arg::Simple(bytes) = arg {
-                call.arg(bytes);
+        call.arg(epoch).arg(generation).arg(events.len());
+        for (id, ops) in events {
+            call.arg(*id).arg(ops.len());
+            for op in ops {
+                call.arg(op.command).arg(op.keys.len());
+                for key in &op.keys {
+                    call.arg(key_index[key.as_str()]);
+                }
+                call.arg(op.args.len());
+                for arg in &op.args {
+                    call.arg(arg.as_slice());
+                }
             }
         }
         call
@@ -269,25 +270,6 @@ pub struct PreparedCommit {
     letters_first: bool,
     /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
-}
-
-/// The admin generation each partition of `batch` was planned with, in the order
-/// [`Committer::commit`] sends the partitions: products, then the dead letters.
-pub fn generations(batch: &BatchPlan, known: &Known) -> Vec<String> {
-    let generation = |partition: Partition| {
-        known
-            .generations
-            .get(&partition)
-            .cloned()
-            .flatten()
-            .unwrap_or_default()
-    };
-    batch
-        .products
-        .keys()
-        .map(|product| generation(Partition::Product(product.clone())))
-        .chain((!batch.dead_letters.is_empty()).then(|| generation(Partition::DeadLetters)))
-        .collect()
 }
 
 fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {

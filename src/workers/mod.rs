@@ -276,12 +276,9 @@ impl Worker {
         tokio::task::yield_now().await;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
         known.advance_past(&batch);
-        let generations = commit::generations(&batch, known);
         Ok(Planned {
             ids,
-            commit: self
-                .committer
-                .prepare(lease.epoch, &batch, &generations, known),
+            commit: self.committer.prepare(lease.epoch, &batch, known),
             outcomes: batch.outcomes,
             dead_letters: batch.dead_letters.len(),
             started,
