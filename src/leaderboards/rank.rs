@@ -354,12 +354,10 @@ pub async fn ranks(
 ) -> Result<Vec<Option<RankedEntry>>, StoreError> {
     let found = members_of(store, keys, players).await?;
     let mut pipe = redis::pipe();
-    let mut asked = 0;
     for member in found.iter().flatten() {
         let Some(parsed) = parse_member(member) else {
             continue;
         };
-        asked += 1;
         match ties {
             Ties::Ordinal => pipe.cmd("ZRANK").arg(&keys.order).arg(member),
             Ties::Standard => pipe
@@ -375,10 +373,10 @@ pub async fn ranks(
         };
     }
     // An empty pipeline is not a valid request: nobody asked for is on the board.
-    let counts: Vec<Option<u64>> = if asked > 0 {
-        store.query_pipe(&pipe).await?
-    } else {
+    let counts: Vec<Option<u64>> = if pipe.is_empty() {
         Vec::new()
+    } else {
+        store.query_pipe(&pipe).await?
     };
     let mut counts = counts.into_iter();
     Ok(found
