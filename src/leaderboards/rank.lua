@@ -8,7 +8,7 @@ end
 
 -- A score as 16 hex digits whose byte order is best (highest) first: the IEEE 754 bits,
 -- sign bit flipped for non-negative numbers, then everything inverted.
-local function score_key(score)
+local function encode_score_key(score)
   if score == 0 then score = 0 end -- -0 and 0 are one score
   local b = { string.byte(struct.pack('>d', score), 1, 8) }
   if b[1] < 128 then
@@ -16,6 +16,18 @@ local function score_key(score)
     for k = 2, 8 do b[k] = 255 - b[k] end
   end
   return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', unpack(b))
+end
+
+-- Scores repeat a lot within one script call (small win counts): each is encoded once.
+-- (-0 and 0 are one table index, as they are one score.)
+local score_keys = {}
+local function score_key(score)
+  local key = score_keys[score]
+  if not key then
+    key = encode_score_key(score)
+    score_keys[score] = key
+  end
+  return key
 end
 
 -- Takes `player`, whose score on the board is `score` (a number), out of the order index;

@@ -28,8 +28,16 @@ local function id_after(a, b)
   return a_seq > b_seq
 end
 
--- The stream id of the entry being applied, as `ms` and `seq` digit strings.
-local entry_ms, entry_seq
+-- The stream id of the entry being applied, and its `achieved` stamp (computed on first use).
+local entry_id, entry_achieved
+
+local function achieved()
+  if not entry_achieved then
+    local ms, seq = string.match(entry_id, '^(%d+)-(%d+)$')
+    entry_achieved = counted(ms) .. counted(seq)
+  end
+  return entry_achieved
+end
 
 -- Operations that are not single Redis commands. Each gets its keys as a table.
 local custom = {
@@ -82,10 +90,10 @@ local custom = {
     -- The given text, not the Lua number: it is what the plan computed, digit for digit.
     if how ~= 'sum' then redis.call('ZADD', scores, how == 'ensure' and 0 or value, player) end
     if was then unindex(order, at, distinct, player, was) end
-    local achieved = counted(entry_ms) .. counted(entry_seq)
+    local stamp = achieved()
     local key = score_key(new)
-    redis.call('ZADD', order, 0, key .. achieved .. player)
-    redis.call('HSET', at, player, achieved)
+    redis.call('ZADD', order, 0, key .. stamp .. player)
+    redis.call('HSET', at, player, stamp)
     redis.call('ZADD', distinct, 0, key)
     -- Keys keep their expiry when written, and a period board's keys are created only when
     -- a player first enters it: setting it then is enough.
@@ -118,23 +126,27 @@ local i = 4
 local last
 for _ = 1, n_entries do
   last = ARGV[i]
-  entry_ms, entry_seq = string.match(last, '^(%d+)-(%d+)$')
+  entry_id, entry_achieved = last, nil
   local n_ops = tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, n_ops do
     local command = ARGV[i]
     local n_keys = tonumber(ARGV[i + 1])
-    local keys = {}
-    for k = 1, n_keys do keys[k] = KEYS[tonumber(ARGV[i + 1 + k])] end
-    i = i + 2 + n_keys
-    local n_args = tonumber(ARGV[i])
     local op = custom[command]
     if op then
+      local keys = {}
+      for k = 1, n_keys do keys[k] = KEYS[tonumber(ARGV[i + 1 + k])] end
+      i = i + 2 + n_keys
+      local n_args = tonumber(ARGV[i])
       op(keys, unpack(ARGV, i + 1, i + n_args))
+      i = i + 1 + n_args
     else
-      redis.call(command, keys[1], unpack(ARGV, i + 1, i + n_args))
+      local key = KEYS[tonumber(ARGV[i + 2])]
+      i = i + 2 + n_keys
+      local n_args = tonumber(ARGV[i])
+      redis.call(command, key, unpack(ARGV, i + 1, i + n_args))
+      i = i + 1 + n_args
     end
-    i = i + 1 + n_args
   end
 end
 redis.call('SET', KEYS[1], last)
