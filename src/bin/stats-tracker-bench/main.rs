@@ -574,7 +574,12 @@ impl Bench {
         println!(
             "redis time by command while draining (INFO commandstats; commands run by scripts also count in evalsha):"
         );
-        for command in commands.iter().take(8) {
+        // Every command worth 0.05 µs per event, so the script's inner calls add up.
+        let worth_showing = |usec: u64| usec as f64 / events as f64 >= 0.05;
+        for command in commands
+            .iter()
+            .filter(|command| worth_showing(command.usec))
+        {
             println!(
                 "  {:<12} {:>9} calls {:>8.2} s {:>9.1} µs/call {:>6.2} µs/event",
                 command.name,
@@ -688,11 +693,14 @@ impl Bench {
         );
         if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
             let mib = |kib: u64| kib as f64 / 1024.0;
-            let samples: Vec<String> = rss.iter().map(|k| format!("{:.1}", mib(*k))).collect();
+            let tenths: Vec<String> = rss
+                .iter()
+                .map(|(low, high)| format!("{:.1}–{:.1}", mib(*low), mib(*high)))
+                .collect();
             println!(
-                "worker RSS during the load, every tenth of it (MiB): {}; last − first = {:+.1} MiB",
-                samples.join(", "),
-                mib(*last) - mib(*first),
+                "worker RSS during the load, lowest–highest in each tenth of it (MiB): {}; lowest of the last tenth − lowest of the first = {:+.1} MiB",
+                tenths.join(", "),
+                mib(last.0) - mib(first.0),
             );
         }
         self.checks.push((
@@ -1177,17 +1185,26 @@ const BENCH_GAMES: &str = include_str!("../../../config/games.bench.toml");
 const BENCH_GAMES_LABEL: &str =
     "config/games.bench.toml (the built-in games plus an Elo board on exrps)";
 
-/// The worker's resident set size (KiB) at each tenth of `duration`: does it grow under a
-/// steady load?
-async fn sample_rss(pid: u32, duration: Duration) -> Vec<u64> {
-    let mut samples = Vec::new();
+/// The worker's lowest and highest resident set size (KiB) in each tenth of `duration`,
+/// sampled every second or more often. A leak raises the lowest; an allocator keeping freed
+/// memory for a while after a burst only the highest.
+async fn sample_rss(pid: u32, duration: Duration) -> Vec<(u64, u64)> {
+    let tenth = duration / 10;
+    let every = (tenth / 10).min(Duration::from_secs(1));
+    let mut tenths = Vec::new();
     for _ in 0..10 {
-        tokio::time::sleep(duration / 10).await;
-        if let Ok(stats) = procs::ProcStats::of_pid(pid) {
-            samples.push(stats.rss_kib);
+        let started = Instant::now();
+        let mut range: Option<(u64, u64)> = None;
+        while started.elapsed() < tenth {
+            tokio::time::sleep(every).await;
+            if let Ok(stats) = procs::ProcStats::of_pid(pid) {
+                let (low, high) = range.unwrap_or((stats.rss_kib, stats.rss_kib));
+                range = Some((low.min(stats.rss_kib), high.max(stats.rss_kib)));
+            }
         }
+        tenths.extend(range);
     }
-    samples
+    tenths
 }
 
 /// Keyspace notifications of writes to probe players' stats hashes.
