@@ -13,7 +13,7 @@ use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection};
 use crate::games::Games;
-use crate::server::{self, AppState, Ingest, TopCache};
+use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
 use crate::workers::{self, Worker, plan::Rules};
 
 /// Which parts to run.
@@ -61,6 +61,10 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         top_cache: Arc::new(TopCache::new(Duration::from_millis(
             settings.server.top_ten_cache_ms,
         ))),
+        head_cache: Arc::new(HeadCache::new(Duration::from_millis(
+            settings.server.page_cache_ms,
+        ))),
+        head_rows: settings.server.page_cache_rows,
         clock: server::system_clock(),
     })
 }

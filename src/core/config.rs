@@ -121,6 +121,11 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long a top-ten answer is served from memory (ms); 0 disables the cache.
     pub top_ten_cache_ms: u64,
+    /// How long a board's best `page_cache_rows` rows are kept in memory to answer pages
+    /// within them (ms); 0 disables the cache.
+    pub page_cache_ms: u64,
+    /// Rows of a board's head kept for pages: pages past them are read from Redis.
+    pub page_cache_rows: u64,
 }
 
 /// A secret setting (a token): compared in constant time, never printed.
@@ -220,6 +225,8 @@ impl Settings {
                 cors_allowed_origins: Vec::new(),
                 max_body_bytes: 1 << 20,
                 top_ten_cache_ms: 100,
+                page_cache_ms: 100,
+                page_cache_rows: 1000,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),

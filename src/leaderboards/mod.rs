@@ -2,6 +2,7 @@
 //! reading boards back.
 
 pub mod boards;
+pub mod head;
 pub mod query;
 pub mod rank;
 pub mod ratings;

@@ -151,7 +151,7 @@ pub enum PageStart {
 }
 
 /// A cursor for the index member `member` (opaque to clients: hex of its bytes).
-fn cursor_of(member: &str) -> String {
+pub fn cursor_of(member: &str) -> String {
     member.bytes().map(|b| format!("{b:02x}")).collect()
 }
 

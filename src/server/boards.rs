@@ -1,6 +1,8 @@
 //! HTTP handlers for ranked leaderboards: pages, a player's standing ("around me") and the
 //! ranks of several players at once, for the all-time board or one period of a window.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -11,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::keys::BoardKeys;
+use crate::leaderboards::head::Head;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
 use crate::leaderboards::windows::{Period, Window};
 
@@ -282,12 +285,42 @@ pub async fn entries(
             ));
         }
     };
-    let page = rank::page(&state.store, &keys, &start, limit, ties).await?;
+    let page = match cached_page(&state, &keys, &start, limit, ties).await? {
+        Some(page) => page,
+        None => rank::page(&state.store, &keys, &start, limit, ties).await?,
+    };
     Ok(Json(PageResponse {
         view,
         ranking: ties.name(),
         page,
     }))
+}
+
+/// The page from the board's recent head, when it lies within it. A head is read for an
+/// offset page within `server.page_cache_rows`; cursor pages use one only if it is cached
+/// (paging deep into a board by cursor should not read its head each time). `None`: read the
+/// page from Redis.
+async fn cached_page(
+    state: &AppState,
+    keys: &BoardKeys,
+    start: &PageStart,
+    limit: u64,
+    ties: Ties,
+) -> Result<Option<Page>, ApiError> {
+    if state.head_rows == 0 || !state.head_cache.enabled() {
+        return Ok(None);
+    }
+    if let Some(head) = state.head_cache.get(keys.order.as_str()) {
+        return Ok(head.page(start, limit, ties));
+    }
+    let within_head = matches!(start, PageStart::Offset(offset) if offset.saturating_add(limit) <= state.head_rows);
+    if !within_head {
+        return Ok(None);
+    }
+    let head = Arc::new(Head::read(&state.store, keys, state.head_rows).await?);
+    let page = head.page(start, limit, ties);
+    state.head_cache.put(keys.order.clone(), head);
+    Ok(page)
 }
 
 /// A player's standing on a board.

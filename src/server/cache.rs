@@ -1,29 +1,36 @@
-//! A short-lived cache of top-ten answers. The top ten of a busy board is read far more often
-//! than it changes; serving it from memory for a few dozen milliseconds takes the Redis round
-//! trip off the hottest route while keeping it practically live.
+//! Short-lived caches of the hottest reads: top-ten answers per product, and the head (best
+//! rows) of each board for pages. The top of a busy board is read far more often than it
+//! changes; serving it from memory for a few dozen milliseconds takes the Redis round trip off
+//! the hottest routes while keeping them practically live.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::core::ids::ProductId;
+use crate::leaderboards::head::Head;
 use crate::leaderboards::query::BoardEntry;
 
-/// Most products cached at once; past it the cache is emptied (products are few in practice,
-/// and a flood of unknown ones must not grow memory).
-const MAX_PRODUCTS: usize = 10_000;
+/// Most answers cached at once; past it the cache is emptied (products and boards are few in
+/// practice, and a flood of unknown ones must not grow memory).
+const MAX_ENTRIES: usize = 10_000;
 
-/// A shared top-ten answer.
-pub type TopTen = Arc<Vec<BoardEntry>>;
-
-/// Top-ten answers per product with the time they were read, each valid for `ttl`.
-pub struct TopCache {
+/// Values per key with the time they were read, each valid for `ttl`.
+pub struct TtlCache<K, V> {
     ttl: Duration,
-    entries: Mutex<HashMap<ProductId, (Instant, TopTen)>>,
+    entries: Mutex<HashMap<K, (Instant, Arc<V>)>>,
 }
 
-impl TopCache {
-    /// A cache whose answers live `ttl` (zero: never cached).
+/// Top-ten answers per product.
+pub type TopCache = TtlCache<ProductId, Vec<BoardEntry>>;
+
+/// Board heads per board (by the key of its rank index).
+pub type HeadCache = TtlCache<String, Head>;
+
+impl<K: Hash + Eq, V> TtlCache<K, V> {
+    /// A cache whose values live `ttl` (zero: never cached).
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -31,26 +38,35 @@ impl TopCache {
         }
     }
 
-    /// The cached answer for `product`, if still fresh.
-    pub fn get(&self, product: &ProductId) -> Option<TopTen> {
+    /// Whether values are kept at all.
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// The cached value for `key`, if still fresh.
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.ttl.is_zero() {
             return None;
         }
         let entries = self.entries.lock().ok()?;
-        let (stored, entry) = entries.get(product)?;
-        (stored.elapsed() < self.ttl).then(|| entry.clone())
+        let (stored, value) = entries.get(key)?;
+        (stored.elapsed() < self.ttl).then(|| value.clone())
     }
 
-    /// Remembers `entry` as the answer for `product`.
-    pub fn put(&self, product: ProductId, entry: TopTen) {
+    /// Remembers `value` for `key`.
+    pub fn put(&self, key: K, value: Arc<V>) {
         if self.ttl.is_zero() {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_PRODUCTS {
+            if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(product, (Instant::now(), entry));
+            entries.insert(key, (Instant::now(), value));
         }
     }
 }

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use admin::Ingest;
-pub use cache::TopCache;
+pub use cache::{HeadCache, TopCache};
 pub use error::ApiError;
 
 use crate::core::config::Secret;
@@ -45,6 +45,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Recent top-ten answers.
     pub top_cache: Arc<cache::TopCache>,
+    /// Recent board heads, for pages within them.
+    pub head_cache: Arc<cache::HeadCache>,
+    /// Rows of a board head (`server.page_cache_rows`).
+    pub head_rows: u64,
     /// The current time; chooses the current period of a window board.
     pub clock: Clock,
 }

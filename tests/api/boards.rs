@@ -353,6 +353,128 @@ async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
     app.stop().await;
 }
 
+/// Every page a head of `rows` rows answers, with how many it answered; panics where a head's
+/// page differs from the page read from Redis.
+async fn head_pages_agree(
+    store: &stats_tracker::core::store::Store,
+    keys: &stats_tracker::core::keys::BoardKeys,
+    members: &[String],
+    rows: u64,
+) -> usize {
+    use stats_tracker::leaderboards::head::Head;
+    use stats_tracker::leaderboards::rank::{self, PageStart, Ties};
+    let head = Head::read(store, keys, rows).await.expect("head");
+    let total = members.len() as u64;
+    let mut starts: Vec<PageStart> = (0..=total + 2).map(PageStart::Offset).collect();
+    for member in members {
+        starts.push(PageStart::After(member.clone()));
+        starts.push(PageStart::Before(member.clone()));
+        // A member that is not there (its player moved): sorts right after this one.
+        starts.push(PageStart::After(format!("{member}~")));
+        starts.push(PageStart::Before(format!("{member}~")));
+    }
+    let mut answered = 0;
+    for start in &starts {
+        for limit in [0, 1, 3, 7, 1000] {
+            for ties in [Ties::Standard, Ties::Dense, Ties::Ordinal] {
+                let Some(cached) = head.page(start, limit, ties) else {
+                    continue;
+                };
+                let live = rank::page(store, keys, start, limit, ties)
+                    .await
+                    .expect("page");
+                assert_eq!(
+                    cached, live,
+                    "head of {rows}: {start:?}, limit {limit}, {ties:?}"
+                );
+                answered += 1;
+            }
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn pages_from_a_board_head_equal_pages_read_from_redis() {
+    let redis = TestRedis::start().await;
+    let mut app_settings = settings(&redis);
+    app_settings.server.page_cache_ms = 60_000;
+    app_settings.server.page_cache_rows = 20;
+    let app = TestApp::spawn(&app_settings, true).await;
+    let mut stream = redis.connection(1).await;
+    // Few players, many games: long runs of tied scores.
+    let players: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
+    let mut rng = Rng::new(11);
+    let games: Vec<(String, String)> = (0..150)
+        .map(|_| {
+            let winner = rng.below(players.len() as u64) as usize;
+            let loser = (winner + 1 + rng.below(players.len() as u64 - 1) as usize) % players.len();
+            (players[winner].clone(), players[loser].clone())
+        })
+        .collect();
+    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+
+    let keys = stats_tracker::core::keys::KeySpace::new("st_test").expect("prefix");
+    let store = stats_tracker::core::store::Store::connect_lazy(
+        &redis.url(0),
+        keys.clone(),
+        Duration::from_secs(5),
+    )
+    .expect("store");
+    let board = keys
+        .product(&stats_tracker::core::ids::ProductId::parse("exrps").expect("id"))
+        .board_keys("wins", None);
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&board.order)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut redis.connection(0).await)
+        .await
+        .expect("members");
+    let total = members.len() as u64;
+    assert_eq!(total, 40);
+    // A whole-board head answers every page; shorter ones the pages inside them.
+    let starts = (total as usize + 3 + 4 * members.len()) * 5 * 3;
+    assert_eq!(
+        head_pages_agree(&store, &board, &members, total).await,
+        starts
+    );
+    assert_eq!(
+        head_pages_agree(&store, &board, &members, total + 10).await,
+        starts
+    );
+    for rows in [0, 1, 10, total - 1] {
+        let answered = head_pages_agree(&store, &board, &members, rows).await;
+        assert!(
+            answered > 0 && answered < starts,
+            "head of {rows}: {answered}"
+        );
+    }
+
+    // Through HTTP with the cache on: pages inside its 20 rows and past them are both right.
+    let expected = reference_board(&games);
+    let base = "/v1/products/exrps/boards/wins/entries";
+    for (offset, limit) in [(0, 20), (5, 10), (15, 10), (30, 10)] {
+        let (status, page) = app
+            .get_json(&format!(
+                "{base}?offset={offset}&limit={limit}&ranking=ordinal"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let want: Vec<_> = expected
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(limit)
+            .map(|(i, (p, s))| (p.clone(), i as u64 + 1, *s))
+            .collect();
+        assert_eq!(rows(&page["entries"]), want, "offset {offset}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn paging_while_the_board_changes_shows_every_unmoved_entry_exactly_once() {
     let redis = TestRedis::start().await;

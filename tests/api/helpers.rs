@@ -132,8 +132,9 @@ pub fn settings(redis: &TestRedis) -> Settings {
     settings.stream.lease_ttl_ms = 1000;
     settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.worker.metrics_bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    // Tests read right after writing; the top-ten cache would hide the write.
+    // Tests read right after writing; the top-ten and page caches would hide the write.
     settings.server.top_ten_cache_ms = 0;
+    settings.server.page_cache_ms = 0;
     settings
 }
 
