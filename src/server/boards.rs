@@ -1,8 +1,6 @@
 //! HTTP handlers for ranked leaderboards: pages, a player's standing ("around me") and the
 //! ranks of several players at once, for the all-time board or one period of a window.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -317,10 +315,14 @@ async fn cached_page(
     if !within_head {
         return Ok(None);
     }
-    let head = Arc::new(Head::read(&state.store, keys, state.head_rows).await?);
-    let page = head.page(start, limit, ties);
-    state.head_cache.put(keys.order.clone(), head);
-    Ok(page)
+    let head = state
+        .head_cache
+        .get_or_fetch(
+            keys.order.clone(),
+            Head::read(&state.store, keys, state.head_rows),
+        )
+        .await?;
+    Ok(head.page(start, limit, ties))
 }
 
 /// A player's standing on a board.

@@ -5,7 +5,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +17,16 @@ use crate::leaderboards::query::BoardEntry;
 /// practice, and a flood of unknown ones must not grow memory).
 const MAX_ENTRIES: usize = 10_000;
 
+/// Refreshes that may run at once, per cache (keys hash onto them).
+const REFRESH_LANES: usize = 16;
+
 /// Values per key with the time they were read, each valid for `ttl`.
 pub struct TtlCache<K, V> {
     ttl: Duration,
     entries: Mutex<HashMap<K, (Instant, Arc<V>)>>,
+    /// When a value expires under load, every waiting request would read it again at once;
+    /// one refresh per key (per lane) runs instead, and the others take its result.
+    refreshing: [tokio::sync::Mutex<()>; REFRESH_LANES],
 }
 
 /// Top-ten answers per product.
@@ -35,7 +41,35 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            refreshing: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The cached value for `key` if fresh, else the value `fetch` reads (then cached). While
+    /// one caller fetches a key, others asking for it wait and take its value.
+    pub async fn get_or_fetch<E, F>(&self, key: K, fetch: F) -> Result<Arc<V>, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        if self.ttl.is_zero() {
+            return fetch.await.map(Arc::new);
+        }
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let lane = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            key.hash(&mut hasher);
+            hasher.finish() as usize % REFRESH_LANES
+        };
+        let _refreshing = self.refreshing[lane].lock().await;
+        // Someone else may have refreshed it while this one waited.
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let value = Arc::new(fetch.await?);
+        self.put(key, value.clone());
+        Ok(value)
     }
 
     /// Whether values are kept at all.

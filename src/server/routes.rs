@@ -39,11 +39,13 @@ pub async fn top_ten(
 ) -> Result<Json<Arc<Vec<BoardEntry>>>, ApiError> {
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
-    if let Some(top) = state.top_cache.get(&product) {
-        return Ok(Json(top));
-    }
-    let top = Arc::new(query::top(&state.store, &product, WINS_BOARD, TOP_TEN).await?);
-    state.top_cache.put(product, top.clone());
+    let top = state
+        .top_cache
+        .get_or_fetch(
+            product.clone(),
+            query::top(&state.store, &product, WINS_BOARD, TOP_TEN),
+        )
+        .await?;
     Ok(Json(top))
 }
 
