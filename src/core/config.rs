@@ -230,7 +230,8 @@ impl Settings {
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
-                rating_cache_entries: 200_000,
+                // About 12 MiB: keeps the worker well inside 64 MiB with every player cached.
+                rating_cache_entries: 50_000,
             },
             games: GamesSettings::default(),
             log: LogSettings {
@@ -301,6 +302,12 @@ impl Settings {
         if self.stream.batch_size == 0 || self.stream.batch_size > 100_000 {
             return Err(ConfigError::Other(
                 "stream.batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        // Each cached head is re-read every `page_cache_ms`: keep that read small.
+        if self.server.page_cache_rows > 100_000 {
+            return Err(ConfigError::Other(
+                "server.page_cache_rows must be at most 100000".into(),
             ));
         }
         if self.stream.lease_ttl_ms < 3 * self.stream.block_ms.max(100) {
@@ -482,6 +489,13 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("key prefix"), "{err}");
+            jail.set_env("STATS_TRACKER__STORE__KEY_PREFIX", "ok");
+
+            jail.set_env("STATS_TRACKER__SERVER__PAGE_CACHE_ROWS", "1000000");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("page_cache_rows"), "{err}");
             Ok(())
         });
     }

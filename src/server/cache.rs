@@ -122,4 +122,26 @@ mod tests {
         off.put(product.clone(), Arc::new(Vec::new()));
         assert!(off.get(&product).is_none());
     }
+
+    #[tokio::test]
+    async fn an_expired_value_is_read_once_by_concurrent_callers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache: TtlCache<&str, usize> = TtlCache::new(Duration::from_secs(60));
+        let reads = AtomicUsize::new(0);
+        let fetch = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, ()>(7)
+        };
+        let callers = (0..10).map(|_| cache.get_or_fetch("board", fetch()));
+        let values = futures::future::join_all(callers).await;
+        assert!(values.iter().all(|value| value.as_deref() == Ok(&7)));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // Another key is read on its own.
+        assert_eq!(
+            cache.get_or_fetch("other", fetch()).await.as_deref(),
+            Ok(&7)
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
 }

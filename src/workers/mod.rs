@@ -188,6 +188,8 @@ impl Worker {
                 // The store holds every state committed: dropping them costs reloads only.
                 known.ratings.clear();
             }
+            metrics::gauge!("stats_tracker_worker_rating_cache_entries")
+                .set(known.ratings.len() as f64);
             // Three things at once: commit batch N, plan batch N+1, read batch N+2. Batches are
             // still committed one after the other, in stream order. Planning is polled first,
             // so its loads reach Redis before the commit's script, which they would wait for.

@@ -691,17 +691,26 @@ impl Bench {
             "CPU while under this load (% of one core): {}",
             after.minus(&before).percent_of(elapsed)
         );
-        if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
+        // The first tenth starts from what the drain left (often just released), so growth
+        // is judged from the second.
+        if let (Some(second), Some(last)) = (rss.get(1), rss.last()) {
             let mib = |kib: u64| kib as f64 / 1024.0;
             let tenths: Vec<String> = rss
                 .iter()
                 .map(|(low, high)| format!("{:.1}–{:.1}", mib(*low), mib(*high)))
                 .collect();
             println!(
-                "worker RSS during the load, lowest–highest in each tenth of it (MiB): {}; lowest of the last tenth − lowest of the first = {:+.1} MiB",
+                "worker RSS during the load, lowest–highest in each tenth of it (MiB): {}; lowest of the last tenth − lowest of the second = {:+.1} MiB",
                 tenths.join(", "),
-                mib(last.0) - mib(first.0),
+                mib(last.0) - mib(second.0),
             );
+        }
+        // Each probe rates two new players: the worker's rating cache fills up to its bound.
+        if let Some(entries) = scrape(self.tracker.metrics_addr)
+            .await?
+            .get("stats_tracker_worker_rating_cache_entries")
+        {
+            println!("worker rating cache at the end of the load: {entries} states");
         }
         self.checks.push((
             format!(
