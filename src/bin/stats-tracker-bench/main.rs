@@ -605,7 +605,10 @@ impl Bench {
             .sum();
         let inner: u64 = commands
             .iter()
-            .filter(|c| !wrapper(&c.name) && !matches!(c.name.as_str(), "xreadgroup" | "xack" | "multi" | "watch"))
+            .filter(|c| {
+                !wrapper(&c.name)
+                    && !matches!(c.name.as_str(), "xreadgroup" | "xack" | "multi" | "watch")
+            })
             .map(|c| c.usec)
             .sum();
         println!(
