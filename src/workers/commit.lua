@@ -89,12 +89,14 @@ local custom = {
     if new == was then return end
     -- The given text, not the Lua number: it is what the plan computed, digit for digit.
     if how ~= 'sum' then redis.call('ZADD', scores, how == 'ensure' and 0 or value, player) end
-    if was then unindex(order, at, distinct, player, was) end
     local stamp = achieved()
     local key = score_key(new)
+    -- In before out: a set emptied in between would be deleted by Redis and re-created
+    -- without a period board's expiry (a board with one player whose score changes).
     redis.call('ZADD', order, 0, key .. stamp .. player)
-    redis.call('HSET', at, player, stamp)
     redis.call('ZADD', distinct, 0, key)
+    if was then unindex(order, at, distinct, player, was) end
+    redis.call('HSET', at, player, stamp)
     -- Keys keep their expiry when written, and a period board's keys are created only when
     -- a player first enters it: setting it then is enough.
     if not was and expire_at ~= '' then

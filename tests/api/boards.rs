@@ -741,3 +741,57 @@ boards = [
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_period_board_keeps_its_expiry_when_its_only_player_moves() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.solo]
+boards = [
+  { name = "best", kind = "max", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", windows = ["daily"] },
+]
+"#,
+    )
+    .expect("write games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    // One player, a better score each time: the rank index's only member is replaced, which
+    // must not empty (and so delete) its sets on the way.
+    let kills = |n: &str| -> Event {
+        vec![
+            ("product_id".into(), "solo".into()),
+            ("type".into(), "gameplay".into()),
+            ("event_name".into(), "kills".into()),
+            ("event_data".into(), n.into()),
+            ("user_id".into(), "A".into()),
+        ]
+    };
+    push_events(&mut stream, &[kills("3"), kills("5"), kills("8")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (status, page) = app
+        .get_json("/v1/products/solo/boards/best/entries?window=daily")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(rows(&page["entries"]), vec![row("A", 1, 8)]);
+    let label = page["period"].as_str().expect("period").to_owned();
+    let keys = stats_tracker::core::keys::KeySpace::new("st_test")
+        .expect("prefix")
+        .product(&stats_tracker::core::ids::ProductId::parse("solo").expect("id"))
+        .board_keys("best", Some(&format!("daily:{label}")));
+    let mut store = redis.connection(0).await;
+    for key in keys.all() {
+        let expires: i64 = redis::cmd("EXPIRETIME")
+            .arg(key)
+            .query_async(&mut store)
+            .await
+            .expect("EXPIRETIME");
+        assert!(expires > 0, "{key} has no expiry ({expires})");
+    }
+    app.stop().await;
+}
