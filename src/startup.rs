@@ -58,12 +58,14 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         ingest,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         max_body_bytes: settings.server.max_body_bytes,
-        top_cache: Arc::new(TopCache::new(Duration::from_millis(
-            settings.server.top_ten_cache_ms,
-        ))),
-        head_cache: Arc::new(HeadCache::new(Duration::from_millis(
-            settings.server.page_cache_ms,
-        ))),
+        top_cache: Arc::new(TopCache::new(
+            Duration::from_millis(settings.server.top_ten_cache_ms),
+            server::MAX_TOP_TEN_ANSWERS,
+        )),
+        head_cache: Arc::new(HeadCache::new(
+            Duration::from_millis(settings.server.page_cache_ms),
+            server::head_cache_entries(settings.server.page_cache_rows),
+        )),
         head_rows: settings.server.page_cache_rows,
         clock: server::system_clock(),
     })

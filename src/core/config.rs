@@ -304,10 +304,11 @@ impl Settings {
                 "stream.batch_size must be between 1 and 100000".into(),
             ));
         }
-        // Each cached head is re-read every `page_cache_ms`: keep that read small.
-        if self.server.page_cache_rows > 100_000 {
+        // Each cached head is re-read every `page_cache_ms` (one ZRANGE, blocking Redis while
+        // it runs), and the heads held share a fixed memory budget: keep heads small.
+        if self.server.page_cache_rows > 10_000 {
             return Err(ConfigError::Other(
-                "server.page_cache_rows must be at most 100000".into(),
+                "server.page_cache_rows must be at most 10000".into(),
             ));
         }
         if self.stream.lease_ttl_ms < 3 * self.stream.block_ms.max(100) {
@@ -491,7 +492,7 @@ mod tests {
             assert!(err.contains("key prefix"), "{err}");
             jail.set_env("STATS_TRACKER__STORE__KEY_PREFIX", "ok");
 
-            jail.set_env("STATS_TRACKER__SERVER__PAGE_CACHE_ROWS", "1000000");
+            jail.set_env("STATS_TRACKER__SERVER__PAGE_CACHE_ROWS", "20000");
             let err = Settings::load(Mode::Development, None)
                 .unwrap_err()
                 .to_string();

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use admin::Ingest;
-pub use cache::{HeadCache, TopCache};
+pub use cache::{HeadCache, MAX_TOP_TEN_ANSWERS, TopCache, head_cache_entries};
 pub use error::ApiError;
 
 use crate::core::config::Secret;
