@@ -366,6 +366,10 @@ async fn head_pages_agree(
     let head = Head::read(store, keys, rows).await.expect("head");
     let total = members.len() as u64;
     let mut starts: Vec<PageStart> = (0..=total + 2).map(PageStart::Offset).collect();
+    // A member better than everyone on the board (a cursor whose player has since dropped).
+    let above_all = format!("{}A1A1zz", rank::score_key(1e12));
+    starts.push(PageStart::After(above_all.clone()));
+    starts.push(PageStart::Before(above_all));
     for member in members {
         starts.push(PageStart::After(member.clone()));
         starts.push(PageStart::Before(member.clone()));
@@ -436,7 +440,7 @@ async fn pages_from_a_board_head_equal_pages_read_from_redis() {
     let total = members.len() as u64;
     assert_eq!(total, 40);
     // A whole-board head answers every page; shorter ones the pages inside them.
-    let starts = (total as usize + 3 + 4 * members.len()) * 5 * 3;
+    let starts = (total as usize + 3 + 2 + 4 * members.len()) * 5 * 3;
     assert_eq!(
         head_pages_agree(&store, &board, &members, total).await,
         starts
