@@ -299,6 +299,25 @@ async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
         .await;
     assert_eq!(top["rank"], 1);
     assert_eq!(top["around"].as_array().map(Vec::len), Some(3));
+    // Every player's standing with no rows around (the default): rank and score as on the page.
+    for (player, rank, score) in &expected_rows {
+        let (status, standing) = app
+            .get_json(&format!(
+                "/v1/products/exrps/boards/wins/players/{}",
+                urlencode(player)
+            ))
+            .await;
+        assert_eq!(status, 200, "{standing}");
+        assert_eq!(
+            (standing["rank"].as_u64(), standing["score"].as_i64()),
+            (Some(*rank), Some(*score)),
+            "{player}"
+        );
+        assert_eq!(
+            rows(&standing["around"]),
+            vec![(player.clone(), *rank, *score)]
+        );
+    }
     let (status, missing) = app
         .get_json("/v1/products/exrps/boards/wins/players/nobody")
         .await;
