@@ -156,23 +156,34 @@ fn reference_board(games: &[(String, String)]) -> Vec<(String, i64)> {
     rows.into_iter().map(|(p, s, _)| (p, s)).collect()
 }
 
+/// `count` games between random pairs of `players`, the same for the same `seed`.
+fn random_games(players: &[String], count: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = Rng::new(seed);
+    let n = players.len() as u64;
+    (0..count)
+        .map(|_| {
+            let winner = rng.below(n) as usize;
+            let loser = (winner + 1 + rng.below(n - 1) as usize) % players.len();
+            (players[winner].clone(), players[loser].clone())
+        })
+        .collect()
+}
+
+/// Pushes a `game_over` per game and waits until the worker has applied them all.
+async fn play(stream: &mut redis::aio::MultiplexedConnection, games: &[(String, String)]) {
+    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
+    push_events(stream, &events).await;
+    wait_until_drained(stream, Duration::from_secs(20)).await;
+}
+
 #[tokio::test]
 async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
     let redis = TestRedis::start().await;
     let app = TestApp::spawn(&settings(&redis), true).await;
     let mut stream = redis.connection(1).await;
     let players: Vec<String> = (0..60).map(|i| format!("p{i:02}:{{x}} ü")).collect();
-    let mut rng = Rng::new(7);
-    let games: Vec<(String, String)> = (0..400)
-        .map(|_| {
-            let winner = rng.below(players.len() as u64) as usize;
-            let loser = (winner + 1 + rng.below(players.len() as u64 - 1) as usize) % players.len();
-            (players[winner].clone(), players[loser].clone())
-        })
-        .collect();
-    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    let games = random_games(&players, 400, 7);
+    play(&mut stream, &games).await;
 
     let expected = reference_board(&games);
     let total = expected.len() as u64;
@@ -427,17 +438,8 @@ async fn pages_from_a_board_head_equal_pages_read_from_redis() {
     let mut stream = redis.connection(1).await;
     // Few players, many games: long runs of tied scores.
     let players: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
-    let mut rng = Rng::new(11);
-    let games: Vec<(String, String)> = (0..150)
-        .map(|_| {
-            let winner = rng.below(players.len() as u64) as usize;
-            let loser = (winner + 1 + rng.below(players.len() as u64 - 1) as usize) % players.len();
-            (players[winner].clone(), players[loser].clone())
-        })
-        .collect();
-    let events: Vec<Event> = games.iter().map(|(w, l)| game_over(w, l)).collect();
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    let games = random_games(&players, 150, 11);
+    play(&mut stream, &games).await;
 
     let keys = stats_tracker::core::keys::KeySpace::new("st_test").expect("prefix");
     let store = stats_tracker::core::store::Store::connect_lazy(
@@ -696,12 +698,20 @@ async fn period_boards_roll_over_with_the_clock_and_expire_after_retention() {
     app.stop().await;
 }
 
+/// The tracker (server and worker) on `redis` with `games` as its games file.
+async fn spawn_with_games(redis: &TestRedis, games: &str) -> TestApp {
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(&games_file, games).expect("write games file");
+    let mut settings = settings(redis);
+    settings.games.file = Some(games_file);
+    TestApp::spawn(&settings, true).await
+}
+
 #[tokio::test]
 async fn windows_follow_the_games_file() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let app = spawn_with_games(
+        &redis,
         r#"
 [products.duel]
 boards = [
@@ -710,10 +720,7 @@ boards = [
 ]
 "#,
     )
-    .expect("write games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
-    let app = TestApp::spawn(&settings, true).await;
+    .await;
     let mut stream = redis.connection(1).await;
     let mut event = game_over("A", "B");
     event[0].1 = "duel".into();
@@ -768,9 +775,8 @@ boards = [
 #[tokio::test]
 async fn a_period_board_keeps_its_expiry_when_its_only_player_moves() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let app = spawn_with_games(
+        &redis,
         r#"
 [products.solo]
 boards = [
@@ -778,10 +784,7 @@ boards = [
 ]
 "#,
     )
-    .expect("write games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
-    let app = TestApp::spawn(&settings, true).await;
+    .await;
     let mut stream = redis.connection(1).await;
     // One player, a better score each time: the rank index's only member is replaced, which
     // must not empty (and so delete) its sets on the way.
