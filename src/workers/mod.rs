@@ -190,29 +190,32 @@ impl Worker {
             }
             metrics::gauge!("stats_tracker_worker_rating_cache_entries")
                 .set(known.ratings.len() as f64);
-            // Three things at once: commit batch N, plan batch N+1, read batch N+2. Batches are
-            // still committed one after the other, in stream order. Planning is polled first,
-            // so its loads reach Redis before the commit's script, which they would wait for.
             let previous = planned.take();
+            if read.entries.len() + read.deleted.len() < self.stream.batch_size() {
+                // Caught up (a short read): the next entries have not arrived yet, so reading
+                // ahead would only hold this batch's commit back by a round trip. Plan it while
+                // the previous one commits, commit it, then read.
+                let (planning, committed) = tokio::join!(
+                    self.plan_read(&lease, &read, &mut known),
+                    self.commit_if_any(previous),
+                );
+                committed?;
+                self.commit_planned(planning?).await?;
+                read = self.stream.read(&lease, &next).await?;
+                self.sample_lag(&mut lag_sampled).await;
+                continue;
+            }
+            // A backlog: three things at once: commit batch N, plan batch N+1, read batch N+2.
+            // Batches are still committed one after the other, in stream order. Planning is
+            // polled first, so its loads reach Redis before the commit's script, which they
+            // would wait for.
             let (planning, committed, read_ahead) = tokio::join!(
                 self.plan_read(&lease, &read, &mut known),
-                async {
-                    match previous {
-                        Some(batch) => self.commit_planned(batch).await,
-                        None => Ok(()),
-                    }
-                },
+                self.commit_if_any(previous),
                 self.stream.read(&lease, &next)
             );
             committed?;
             planned = Some(planning?);
-            // Caught up (a short read): commit at once rather than after the next read, so
-            // light traffic is not held back a batch; the pipeline is for backlogs.
-            if read.entries.len() + read.deleted.len() < self.stream.batch_size()
-                && let Some(batch) = planned.take()
-            {
-                self.commit_planned(batch).await?;
-            }
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
         }
@@ -285,6 +288,14 @@ impl Worker {
             dead_letters: batch.dead_letters.len(),
             started,
         })
+    }
+
+    /// Commits `batch`, if there is one (see [`Worker::commit_planned`]).
+    async fn commit_if_any(&self, batch: Option<Planned>) -> Result<(), WorkerError> {
+        match batch {
+            Some(batch) => self.commit_planned(batch).await,
+            None => Ok(()),
+        }
     }
 
     /// Commits and acknowledges a planned batch, and counts it.
