@@ -10,7 +10,7 @@ use crate::core::store::{Store, StoreError};
 
 /// One row of a head, with its rank in each style (a head starts at the top of the board, so
 /// every rank is known without asking Redis).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct HeadRow {
     /// The rank index member (what cursors name).
     member: String,
@@ -22,7 +22,7 @@ struct HeadRow {
 }
 
 /// The first rows of a board and its total, as read at one moment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Head {
     /// Players on the board.
     total: u64,
@@ -156,15 +156,6 @@ impl Head {
             entries,
         })
     }
-
-    /// Rows held.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -222,6 +213,6 @@ mod tests {
         assert!(page.prev.is_some() && page.next.is_some());
         // A damaged member ends the head.
         let damaged = Head::from_members(3, vec![members[0].clone(), "junk".into()]);
-        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged.rows.len(), 1);
     }
 }

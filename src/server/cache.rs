@@ -113,7 +113,8 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
     }
 
     /// Remembers `value` for `key`, read now.
-    pub fn put(&self, key: K, value: Arc<V>) {
+    #[cfg(test)]
+    fn put(&self, key: K, value: Arc<V>) {
         self.put_read_at(key, value, Instant::now());
     }
 
