@@ -7,26 +7,16 @@
 -- KEYS[4…] the keys the operations touch (all in the same hash slot as KEYS[1])
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
--- ARGV[3]  number of entries, then per entry, in stream order:
+-- ARGV[3]  the applied position the writer planned after ('' for none)
+-- ARGV[4]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, number of keys, their indexes into KEYS, number of arguments,
 --              arguments…
 --
--- The worker only sends entries after the applied position, planned on the current
--- generation; otherwise its view of the store is stale and nothing is written: returns -1.
--- Otherwise returns the number of entries applied.
-
-local function id_after(a, b)
-  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
-  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
-  -- Compare digit strings by length first: ids exceed Lua's exact number range.
-  if a_ms ~= b_ms then
-    if #a_ms ~= #b_ms then return #a_ms > #b_ms end
-    return a_ms > b_ms
-  end
-  if #a_seq ~= #b_seq then return #a_seq > #b_seq end
-  return a_seq > b_seq
-end
+-- The worker plans only entries after the applied position it knows. Unless the store holds
+-- exactly that position and generation, its view is stale (or a commit it sent before this
+-- one failed) and nothing is written: returns -1. Otherwise returns the number of entries
+-- applied.
 
 -- The stream id of the entry being applied, and its `achieved` stamp (computed on first use).
 local entry_id, entry_achieved
@@ -111,20 +101,16 @@ if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
 
-local n_entries = tonumber(ARGV[3])
-local position = redis.call('GET', KEYS[1])
+local n_entries = tonumber(ARGV[4])
 if n_entries == 0 then return 0 end
-if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] then
-  return -1
-end
-if position and not id_after(ARGV[4], position) then
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] or (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then
   return -1
 end
 if fence < epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 
-local i = 4
+local i = 5
 local last
 for _ = 1, n_entries do
   last = ARGV[i]

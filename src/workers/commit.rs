@@ -4,7 +4,8 @@
 //!
 //! The position is what makes effects exactly-once: planning skips entries at or below it, so
 //! a batch replayed after a crash (committed, not yet acknowledged) changes nothing, and the
-//! script refuses a plan made on a stale view. The fence rejects a writer whose lease was taken
+//! script refuses a call unless the store holds exactly the position (and admin generation)
+//! it was planned on: a plan made on a stale view, or sent behind a call that failed. The fence rejects a writer whose lease was taken
 //! over (see `workers::stream`).
 
 use std::collections::HashMap;
@@ -75,6 +76,14 @@ impl Committer {
         }
     }
 
+    /// Makes sure Redis has the commit script, so that calls sent one after the other never
+    /// have to be loaded and re-sent (which could reorder them).
+    pub async fn load_script(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(self.timeout, self.script.load_async(&mut conn)).await?;
+        Ok(())
+    }
+
     /// Loads into `known` the positions and rating states planning needs.
     pub async fn load(&self, needs: &Needs, known: &mut Known) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -106,30 +115,33 @@ impl Committer {
         Ok(())
     }
 
-    /// Encodes the commit of `batch`, planned on `known`: one script call per partition, each
-    /// with the admin generation it was planned with, plus the discovery index. Done while the
+    /// Encodes the commit of `batch`, planned on `known` (not yet moved past it): one script
+    /// call per partition, each with the admin generation and the applied position it was
+    /// planned with, plus the discovery index. Done while the
     /// previous batch commits, so Redis is not kept waiting for it. Products are listed in the
     /// discovery index once per `known`.
     pub fn prepare(&self, epoch: u64, batch: &BatchPlan, known: &mut Known) -> PreparedCommit {
-        let generation = |partition: Partition| {
-            known
-                .generations
-                .get(&partition)
-                .cloned()
-                .flatten()
-                .unwrap_or_default()
+        // What the script must find in the store for the plan to hold ('' for nothing).
+        let planned_on = |partition: Partition| {
+            let get = |map: &HashMap<Partition, Option<String>>| {
+                map.get(&partition).cloned().flatten().unwrap_or_default()
+            };
+            PlannedOn {
+                generation: get(&known.generations),
+                position: get(&known.positions),
+            }
         };
         let mut calls: Vec<redis::Cmd> = batch
             .products
             .iter()
             .map(|(product, events)| {
-                let generation = generation(Partition::Product(product.clone()));
+                let planned_on = planned_on(Partition::Product(product.clone()));
                 let keys = self.keys.product(product);
                 let ops: Vec<_> = events
                     .iter()
                     .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                     .collect();
-                self.encode_partition(epoch, &generation, &keys, &ops)
+                self.encode_partition(epoch, &planned_on, &keys, &ops)
             })
             .collect();
         if !batch.dead_letters.is_empty() {
@@ -139,8 +151,8 @@ impl Committer {
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
-            let generation = generation(Partition::DeadLetters);
-            calls.push(self.encode_partition(epoch, &generation, &keys, &ops));
+            let planned_on = planned_on(Partition::DeadLetters);
+            calls.push(self.encode_partition(epoch, &planned_on, &keys, &ops));
         }
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
@@ -200,7 +212,7 @@ impl Committer {
     fn encode_partition(
         &self,
         epoch: u64,
-        generation: &str,
+        planned_on: &PlannedOn,
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
     ) -> redis::Cmd {
@@ -224,7 +236,10 @@ impl Committer {
         for key in key_names {
             call.arg(key);
         }
-        call.arg(epoch).arg(generation).arg(events.len());
+        call.arg(epoch)
+            .arg(&planned_on.generation)
+            .arg(&planned_on.position)
+            .arg(events.len());
         for (id, ops) in events {
             call.arg(*id).arg(ops.len());
             for op in ops {
@@ -259,6 +274,20 @@ impl Committer {
             other => Ok(other?.unsigned_abs()),
         }
     }
+}
+
+impl PreparedCommit {
+    /// Whether committing waits for a step before sending the script calls (listing new
+    /// products, dead letters that must go first).
+    pub fn waits_within(&self) -> bool {
+        self.products.is_some() || self.letters_first
+    }
+}
+
+/// The store a partition's share of a batch was planned on.
+struct PlannedOn {
+    generation: String,
+    position: String,
 }
 
 /// A batch's commit, encoded ahead of time by [`Committer::prepare`].

@@ -7,7 +7,8 @@
 //!    batch), then read new entries, blocking on the stream while it is empty;
 //! 3. per batch: parse, load what planning needs (positions, rating states) unless known,
 //!    plan (pure), commit each product atomically with its applied position, acknowledge;
-//!    batch N commits while batch N+1 is planned and batch N+2 is read;
+//!    while Redis applies batch N (and up to two before it), batch N+1 is planned and batch
+//!    N+2 is read;
 //! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batch in
 //!    flight, release the lease, return.
 
@@ -21,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
@@ -46,6 +50,10 @@ enum WorkerError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error("the commit task failed: {0}")]
+    CommitTask(#[from] tokio::task::JoinError),
+    #[error("the commit task stopped")]
+    CommitsStopped,
 }
 
 impl From<StoreError> for WorkerError {
@@ -67,11 +75,18 @@ struct Planned {
 
 /// A stream worker, ready to run.
 pub struct Worker {
-    stream: EventStream,
-    committer: Committer,
+    stream: Arc<EventStream>,
+    sink: Sink,
     rules: Rules,
-    labels: Arc<ProductLabels>,
     rating_cache_entries: usize,
+}
+
+/// Commits and acknowledges planned batches, in the commit task (see [`Commits`]).
+#[derive(Clone)]
+struct Sink {
+    committer: Arc<Committer>,
+    stream: Arc<EventStream>,
+    labels: Arc<ProductLabels>,
 }
 
 impl Worker {
@@ -79,20 +94,24 @@ impl Worker {
     pub fn new(settings: &Settings, rules: Rules) -> anyhow::Result<Self> {
         // Install the recorder before the first event is counted.
         let _ = prometheus();
+        let stream = Arc::new(EventStream::new(
+            settings.stream_url(),
+            &settings.stream,
+            settings.consumer_name(),
+            COMMAND_TIMEOUT,
+        )?);
         Ok(Self {
-            stream: EventStream::new(
-                settings.stream_url(),
-                &settings.stream,
-                settings.consumer_name(),
-                COMMAND_TIMEOUT,
-            )?,
-            committer: Committer::new(
-                settings.store_url(),
-                settings.key_space()?,
-                COMMAND_TIMEOUT,
-            )?,
+            sink: Sink {
+                committer: Arc::new(Committer::new(
+                    settings.store_url(),
+                    settings.key_space()?,
+                    COMMAND_TIMEOUT,
+                )?),
+                stream: stream.clone(),
+                labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+            },
+            stream,
             rules,
-            labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
             rating_cache_entries: settings.worker.rating_cache_entries,
         })
     }
@@ -153,15 +172,15 @@ impl Worker {
             .stream
             .read(&lease, &ReadFrom::Pending("0-0".to_owned()))
             .await?;
-        // A batch planned but not committed yet: it commits while the next one is planned.
-        let mut planned: Option<Planned> = None;
+        // Planned batches are handed to the commit task, which sends each batch's commit
+        // without waiting for the previous one's replies (see `Commits`).
+        self.sink.committer.load_script().await?;
+        let mut commits = Commits::start(self.sink.clone());
         loop {
             let next = read.next.clone().unwrap_or(ReadFrom::New);
             if let Some(last_id) = &read.idle_after {
                 // Nothing new: commit what is planned before waiting.
-                if let Some(batch) = planned.take() {
-                    self.commit_planned(batch).await?;
-                }
+                commits.flush().await?;
                 self.sample_lag(&mut lag_sampled).await;
                 tokio::select! {
                     waited = self.stream.wait_for_new(last_id) => waited?,
@@ -176,13 +195,12 @@ impl Worker {
             if shutdown.is_cancelled() || known.ratings.len() > self.rating_cache_entries {
                 // Nothing may stay planned and uncommitted: at shutdown, and before the rating
                 // cache is dropped (a planned batch's states are not in the store yet).
-                if let Some(batch) = planned.take() {
-                    self.commit_planned(batch).await?;
-                }
+                commits.flush().await?;
                 if shutdown.is_cancelled() {
                     // Finish what was read; read nothing more.
                     let batch = self.plan_read(&lease, &read, &mut known).await?;
-                    self.commit_planned(batch).await?;
+                    commits.send(batch).await?;
+                    commits.flush().await?;
                     break;
                 }
                 // The store holds every state committed: dropping them costs reloads only.
@@ -190,32 +208,24 @@ impl Worker {
             }
             metrics::gauge!("stats_tracker_worker_rating_cache_entries")
                 .set(known.ratings.len() as f64);
-            let previous = planned.take();
             if read.entries.len() + read.deleted.len() < self.stream.batch_size() {
                 // Caught up (a short read): the next entries have not arrived yet, so reading
-                // ahead would only hold this batch's commit back by a round trip. Plan it while
-                // the previous one commits, commit it, then read.
-                let (planning, committed) = tokio::join!(
-                    self.plan_read(&lease, &read, &mut known),
-                    self.commit_if_any(previous),
-                );
-                committed?;
-                self.commit_planned(planning?).await?;
+                // ahead would only hold this batch's commit back by a round trip. Plan it,
+                // commit it, then read.
+                let batch = self.plan_read(&lease, &read, &mut known).await?;
+                commits.send(batch).await?;
+                commits.flush().await?;
                 read = self.stream.read(&lease, &next).await?;
                 self.sample_lag(&mut lag_sampled).await;
                 continue;
             }
-            // A backlog: three things at once: commit batch N, plan batch N+1, read batch N+2.
-            // Batches are still committed one after the other, in stream order. Planning is
-            // polled first, so its loads reach Redis before the commit's script, which they
-            // would wait for.
-            let (planning, committed, read_ahead) = tokio::join!(
+            // A backlog: plan batch N+1 and read batch N+2 while the commit task commits
+            // batch N (and those before it, if Redis is behind).
+            let (planning, read_ahead) = tokio::join!(
                 self.plan_read(&lease, &read, &mut known),
-                self.commit_if_any(previous),
                 self.stream.read(&lease, &next)
             );
-            committed?;
-            planned = Some(planning?);
+            commits.send(planning?).await?;
             read = read_ahead?;
             self.sample_lag(&mut lag_sampled).await;
         }
@@ -275,29 +285,41 @@ impl Worker {
         }
         let parsed = plan::parse(&read.entries);
         let needs = plan::needs(&parsed, &self.rules, known);
-        self.committer.load(&needs, known).await?;
+        self.sink.committer.load(&needs, known).await?;
         // Let the previous batch's commit be sent before the CPU work of planning, when there
         // was nothing to load (which would have let it go).
         tokio::task::yield_now().await;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
+        let commit = self.sink.committer.prepare(lease.epoch, &batch, known);
         known.advance_past(&batch);
         Ok(Planned {
             ids,
-            commit: self.committer.prepare(lease.epoch, &batch, known),
+            commit,
             outcomes: batch.outcomes,
             dead_letters: batch.dead_letters.len(),
             started,
         })
     }
 
-    /// Commits `batch`, if there is one (see [`Worker::commit_planned`]).
-    async fn commit_if_any(&self, batch: Option<Planned>) -> Result<(), WorkerError> {
-        match batch {
-            Some(batch) => self.commit_planned(batch).await,
-            None => Ok(()),
+    /// Updates the lag and pending gauges, at most once per [`LAG_INTERVAL`].
+    async fn sample_lag(&self, last: &mut Instant) {
+        if last.elapsed() < LAG_INTERVAL {
+            return;
+        }
+        *last = Instant::now();
+        match self.stream.lag().await {
+            Ok((lag, pending)) => {
+                if let Some(lag) = lag {
+                    metrics::gauge!("stats_tracker_worker_consumer_lag").set(lag as f64);
+                }
+                metrics::gauge!("stats_tracker_worker_pending_entries").set(pending as f64);
+            }
+            Err(error) => tracing::debug!(%error, "could not sample consumer lag"),
         }
     }
+}
 
+impl Sink {
     /// Commits and acknowledges a planned batch, and counts it.
     async fn commit_planned(&self, planned: Planned) -> Result<(), WorkerError> {
         let Planned {
@@ -356,23 +378,105 @@ impl Worker {
         );
         Ok(())
     }
+}
 
-    /// Updates the lag and pending gauges, at most once per [`LAG_INTERVAL`].
-    async fn sample_lag(&self, last: &mut Instant) {
-        if last.elapsed() < LAG_INTERVAL {
-            return;
-        }
-        *last = Instant::now();
-        match self.stream.lag().await {
-            Ok((lag, pending)) => {
-                if let Some(lag) = lag {
-                    metrics::gauge!("stats_tracker_worker_consumer_lag").set(lag as f64);
-                }
-                metrics::gauge!("stats_tracker_worker_pending_entries").set(pending as f64);
-            }
-            Err(error) => tracing::debug!(%error, "could not sample consumer lag"),
+/// Most batches whose commits are in flight at once.
+const COMMITS_IN_FLIGHT: usize = 3;
+
+/// What the loop hands the commit task.
+enum ToCommit {
+    Batch(Planned),
+    /// Answered once every batch handed over before is committed and acknowledged.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The commit task of one lease: commits planned batches in the order they were planned,
+/// sending each one's script calls without waiting for the previous batch's replies, so that
+/// Redis is never idle for a round trip between batches. That is safe because each call names
+/// the applied position it was planned after and Redis refuses it unless that is the
+/// position (a batch after a failed one is refused too); replies are taken in order and the
+/// first failure ends the task. Dropped, it stops: calls already sent still run in Redis.
+struct Commits {
+    batches: mpsc::Sender<ToCommit>,
+    task: tokio::task::JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Commits {
+    fn start(sink: Sink) -> Self {
+        let (batches, received) = mpsc::channel(1);
+        Self {
+            batches,
+            task: tokio::spawn(run_commits(sink, received)),
         }
     }
+
+    /// Hands a planned batch over; its commit starts at once unless too many are in flight.
+    async fn send(&mut self, batch: Planned) -> Result<(), WorkerError> {
+        if self.batches.send(ToCommit::Batch(batch)).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Waits until every batch handed over is committed and acknowledged.
+    async fn flush(&mut self) -> Result<(), WorkerError> {
+        let (reply, flushed) = oneshot::channel();
+        if self.batches.send(ToCommit::Flush(reply)).await.is_err() || flushed.await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Why the commit task ended.
+    async fn failure(&mut self) -> WorkerError {
+        match (&mut self.task).await {
+            Ok(Err(error)) => error,
+            Ok(Ok(())) => WorkerError::CommitsStopped,
+            Err(error) => error.into(),
+        }
+    }
+}
+
+impl Drop for Commits {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run_commits(
+    sink: Sink,
+    mut received: mpsc::Receiver<ToCommit>,
+) -> Result<(), WorkerError> {
+    let mut in_flight = FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(committed) = in_flight.next() => committed?,
+            message = received.recv(), if in_flight.len() < COMMITS_IN_FLIGHT => match message {
+                Some(ToCommit::Batch(batch)) => {
+                    // Calls of a later batch sent meanwhile would overtake those it waits to send.
+                    let alone = batch.commit.waits_within();
+                    in_flight.push_back(sink.commit_planned(batch));
+                    if alone {
+                        while let Some(committed) = in_flight.next().await {
+                            committed?;
+                        }
+                    }
+                }
+                Some(ToCommit::Flush(reply)) => {
+                    while let Some(committed) = in_flight.next().await {
+                        committed?;
+                    }
+                    let _ = reply.send(());
+                }
+                None => break,
+            },
+        }
+    }
+    while let Some(committed) = in_flight.next().await {
+        committed?;
+    }
+    Ok(())
 }
 
 /// Serves the worker's `/metrics` (and `/healthz`) on `listener` until shutdown.

@@ -90,8 +90,9 @@ impl Known {
     }
 
     /// Moves the positions past a planned batch, so the next batch can be planned before this
-    /// one is committed. Safe because batches are committed in the order they are planned and
-    /// any failed commit drops the whole `Known`.
+    /// one is committed. Safe because batches are committed in the order they are planned,
+    /// each commit only applies on the position it was planned on, and any failed commit
+    /// drops the whole `Known`.
     pub fn advance_past(&mut self, batch: &BatchPlan) {
         for (product, events) in &batch.products {
             if let Some(last) = events.last() {

@@ -428,3 +428,79 @@ async fn another_consumer_group_and_the_stream_itself_are_left_alone() {
         .expect("XREADGROUP");
     assert_eq!(read.keys[0].ids.len(), events.len());
 }
+
+/// One call of the commit script (workers/commit.lua) applying entry `id`, one `HINCRBY
+/// games 1` on `t:stats`, planned after applied position `planned_after` ('' for none).
+async fn commit_call(
+    conn: &mut redis::aio::MultiplexedConnection,
+    planned_after: &str,
+    id: &str,
+) -> i64 {
+    let script = redis::Script::new(concat!(
+        include_str!("../../src/leaderboards/rank.lua"),
+        include_str!("../../src/workers/commit.lua")
+    ));
+    let mut call = script.prepare_invoke();
+    call.key("t:applied")
+        .key("t:fence")
+        .key("t:generation")
+        .key("t:stats")
+        // epoch, generation, planned after, one entry: id, one operation: HINCRBY with one
+        // key (KEYS[4]) and two arguments.
+        .arg(1)
+        .arg("")
+        .arg(planned_after)
+        .arg(1)
+        .arg(id)
+        .arg(1)
+        .arg("HINCRBY")
+        .arg(1)
+        .arg(4)
+        .arg(2)
+        .arg("games")
+        .arg(1);
+    call.invoke_async(conn)
+        .await
+        .expect("the commit script runs")
+}
+
+/// The worker sends a batch's commit before the previous batch's reply is in: a call must
+/// apply only on exactly the position it was planned on, so that one sent behind a failed
+/// call is refused instead of applying its entries past the missing ones.
+#[tokio::test]
+async fn a_commit_applies_only_on_the_applied_position_it_was_planned_on() {
+    let redis = TestRedis::start().await;
+    let mut conn = redis.connection(0).await;
+    let games = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let games: Option<i64> = redis::cmd("HGET")
+                .arg("t:stats")
+                .arg("games")
+                .query_async(&mut conn)
+                .await
+                .expect("HGET");
+            games.unwrap_or(0)
+        }
+    };
+
+    assert_eq!(commit_call(&mut conn, "", "5-0").await, 1);
+    assert_eq!(games(&mut conn).await, 1);
+    // Planned on nothing applied, or after another position (a failed call's last entry),
+    // though its entries come after the stored position: refused, nothing written.
+    assert_eq!(commit_call(&mut conn, "", "7-0").await, -1);
+    assert_eq!(commit_call(&mut conn, "6-0", "7-0").await, -1);
+    assert_eq!(games(&mut conn).await, 1);
+    // Planned on the stored position: applied, and the position moves.
+    assert_eq!(commit_call(&mut conn, "5-0", "7-0").await, 1);
+    assert_eq!(games(&mut conn).await, 2);
+    let applied: String = redis::cmd("GET")
+        .arg("t:applied")
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(applied, "7-0");
+    // The same call again (a replay): refused.
+    assert_eq!(commit_call(&mut conn, "5-0", "7-0").await, -1);
+    assert_eq!(games(&mut conn).await, 2);
+}
