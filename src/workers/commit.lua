@@ -4,14 +4,15 @@
 -- KEYS[1]  applied position: id of the last stream entry applied to this partition
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
 -- KEYS[3]  generation: bumped by admin deletions and resets
--- KEYS[4…] the keys the operations touch (all in the same hash slot as KEYS[1])
+-- KEYS[4…] the keys the operations touch (all in the same hash slot as KEYS[1]); the keys of
+--          one BOARD operation are consecutive
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  the applied position the writer planned after ('' for none)
 -- ARGV[4]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
---              command, number of keys, their indexes into KEYS, number of arguments,
---              arguments…
+--              command, index into KEYS of its (first) key, the number of arguments unless
+--              `fixed_args` knows it, arguments…
 --
 -- The worker plans only entries after the applied position it knows. Unless the store holds
 -- exactly that position and generation, its view is stale (or a commit it sent before this
@@ -29,37 +30,41 @@ local function achieved()
   return entry_achieved
 end
 
--- Operations that are not single Redis commands. Each gets its keys as a table.
+-- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
+-- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
+local fixed_args = { BOARD = 4, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2 }
+
+-- Operations that are not single Redis commands. Each gets the index of its key in KEYS.
 local custom = {
   -- Keep the larger / smaller of the stored and the new value.
-  HMAX = function(keys, field, value)
-    local key = keys[1]
+  HMAX = function(k, field, value)
+    local key = KEYS[k]
     local current = redis.call('HGET', key, field)
     if not current or tonumber(value) > tonumber(current) then redis.call('HSET', key, field, value) end
   end,
-  HMIN = function(keys, field, value)
-    local key = keys[1]
+  HMIN = function(k, field, value)
+    local key = KEYS[k]
     local current = redis.call('HGET', key, field)
     if not current or tonumber(value) < tonumber(current) then redis.call('HSET', key, field, value) end
   end,
   -- A won match: current streak + 1, best raised to it.
-  STREAK = function(keys, current, best)
-    local key = keys[1]
+  STREAK = function(k, current, best)
+    local key = KEYS[k]
     local now = redis.call('HINCRBY', key, current, 1)
     if now > tonumber(redis.call('HGET', key, best) or '0') then redis.call('HSET', key, best, now) end
   end,
   -- Newest first, at most `limit` entries.
-  HISTORY = function(keys, limit, entry)
-    local key = keys[1]
+  HISTORY = function(k, limit, entry)
+    local key = KEYS[k]
     redis.call('LPUSH', key, entry)
     redis.call('LTRIM', key, 0, tonumber(limit) - 1)
   end,
-  -- A score change on a board, keeping its rank index in step. keys: scores, order, at,
-  -- distinct. `how`: sum, max, min, last or ensure (add with 0 unless present). A player who
+  -- A score change on a board, keeping its rank index in step. Keys, from KEYS[k] on:
+  -- scores, order, at, distinct. `how`: sum, max, min, last or ensure (add with 0 unless present). A player who
   -- reaches a new score is stamped with the entry's id: among equal scores, earlier first.
   -- `expire_at` ('' for never): when a period board expires (Unix seconds).
-  BOARD = function(keys, how, value, player, expire_at)
-    local scores, order, at, distinct = keys[1], keys[2], keys[3], keys[4]
+  BOARD = function(k, how, value, player, expire_at)
+    local scores, order, at, distinct = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
     local old = redis.call('ZSCORE', scores, player)
     local was = old and tonumber(old)
     local new
@@ -90,7 +95,7 @@ local custom = {
     -- Keys keep their expiry when written, and a period board's keys are created only when
     -- a player first enters it: setting it then is enough.
     if not was and expire_at ~= '' then
-      for k = 1, 4 do redis.call('EXPIREAT', keys[k], expire_at) end
+      for j = k, k + 3 do redis.call('EXPIREAT', KEYS[j], expire_at) end
     end
   end,
 }
@@ -119,22 +124,21 @@ for _ = 1, n_entries do
   i = i + 2
   for _ = 1, n_ops do
     local command = ARGV[i]
-    local n_keys = tonumber(ARGV[i + 1])
+    local k = tonumber(ARGV[i + 1])
+    local n_args = fixed_args[command]
+    if n_args then
+      i = i + 2
+    else
+      n_args = tonumber(ARGV[i + 2])
+      i = i + 3
+    end
     local op = custom[command]
     if op then
-      local keys = {}
-      for k = 1, n_keys do keys[k] = KEYS[tonumber(ARGV[i + 1 + k])] end
-      i = i + 2 + n_keys
-      local n_args = tonumber(ARGV[i])
-      op(keys, unpack(ARGV, i + 1, i + n_args))
-      i = i + 1 + n_args
+      op(k, unpack(ARGV, i, i + n_args - 1))
     else
-      local key = KEYS[tonumber(ARGV[i + 2])]
-      i = i + 2 + n_keys
-      local n_args = tonumber(ARGV[i])
-      redis.call(command, key, unpack(ARGV, i + 1, i + n_args))
-      i = i + 1 + n_args
+      redis.call(command, KEYS[k], unpack(ARGV, i, i + n_args - 1))
     end
+    i = i + n_args
   end
 end
 redis.call('SET', KEYS[1], last)

@@ -26,6 +26,7 @@ use crate::leaderboards::boards::rating_from_fields;
 #[derive(Debug)]
 struct Op {
     command: &'static str,
+    /// One key, or a board's four: ops whose first key is the same have the same keys.
     keys: Vec<String>,
     args: Vec<Vec<u8>>,
 }
@@ -76,8 +77,10 @@ impl Committer {
         }
     }
 
-    /// Makes sure Redis has the commit script, so that calls sent one after the other never
-    /// have to be loaded and re-sent (which could reorder them).
+    /// Makes sure Redis has the commit script at the start of a lease, so that calls sent one
+    /// behind the other do not have to be loaded and re-sent, which could reorder them. (After
+    /// a Redis restart or SCRIPT FLUSH they still may: a call that overtakes its predecessor
+    /// is refused by the position check, and the worker reloads.)
     pub async fn load_script(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(self.timeout, self.script.load_async(&mut conn)).await?;
@@ -216,19 +219,21 @@ impl Committer {
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
     ) -> redis::Cmd {
-        // KEYS[1..3] are taken; every distinct op key gets the next index. Keys come before
-        // the arguments in the call, so they are numbered first.
+        // KEYS[1..3] are taken; every distinct group of op keys (named by its first key: a
+        // board's four keys always come together) gets the next indexes, so that an op only
+        // names its first key. Keys come before the arguments in the call, so they are
+        // numbered first.
         let (applied, fence, generation_key) = (keys.applied(), keys.fence(), keys.generation());
         let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
-        for key in events
-            .iter()
-            .flat_map(|(_, ops)| ops)
-            .flat_map(|op| &op.keys)
-        {
-            key_index.entry(key.as_str()).or_insert_with(|| {
-                key_names.push(key.as_str());
-                key_names.len()
+        for op in events.iter().flat_map(|(_, ops)| ops) {
+            let Some(first) = op.keys.first() else {
+                continue;
+            };
+            key_index.entry(first.as_str()).or_insert_with(|| {
+                let index = key_names.len() + 1;
+                key_names.extend(op.keys.iter().map(String::as_str));
+                index
             });
         }
         let mut call = redis::cmd("EVALSHA");
@@ -243,11 +248,14 @@ impl Committer {
         for (id, ops) in events {
             call.arg(*id).arg(ops.len());
             for op in ops {
-                call.arg(op.command).arg(op.keys.len());
-                for key in &op.keys {
-                    call.arg(key_index[key.as_str()]);
+                let first = op.keys.first().map_or(0, |key| key_index[key.as_str()]);
+                call.arg(op.command).arg(first);
+                match fixed_args(op.command) {
+                    Some(count) => debug_assert_eq!(count, op.args.len(), "{}", op.command),
+                    None => {
+                        call.arg(op.args.len());
+                    }
                 }
-                call.arg(op.args.len());
                 for arg in &op.args {
                     call.arg(arg.as_slice());
                 }
@@ -299,6 +307,25 @@ pub struct PreparedCommit {
     letters_first: bool,
     /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
+}
+
+/// Operations whose number of arguments commit.lua knows (its `fixed_args`): the call leaves
+/// the count out.
+const FIXED_ARGS: [(&str, usize); 7] = [
+    ("BOARD", 4),
+    ("HMAX", 2),
+    ("HMIN", 2),
+    ("STREAK", 2),
+    ("HISTORY", 2),
+    ("HINCRBY", 2),
+    ("HINCRBYFLOAT", 2),
+];
+
+fn fixed_args(command: &str) -> Option<usize> {
+    FIXED_ARGS
+        .iter()
+        .find(|(fixed, _)| *fixed == command)
+        .map(|(_, count)| *count)
 }
 
 fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {

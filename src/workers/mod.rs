@@ -9,7 +9,7 @@
 //!    plan (pure), commit each product atomically with its applied position, acknowledge;
 //!    while Redis applies batch N (and up to two before it), batch N+1 is planned and batch
 //!    N+2 is read;
-//! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batch in
+//! 4. on any Redis error: log, back off, start again at 1; on shutdown: finish the batches in
 //!    flight, release the lease, return.
 
 mod commit;
@@ -286,8 +286,9 @@ impl Worker {
         let parsed = plan::parse(&read.entries);
         let needs = plan::needs(&parsed, &self.rules, known);
         self.sink.committer.load(&needs, known).await?;
-        // Let the previous batch's commit be sent before the CPU work of planning, when there
-        // was nothing to load (which would have let it go).
+        // Let the commit task and the read (often queued on this thread) send what they have
+        // before the CPU work of planning, when there was nothing to load (which would have
+        // let them go).
         tokio::task::yield_now().await;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
         let commit = self.sink.committer.prepare(lease.epoch, &batch, known);

@@ -445,8 +445,8 @@ async fn commit_call(
         .key("t:fence")
         .key("t:generation")
         .key("t:stats")
-        // epoch, generation, planned after, one entry: id, one operation: HINCRBY with one
-        // key (KEYS[4]) and two arguments.
+        // epoch, generation, planned after, one entry: id, one operation: HINCRBY on KEYS[4]
+        // with its (fixed) two arguments.
         .arg(1)
         .arg("")
         .arg(planned_after)
@@ -454,9 +454,7 @@ async fn commit_call(
         .arg(id)
         .arg(1)
         .arg("HINCRBY")
-        .arg(1)
         .arg(4)
-        .arg(2)
         .arg("games")
         .arg(1);
     call.invoke_async(conn)
