@@ -393,10 +393,12 @@ enum ToCommit {
 
 /// The commit task of one lease: commits planned batches in the order they were planned,
 /// sending each one's script calls without waiting for the previous batch's replies, so that
-/// Redis is never idle for a round trip between batches. That is safe because each call names
-/// the applied position it was planned after and Redis refuses it unless that is the
-/// position (a batch after a failed one is refused too); replies are taken in order and the
-/// first failure ends the task. Dropped, it stops: calls already sent still run in Redis.
+/// Redis does not idle for a round trip between batches. That is safe because each call names
+/// the applied position it was planned on and the script refuses it unless the store holds
+/// exactly that (a call behind a failed one, or one that overtook its predecessor after a
+/// reconnect, is refused); each batch is acknowledged after its own calls succeeded, and the
+/// first failure in batch order ends the task. Dropped, it stops: calls already sent still
+/// run in Redis.
 struct Commits {
     batches: mpsc::Sender<ToCommit>,
     task: tokio::task::JoinHandle<Result<(), WorkerError>>,
