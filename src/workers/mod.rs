@@ -124,6 +124,7 @@ impl Worker {
             match self.work_under_lease(&shutdown, &mut backoff).await {
                 Ok(()) => break,
                 Err(WorkerError::Commit(CommitError::Stale)) => {
+                    metrics::counter!("stats_tracker_worker_stale_reloads_total").increment(1);
                     tracing::warn!("the store changed under the worker; reloading its state");
                     continue;
                 }
