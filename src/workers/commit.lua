@@ -32,7 +32,9 @@ end
 
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
-local fixed_args = { BOARD = 4, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2 }
+local fixed_args = {
+  BOARD = 4, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2,
+}
 
 -- Operations that are not single Redis commands. Each gets the index of its key in KEYS.
 local custom = {
@@ -60,8 +62,9 @@ local custom = {
     redis.call('LTRIM', key, 0, tonumber(limit) - 1)
   end,
   -- A score change on a board, keeping its rank index in step. Keys, from KEYS[k] on:
-  -- scores, order, at, distinct. `how`: sum, max, min, last or ensure (add with 0 unless present). A player who
-  -- reaches a new score is stamped with the entry's id: among equal scores, earlier first.
+  -- scores, order, at, distinct. `how`: sum, max, min, last or ensure (add with 0 unless
+  -- present). A player who reaches a new score is stamped with the entry's id: among equal
+  -- scores, earlier first.
   -- `expire_at` ('' for never): when a period board expires (Unix seconds).
   BOARD = function(k, how, value, player, expire_at)
     local scores, order, at, distinct = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]

@@ -5,8 +5,8 @@
 //! The position is what makes effects exactly-once: planning skips entries at or below it, so
 //! a batch replayed after a crash (committed, not yet acknowledged) changes nothing, and the
 //! script refuses a call unless the store holds exactly the position (and admin generation)
-//! it was planned on: a plan made on a stale view, or sent behind a call that failed. The fence rejects a writer whose lease was taken
-//! over (see `workers::stream`).
+//! it was planned on: a plan made on a stale view, or sent behind a call that failed. The
+//! fence rejects a writer whose lease was taken over (see `workers::stream`).
 
 use std::collections::HashMap;
 use std::time::Duration;
