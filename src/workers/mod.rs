@@ -462,21 +462,24 @@ async fn run_commits(
                     let alone = batch.commit.waits_within();
                     in_flight.push_back(sink.commit_planned(batch));
                     if alone {
-                        while let Some(committed) = in_flight.next().await {
-                            committed?;
-                        }
+                        finish(&mut in_flight).await?;
                     }
                 }
                 Some(ToCommit::Flush(reply)) => {
-                    while let Some(committed) = in_flight.next().await {
-                        committed?;
-                    }
+                    finish(&mut in_flight).await?;
                     let _ = reply.send(());
                 }
                 None => break,
             },
         }
     }
+    finish(&mut in_flight).await
+}
+
+/// Waits for every commit in flight, in order; the first failure ends the wait.
+async fn finish(
+    in_flight: &mut FuturesOrdered<impl Future<Output = Result<(), WorkerError>>>,
+) -> Result<(), WorkerError> {
     while let Some(committed) = in_flight.next().await {
         committed?;
     }
