@@ -1,9 +1,9 @@
 //! The effect model: what applying one event changes in the store, as plain data.
 //!
 //! Scoring and stats handlers describe their changes through [`Changes`]; they never talk
-//! to Redis. The worker turns the collected [`Change`]s into one atomic script call per
-//! product (see `workers::commit`), which is what makes a board change and its stats change
-//! land together or not at all.
+//! to Redis. The worker turns the collected [`Change`]s of an event into operations of one
+//! atomic script call (see `workers::commit`), which is what makes a board change and its
+//! stats change land together or not at all.
 
 use super::ids::PlayerId;
 

@@ -1,6 +1,7 @@
 //! The worker's store side: loading what planning needs (applied positions, rating states)
-//! and committing a planned batch, one atomic script call per partition (product or
-//! dead-letter stream) that writes the effects together with the partition's applied position.
+//! and committing a planned batch: per partition (product or dead-letter stream), atomic script
+//! calls of at most [`ENTRIES_PER_CALL`] entries, each writing its entries' effects together
+//! with the partition's applied position.
 //!
 //! The position is what makes effects exactly-once: planning skips entries at or below it, so
 //! a batch replayed after a crash (committed, not yet acknowledged) changes nothing, and the
@@ -118,11 +119,10 @@ impl Committer {
         Ok(())
     }
 
-    /// Encodes the commit of `batch`, planned on `known` (not yet moved past it): one script
-    /// call per partition, each with the admin generation and the applied position it was
-    /// planned with, plus the discovery index. Done while the
-    /// previous batch commits, so Redis is not kept waiting for it. Products are listed in the
-    /// discovery index once per `known`.
+    /// Encodes the commit of `batch`, planned on `known` (not yet moved past it): script calls
+    /// per partition, each with the admin generation and the applied position it was planned
+    /// on, plus the discovery index. Done while the previous batch commits, so Redis is not
+    /// kept waiting for it. Products are listed in the discovery index once per `known`.
     pub fn prepare(&self, epoch: u64, batch: &BatchPlan, known: &mut Known) -> PreparedCommit {
         // What the script must find in the store for the plan to hold ('' for nothing).
         let planned_on = |partition: Partition| {
@@ -134,29 +134,27 @@ impl Committer {
                 position: get(&known.positions),
             }
         };
-        let mut calls: Vec<redis::Cmd> = batch
-            .products
-            .iter()
-            .map(|(product, events)| {
-                let planned_on = planned_on(Partition::Product(product.clone()));
-                let keys = self.keys.product(product);
-                let ops: Vec<_> = events
-                    .iter()
-                    .map(|event| (event.id.as_str(), change_ops(&keys, event)))
-                    .collect();
-                self.encode_partition(epoch, &planned_on, &keys, &ops)
-            })
-            .collect();
-        if !batch.dead_letters.is_empty() {
+        let mut calls = Vec::new();
+        for (product, events) in &batch.products {
+            let keys = self.keys.product(product);
+            let ops: Vec<_> = events
+                .iter()
+                .map(|event| (event.id.as_str(), change_ops(&keys, event)))
+                .collect();
+            let planned_on = planned_on(Partition::Product(product.clone()));
+            calls.extend(self.encode_partition(epoch, planned_on, &keys, &ops));
+        }
+        let letters = if batch.dead_letters.is_empty() {
+            Vec::new()
+        } else {
             let keys = self.keys.dead_letters();
             let ops: Vec<_> = batch
                 .dead_letters
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
-            let planned_on = planned_on(Partition::DeadLetters);
-            calls.push(self.encode_partition(epoch, &planned_on, &keys, &ops));
-        }
+            self.encode_partition(epoch, planned_on(Partition::DeadLetters), &keys, &ops)
+        };
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
         // product already applied it, so a crash between the two commits would otherwise lose
@@ -184,6 +182,7 @@ impl Committer {
         known.listed.extend(unlisted.into_iter().cloned());
         PreparedCommit {
             calls,
+            letters,
             letters_first,
             products,
         }
@@ -197,22 +196,40 @@ impl Committer {
         if let Some(sadd) = &prepared.products {
             bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
         }
-        let mut calls: Vec<&redis::Cmd> = prepared.calls.iter().collect();
         let mut applied = 0;
-        if prepared.letters_first
-            && let Some(letters) = calls.pop()
-        {
-            applied += self.run_script(letters).await?;
+        let mut calls: Vec<&redis::Cmd> = prepared.letters.iter().collect();
+        if prepared.letters_first {
+            applied += self.run_scripts(&calls).await?;
+            calls.clear();
         }
-        applied += try_join_all(calls.into_iter().map(|call| self.run_script(call)))
-            .await?
-            .iter()
-            .sum::<u64>();
+        calls.extend(&prepared.calls);
+        applied += self.run_scripts(&calls).await?;
         Ok(CommitCounts { applied })
     }
 
-    /// `EVALSHA` of commit.lua for one partition's share of a batch.
+    /// The `EVALSHA`s of commit.lua for one partition's share of a batch: one per
+    /// [`ENTRIES_PER_CALL`] entries, each planned on the position the one before it leaves.
     fn encode_partition(
+        &self,
+        epoch: u64,
+        mut planned_on: PlannedOn,
+        keys: &PartitionKeys,
+        events: &[(&str, Vec<Op>)],
+    ) -> Vec<redis::Cmd> {
+        events
+            .chunks(ENTRIES_PER_CALL)
+            .map(|chunk| {
+                let call = self.encode_call(epoch, &planned_on, keys, chunk);
+                if let Some((last, _)) = chunk.last() {
+                    planned_on.position = (*last).to_owned();
+                }
+                call
+            })
+            .collect()
+    }
+
+    /// One `EVALSHA` of commit.lua: `events` in stream order, planned on `planned_on`.
+    fn encode_call(
         &self,
         epoch: u64,
         planned_on: &PlannedOn,
@@ -264,7 +281,16 @@ impl Committer {
         call
     }
 
-    /// Runs one partition's script call (loading the script first if Redis lacks it).
+    /// Sends script calls one behind the other, without waiting for replies in between (one
+    /// connection: Redis runs them in this order); the entries they applied.
+    async fn run_scripts(&self, calls: &[&redis::Cmd]) -> Result<u64, CommitError> {
+        Ok(try_join_all(calls.iter().map(|call| self.run_script(call)))
+            .await?
+            .iter()
+            .sum())
+    }
+
+    /// Runs one script call (loading the script first if Redis lacks it).
     async fn run_script(&self, call: &redis::Cmd) -> Result<u64, CommitError> {
         let mut conn = self.conn.clone();
         let mut result = bounded(self.timeout, call.query_async::<i64>(&mut conn)).await;
@@ -301,13 +327,20 @@ struct PlannedOn {
 /// A batch's commit, encoded ahead of time by [`Committer::prepare`].
 #[derive(Default)]
 pub struct PreparedCommit {
-    /// One script call per partition: the products, then the dead letters.
+    /// The products' script calls.
     calls: Vec<redis::Cmd>,
-    /// Whether the dead letters' call must complete before the products' start.
+    /// The dead letters' script calls.
+    letters: Vec<redis::Cmd>,
+    /// Whether the dead letters' calls must complete before the products' start.
     letters_first: bool,
     /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
 }
+
+/// Most entries one script call applies. A script runs alone: everything else sent to Redis
+/// meanwhile waits for it, the worker's next read among them (two round trips), so long
+/// calls would leave the reads, and then Redis, waiting.
+const ENTRIES_PER_CALL: usize = 200;
 
 /// Operations whose number of arguments commit.lua knows (its `fixed_args`): the call leaves
 /// the count out.

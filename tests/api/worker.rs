@@ -389,6 +389,55 @@ async fn mixed_run_equals_the_reference_model_and_a_full_replay_changes_nothing(
 }
 
 #[tokio::test]
+async fn a_backlog_read_in_large_batches_equals_the_reference_model() {
+    // Pushed before the worker starts, so it reads full batches of 1,000: a product's share
+    // of one is committed as several script calls, each planned on the position the one
+    // before it leaves.
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.stream.batch_size = 1000;
+    let mut stream = redis.connection(1).await;
+    let (events, bad) = mixed_run(11, 300, 40, 5);
+    assert!(
+        events.len() > 2000,
+        "{} events: too few to fill batches",
+        events.len()
+    );
+    push_events(&mut stream, &events).await;
+    let app = TestApp::spawn(&settings, true).await;
+    let stale_reloads = "stats_tracker_worker_stale_reloads_total";
+    // The recorder is process-wide: measure the change, not the total.
+    let before = metric_value(
+        &app.get("/metrics").await.text().await.expect("text"),
+        stale_reloads,
+    );
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    // Each call was planned on the position the one before it leaves: none was refused.
+    let after = metric_value(
+        &app.get("/metrics").await.text().await.expect("text"),
+        stale_reloads,
+    );
+    assert_eq!(after, before, "script calls refused as stale");
+
+    let mut model = Model::default();
+    let rejected: Vec<usize> = (0..events.len())
+        .filter(|&i| !model.apply(&events[i]))
+        .collect();
+    assert_eq!(rejected, bad);
+    let mut store = redis.connection(0).await;
+    model
+        .assert_matches_store(&mut store, &settings.store.key_prefix)
+        .await;
+    assert_eq!(
+        dead_letters(&mut store, &settings.store.key_prefix)
+            .await
+            .len(),
+        bad.len()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn another_consumer_group_and_the_stream_itself_are_left_alone() {
     let redis = TestRedis::start().await;
     let settings = settings(&redis);
