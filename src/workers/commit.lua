@@ -30,6 +30,9 @@ local function achieved()
   return entry_achieved
 end
 
+-- Boards (by the KEYS index of their first key) whose keys this call has set to expire.
+local expiring = {}
+
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
 local fixed_args = {
@@ -96,9 +99,12 @@ local custom = {
     if was then unindex(order, at, distinct, player, was) end
     redis.call('HSET', at, player, stamp)
     -- Keys keep their expiry when written, and a period board's keys are created only when
-    -- a player first enters it: setting it then is enough.
-    if not was and expire_at ~= '' then
+    -- a player first enters it: setting it then is enough, and once per call is enough while
+    -- the keys exist (players only ever enter a board here, so none can empty and vanish;
+    -- but an expiry already past deletes them at once).
+    if not was and expire_at ~= '' and not expiring[k] then
       for j = k, k + 3 do redis.call('EXPIREAT', KEYS[j], expire_at) end
+      expiring[k] = redis.call('EXISTS', KEYS[k]) == 1
     end
   end,
 }

@@ -142,7 +142,7 @@ impl Committer {
                 .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                 .collect();
             let planned_on = planned_on(Partition::Product(product.clone()));
-            calls.extend(self.encode_partition(epoch, planned_on, &keys, &ops));
+            calls.extend(self.encode_partition(epoch, planned_on, &keys, ops));
         }
         let letters = if batch.dead_letters.is_empty() {
             Vec::new()
@@ -153,7 +153,7 @@ impl Committer {
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
                 .collect();
-            self.encode_partition(epoch, planned_on(Partition::DeadLetters), &keys, &ops)
+            self.encode_partition(epoch, planned_on(Partition::DeadLetters), &keys, ops)
         };
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
@@ -214,11 +214,12 @@ impl Committer {
         epoch: u64,
         mut planned_on: PlannedOn,
         keys: &PartitionKeys,
-        events: &[(&str, Vec<Op>)],
+        mut events: Vec<(&str, Vec<Op>)>,
     ) -> Vec<redis::Cmd> {
         events
-            .chunks(ENTRIES_PER_CALL)
+            .chunks_mut(ENTRIES_PER_CALL)
             .map(|chunk| {
+                fold_counts(chunk);
                 let call = self.encode_call(epoch, &planned_on, keys, chunk);
                 if let Some((last, _)) = chunk.last() {
                     planned_on.position = (*last).to_owned();
@@ -395,6 +396,53 @@ fn board_op(
     }
 }
 
+/// Folds repeated `HINCRBY`s of one stat within one script call into the first of them: the
+/// same sums, fewer commands for Redis (a match counts the same picks again and again). Only
+/// while no other operation touched the player's stats in between, so that streaks and the
+/// other stats operations see the counts in order. Never across calls: a call's entries are
+/// applied together with its position, and a count folded into an earlier call would be
+/// applied again when a crash between the two replays the later entry.
+fn fold_counts(events: &mut [(&str, Vec<Op>)]) {
+    let integer = |arg: &[u8]| std::str::from_utf8(arg).ok()?.parse::<i64>().ok();
+    // Per stats key, per field: where the count open for folding is (entry, operation).
+    let mut open: HashMap<String, HashMap<Vec<u8>, (usize, usize)>> = HashMap::new();
+    for entry in 0..events.len() {
+        let mut index = 0;
+        while index < events[entry].1.len() {
+            let op = &events[entry].1[index];
+            let Some(key) = op.keys.first() else {
+                index += 1;
+                continue;
+            };
+            let count = match (op.command, op.args.as_slice()) {
+                ("HINCRBY", [field, delta]) => integer(delta).map(|delta| (field.clone(), delta)),
+                _ => None,
+            };
+            let Some((field, delta)) = count else {
+                open.remove(key);
+                index += 1;
+                continue;
+            };
+            let fields = open.entry(key.clone()).or_default();
+            if let Some(&(first_entry, first_index)) = fields.get(&field) {
+                let first = &mut events[first_entry].1[first_index];
+                if let Some(sum) = first
+                    .args
+                    .get(1)
+                    .and_then(|first_delta| integer(first_delta))
+                    .and_then(|first_delta| first_delta.checked_add(delta))
+                {
+                    first.args[1] = text(sum);
+                    events[entry].1.remove(index);
+                    continue;
+                }
+            }
+            fields.insert(field, (entry, index));
+            index += 1;
+        }
+    }
+}
+
 fn text(value: impl ToString) -> Vec<u8> {
     value.to_string().into_bytes()
 }
@@ -509,4 +557,64 @@ fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter) -> Vec<Op> {
             op("XADD", keys.stream(), args)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(key: &str, field: &str, delta: i64) -> Op {
+        op("HINCRBY", key.to_owned(), vec![text(field), text(delta)])
+    }
+
+    /// Each entry's operations as `command key args…` lines.
+    fn lines(events: &[(&str, Vec<Op>)]) -> Vec<Vec<String>> {
+        events
+            .iter()
+            .map(|(_, ops)| {
+                ops.iter()
+                    .map(|op| {
+                        let args: Vec<String> = op
+                            .args
+                            .iter()
+                            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                            .collect();
+                        format!("{} {} {}", op.command, op.keys[0], args.join(" "))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_of_a_stat_fold_into_the_first_until_the_stats_are_otherwise_touched() {
+        let mut events = vec![
+            ("1-0", vec![count("a", "picks", 1), count("b", "picks", 5)]),
+            ("2-0", vec![count("a", "picks", 2), count("a", "rounds", 1)]),
+            (
+                "3-0",
+                vec![
+                    op("STREAK", "a".to_owned(), vec![text("cur"), text("best")]),
+                    count("a", "picks", 3),
+                    count("b", "picks", 6),
+                ],
+            ),
+            (
+                "4-0",
+                vec![count("a", "picks", 4), count("b", "picks", i64::MAX)],
+            ),
+        ];
+        fold_counts(&mut events);
+        assert_eq!(
+            lines(&events),
+            [
+                vec!["HINCRBY a picks 3", "HINCRBY b picks 11"],
+                vec!["HINCRBY a rounds 1"],
+                // Another operation on `a`: its counts start again; `b`'s go on folding.
+                vec!["STREAK a cur best", "HINCRBY a picks 7"],
+                // A sum that would overflow is not folded.
+                vec!["HINCRBY b picks 9223372036854775807"],
+            ]
+        );
+    }
 }
