@@ -159,6 +159,8 @@ pub struct WorkerSettings {
     pub metrics_bind: SocketAddr,
     /// Rating states the worker keeps in memory between batches (it reloads what it drops).
     pub rating_cache_entries: usize,
+    /// Most entries one commit script call applies (a product's share of a batch is split).
+    pub entries_per_script_call: usize,
 }
 
 /// Logging.
@@ -232,6 +234,9 @@ impl Settings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
                 // About 12 MiB: keeps the worker well inside 64 MiB with every player cached.
                 rating_cache_entries: 50_000,
+                // A script runs alone in Redis, the worker's next read waiting behind it: at
+                // 200, a call takes about 1 ms on the bench (BENCHMARKS.md).
+                entries_per_script_call: 200,
             },
             games: GamesSettings::default(),
             log: LogSettings {
@@ -302,6 +307,11 @@ impl Settings {
         if self.stream.batch_size == 0 || self.stream.batch_size > 100_000 {
             return Err(ConfigError::Other(
                 "stream.batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        if self.worker.entries_per_script_call == 0 {
+            return Err(ConfigError::Other(
+                "worker.entries_per_script_call must be at least 1".into(),
             ));
         }
         // Each cached head is re-read every `page_cache_ms` (one ZRANGE, blocking Redis while
@@ -491,6 +501,13 @@ mod tests {
                 .to_string();
             assert!(err.contains("key prefix"), "{err}");
             jail.set_env("STATS_TRACKER__STORE__KEY_PREFIX", "ok");
+
+            jail.set_env("STATS_TRACKER__WORKER__ENTRIES_PER_SCRIPT_CALL", "0");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("entries_per_script_call"), "{err}");
+            jail.set_env("STATS_TRACKER__WORKER__ENTRIES_PER_SCRIPT_CALL", "200");
 
             jail.set_env("STATS_TRACKER__SERVER__PAGE_CACHE_ROWS", "20000");
             let err = Settings::load(Mode::Development, None)

@@ -1,5 +1,7 @@
--- Applies one partition's share of a batch atomically and exactly once. Runs after
--- leaderboards/rank.lua (score_key, counted, unindex).
+-- Applies entries of one partition (a product, or the dead letters), in stream order,
+-- atomically and exactly once: a batch's share is split into calls of at most
+-- `worker.entries_per_script_call` entries, each planned on the position the last left.
+-- Runs after leaderboards/rank.lua (score_key, counted, unindex).
 --
 -- KEYS[1]  applied position: id of the last stream entry applied to this partition
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition

@@ -1,7 +1,7 @@
 //! The worker's store side: loading what planning needs (applied positions, rating states)
 //! and committing a planned batch: per partition (product or dead-letter stream), atomic script
-//! calls of at most [`ENTRIES_PER_CALL`] entries, each writing its entries' effects together
-//! with the partition's applied position.
+//! calls of at most `worker.entries_per_script_call` entries, each writing its entries'
+//! effects together with the partition's applied position.
 //!
 //! The position is what makes effects exactly-once: planning skips entries at or below it, so
 //! a batch replayed after a crash (committed, not yet acknowledged) changes nothing, and the
@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::future::try_join_all;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -48,6 +47,10 @@ pub struct Committer {
     conn: ConnectionManager,
     keys: KeySpace,
     script: Script,
+    /// Most entries one script call applies: a script runs alone, and everything else sent
+    /// to Redis meanwhile waits for it, the worker's next read among them (two round trips),
+    /// so long calls would leave the reads, and then Redis, waiting.
+    entries_per_call: usize,
     timeout: Duration,
 }
 
@@ -59,7 +62,12 @@ pub struct CommitCounts {
 }
 
 impl Committer {
-    pub fn new(url: &str, keys: KeySpace, timeout: Duration) -> Result<Self, StoreError> {
+    pub fn new(
+        url: &str,
+        keys: KeySpace,
+        entries_per_call: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             conn: store::lazy_connection(url, timeout)?,
             keys,
@@ -67,6 +75,8 @@ impl Committer {
                 include_str!("../leaderboards/rank.lua"),
                 include_str!("commit.lua")
             )),
+            // A setting of 0 is refused when settings load; never chunk by 0.
+            entries_per_call: entries_per_call.max(1),
             timeout,
         })
     }
@@ -188,8 +198,8 @@ impl Committer {
         }
     }
 
-    /// Commits a prepared batch: lists new products, then writes every partition
-    /// (concurrently: they are independent, except that dead letters may have to go first).
+    /// Commits a prepared batch: lists new products, then sends every script call at once, in
+    /// order (the dead letters' first, and waited for if they must go first).
     pub async fn commit(&self, prepared: &PreparedCommit) -> Result<CommitCounts, CommitError> {
         // First: listed after its effects, a product would stay unlisted if the worker died
         // in between (the replay skips the effects, and so the listing).
@@ -208,7 +218,7 @@ impl Committer {
     }
 
     /// The `EVALSHA`s of commit.lua for one partition's share of a batch: one per
-    /// [`ENTRIES_PER_CALL`] entries, each planned on the position the one before it leaves.
+    /// `entries_per_call` entries, each planned on the position the one before it leaves.
     fn encode_partition(
         &self,
         epoch: u64,
@@ -217,7 +227,7 @@ impl Committer {
         mut events: Vec<(&str, Vec<Op>)>,
     ) -> Vec<redis::Cmd> {
         events
-            .chunks_mut(ENTRIES_PER_CALL)
+            .chunks_mut(self.entries_per_call)
             .map(|chunk| {
                 fold_counts(chunk);
                 let call = self.encode_call(epoch, &planned_on, keys, chunk);
@@ -282,32 +292,44 @@ impl Committer {
         call
     }
 
-    /// Sends script calls one behind the other, without waiting for replies in between (one
-    /// connection: Redis runs them in this order); the entries they applied.
+    /// Runs script calls in this order, as one pipeline (one message to the connection, so
+    /// nothing can reorder them on the way); the entries they applied. A call refused as stale
+    /// or fenced refuses the ones behind it too. Redis lacking the script (restarted, SCRIPT
+    /// FLUSH) refuses every call from the first: the script is loaded and those are sent
+    /// again, once.
     async fn run_scripts(&self, calls: &[&redis::Cmd]) -> Result<u64, CommitError> {
-        Ok(try_join_all(calls.iter().map(|call| self.run_script(call)))
-            .await?
-            .iter()
-            .sum())
-    }
-
-    /// Runs one script call (loading the script first if Redis lacks it).
-    async fn run_script(&self, call: &redis::Cmd) -> Result<u64, CommitError> {
         let mut conn = self.conn.clone();
-        let mut result = bounded(self.timeout, call.query_async::<i64>(&mut conn)).await;
-        if let Err(StoreError::Redis(error)) = &result
-            && error.code() == Some("NOSCRIPT")
-        {
-            bounded(self.timeout, self.script.load_async(&mut conn)).await?;
-            result = bounded(self.timeout, call.query_async::<i64>(&mut conn)).await;
-        }
-        match result {
-            Err(StoreError::Redis(error)) if error.code() == Some("FENCED") => {
-                Err(CommitError::Fenced)
+        let mut applied = 0;
+        let mut unsent = calls;
+        let mut loaded = false;
+        while !unsent.is_empty() {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for call in unsent {
+                pipe.add_command((*call).clone());
             }
-            Ok(-1) => Err(CommitError::Stale),
-            other => Ok(other?.unsigned_abs()),
+            let replies: Vec<redis::RedisResult<i64>> =
+                bounded(self.timeout, pipe.query_async(&mut conn)).await?;
+            let mut done = 0;
+            for reply in replies {
+                match reply {
+                    Ok(-1) => return Err(CommitError::Stale),
+                    Ok(count) => applied += count.unsigned_abs(),
+                    Err(error) if error.code() == Some("FENCED") => {
+                        return Err(CommitError::Fenced);
+                    }
+                    Err(error) if error.code() == Some("NOSCRIPT") && !loaded => break,
+                    Err(error) => return Err(StoreError::Redis(error).into()),
+                }
+                done += 1;
+            }
+            unsent = unsent.get(done..).unwrap_or_default();
+            if !unsent.is_empty() {
+                bounded(self.timeout, self.script.load_async(&mut conn)).await?;
+                loaded = true;
+            }
         }
+        Ok(applied)
     }
 }
 
@@ -337,11 +359,6 @@ pub struct PreparedCommit {
     /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
 }
-
-/// Most entries one script call applies. A script runs alone: everything else sent to Redis
-/// meanwhile waits for it, the worker's next read among them (two round trips), so long
-/// calls would leave the reads, and then Redis, waiting.
-const ENTRIES_PER_CALL: usize = 200;
 
 /// Operations whose number of arguments commit.lua knows (its `fixed_args`): the call leaves
 /// the count out.

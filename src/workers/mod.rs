@@ -105,6 +105,7 @@ impl Worker {
                 committer: Arc::new(Committer::new(
                     settings.store_url(),
                     settings.key_space()?,
+                    settings.worker.entries_per_script_call,
                     COMMAND_TIMEOUT,
                 )?),
                 stream: stream.clone(),

@@ -46,8 +46,10 @@ impl Chaos {
         std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
         let mut settings = settings(&redis);
         settings.games.file = Some(games_file);
-        // Small batches: many commit/ack windows for the kills to land in.
+        // Small batches: many commit/ack windows for the kills to land in; a product's share
+        // of one is split into several script calls, so kills land between those too.
         settings.stream.batch_size = 20;
+        settings.worker.entries_per_script_call = 7;
         let mut stream = redis.connection(1).await;
         let (events, bad) = mixed_run(self.seed, self.matches, self.players, 5);
         let ids = push_events(&mut stream, &events).await;

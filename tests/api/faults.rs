@@ -34,6 +34,7 @@ async fn standby_workers_take_over_within_seconds_and_nothing_is_applied_twice()
     let redis = TestRedis::start().await;
     let mut settings = settings(&redis);
     settings.stream.batch_size = 50;
+    settings.worker.entries_per_script_call = 7;
     // With an Elo board: ratings must still equal in-order application.
     let games_file = redis.socket_dir().join("games.toml");
     std::fs::write(&games_file, crate::crash::CHAOS_GAMES).expect("games file");
@@ -102,6 +103,8 @@ async fn redis_restart_and_dropped_connections_lose_nothing() {
         TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await;
     let mut settings = settings(&redis);
     settings.stream.batch_size = 100;
+    // Several script calls per product and batch: a connection dropped between them too.
+    settings.worker.entries_per_script_call = 7;
     let app = TestApp::spawn(&settings, true).await;
     let (events, bad) = mixed_run(33, 900, 100, 5);
     let mut ids = Vec::new();

@@ -245,6 +245,10 @@ impl WorkerProcess {
                 settings.stream.batch_size.to_string(),
             )
             .env(
+                "STATS_TRACKER__WORKER__ENTRIES_PER_SCRIPT_CALL",
+                settings.worker.entries_per_script_call.to_string(),
+            )
+            .env(
                 "STATS_TRACKER__STREAM__BLOCK_MS",
                 settings.stream.block_ms.to_string(),
             )
