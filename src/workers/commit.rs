@@ -325,6 +325,15 @@ impl Committer {
             }
             unsent = unsent.get(done..).unwrap_or_default();
             if !unsent.is_empty() {
+                if loaded {
+                    // Only a reply missing from the pipeline's gets here: never loop on it.
+                    return Err(CommitError::Store(StoreError::Redis(
+                        redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "fewer replies than script calls",
+                        )),
+                    )));
+                }
                 bounded(self.timeout, self.script.load_async(&mut conn)).await?;
                 loaded = true;
             }
