@@ -235,7 +235,7 @@ impl Settings {
                 // About 12 MiB: keeps the worker well inside 64 MiB with every player cached.
                 rating_cache_entries: 50_000,
                 // A script runs alone in Redis, the worker's next read waiting behind it: at
-                // 200, a call takes about 1 ms on the bench (BENCHMARKS.md).
+                // 200, a call takes 0.5–2 ms on the bench (BENCHMARKS.md).
                 entries_per_script_call: 200,
             },
             games: GamesSettings::default(),
