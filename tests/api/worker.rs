@@ -438,6 +438,52 @@ async fn a_backlog_read_in_large_batches_equals_the_reference_model() {
 }
 
 #[tokio::test]
+async fn a_script_cache_flushed_under_the_worker_is_reloaded_in_place() {
+    // Redis forgets the commit script (SCRIPT FLUSH, or a restart the connection survives):
+    // every call of the next batch is refused with NOSCRIPT, the worker loads the script and
+    // sends them again, in order, without an error, a back-off or a refused call.
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.worker.entries_per_script_call = 3;
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let mut store = redis.connection(0).await;
+    let (events, bad) = mixed_run(5, 60, 12, 10);
+    let half = events.len() / 2;
+    push_events(&mut stream, &events[..half]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let counters = |metrics: &str| {
+        [
+            "stats_tracker_worker_redis_errors_total",
+            "stats_tracker_worker_stale_reloads_total",
+        ]
+        .map(|series| metric_value(metrics, series))
+    };
+    // The recorder is process-wide: measure the change, not the total.
+    let before = counters(&app.get("/metrics").await.text().await.expect("text"));
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut store)
+        .await
+        .expect("SCRIPT FLUSH");
+    push_events(&mut stream, &events[half..]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let after = counters(&app.get("/metrics").await.text().await.expect("text"));
+    assert_eq!(after, before, "Redis errors and stale reloads");
+
+    let mut model = Model::default();
+    let rejected: Vec<usize> = (0..events.len())
+        .filter(|&i| !model.apply(&events[i]))
+        .collect();
+    assert_eq!(rejected, bad);
+    model
+        .assert_matches_store(&mut store, &settings.store.key_prefix)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn another_consumer_group_and_the_stream_itself_are_left_alone() {
     let redis = TestRedis::start().await;
     let settings = settings(&redis);
