@@ -1,5 +1,5 @@
 //! The `stats-tracker` command: parses the command line, loads settings, sets up logging and
-//! hands over to [`stats_tracker::startup`].
+//! the async runtime (one thread for `worker`), and hands over to [`stats_tracker::startup`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
