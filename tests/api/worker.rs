@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::helpers::{
     GROUP, STREAM, TestApp, TestRedis, dead_letters, push_events, settings, wait_until_drained,
 };
-use crate::traffic::{Event, Model, mixed_run};
+use crate::traffic::{Event, Model, assert_run_matches, mixed_run};
 
 /// The value of the sample whose name and labels are `series`, 0 if absent.
 fn metric_value(metrics: &str, series: &str) -> f64 {
@@ -403,7 +403,7 @@ async fn a_backlog_read_in_large_batches_equals_the_reference_model() {
         "{} events: too few to fill batches",
         events.len()
     );
-    push_events(&mut stream, &events).await;
+    let ids = push_events(&mut stream, &events).await;
     let app = TestApp::spawn(&settings, true).await;
     let stale_reloads = "stats_tracker_worker_stale_reloads_total";
     // The recorder is process-wide: measure the change, not the total.
@@ -419,21 +419,9 @@ async fn a_backlog_read_in_large_batches_equals_the_reference_model() {
     );
     assert_eq!(after, before, "script calls refused as stale");
 
-    let mut model = Model::default();
-    let rejected: Vec<usize> = (0..events.len())
-        .filter(|&i| !model.apply(&events[i]))
-        .collect();
-    assert_eq!(rejected, bad);
     let mut store = redis.connection(0).await;
-    model
-        .assert_matches_store(&mut store, &settings.store.key_prefix)
-        .await;
-    assert_eq!(
-        dead_letters(&mut store, &settings.store.key_prefix)
-            .await
-            .len(),
-        bad.len()
-    );
+    let prefix = &settings.store.key_prefix;
+    assert_run_matches(Model::default(), &mut store, prefix, &events, &bad, &ids).await;
     app.stop().await;
 }
 
@@ -450,7 +438,7 @@ async fn a_script_cache_flushed_under_the_worker_is_reloaded_in_place() {
     let mut store = redis.connection(0).await;
     let (events, bad) = mixed_run(5, 60, 12, 10);
     let half = events.len() / 2;
-    push_events(&mut stream, &events[..half]).await;
+    let mut ids = push_events(&mut stream, &events[..half]).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
 
     let counters = |metrics: &str| {
@@ -467,19 +455,13 @@ async fn a_script_cache_flushed_under_the_worker_is_reloaded_in_place() {
         .query_async(&mut store)
         .await
         .expect("SCRIPT FLUSH");
-    push_events(&mut stream, &events[half..]).await;
+    ids.extend(push_events(&mut stream, &events[half..]).await);
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
     let after = counters(&app.get("/metrics").await.text().await.expect("text"));
     assert_eq!(after, before, "Redis errors and stale reloads");
 
-    let mut model = Model::default();
-    let rejected: Vec<usize> = (0..events.len())
-        .filter(|&i| !model.apply(&events[i]))
-        .collect();
-    assert_eq!(rejected, bad);
-    model
-        .assert_matches_store(&mut store, &settings.store.key_prefix)
-        .await;
+    let prefix = &settings.store.key_prefix;
+    assert_run_matches(Model::default(), &mut store, prefix, &events, &bad, &ids).await;
     app.stop().await;
 }
 
