@@ -9,8 +9,10 @@ use crate::helpers::{
 };
 use crate::traffic::{Event, Model, assert_run_matches, mixed_run};
 
-/// The value of the sample whose name and labels are `series`, 0 if absent.
-fn metric_value(metrics: &str, series: &str) -> f64 {
+/// The value of the app's metric sample whose name and labels are `series`, 0 if absent.
+/// The recorder is process-wide: compare values before and after, never totals.
+async fn metric(app: &TestApp, series: &str) -> f64 {
+    let metrics = app.get("/metrics").await.text().await.expect("text");
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
@@ -226,11 +228,7 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
     let settings = settings(&redis);
     let app = TestApp::spawn(&settings, true).await;
     let dead_lettered_game_overs = r#"stats_tracker_worker_events_total{product="exrps",type="game_over",outcome="dead_lettered"}"#;
-    // The recorder is process-wide: measure the change, not the total.
-    let before = metric_value(
-        &app.get("/metrics").await.text().await.expect("text"),
-        dead_lettered_game_overs,
-    );
+    let before = metric(&app, dead_lettered_game_overs).await;
     let mut stream = redis.connection(1).await;
     let events = vec![
         ev(&[
@@ -335,10 +333,7 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
     );
 
     // The worker's metrics count them.
-    let after = metric_value(
-        &app.get("/metrics").await.text().await.expect("text"),
-        dead_lettered_game_overs,
-    );
+    let after = metric(&app, dead_lettered_game_overs).await;
     assert_eq!(after - before, 2.0);
     app.stop().await;
 }
@@ -406,17 +401,10 @@ async fn a_backlog_read_in_large_batches_equals_the_reference_model() {
     let ids = push_events(&mut stream, &events).await;
     let app = TestApp::spawn(&settings, true).await;
     let stale_reloads = "stats_tracker_worker_stale_reloads_total";
-    // The recorder is process-wide: measure the change, not the total.
-    let before = metric_value(
-        &app.get("/metrics").await.text().await.expect("text"),
-        stale_reloads,
-    );
+    let before = metric(&app, stale_reloads).await;
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
     // Each call was planned on the position the one before it leaves: none was refused.
-    let after = metric_value(
-        &app.get("/metrics").await.text().await.expect("text"),
-        stale_reloads,
-    );
+    let after = metric(&app, stale_reloads).await;
     assert_eq!(after, before, "script calls refused as stale");
 
     let mut store = redis.connection(0).await;
@@ -441,15 +429,11 @@ async fn a_script_cache_flushed_under_the_worker_is_reloaded_in_place() {
     let mut ids = push_events(&mut stream, &events[..half]).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
 
-    let counters = |metrics: &str| {
-        [
-            "stats_tracker_worker_redis_errors_total",
-            "stats_tracker_worker_stale_reloads_total",
-        ]
-        .map(|series| metric_value(metrics, series))
-    };
-    // The recorder is process-wide: measure the change, not the total.
-    let before = counters(&app.get("/metrics").await.text().await.expect("text"));
+    let (errors, stale) = (
+        "stats_tracker_worker_redis_errors_total",
+        "stats_tracker_worker_stale_reloads_total",
+    );
+    let before = (metric(&app, errors).await, metric(&app, stale).await);
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut store)
@@ -457,7 +441,7 @@ async fn a_script_cache_flushed_under_the_worker_is_reloaded_in_place() {
         .expect("SCRIPT FLUSH");
     ids.extend(push_events(&mut stream, &events[half..]).await);
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
-    let after = counters(&app.get("/metrics").await.text().await.expect("text"));
+    let after = (metric(&app, errors).await, metric(&app, stale).await);
     assert_eq!(after, before, "Redis errors and stale reloads");
 
     let prefix = &settings.store.key_prefix;
