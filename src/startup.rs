@@ -53,6 +53,8 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
     Ok(AppState {
         store,
         labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
+        stats: Arc::new(games.stats()),
+        original_stats_values: settings.server.original_stats_values,
         games,
         admin_token: settings.server.admin_token.clone(),
         ingest,

@@ -126,6 +126,21 @@ pub struct ServerSettings {
     pub page_cache_ms: u64,
     /// Rows of a board's head kept for pages: pages past them are read from Redis.
     pub page_cache_rows: u64,
+    /// How `GET /stats/{product}/{user}` encodes values: as the original service did
+    /// (strings of the stored numbers) or as JSON numbers.
+    pub original_stats_values: StatValues,
+}
+
+/// How the original stats route encodes a stat's value.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StatValues {
+    /// `"1"`, as the original service answered (a portal tests values for truthiness in
+    /// JavaScript, where `"0"` is shown and `0` is not).
+    #[default]
+    Strings,
+    /// `1`.
+    Numbers,
 }
 
 /// A secret setting (a token): compared in constant time, never printed.
@@ -229,6 +244,7 @@ impl Settings {
                 top_ten_cache_ms: 100,
                 page_cache_ms: 100,
                 page_cache_rows: 1000,
+                original_stats_values: StatValues::Strings,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),

@@ -9,6 +9,13 @@ use crate::core::registry::Registry;
 pub trait StatsHandler: Send + Sync {
     /// Adds the stat changes `event` causes, or rejects the event as unusable.
     fn record(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection>;
+
+    /// Stats that every player who has played has, zero until counted: when a player's stats
+    /// hold any of them, reads show the missing ones as 0 (the original service wrote `games`,
+    /// `wins` and `losses` on every `game_over`, zeros included). Default: none.
+    fn zero_start_stats(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Stats handlers by product.

@@ -7,19 +7,34 @@ use crate::core::store::{Store, StoreError};
 
 /// All stats of `player` in `product`, by name; empty when the player has none.
 ///
-/// Values are numbers; a value that is not (only possible if something else wrote the key)
-/// is left out rather than failing the whole read.
+/// `zero_start` are the stats a player who has played always has (the product's
+/// [`StatsHandler::zero_start_stats`](super::handlers::StatsHandler::zero_start_stats)): when
+/// the stored stats hold any of them, the missing ones read as 0. A player with no stats stays
+/// empty. Values are numbers; a value that is not (only possible if something else wrote the
+/// key) is left out rather than failing the whole read.
 pub async fn read(
     store: &Store,
     product: &ProductId,
     player: &PlayerId,
+    zero_start: &[String],
 ) -> Result<BTreeMap<String, serde_json::Number>, StoreError> {
     let key = store.keys().product(product).stats(player);
     let raw: HashMap<String, String> = store.query(redis::cmd("HGETALL").arg(key)).await?;
-    Ok(raw
+    let mut stats: BTreeMap<String, serde_json::Number> = raw
         .into_iter()
         .filter_map(|(name, value)| parse_number(&value).map(|number| (name, number)))
-        .collect())
+        .collect();
+    fill_zero_start(&mut stats, zero_start);
+    Ok(stats)
+}
+
+/// Adds the `zero_start` stats missing from `stats` as 0, if `stats` holds any of them.
+fn fill_zero_start(stats: &mut BTreeMap<String, serde_json::Number>, zero_start: &[String]) {
+    if zero_start.iter().any(|name| stats.contains_key(name)) {
+        for name in zero_start {
+            stats.entry(name.clone()).or_insert_with(|| 0.into());
+        }
+    }
 }
 
 fn parse_number(value: &str) -> Option<serde_json::Number> {
@@ -30,4 +45,40 @@ fn parse_number(value: &str) -> Option<serde_json::Number> {
         .parse::<f64>()
         .ok()
         .and_then(serde_json::Number::from_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(pairs: &[(&str, i64)]) -> BTreeMap<String, serde_json::Number> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).into()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_start_stats_appear_once_any_of_them_is_counted() {
+        let zero_start: Vec<String> = ["games", "wins", "losses"].map(str::to_owned).to_vec();
+        let mut played = stats(&[("games", 1), ("wins", 1), ("rock_selection_count", 2)]);
+        fill_zero_start(&mut played, &zero_start);
+        assert_eq!(
+            played,
+            stats(&[
+                ("games", 1),
+                ("wins", 1),
+                ("losses", 0),
+                ("rock_selection_count", 2)
+            ])
+        );
+
+        // Only gameplay counted (no match yet), or nothing at all: nothing added.
+        let mut gameplay_only = stats(&[("rock_selection_count", 2)]);
+        fill_zero_start(&mut gameplay_only, &zero_start);
+        assert_eq!(gameplay_only, stats(&[("rock_selection_count", 2)]));
+        let mut none = stats(&[]);
+        fill_zero_start(&mut none, &zero_start);
+        assert!(none.is_empty());
+    }
 }

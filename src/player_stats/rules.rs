@@ -60,7 +60,22 @@ impl StatsHandler for RuleSet {
         }
         Ok(())
     }
+
+    fn zero_start_stats(&self) -> Vec<String> {
+        let mut stats = Vec::new();
+        for rule in &self.rules {
+            if let StatRule::MatchResults = rule {
+                // Not `draws`: the original had none, and its answers had no `draws` field.
+                stats.extend(MATCH_RESULTS_ZERO_START.map(str::to_owned));
+            }
+        }
+        stats.dedup();
+        stats
+    }
 }
+
+/// The stats of `match_results` that a player has from their first match on.
+const MATCH_RESULTS_ZERO_START: [&str; 3] = ["games", "wins", "losses"];
 
 impl StatRule {
     fn record(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection> {

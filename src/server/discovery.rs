@@ -37,7 +37,8 @@ pub struct ProductBoards {
 pub struct PlayerStats {
     pub product_id: String,
     pub user_id: String,
-    /// Stat name → number; `{}` when none.
+    /// Stat name → number; `{}` when none. A player who has played has every stat the
+    /// product's rules start at zero (`games`, `wins`, `losses` by default), 0 included.
     #[schema(value_type = BTreeMap<String, f64>)]
     pub stats: BTreeMap<String, serde_json::Number>,
 }
@@ -117,7 +118,8 @@ pub async fn player_stats(
     let Path((product, player)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let player = parse_player(&player)?;
-    let stats = player_stats::query::read(&state.store, &product, &player).await?;
+    let zero_start = state.stats.get(&product).zero_start_stats();
+    let stats = player_stats::query::read(&state.store, &product, &player, &zero_start).await?;
     Ok(Json(PlayerStats {
         product_id: product.to_string(),
         user_id: player.to_string(),

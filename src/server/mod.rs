@@ -23,10 +23,11 @@ pub use admin::Ingest;
 pub use cache::{HeadCache, MAX_TOP_TEN_ANSWERS, TopCache, head_cache_entries};
 pub use error::ApiError;
 
-use crate::core::config::Secret;
+use crate::core::config::{Secret, StatValues};
 use crate::core::metrics::ProductLabels;
 use crate::core::store::Store;
 use crate::games::Games;
+use crate::player_stats::handlers::StatsRegistry;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -35,6 +36,10 @@ pub struct AppState {
     pub labels: Arc<ProductLabels>,
     /// Boards and rules per product: which boards exist and how they rate.
     pub games: Arc<Games>,
+    /// Stats handlers per product: which stats a player who has played always has.
+    pub stats: Arc<StatsRegistry>,
+    /// How the original stats route encodes values.
+    pub original_stats_values: StatValues,
     /// The admin routes' token; `None` disables them.
     pub admin_token: Option<Secret>,
     /// HTTP event ingest; `None` (no ingest token configured) disables it.

@@ -8,8 +8,11 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
+use serde_json::Value;
+
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use crate::core::config::StatValues;
 use crate::core::ids::{PlayerId, ProductId};
 use crate::leaderboards::boards::Board;
 use crate::leaderboards::query::{self, BoardEntry};
@@ -49,7 +52,9 @@ pub async fn top_ten(
     Ok(Json(top))
 }
 
-/// `GET /stats/{product_id}/{user_id}`: every stat of one player in one game.
+/// `GET /stats/{product_id}/{user_id}`: every stat of one player in one game, encoded as the
+/// original service did: strings of the stored numbers (`server.original_stats_values =
+/// "numbers"` answers JSON numbers), `games`/`wins`/`losses` present once the player has played.
 #[utoipa::path(
     get,
     path = "/stats/{product_id}/{user_id}",
@@ -61,7 +66,7 @@ pub async fn top_ten(
         ("user_id" = String, Path, description = "Player id"),
     ),
     responses(
-        (status = 200, description = "Stat name → number; `{}` when none", body = BTreeMap<String, f64>),
+        (status = 200, description = "Stat name → value: a string of the number (`\"1\"`) by default, a JSON number with `server.original_stats_values = \"numbers\"`; a player who has played has `games`, `wins` and `losses`, 0 included; `{}` when the player has no stats", body = BTreeMap<String, String>),
         (status = 400, description = "Invalid product id, player id or path", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
@@ -69,12 +74,23 @@ pub async fn top_ten(
 pub async fn player_stats(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<BTreeMap<String, serde_json::Number>>, ApiError> {
+) -> Result<Json<BTreeMap<String, Value>>, ApiError> {
     let Path((product, player)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let player = parse_player(&player)?;
+    let zero_start = state.stats.get(&product).zero_start_stats();
+    let stats = player_stats::query::read(&state.store, &product, &player, &zero_start).await?;
     Ok(Json(
-        player_stats::query::read(&state.store, &product, &player).await?,
+        stats
+            .into_iter()
+            .map(|(name, number)| {
+                let value = match state.original_stats_values {
+                    StatValues::Strings => Value::String(number.to_string()),
+                    StatValues::Numbers => Value::Number(number),
+                };
+                (name, value)
+            })
+            .collect(),
     ))
 }
 

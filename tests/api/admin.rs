@@ -7,7 +7,7 @@ use stats_tracker::core::config::Secret;
 use stats_tracker::core::keys::encode_segment;
 
 use crate::helpers::{
-    STREAM, TestApp, TestRedis, push_events, settings, urlencode, wait_until_drained,
+    STREAM, TestApp, TestRedis, push_events, settings, stats_of, urlencode, wait_until_drained,
 };
 use crate::traffic::mixed_run;
 
@@ -121,12 +121,12 @@ async fn ingest_validates_appends_atomically_and_needs_its_own_token() {
     assert_eq!(length(&mut stream).await, 3);
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(
-        app.get_json("/stats/exrps/A").await.1,
-        json!({"games": 1, "wins": 1, "rock_selection_count": 1})
+        stats_of(&app, "exrps", "A").await,
+        json!({"games": 1, "wins": 1, "losses": 0, "rock_selection_count": 1})
     );
     assert_eq!(
-        app.get_json("/stats/squads/D").await.1,
-        json!({"games": 1, "losses": 1})
+        stats_of(&app, "squads", "D").await,
+        json!({"games": 1, "wins": 0, "losses": 1})
     );
 
     // Bodies over the limit are refused with 413.
@@ -242,12 +242,9 @@ async fn erasing_a_player_leaves_nothing_behind() {
     )
     .await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
-    let (_, stats) = app
-        .get_json(&format!("/stats/exrps/{}", urlencode(&victim)))
-        .await;
     assert_eq!(
-        stats,
-        json!({"games": 1, "wins": 1, "current_win_streak": 1, "best_win_streak": 1})
+        stats_of(&app, "exrps", &victim).await,
+        json!({"games": 1, "wins": 1, "losses": 0, "current_win_streak": 1, "best_win_streak": 1})
     );
     let (_, rating) = app
         .get_json(&format!(

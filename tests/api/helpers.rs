@@ -394,3 +394,15 @@ pub async fn dead_letters(
 pub fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// A player's stats as JSON numbers, from the v1 route (the original route answers strings).
+pub async fn stats_of(app: &TestApp, product: &str, player: &str) -> serde_json::Value {
+    let path = format!(
+        "/v1/products/{}/players/{}/stats",
+        urlencode(product),
+        urlencode(player)
+    );
+    let (status, body) = app.get_json(&path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body["stats"].clone()
+}

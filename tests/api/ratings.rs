@@ -20,7 +20,7 @@ use stats_tracker::simulate::{Event, Rng};
 
 use crate::helpers::{
     TestApp, TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,
-    wait_until_drained,
+    stats_of, wait_until_drained,
 };
 
 const GAMES: &str = r#"
@@ -498,12 +498,11 @@ async fn rating_routes_show_state_history_and_predictions() {
         top,
         json!([{"user_id": "A", "score": 6}, {"user_id": "B", "score": 0}])
     );
-    let (_, b_stats) = app.get_json("/stats/duel/B").await;
     assert_eq!(
-        b_stats,
-        json!({"games": 7, "losses": 6, "draws": 1, "current_win_streak": 0})
+        stats_of(&app, "duel", "B").await,
+        json!({"games": 7, "wins": 0, "losses": 6, "draws": 1, "current_win_streak": 0})
     );
-    let (_, a_stats) = app.get_json("/stats/duel/A").await;
+    let a_stats = stats_of(&app, "duel", "A").await;
     assert_eq!(a_stats["best_win_streak"], 6);
     assert_eq!(a_stats["current_win_streak"], 0);
 
@@ -662,21 +661,21 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
         .collect();
     assert_eq!(letters, vec![ids[7].clone(), ids[8].clone()]);
 
-    let (_, a) = app.get_json("/stats/arena/A").await;
+    let a = stats_of(&app, "arena", "A").await;
     assert_eq!(
         a,
         json!({"kills": 10, "most_kills": 7, "fastest_lap": 59.25, "level": 2,
-               "games": 1, "wins": 1, "total_score": 12.5, "best_score": 12.5})
+               "games": 1, "wins": 1, "losses": 0, "total_score": 12.5, "best_score": 12.5})
     );
-    let (_, b) = app.get_json("/stats/arena/B").await;
-    assert_eq!(b, json!({"games": 1, "losses": 1}));
-    let (_, a) = app.get_json("/stats/exrps/A").await;
+    let b = stats_of(&app, "arena", "B").await;
+    assert_eq!(b, json!({"games": 1, "wins": 0, "losses": 1}));
+    let a = stats_of(&app, "exrps", "A").await;
     assert_eq!(
         a,
         json!({"games": 3, "wins": 2, "losses": 1, "rounds_won": 1, "fighters_selected": 1,
                "current_win_streak": 0, "best_win_streak": 2})
     );
-    let (_, b) = app.get_json("/stats/exrps/B").await;
+    let b = stats_of(&app, "exrps", "B").await;
     assert_eq!(b["rounds_lost"], 1);
     assert_eq!(b["current_win_streak"], 1);
 

@@ -232,7 +232,7 @@ async fn discovery_lists_products_boards_and_player_stats() {
     assert_eq!(status, 200);
     assert_eq!(
         stats,
-        json!({"product_id": "newgame", "user_id": "A", "stats": {"games": 1, "wins": 1}})
+        json!({"product_id": "newgame", "user_id": "A", "stats": {"games": 1, "wins": 1, "losses": 0}})
     );
     app.stop().await;
 }

@@ -1343,12 +1343,13 @@ async fn probe_latency(
     Ok(run)
 }
 
-/// The `games` stat of a `GET /stats/…` body.
+/// The `games` stat of a `GET /stats/…` body (a string of the number, as the original service
+/// answered, or a number when the server is set to answer numbers).
 fn games(body: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()?
-        .get("games")?
-        .as_u64()
+    match serde_json::from_slice::<serde_json::Value>(body).ok()?.get("games")? {
+        serde_json::Value::String(text) => text.parse().ok(),
+        value => value.as_u64(),
+    }
 }
 
 /// The worker's metrics, each name (labels dropped) summed over its series.
