@@ -26,7 +26,10 @@
 //! `~` is always encoded, so `{~dead_letters}` can never be a product's tag.
 //!
 //! Stream-side keys live next to the event stream (possibly another server) and share the
-//! stream's own hash slot: `{<stream>}:<group>:lease` and `{<stream>}:<group>:lease_epoch`.
+//! stream's own hash slot: `{<stream>}:<group>:lease` and `{<stream>}:<group>:lease_epoch`
+//! (the worker lease), and `{<stream>}:<group>:acked` (hash: partition → the applied position
+//! the store held when its last batch was acknowledged, so a store that lost acknowledged
+//! writes is noticed and re-derived from the stream).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -206,6 +209,8 @@ pub struct StreamKeys {
     pub stream: String,
     pub lease: String,
     pub lease_epoch: String,
+    /// Per partition, the applied position of the last batch acknowledged (see `ack.lua`).
+    pub acked: String,
 }
 
 impl StreamKeys {
@@ -216,6 +221,7 @@ impl StreamKeys {
             stream: stream.to_owned(),
             lease: format!("{{{tag}}}:{group}:lease"),
             lease_epoch: format!("{{{tag}}}:{group}:lease_epoch"),
+            acked: format!("{{{tag}}}:{group}:acked"),
         }
     }
 }
@@ -281,6 +287,7 @@ mod tests {
         let keys = StreamKeys::new("game_event_stream", "stats-tracker");
         assert_eq!(hash_tag(&keys.lease), "game_event_stream");
         assert_eq!(hash_tag(&keys.lease_epoch), "game_event_stream");
+        assert_eq!(hash_tag(&keys.acked), "game_event_stream");
         let tagged = StreamKeys::new("{events}.v2", "g");
         assert_eq!(hash_tag(&tagged.lease), hash_tag(&tagged.stream));
     }

@@ -98,6 +98,23 @@ impl Committer {
         Ok(())
     }
 
+    /// The store server's `run_id`: it changes when the server restarts (and so may have come
+    /// back with less than it had, from an AOF or a snapshot) or another server answers.
+    pub async fn store_run_id(&self) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let info: String = bounded(
+            self.timeout,
+            redis::cmd("INFO").arg("server").query_async(&mut conn),
+        )
+        .await?;
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
+    }
+
     /// Loads into `known` the positions and rating states planning needs.
     pub async fn load(&self, needs: &Needs, known: &mut Known) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();

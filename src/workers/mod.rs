@@ -14,6 +14,7 @@
 
 mod commit;
 pub mod plan;
+mod recover;
 mod stream;
 
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
 use commit::{CommitError, Committer, PreparedCommit};
-use plan::{Known, Rules};
+use plan::{Known, Needs, Partition, Rules};
 use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
 
 /// How long one Redis command of the worker may take (blocking waits get more).
@@ -54,6 +55,16 @@ enum WorkerError {
     CommitTask(#[from] tokio::task::JoinError),
     #[error("the commit task stopped")]
     CommitsStopped,
+    #[error("the store server restarted or changed (run_id {was} → {now})")]
+    StoreRestarted { was: String, now: String },
+    #[error(
+        "the store lost acknowledged writes: {partition} is at {store} but was acknowledged at {acked}"
+    )]
+    StoreBehind {
+        partition: String,
+        store: String,
+        acked: String,
+    },
 }
 
 impl From<StoreError> for WorkerError {
@@ -66,6 +77,9 @@ impl From<StoreError> for WorkerError {
 struct Planned {
     /// Every id the batch read (entries and vanished ids), to acknowledge after the commit.
     ids: Vec<String>,
+    /// The applied positions the commit leaves, by partition record name, to record with the
+    /// acknowledgement.
+    positions: Vec<(String, String)>,
     commit: PreparedCommit,
     /// Per entry, for metrics.
     outcomes: Vec<plan::EntryOutcome>,
@@ -129,6 +143,13 @@ impl Worker {
                     tracing::warn!("the store changed under the worker; reloading its state");
                     continue;
                 }
+                Err(
+                    error @ (WorkerError::StoreBehind { .. } | WorkerError::StoreRestarted { .. }),
+                ) => {
+                    // The next lease start re-derives what the store lost.
+                    tracing::warn!(%error, "reloading to re-derive lost effects");
+                    continue;
+                }
                 Err(WorkerError::Stream(StreamError::LeaseLost))
                 | Err(WorkerError::Commit(CommitError::Fenced)) => {
                     tracing::warn!("lost the stream lease; standing by");
@@ -170,20 +191,26 @@ impl Worker {
         // What this worker knows of the store: valid while it holds this lease, and only
         // until an error (returning drops it).
         let mut known = Known::default();
-        let mut read = self
-            .stream
-            .read(&lease, &ReadFrom::Pending("0-0".to_owned()))
-            .await?;
         // Planned batches are handed to the commit task, which sends each batch's commit
         // without waiting for the previous one's replies (see `Commits`).
         self.sink.committer.load_script().await?;
         let mut commits = Commits::start(self.sink.clone());
+        // Effects the store lost after they were acknowledged come first: they precede
+        // everything still to read.
+        self.rederive_lost(&lease, &mut known, &mut commits).await?;
+        // A store that restarts later may come back with less (an AOF missing its last
+        // second, an older snapshot) while this worker idles: its run_id says so.
+        let store_id = self.sink.committer.store_run_id().await?;
+        let mut read = self
+            .stream
+            .read(&lease, &ReadFrom::Pending("0-0".to_owned()))
+            .await?;
         loop {
             let next = read.next.clone().unwrap_or(ReadFrom::New);
             if let Some(last_id) = &read.idle_after {
                 // Nothing new: commit what is planned before waiting.
                 commits.flush().await?;
-                self.sample_lag(&mut lag_sampled).await;
+                self.sample(&mut lag_sampled, &store_id).await?;
                 tokio::select! {
                     waited = self.stream.wait_for_new(last_id) => waited?,
                     _ = shutdown.cancelled() => {}
@@ -218,7 +245,7 @@ impl Worker {
                 commits.send(batch).await?;
                 commits.flush().await?;
                 read = self.stream.read(&lease, &next).await?;
-                self.sample_lag(&mut lag_sampled).await;
+                self.sample(&mut lag_sampled, &store_id).await?;
                 continue;
             }
             // A backlog: plan batch N+1 and read batch N+2 while the commit task commits
@@ -229,7 +256,7 @@ impl Worker {
             );
             commits.send(planning?).await?;
             read = read_ahead?;
-            self.sample_lag(&mut lag_sampled).await;
+            self.sample(&mut lag_sampled, &store_id).await?;
         }
         // Both ways out of the loop commit what was planned first.
         // Let a standby take over at once instead of after the lease times out.
@@ -279,6 +306,7 @@ impl Worker {
         if ids.is_empty() {
             return Ok(Planned {
                 ids,
+                positions: Vec::new(),
                 commit: PreparedCommit::default(),
                 outcomes: Vec::new(),
                 dead_letters: 0,
@@ -288,15 +316,21 @@ impl Worker {
         let parsed = plan::parse(&read.entries);
         let needs = plan::needs(&parsed, &self.rules, known);
         self.sink.committer.load(&needs, known).await?;
+        self.check_not_behind(&needs.positions, known).await?;
         // Let the commit task and the read (often queued on this thread) send what they have
         // before the CPU work of planning, when there was nothing to load (which would have
         // let them go).
         tokio::task::yield_now().await;
         let batch = plan::plan(&parsed, &read.deleted, &self.rules, known);
         let commit = self.sink.committer.prepare(lease.epoch, &batch, known);
+        let positions = Known::positions_after(&batch)
+            .into_iter()
+            .map(|(partition, position)| (partition.record_name(), position))
+            .collect();
         known.advance_past(&batch);
         Ok(Planned {
             ids,
+            positions,
             commit,
             outcomes: batch.outcomes,
             dead_letters: batch.dead_letters.len(),
@@ -304,12 +338,154 @@ impl Worker {
         })
     }
 
-    /// Updates the lag and pending gauges, at most once per [`LAG_INTERVAL`].
-    async fn sample_lag(&self, last: &mut Instant) {
+    /// Fails if a partition just loaded from the store is behind the position recorded when
+    /// its last batch was acknowledged: the store lost acknowledged writes, and planning on
+    /// it would apply new entries past the lost ones (the next lease start re-derives them).
+    async fn check_not_behind(
+        &self,
+        loaded: &[Partition],
+        known: &Known,
+    ) -> Result<(), WorkerError> {
+        let names: Vec<String> = loaded.iter().map(Partition::record_name).collect();
+        let recorded = self.stream.acked_positions_of(&names).await?;
+        let recorded: Vec<(Partition, String)> = loaded
+            .iter()
+            .cloned()
+            .zip(recorded)
+            .filter_map(|(partition, acked)| Some((partition, acked?)))
+            .collect();
+        match recover::lost(&recorded, known).into_iter().next() {
+            None => Ok(()),
+            Some(lost) => Err(WorkerError::StoreBehind {
+                partition: lost.partition.record_name(),
+                store: lost.store.unwrap_or_else(|| "nothing".to_owned()),
+                acked: lost.acked,
+            }),
+        }
+    }
+
+    /// At a lease's start: finds the partitions whose store position is behind the position
+    /// recorded with their last acknowledgement (the store lost acknowledged writes) and
+    /// applies their entries again from the stream, in order, before anything else is read.
+    /// See `recover`.
+    async fn rederive_lost(
+        &self,
+        lease: &Lease,
+        known: &mut Known,
+        commits: &mut Commits,
+    ) -> Result<(), WorkerError> {
+        let recorded: Vec<(Partition, String)> = self
+            .stream
+            .acked_positions()
+            .await?
+            .into_iter()
+            .filter_map(|(name, acked)| Some((Partition::from_record_name(&name)?, acked)))
+            .collect();
+        for chunk in recorded.chunks(1000) {
+            let needs = Needs {
+                positions: chunk
+                    .iter()
+                    .map(|(partition, _)| partition.clone())
+                    .collect(),
+                ratings: Vec::new(),
+            };
+            self.sink.committer.load(&needs, known).await?;
+        }
+        let lost = recover::lost(&recorded, known);
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let pending = self.stream.pending_bounds().await?;
+        let (start, end) = recover::range(&lost, pending.as_ref());
+        tracing::warn!(
+            partitions = lost.len(),
+            from = %start,
+            to = %end,
+            "the store lost writes the stream had acknowledged; re-deriving them from the stream"
+        );
+        let max_deleted = self.stream.max_deleted_id().await?;
+        for gap in lost
+            .iter()
+            .filter(|lost| recover::may_be_trimmed(lost, max_deleted.as_deref()))
+        {
+            metrics::counter!("stats_tracker_worker_unrecoverable_partitions_total").increment(1);
+            tracing::error!(
+                partition = gap.partition.record_name(),
+                store = gap.store.as_deref().unwrap_or("nothing"),
+                acked = %gap.acked,
+                max_deleted = max_deleted.as_deref().unwrap_or(""),
+                "entries the store lost may be gone from the stream (deleted or trimmed): \
+                 re-deriving what is left, in order; effects of entries no longer there are lost"
+            );
+        }
+        let mut from = start;
+        let mut rederived = 0;
+        loop {
+            let entries = self
+                .stream
+                .range(&from, &end, self.stream.batch_size())
+                .await?;
+            let Some(last) = entries.last() else {
+                break;
+            };
+            from = format!("({}", last.id);
+            let more = entries.len() == self.stream.batch_size();
+            let read = Read {
+                entries,
+                ..Read::default()
+            };
+            let batch = self.plan_read(lease, &read, known).await?;
+            rederived += batch
+                .outcomes
+                .iter()
+                .filter(|outcome| outcome.outcome != plan::Outcome::Replayed)
+                .count();
+            commits.send(batch).await?;
+            if !more {
+                break;
+            }
+        }
+        commits.flush().await?;
+        metrics::counter!("stats_tracker_worker_rederived_entries_total")
+            .increment(rederived as u64);
+        metrics::counter!("stats_tracker_worker_rederivations_total").increment(1);
+        // A record still ahead of the store now is ahead of every effect the stream gives
+        // (its entries are gone, or the games file changed what they do): lower it, or every
+        // lease would find the partition behind again.
+        for lost in &lost {
+            let now = known.positions.get(&lost.partition).cloned().flatten();
+            let still_behind = now
+                .as_deref()
+                .is_none_or(|now| plan::compare_ids(now, &lost.acked).is_lt());
+            if still_behind {
+                self.stream
+                    .set_acked_position(&lost.partition.record_name(), now.as_deref())
+                    .await?;
+            }
+        }
+        tracing::warn!(
+            rederived,
+            partitions = lost.len(),
+            "re-derived the effects the store had lost"
+        );
+        Ok(())
+    }
+
+    /// At most once per [`LAG_INTERVAL`]: updates the lag and pending gauges, and fails if the
+    /// store server is no longer the one (`store_id`) the lease started with, so that the next
+    /// lease start re-derives whatever it came back without.
+    async fn sample(&self, last: &mut Instant, store_id: &str) -> Result<(), WorkerError> {
         if last.elapsed() < LAG_INTERVAL {
-            return;
+            return Ok(());
         }
         *last = Instant::now();
+        let now = self.sink.committer.store_run_id().await?;
+        if now != store_id {
+            return Err(WorkerError::StoreRestarted {
+                was: store_id.to_owned(),
+                now,
+            });
+        }
         match self.stream.lag().await {
             Ok((lag, pending)) => {
                 if let Some(lag) = lag {
@@ -319,6 +495,7 @@ impl Worker {
             }
             Err(error) => tracing::debug!(%error, "could not sample consumer lag"),
         }
+        Ok(())
     }
 }
 
@@ -327,6 +504,7 @@ impl Sink {
     async fn commit_planned(&self, planned: Planned) -> Result<(), WorkerError> {
         let Planned {
             ids,
+            positions,
             commit,
             outcomes,
             dead_letters,
@@ -337,7 +515,7 @@ impl Sink {
         }
         let counts = self.committer.commit(&commit).await?;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.stream.ack(&ids).await?;
+        self.stream.ack(&ids, &positions).await?;
 
         // Counted per batch, not per event: label lookups cost more than the work itself.
         let mut tally: std::collections::HashMap<(&str, &str, &str), u64> =
@@ -388,7 +566,7 @@ const COMMITS_IN_FLIGHT: usize = 3;
 
 /// What the loop hands the commit task.
 enum ToCommit {
-    Batch(Planned),
+    Batch(Box<Planned>),
     /// Answered once every batch handed over before is committed and acknowledged.
     Flush(oneshot::Sender<()>),
 }
@@ -417,7 +595,7 @@ impl Commits {
 
     /// Hands a planned batch over; its commit starts at once unless too many are in flight.
     async fn send(&mut self, batch: Planned) -> Result<(), WorkerError> {
-        if self.batches.send(ToCommit::Batch(batch)).await.is_err() {
+        if self.batches.send(ToCommit::Batch(Box::new(batch))).await.is_err() {
             return Err(self.failure().await);
         }
         Ok(())
@@ -461,7 +639,7 @@ async fn run_commits(
                 Some(ToCommit::Batch(batch)) => {
                     // Calls of a later batch sent meanwhile would overtake those it waits to send.
                     let alone = batch.commit.waits_within();
-                    in_flight.push_back(sink.commit_planned(batch));
+                    in_flight.push_back(sink.commit_planned(*batch));
                     if alone {
                         finish(&mut in_flight).await?;
                     }

@@ -65,6 +65,24 @@ pub enum Partition {
     DeadLetters,
 }
 
+impl Partition {
+    /// Its name in the stream side's record of acknowledged positions.
+    pub fn record_name(&self) -> String {
+        match self {
+            Partition::Product(product) => format!("product:{product}"),
+            Partition::DeadLetters => "dead_letters".to_owned(),
+        }
+    }
+
+    /// The partition a record name names; `None` for a name no partition has.
+    pub fn from_record_name(name: &str) -> Option<Self> {
+        match name.strip_prefix("product:") {
+            Some(product) => ProductId::parse(product).ok().map(Partition::Product),
+            None => (name == "dead_letters").then_some(Partition::DeadLetters),
+        }
+    }
+}
+
 /// What the worker knows of the store. Valid only while it holds the lease (it is the only
 /// writer then); dropped on any error or lease change.
 #[derive(Debug, Default)]
@@ -89,20 +107,26 @@ impl Known {
         }
     }
 
+    /// The applied positions `batch` leaves, per partition it writes.
+    pub fn positions_after(batch: &BatchPlan) -> Vec<(Partition, String)> {
+        let products = batch.products.iter().filter_map(|(product, events)| {
+            let last = events.last()?;
+            Some((Partition::Product(product.clone()), last.id.clone()))
+        });
+        let letters = batch
+            .dead_letters
+            .last()
+            .map(|last| (Partition::DeadLetters, last.id.clone()));
+        products.chain(letters).collect()
+    }
+
     /// Moves the positions past a planned batch, so the next batch can be planned before this
     /// one is committed. Safe because batches are committed in the order they are planned,
     /// each commit only applies on the position it was planned on, and any failed commit
     /// drops the whole `Known`.
     pub fn advance_past(&mut self, batch: &BatchPlan) {
-        for (product, events) in &batch.products {
-            if let Some(last) = events.last() {
-                self.positions
-                    .insert(Partition::Product(product.clone()), Some(last.id.clone()));
-            }
-        }
-        if let Some(last) = batch.dead_letters.last() {
-            self.positions
-                .insert(Partition::DeadLetters, Some(last.id.clone()));
+        for (partition, position) in Self::positions_after(batch) {
+            self.positions.insert(partition, Some(position));
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::core::event::RawEntry;
 use crate::core::keys::StreamKeys;
 use crate::core::store::{self, StoreError, bounded};
 
+/// Records acknowledged positions (see `ack`).
+const ACKED_SCRIPT: &str = include_str!("acked.lua");
+
 /// Proof of holding the lease: the epoch fences store writes, the token fences reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -252,23 +255,168 @@ impl EventStream {
         .map_err(StreamError::from)
     }
 
-    /// Acknowledges entries whose effects are committed.
-    pub async fn ack(&self, ids: &[&str]) -> Result<(), StreamError> {
-        if ids.is_empty() {
+    /// Acknowledges entries whose effects are committed and, in the same transaction, records
+    /// the applied positions the commit left in the store (`(partition name, position)`; see
+    /// `acked.lua`), so that a store which later loses them is noticed.
+    pub async fn ack(
+        &self,
+        ids: &[&str],
+        positions: &[(String, String)],
+    ) -> Result<(), StreamError> {
+        if ids.is_empty() && positions.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
-        bounded(
-            self.timeout,
-            redis::cmd("XACK")
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !ids.is_empty() {
+            pipe.cmd("XACK")
                 .arg(&self.keys.stream)
                 .arg(&self.group)
                 .arg(ids)
-                .query_async::<u64>(&mut conn),
+                .ignore();
+        }
+        if !positions.is_empty() {
+            // EVAL, not EVALSHA: a script missing inside MULTI could not be loaded and re-sent.
+            let eval = pipe
+                .cmd("EVAL")
+                .arg(ACKED_SCRIPT)
+                .arg(1)
+                .arg(&self.keys.acked);
+            for (partition, position) in positions {
+                eval.arg(partition).arg(position);
+            }
+            eval.ignore();
+        }
+        let mut conn = self.conn.clone();
+        bounded(self.timeout, pipe.query_async::<()>(&mut conn))
+            .await
+            .map_err(StreamError::from)
+    }
+
+    /// Every recorded acknowledged position: `(partition name, position)`.
+    pub async fn acked_positions(&self) -> Result<Vec<(String, String)>, StreamError> {
+        let mut conn = self.conn.clone();
+        let recorded: Vec<(String, String)> = bounded(
+            self.timeout,
+            redis::cmd("HGETALL")
+                .arg(&self.keys.acked)
+                .query_async(&mut conn),
         )
-        .await
-        .map(|_| ())
-        .map_err(StreamError::from)
+        .await?;
+        Ok(recorded)
+    }
+
+    /// The recorded acknowledged positions of `partitions` (names), `None` where none is.
+    pub async fn acked_positions_of(
+        &self,
+        partitions: &[String],
+    ) -> Result<Vec<Option<String>>, StreamError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let recorded: Vec<Option<String>> = bounded(
+            self.timeout,
+            redis::cmd("HMGET")
+                .arg(&self.keys.acked)
+                .arg(partitions)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(recorded)
+    }
+
+    /// Replaces a partition's recorded position (`None`: forgets it). Only for the lease
+    /// holder, when re-deriving showed the record is ahead of every effect the stream gives.
+    pub async fn set_acked_position(
+        &self,
+        partition: &str,
+        position: Option<&str>,
+    ) -> Result<(), StreamError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd(if position.is_some() { "HSET" } else { "HDEL" });
+        cmd.arg(&self.keys.acked).arg(partition);
+        if let Some(position) = position {
+            cmd.arg(position);
+        }
+        bounded(self.timeout, cmd.query_async::<()>(&mut conn))
+            .await
+            .map_err(StreamError::from)
+    }
+
+    /// The lowest and highest id pending in the group, if any is.
+    pub async fn pending_bounds(&self) -> Result<Option<(String, String)>, StreamError> {
+        let mut conn = self.conn.clone();
+        let summary: Vec<Value> = bounded(
+            self.timeout,
+            redis::cmd("XPENDING")
+                .arg(&self.keys.stream)
+                .arg(&self.group)
+                .query_async(&mut conn),
+        )
+        .await?;
+        match (summary.get(1), summary.get(2)) {
+            (Some(Value::Nil), _) | (None, _) => Ok(None),
+            (Some(low), Some(high)) => Ok(Some((text(low)?, text(high)?))),
+            (Some(_), None) => Err(protocol("XPENDING summary")),
+        }
+    }
+
+    /// The highest id ever deleted or trimmed from the stream (`0-0`: none), from
+    /// `XINFO STREAM`; `None` when the stream does not exist.
+    pub async fn max_deleted_id(&self) -> Result<Option<String>, StreamError> {
+        let mut conn = self.conn.clone();
+        let info: Result<Value, StoreError> = bounded(
+            self.timeout,
+            redis::cmd("XINFO")
+                .arg("STREAM")
+                .arg(&self.keys.stream)
+                .query_async(&mut conn),
+        )
+        .await;
+        let pairs: Vec<(Value, Value)> = match info {
+            Ok(Value::Array(flat)) => {
+                let mut flat = flat.into_iter();
+                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+            }
+            Ok(Value::Map(pairs)) => pairs,
+            Ok(_) => return Err(protocol("XINFO STREAM reply")),
+            // No such key: nothing was ever deleted from it.
+            Err(StoreError::Redis(error))
+                if matches!(error.kind(), redis::ErrorKind::Server(_)) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for (name, value) in pairs {
+            if bytes(&name).as_deref() == Some(b"max-deleted-entry-id".as_slice()) {
+                return text(&value).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `count` entries from `start` to `end` (XRANGE bounds: `(id` excludes), in order.
+    pub async fn range(
+        &self,
+        start: &str,
+        end: &str,
+        count: usize,
+    ) -> Result<Vec<RawEntry>, StreamError> {
+        let mut conn = self.conn.clone();
+        let entries: Value = bounded(
+            self.timeout,
+            redis::cmd("XRANGE")
+                .arg(&self.keys.stream)
+                .arg(start)
+                .arg(end)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn),
+        )
+        .await?;
+        parse_entries(entries)
     }
 
     /// The group's lag (entries not yet delivered; `None` when Redis cannot tell) and

@@ -406,3 +406,13 @@ pub async fn stats_of(app: &TestApp, product: &str, player: &str) -> serde_json:
     assert_eq!(status, 200, "{path}: {body}");
     body["stats"].clone()
 }
+
+/// The value of one metric series (name and labels exactly as rendered; 0 when absent), from
+/// the app's `/metrics` (the in-process worker's metrics are there too).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

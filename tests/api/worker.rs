@@ -5,20 +5,13 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    GROUP, STREAM, TestApp, TestRedis, dead_letters, push_events, settings, wait_until_drained,
+    GROUP, STREAM, TestApp, TestRedis, dead_letters, metric, push_events, settings,
+    wait_until_drained,
 };
 use crate::traffic::{Event, Model, assert_run_matches, mixed_run};
 
 /// The value of the app's metric sample whose name and labels are `series`, 0 if absent.
 /// The recorder is process-wide: compare values before and after, never totals.
-async fn metric(app: &TestApp, series: &str) -> f64 {
-    let metrics = app.get("/metrics").await.text().await.expect("text");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn ev(pairs: &[(&str, &str)]) -> Event {
     pairs
         .iter()

@@ -1346,7 +1346,10 @@ async fn probe_latency(
 /// The `games` stat of a `GET /stats/…` body (a string of the number, as the original service
 /// answered, or a number when the server is set to answer numbers).
 fn games(body: &[u8]) -> Option<u64> {
-    match serde_json::from_slice::<serde_json::Value>(body).ok()?.get("games")? {
+    match serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("games")?
+    {
         serde_json::Value::String(text) => text.parse().ok(),
         value => value.as_u64(),
     }
