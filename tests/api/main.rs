@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod faults;
 mod fuzz;
+mod limits;
 mod ratings;
 mod server;
 mod worker;
