@@ -73,7 +73,7 @@ impl Limits {
     }
 }
 
-/// Binds `addr` with the backlog of `limits` (`TcpListener::bind` always asks for 1024).
+/// Binds `addr` with the backlog of `limits` (`TcpListener::bind` asks for a fixed one).
 pub fn bind(addr: SocketAddr, limits: &Limits) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
