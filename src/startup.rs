@@ -13,6 +13,7 @@ use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection};
 use crate::games::Games;
+use crate::server::listener::{self, Limits};
 use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
 use crate::workers::{self, Worker, plan::Rules};
 
@@ -73,10 +74,8 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
     })
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for {what} on {addr}"))
+fn bind(addr: SocketAddr, limits: &Limits, what: &str) -> anyhow::Result<TcpListener> {
+    listener::bind(addr, limits).with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 /// Runs `parts` until `shutdown` is cancelled. Binds every address before starting anything,
@@ -97,23 +96,25 @@ pub async fn run(
 
     // A bad games file stops start-up before anything runs.
     let games = load_games(&settings)?;
+    // The worker's metrics server is held to the API server's limits.
+    let limits = Limits::from_settings(&settings.server);
     let mut tasks = tokio::task::JoinSet::new();
     if matches!(parts, Parts::Server | Parts::All) {
-        let listener = bind(settings.server.bind, "the HTTP API").await?;
+        let listener = bind(settings.server.bind, &limits, "the HTTP API")?;
         let state = app_state(&settings, games.clone())?;
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            server::run(listener, state, shutdown)
+            server::run(listener, state, limits, shutdown)
                 .await
                 .context("HTTP server failed")
         });
     }
     if matches!(parts, Parts::Worker | Parts::All) {
-        let listener = workers::bind_metrics(settings.worker.metrics_bind).await?;
+        let listener = bind(settings.worker.metrics_bind, &limits, "worker metrics")?;
         let worker = Worker::new(&settings, Rules::from_games(&games))?;
         let metrics_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            workers::serve_metrics(listener, metrics_shutdown)
+            workers::serve_metrics(listener, limits, metrics_shutdown)
                 .await
                 .context("worker metrics server failed")
         });

@@ -129,6 +129,15 @@ pub struct ServerSettings {
     /// How `GET /stats/{product}/{user}` encodes values: as the original service did
     /// (strings of the stored numbers) or as JSON numbers.
     pub original_stats_values: StatValues,
+    /// Connections served at once; more wait in the listen backlog (of the same length).
+    pub max_connections: usize,
+    /// Largest request line plus headers (bytes); larger gets 431.
+    pub max_header_bytes: usize,
+    /// How long a client may take from a request's first byte to the end of its headers (ms);
+    /// then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may sit idle between requests (ms); then it is closed.
+    pub keep_alive_timeout_ms: u64,
 }
 
 /// How the original stats route encodes a stat's value.
@@ -245,6 +254,16 @@ impl Settings {
                 page_cache_ms: 100,
                 page_cache_rows: 1000,
                 original_stats_values: StatValues::Strings,
+                // Below the usual soft limit of 1024 open files, leaving some for Redis; each
+                // connection holds at most about two header buffers (64 KiB at 32 KiB).
+                max_connections: 1000,
+                // Fits the longest friends-list query (100 ids of 128 ASCII bytes) with room
+                // for ordinary headers.
+                max_header_bytes: 32 * 1024,
+                header_read_timeout_ms: 10_000,
+                // Longer than the usual load balancer idle timeout (60 s), so the balancer,
+                // not the server, closes idle connections: it never sends on one being closed.
+                keep_alive_timeout_ms: 75_000,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
@@ -336,6 +355,32 @@ impl Settings {
             return Err(ConfigError::Other(
                 "server.page_cache_rows must be at most 10000".into(),
             ));
+        }
+        if self.server.max_connections == 0 || self.server.max_connections > 1_000_000 {
+            return Err(ConfigError::Other(
+                "server.max_connections must be between 1 and 1000000".into(),
+            ));
+        }
+        if self.server.max_header_bytes < 1024 {
+            return Err(ConfigError::Other(
+                "server.max_header_bytes must be at least 1024, room for a request line and \
+                 its usual headers"
+                    .into(),
+            ));
+        }
+        for (name, timeout_ms) in [
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            (
+                "server.keep_alive_timeout_ms",
+                self.server.keep_alive_timeout_ms,
+            ),
+        ] {
+            if timeout_ms == 0 {
+                return Err(ConfigError::Other(format!("{name} must be at least 1")));
+            }
         }
         if self.stream.lease_ttl_ms < 3 * self.stream.block_ms.max(100) {
             return Err(ConfigError::Other(
@@ -530,6 +575,37 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("page_cache_rows"), "{err}");
+            jail.set_env("STATS_TRACKER__SERVER__PAGE_CACHE_ROWS", "1000");
+
+            for (env, value, named) in [
+                (
+                    "STATS_TRACKER__SERVER__MAX_CONNECTIONS",
+                    "0",
+                    "max_connections",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__MAX_HEADER_BYTES",
+                    "100",
+                    "max_header_bytes",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__HEADER_READ_TIMEOUT_MS",
+                    "0",
+                    "header_read_timeout_ms",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__KEEP_ALIVE_TIMEOUT_MS",
+                    "0",
+                    "keep_alive_timeout_ms",
+                ),
+            ] {
+                jail.set_env(env, value);
+                let err = Settings::load(Mode::Development, None)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(named), "{err}");
+                jail.clear_env();
+            }
             Ok(())
         });
     }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -213,12 +213,14 @@ pub struct Accepted {
 )]
 pub async fn ingest(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<Value>, JsonRejection>,
+    request: Request,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    // The token is checked before a byte of the body is read (taking `Json` as an argument
+    // would read it first): a client without the token cannot make the server buffer and
+    // parse up to `server.max_body_bytes`.
     authorize(
         state.ingest.as_ref().map(|i| &i.token),
-        &headers,
+        request.headers(),
         "event ingest",
     )?;
     let Some(ingest) = &state.ingest else {
@@ -227,7 +229,9 @@ pub async fn ingest(
             message: "event ingest is disabled".into(),
         });
     };
-    let Json(body) = body?;
+    // Through `Json`'s own extractor: the content type check and the body limit
+    // (`DefaultBodyLimit`, `server.max_body_bytes`) apply as they would to an argument.
+    let Json(body) = Json::<Value>::from_request(request, &state).await?;
     let events = match body {
         Value::Array(events) => events,
         event @ Value::Object(_) => vec![event],

@@ -5,6 +5,7 @@ mod boards;
 mod cache;
 mod discovery;
 mod error;
+pub mod listener;
 mod observability;
 mod openapi;
 mod ratings;
@@ -141,16 +142,16 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_headers(Any)
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then drains open requests.
+/// Serves the API on `listener` within `limits` until `shutdown` is cancelled, then drains
+/// open requests.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    limits: listener::Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listener::serve(listener, router(state), limits, shutdown).await
 }

@@ -17,7 +17,6 @@ pub mod plan;
 mod recover;
 mod stream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
+use crate::server::listener::Limits;
 use commit::{CommitError, Committer, PreparedCommit};
 use plan::{Known, Needs, Partition, Rules};
 use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
@@ -668,6 +668,7 @@ async fn finish(
 /// Serves the worker's `/metrics` (and `/healthz`) on `listener` until shutdown.
 pub async fn serve_metrics(
     listener: TcpListener,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let router = Router::new()
@@ -676,14 +677,5 @@ pub async fn serve_metrics(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "worker metrics listening");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-/// Binds the worker's metrics address with a clear error.
-pub async fn bind_metrics(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen for worker metrics on {addr}: {error}"))
+    crate::server::listener::serve(listener, router, limits, shutdown).await
 }

@@ -14,7 +14,6 @@ use stats_tracker::server;
 use stats_tracker::startup::{app_state, load_games};
 use stats_tracker::workers::{Worker, plan::Rules};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub const STREAM: &str = "game_event_stream";
@@ -164,7 +163,8 @@ impl TestApp {
         clock: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     ) -> Self {
         let shutdown = CancellationToken::new();
-        let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
+        let limits = server::listener::Limits::from_settings(&settings.server);
+        let listener = server::listener::bind(settings.server.bind, &limits).expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("address"));
         let games = load_games(settings).expect("games file");
         let mut state = app_state(settings, games.clone()).expect("app state");
@@ -175,7 +175,7 @@ impl TestApp {
         let mut tasks = vec![tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                server::run(listener, state, shutdown)
+                server::run(listener, state, limits, shutdown)
                     .await
                     .expect("server");
             }

@@ -10,6 +10,7 @@ mod crash;
 mod durability;
 mod faults;
 mod fuzz;
+mod limits;
 mod original;
 mod ratings;
 mod server;
