@@ -595,7 +595,12 @@ impl Commits {
 
     /// Hands a planned batch over; its commit starts at once unless too many are in flight.
     async fn send(&mut self, batch: Planned) -> Result<(), WorkerError> {
-        if self.batches.send(ToCommit::Batch(Box::new(batch))).await.is_err() {
+        if self
+            .batches
+            .send(ToCommit::Batch(Box::new(batch)))
+            .await
+            .is_err()
+        {
             return Err(self.failure().await);
         }
         Ok(())
