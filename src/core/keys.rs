@@ -29,7 +29,8 @@
 //! stream's own hash slot: `{<stream>}:<group>:lease` and `{<stream>}:<group>:lease_epoch`
 //! (the worker lease), and `{<stream>}:<group>:acked` (hash: partition → the applied position
 //! the store held when its last batch was acknowledged, so a store that lost acknowledged
-//! writes is noticed and re-derived from the stream).
+//! writes is noticed and re-derived from the stream), `{<stream>}:<group>:counts` (entries
+//! acknowledged, and entries deleted or trimmed before they were read, for the lost count).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -209,8 +210,10 @@ pub struct StreamKeys {
     pub stream: String,
     pub lease: String,
     pub lease_epoch: String,
-    /// Per partition, the applied position of the last batch acknowledged (see `ack.lua`).
+    /// Per partition, the applied position of the last batch acknowledged (see `acked.lua`).
     pub acked: String,
+    /// The group's counts: entries acknowledged, and those accounted as lost (`lost.lua`).
+    pub counts: String,
 }
 
 impl StreamKeys {
@@ -222,6 +225,7 @@ impl StreamKeys {
             lease: format!("{{{tag}}}:{group}:lease"),
             lease_epoch: format!("{{{tag}}}:{group}:lease_epoch"),
             acked: format!("{{{tag}}}:{group}:acked"),
+            counts: format!("{{{tag}}}:{group}:counts"),
         }
     }
 }
@@ -288,6 +292,7 @@ mod tests {
         assert_eq!(hash_tag(&keys.lease), "game_event_stream");
         assert_eq!(hash_tag(&keys.lease_epoch), "game_event_stream");
         assert_eq!(hash_tag(&keys.acked), "game_event_stream");
+        assert_eq!(hash_tag(&keys.counts), "game_event_stream");
         let tagged = StreamKeys::new("{events}.v2", "g");
         assert_eq!(hash_tag(&tagged.lease), hash_tag(&tagged.stream));
     }

@@ -187,7 +187,10 @@ impl Worker {
 
         // First everything pending in the group (a predecessor's unacknowledged entries, in id
         // order), then new entries.
-        let mut lag_sampled = Instant::now() - LAG_INTERVAL;
+        let mut sampled = Sampled {
+            at: Instant::now() - LAG_INTERVAL,
+            delivered: String::new(),
+        };
         // What this worker knows of the store: valid while it holds this lease, and only
         // until an error (returning drops it).
         let mut known = Known::default();
@@ -210,7 +213,7 @@ impl Worker {
             if let Some(last_id) = &read.idle_after {
                 // Nothing new: commit what is planned before waiting.
                 commits.flush().await?;
-                self.sample(&mut lag_sampled, &store_id).await?;
+                self.sample(&mut sampled, &store_id).await?;
                 tokio::select! {
                     waited = self.stream.wait_for_new(last_id) => waited?,
                     _ = shutdown.cancelled() => {}
@@ -245,7 +248,7 @@ impl Worker {
                 commits.send(batch).await?;
                 commits.flush().await?;
                 read = self.stream.read(&lease, &next).await?;
-                self.sample(&mut lag_sampled, &store_id).await?;
+                self.sample(&mut sampled, &store_id).await?;
                 continue;
             }
             // A backlog: plan batch N+1 and read batch N+2 while the commit task commits
@@ -256,7 +259,7 @@ impl Worker {
             );
             commits.send(planning?).await?;
             read = read_ahead?;
-            self.sample(&mut lag_sampled, &store_id).await?;
+            self.sample(&mut sampled, &store_id).await?;
         }
         // Both ways out of the loop commit what was planned first.
         // Let a standby take over at once instead of after the lease times out.
@@ -474,11 +477,29 @@ impl Worker {
     /// At most once per [`LAG_INTERVAL`]: updates the lag and pending gauges, and fails if the
     /// store server is no longer the one (`store_id`) the lease started with, so that the next
     /// lease start re-derives whatever it came back without.
-    async fn sample(&self, last: &mut Instant, store_id: &str) -> Result<(), WorkerError> {
-        if last.elapsed() < LAG_INTERVAL {
+    async fn sample(&self, last: &mut Sampled, store_id: &str) -> Result<(), WorkerError> {
+        if last.at.elapsed() < LAG_INTERVAL {
             return Ok(());
         }
-        *last = Instant::now();
+        last.at = Instant::now();
+        match self.stream.account_lost().await {
+            Ok((lost, delivered)) => {
+                if lost > 0 {
+                    metrics::counter!("stats_tracker_worker_lost_entries_total").increment(lost);
+                    tracing::error!(
+                        lost,
+                        after = %last.delivered,
+                        up_to = %delivered,
+                        "entries were deleted or trimmed from the stream before the tracker \
+                         read them (ids between `after` and `up_to`); their events are lost to it"
+                    );
+                }
+                if !delivered.is_empty() {
+                    last.delivered = delivered;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "could not account for lost stream entries"),
+        }
         let now = self.sink.committer.store_run_id().await?;
         if now != store_id {
             return Err(WorkerError::StoreRestarted {
@@ -559,6 +580,12 @@ impl Sink {
         );
         Ok(())
     }
+}
+
+/// When the worker last sampled the group, and the last id delivered to it then.
+struct Sampled {
+    at: Instant,
+    delivered: String,
 }
 
 /// Most batches whose commits are in flight at once.

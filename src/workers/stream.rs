@@ -20,8 +20,17 @@ use crate::core::event::RawEntry;
 use crate::core::keys::StreamKeys;
 use crate::core::store::{self, StoreError, bounded};
 
-/// Records acknowledged positions (see `ack`).
-const ACKED_SCRIPT: &str = include_str!("acked.lua");
+/// Starts a new group's counts (see `lost.lua`): nothing acknowledged, and the entries already
+/// deleted or trimmed (added but no longer there) not counted as lost.
+const START_COUNTS: &str = "
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local added, length = 0, 0
+for i = 1, #info, 2 do
+  if info[i] == 'entries-added' then added = info[i + 1] end
+  if info[i] == 'length' then length = info[i + 1] end
+end
+redis.call('HSET', KEYS[2], 'acked', 0, 'base', added - length)
+";
 
 /// Proof of holding the lease: the epoch fences store writes, the token fences reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +88,8 @@ pub struct EventStream {
     timeout: Duration,
     lease_script: Script,
     release_script: Script,
+    lost_script: Script,
+    acked_script: Script,
 }
 
 impl EventStream {
@@ -102,6 +113,8 @@ impl EventStream {
             timeout,
             lease_script: Script::new(include_str!("lease.lua")),
             release_script: Script::new(include_str!("release.lua")),
+            lost_script: Script::new(include_str!("lost.lua")),
+            acked_script: Script::new(include_str!("acked.lua")),
         })
     }
 
@@ -137,6 +150,17 @@ impl EventStream {
             Err(StoreError::Redis(error)) if error.code() == Some("BUSYGROUP") => Ok(()),
             Ok(()) => {
                 tracing::info!(stream = %self.keys.stream, group = %self.group, "created consumer group");
+                // Entries gone before the group existed were never the tracker's to read.
+                bounded(
+                    self.timeout,
+                    redis::cmd("EVAL")
+                        .arg(START_COUNTS)
+                        .arg(2)
+                        .arg(&self.keys.stream)
+                        .arg(&self.keys.counts)
+                        .query_async::<()>(&mut conn),
+                )
+                .await?;
                 Ok(())
             }
             Err(error) => Err(error.into()),
@@ -255,8 +279,8 @@ impl EventStream {
         .map_err(StreamError::from)
     }
 
-    /// Acknowledges entries whose effects are committed and, in the same transaction, records
-    /// the applied positions the commit left in the store (`(partition name, position)`; see
+    /// Acknowledges entries whose effects are committed and, in the same script, records the
+    /// applied positions the commit left in the store (`(partition name, position)`; see
     /// `acked.lua`), so that a store which later loses them is noticed.
     pub async fn ack(
         &self,
@@ -266,30 +290,21 @@ impl EventStream {
         if ids.is_empty() && positions.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if !ids.is_empty() {
-            pipe.cmd("XACK")
-                .arg(&self.keys.stream)
-                .arg(&self.group)
-                .arg(ids)
-                .ignore();
-        }
-        if !positions.is_empty() {
-            // EVAL, not EVALSHA: a script missing inside MULTI could not be loaded and re-sent.
-            let eval = pipe
-                .cmd("EVAL")
-                .arg(ACKED_SCRIPT)
-                .arg(1)
-                .arg(&self.keys.acked);
-            for (partition, position) in positions {
-                eval.arg(partition).arg(position);
-            }
-            eval.ignore();
+        let mut invocation = self.acked_script.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.acked)
+            .key(&self.keys.counts)
+            .arg(&self.group)
+            .arg(ids.len())
+            .arg(ids);
+        for (partition, position) in positions {
+            invocation.arg(partition).arg(position);
         }
         let mut conn = self.conn.clone();
-        bounded(self.timeout, pipe.query_async::<()>(&mut conn))
+        bounded(self.timeout, invocation.invoke_async::<u64>(&mut conn))
             .await
+            .map(|_| ())
             .map_err(StreamError::from)
     }
 
@@ -417,6 +432,23 @@ impl EventStream {
         )
         .await?;
         parse_entries(entries)
+    }
+
+    /// Entries deleted or trimmed from the stream before the group read them, counted once
+    /// the group has read and acknowledged everything there is (see `lost.lua`): `(newly lost,
+    /// last delivered id)`. Afterwards the group's lag no longer counts them.
+    pub async fn account_lost(&self) -> Result<(u64, String), StreamError> {
+        let mut conn = self.conn.clone();
+        let (lost, delivered): (u64, String) = bounded(
+            self.timeout,
+            self.lost_script
+                .key(&self.keys.stream)
+                .key(&self.keys.counts)
+                .arg(&self.group)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok((lost, delivered))
     }
 
     /// The group's lag (entries not yet delivered; `None` when Redis cannot tell) and

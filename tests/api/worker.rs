@@ -556,3 +556,64 @@ async fn a_commit_applies_only_on_the_applied_position_it_was_planned_on() {
     assert_eq!(commit_call(&mut conn, "5-0", "7-0").await, -1);
     assert_eq!(games(&mut conn).await, 2);
 }
+
+#[tokio::test]
+async fn entries_trimmed_or_deleted_before_they_were_read_are_counted_and_not_lag() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let mut stream = redis.connection(1).await;
+    // The tracker runs (and creates its group), then is away while events arrive.
+    let app = TestApp::spawn(&settings, true).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    app.stop().await;
+    let events: Vec<Event> = (0..100)
+        .map(|i| {
+            ev(&[
+                ("product_id", "league"),
+                ("game_id", &format!("g{i}")),
+                ("type", "game_over"),
+                ("winner_id", &format!("p{i}")),
+                ("loser_id", "bag"),
+            ])
+        })
+        .collect();
+    let ids = push_events(&mut stream, &events).await;
+    // Another service trims the 40 oldest and deletes 5 more, all unread by the tracker.
+    let trimmed: u64 = redis::cmd("XTRIM")
+        .arg(STREAM)
+        .arg("MAXLEN")
+        .arg(60)
+        .query_async(&mut stream)
+        .await
+        .expect("XTRIM");
+    assert_eq!(trimmed, 40);
+    let deleted: u64 = redis::cmd("XDEL")
+        .arg(STREAM)
+        .arg(&ids[50..55])
+        .query_async(&mut stream)
+        .await
+        .expect("XDEL");
+    assert_eq!(deleted, 5);
+
+    let app = TestApp::spawn(&settings, true).await;
+    // Drained means the group's lag is back to 0: the lost entries are not lag forever.
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&app, "stats_tracker_worker_lost_entries_total").await < 45.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lost entries not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(&app, "stats_tracker_worker_lost_entries_total").await,
+        45.0
+    );
+    let (_, bag) = app.get_json("/stats/league/bag").await;
+    assert_eq!(
+        bag["games"], "55",
+        "only the entries still there were applied"
+    );
+    app.stop().await;
+}
