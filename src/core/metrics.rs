@@ -1,4 +1,5 @@
-//! Prometheus metrics plumbing: the process-wide recorder and bounded product labels.
+//! Prometheus metrics plumbing: the process-wide recorder, every metric's name and help text,
+//! and bounded product labels.
 //!
 //! Product ids come from outside, so using them raw as label values would let anyone create
 //! unbounded time series. [`ProductLabels`] admits the first N distinct ids and reports the
@@ -7,16 +8,138 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Label used for product ids past the limit.
 pub const OTHER: &str = "other";
 
-/// Latency buckets (seconds) for request and batch histograms: 100 µs to 10 s.
+/// Latency buckets (seconds) for request and batch-duration histograms: 100 µs to 10 s.
 const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// Entries per batch: up to the largest `stream.batch_size`.
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 100000.0,
+];
+
+/// What a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric the tracker emits, with its help text (README's metric tables list the same
+/// names; a test compares them with what `/metrics` serves).
+pub const METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "stats_tracker_http_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by route template, method, product and status class",
+    ),
+    (
+        "stats_tracker_http_request_duration_seconds",
+        Kind::Histogram,
+        "Time to answer an HTTP request, by route template, method and product",
+    ),
+    (
+        "stats_tracker_worker_events_total",
+        Kind::Counter,
+        "Stream entries the worker handled, by product, event type and outcome",
+    ),
+    (
+        "stats_tracker_worker_replayed_events_total",
+        Kind::Counter,
+        "Entries found already applied (a replay after a restart or takeover) and skipped",
+    ),
+    (
+        "stats_tracker_worker_batch_duration_seconds",
+        Kind::Histogram,
+        "Time from planning a batch to its acknowledgement",
+    ),
+    (
+        "stats_tracker_worker_batch_size",
+        Kind::Histogram,
+        "Entries per batch",
+    ),
+    (
+        "stats_tracker_worker_consumer_lag",
+        Kind::Gauge,
+        "Entries not yet delivered to the tracker's consumer group",
+    ),
+    (
+        "stats_tracker_worker_pending_entries",
+        Kind::Gauge,
+        "Entries delivered to the group and not yet acknowledged",
+    ),
+    (
+        "stats_tracker_worker_lease_held",
+        Kind::Gauge,
+        "1 while this worker holds the stream lease (is the active worker)",
+    ),
+    (
+        "stats_tracker_worker_rating_cache_entries",
+        Kind::Gauge,
+        "Rating states the worker holds in memory",
+    ),
+    (
+        "stats_tracker_worker_redis_errors_total",
+        Kind::Counter,
+        "Interruptions by Redis errors, retried with back-off",
+    ),
+    (
+        "stats_tracker_worker_stale_reloads_total",
+        Kind::Counter,
+        "Commits refused because the store was not what they were planned on; the worker reloads",
+    ),
+    (
+        "stats_tracker_worker_lost_entries_total",
+        Kind::Counter,
+        "Entries deleted or trimmed from the stream before the tracker read them",
+    ),
+    (
+        "stats_tracker_worker_rederivations_total",
+        Kind::Counter,
+        "Times the store was found to have lost acknowledged writes and they were re-derived",
+    ),
+    (
+        "stats_tracker_worker_rederived_entries_total",
+        Kind::Counter,
+        "Entries applied again from the stream because the store had lost their effects",
+    ),
+    (
+        "stats_tracker_worker_unrecoverable_partitions_total",
+        Kind::Counter,
+        "Partitions whose lost effects could not all be re-derived: entries gone from the stream",
+    ),
+];
+
+/// Registers the help text of every metric, and shows the worker's unlabelled counters at 0
+/// before they first count, so alerts can tell "none" from "not reported".
+fn describe() {
+    for &(name, kind, help) in METRICS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
+/// Shows the worker's unlabelled counters at 0 before they first count.
+pub fn register_worker_counters() {
+    for &(name, kind, _) in METRICS {
+        if kind == Kind::Counter
+            && name.starts_with("stats_tracker_worker_")
+            && name != "stats_tracker_worker_events_total"
+        {
+            metrics::counter!(name).increment(0);
+        }
+    }
+}
 
 /// The process-wide Prometheus recorder, installed on first use.
 ///
@@ -27,12 +150,19 @@ pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("stats_tracker_worker_batch_size".to_owned()),
+                    BATCH_SIZE_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; metrics are not recorded");
         }
+        describe();
         handle
     })
 }

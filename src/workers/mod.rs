@@ -108,6 +108,7 @@ impl Worker {
     pub fn new(settings: &Settings, rules: Rules) -> anyhow::Result<Self> {
         // Install the recorder before the first event is counted.
         let _ = prometheus();
+        crate::core::metrics::register_worker_counters();
         let stream = Arc::new(EventStream::new(
             settings.stream_url(),
             &settings.stream,
@@ -564,6 +565,8 @@ impl Sink {
             .filter(|o| o.outcome == plan::Outcome::Replayed)
             .count();
         if replayed > 0 {
+            metrics::counter!("stats_tracker_worker_replayed_events_total")
+                .increment(replayed as u64);
             tracing::info!(replayed, "skipped entries already applied before a restart");
         }
         if dead_letters > 0 {

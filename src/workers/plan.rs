@@ -290,8 +290,10 @@ pub fn plan(
                 } else {
                     match apply(event, id, rules, known) {
                         Ok((changes, rejections)) => {
-                            let dead = !rejections.is_empty();
-                            if dead && !known.applied(&Partition::DeadLetters, id) {
+                            // A letter written before (a replay) is not written, nor counted, again.
+                            let dead = !rejections.is_empty()
+                                && !known.applied(&Partition::DeadLetters, id);
+                            if dead {
                                 plan.dead_letters.push(DeadLetter {
                                     id: id.to_owned(),
                                     reasons: rejections
@@ -317,17 +319,14 @@ pub fn plan(
                             };
                             (product, outcome)
                         }
-                        Err(rejection) => {
-                            plan.dead_letter(known, id, rejection, fields);
-                            (product, Outcome::DeadLettered)
-                        }
+                        Err(rejection) => (product, plan.dead_letter(known, id, rejection, fields)),
                     }
                 }
             }
-            Err(rejection) => {
-                plan.dead_letter(known, id, rejection.clone(), fields);
-                (raw_product(fields), Outcome::DeadLettered)
-            }
+            Err(rejection) => (
+                raw_product(fields),
+                plan.dead_letter(known, id, rejection.clone(), fields),
+            ),
         };
         plan.outcomes.push(EntryOutcome {
             product,
@@ -336,11 +335,11 @@ pub fn plan(
         });
     }
     for id in deleted {
-        plan.dead_letter(known, id, Rejection::Deleted, &Vec::new());
+        let outcome = plan.dead_letter(known, id, Rejection::Deleted, &Vec::new());
         plan.outcomes.push(EntryOutcome {
             product: String::new(),
             event_type: "unknown",
-            outcome: Outcome::DeadLettered,
+            outcome,
         });
     }
     // Deleted ids come from a different part of the reply; keep dead letters in id order.
@@ -349,15 +348,24 @@ pub fn plan(
 }
 
 impl BatchPlan {
-    fn dead_letter(&mut self, known: &Known, id: &str, rejection: Rejection, fields: &Fields) {
+    /// Dead-letters entry `id` unless its letter was written before (a replay after a
+    /// restart): the entry's outcome, so that each letter is counted once.
+    fn dead_letter(
+        &mut self,
+        known: &Known,
+        id: &str,
+        rejection: Rejection,
+        fields: &Fields,
+    ) -> Outcome {
         if known.applied(&Partition::DeadLetters, id) {
-            return;
+            return Outcome::Replayed;
         }
         self.dead_letters.push(DeadLetter {
             id: id.to_owned(),
             reasons: vec![(None, rejection.to_string())],
             fields: fields.clone(),
         });
+        Outcome::DeadLettered
     }
 }
 
@@ -572,9 +580,10 @@ mod tests {
             .insert(Partition::DeadLetters, Some("6-0".into()));
         let batch = plan_all(&entries, &[], &Rules::builtin(), &mut known);
         let outcomes: Vec<_> = batch.outcomes.iter().map(|o| o.outcome).collect();
+        // 6-0 was dead-lettered before: a replay, neither written nor counted again.
         assert_eq!(
             outcomes,
-            vec![Outcome::Replayed, Outcome::DeadLettered, Outcome::Applied]
+            vec![Outcome::Replayed, Outcome::Replayed, Outcome::Applied]
         );
         assert!(
             batch.dead_letters.is_empty(),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestRedis, example_games_file, settings};
+use crate::helpers::{TestApp, TestRedis, example_games_file, push_events, settings};
 
 /// Every route the server serves, as method and template, but the docs page (`/docs`,
 /// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`).
@@ -363,5 +363,80 @@ async fn the_docs_page_is_served_from_the_binary() {
 
     let (status, body) = app.get_json("/docs/no-such-file.js").await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    app.stop().await;
+}
+
+/// Metric names in README's metric tables (the rows of the "Metrics" section).
+fn documented_metrics() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Metrics")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Metrics section in README.md");
+    section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .filter(|name| name.starts_with("stats_tracker_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn documented_metrics_are_the_emitted_ones_each_with_help_and_fitting_buckets() {
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let game_over = |winner: &str| -> Vec<(String, String)> {
+        [
+            ("product_id", "exrps"),
+            ("type", "game_over"),
+            ("winner_id", winner),
+            ("loser_id", "B"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    };
+    // One good event, one dead-lettered (a player beating themselves).
+    push_events(&mut stream, &[game_over("A"), game_over("B")]).await;
+    crate::helpers::wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    app.get("/leaderboards/top_ten/exrps").await;
+    // The lag gauges are sampled at most once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.get("/stats/exrps/A").await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+
+    let mut typed = BTreeSet::new();
+    let mut helped = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap_or_default().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split(' ').next().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        typed,
+        documented_metrics(),
+        "README's metric tables vs /metrics"
+    );
+    assert_eq!(helped, typed, "every metric has a # HELP line");
+    // Batches of the default 1,000 entries fall in a bucket of their own, not in +Inf.
+    assert!(
+        text.contains(r#"stats_tracker_worker_batch_size_bucket{le="1000"}"#),
+        "{text}"
+    );
+    // The bad event was dead-lettered once.
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("stats_tracker_worker_events_total")
+                && line.contains(r#"outcome="dead_lettered""#)
+                && line.ends_with(" 1")),
+        "{text}"
+    );
     app.stop().await;
 }
