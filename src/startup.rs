@@ -33,7 +33,7 @@ pub fn load_games(settings: &Settings) -> anyhow::Result<Arc<Games>> {
 /// Builds the server's shared state (connects lazily: Redis may still be missing).
 pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppState> {
     let store = Store::connect_lazy(
-        settings.store_url(),
+        &settings.store_redis(),
         settings.key_space()?,
         Duration::from_millis(settings.store.command_timeout_ms),
     )
@@ -42,7 +42,7 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         Some(token) => Some(Ingest {
             token: token.clone(),
             stream: lazy_connection(
-                settings.stream_url(),
+                &settings.stream_redis(),
                 Duration::from_millis(settings.store.command_timeout_ms),
             )
             .context("invalid stream Redis URL")?,

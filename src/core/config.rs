@@ -79,6 +79,24 @@ pub struct StoreSettings {
     pub key_prefix: String,
     /// How long a single store command may take before the caller gets an error (ms).
     pub command_timeout_ms: u64,
+    /// TLS options for a `rediss://` store URL.
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// TLS to a Redis (`rediss://` URLs). Without a CA file the system's trusted roots verify the
+/// server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA(s) that signed the server's certificate, instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, for servers that require one (with `client_key_file`).
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<std::path::PathBuf>,
+    /// Accepts any server certificate, unverified: for tests against a throw-away server only.
+    pub insecure_skip_verify: bool,
 }
 
 /// Where game events come from and how the worker reads them.
@@ -100,6 +118,9 @@ pub struct StreamSettings {
     /// How long the worker's lease on the stream lasts without renewal (ms). A killed worker's
     /// successor waits at most this long before taking over its unacknowledged events.
     pub lease_ttl_ms: u64,
+    /// TLS options for a `rediss://` stream URL.
+    #[serde(default)]
+    pub tls: TlsSettings,
 }
 
 /// The HTTP API.
@@ -150,6 +171,50 @@ pub enum StatValues {
     Strings,
     /// `1`.
     Numbers,
+}
+
+/// One Redis to connect to: its URL (may hold a password: never logged) and TLS options.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RedisEndpoint {
+    pub url: String,
+    pub tls: TlsSettings,
+}
+
+impl TlsSettings {
+    /// Refuses options that cannot work: a client certificate without its key (or the other
+    /// way round), files that are not there, TLS options for a URL that is not `rediss://`.
+    fn check(&self, setting: &str, url: Option<&str>) -> Result<(), String> {
+        let given = self.ca_file.is_some()
+            || self.client_cert_file.is_some()
+            || self.client_key_file.is_some()
+            || self.insecure_skip_verify;
+        let tls_url = url.is_some_and(|url| url.starts_with("rediss://"));
+        if given && url.is_some() && !tls_url {
+            return Err(format!(
+                "{setting}.tls is set but {setting}.redis_url does not start with rediss://"
+            ));
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return Err(format!(
+                "{setting}.tls.client_cert_file and {setting}.tls.client_key_file go together"
+            ));
+        }
+        for (name, file) in [
+            ("ca_file", &self.ca_file),
+            ("client_cert_file", &self.client_cert_file),
+            ("client_key_file", &self.client_key_file),
+        ] {
+            if let Some(file) = file
+                && !file.is_file()
+            {
+                return Err(format!(
+                    "{setting}.tls.{name}: {} does not exist",
+                    file.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A secret setting (a token): compared in constant time, never printed.
@@ -231,6 +296,7 @@ impl Settings {
                 redis_url: store_url,
                 key_prefix: key_prefix.to_owned(),
                 command_timeout_ms: 800,
+                tls: TlsSettings::default(),
             },
             stream: StreamSettings {
                 redis_url: stream_url,
@@ -242,6 +308,7 @@ impl Settings {
                 batch_size: 1000,
                 block_ms: 2000,
                 lease_ttl_ms: 10_000,
+                tls: TlsSettings::default(),
             },
             server: ServerSettings {
                 bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
@@ -339,6 +406,14 @@ impl Settings {
             });
         }
         self.key_space()?;
+        self.store
+            .tls
+            .check("store", self.store.redis_url.as_deref())
+            .map_err(ConfigError::Other)?;
+        self.stream
+            .tls
+            .check("stream", self.stream.redis_url.as_deref())
+            .map_err(ConfigError::Other)?;
         if self.stream.batch_size == 0 || self.stream.batch_size > 100_000 {
             return Err(ConfigError::Other(
                 "stream.batch_size must be between 1 and 100000".into(),
@@ -422,6 +497,22 @@ impl Settings {
         self.store.redis_url.as_deref().unwrap_or_default()
     }
 
+    /// The store's Redis: URL and TLS options.
+    pub fn store_redis(&self) -> RedisEndpoint {
+        RedisEndpoint {
+            url: self.store_url().to_owned(),
+            tls: self.store.tls.clone(),
+        }
+    }
+
+    /// The event stream's Redis: URL and TLS options.
+    pub fn stream_redis(&self) -> RedisEndpoint {
+        RedisEndpoint {
+            url: self.stream_url().to_owned(),
+            tls: self.stream.tls.clone(),
+        }
+    }
+
     /// The stream URL; present after [`Settings::load`] validated it.
     pub fn stream_url(&self) -> &str {
         self.stream.redis_url.as_deref().unwrap_or_default()
@@ -476,6 +567,59 @@ mod tests {
             assert_eq!(settings.store_url(), "redis://store:6379/0");
             assert_eq!(settings.stream_url(), "redis://events:6379/1");
             assert!(settings.log.json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_options_that_cannot_work_are_refused_naming_the_setting() {
+        Jail::expect_with(|jail| {
+            jail.create_file("ca.pem", "not checked here")?;
+            let err = |jail: &mut Jail, vars: &[(&str, &str)]| {
+                jail.clear_env();
+                for (name, value) in vars {
+                    jail.set_env(name, value);
+                }
+                Settings::load(Mode::Development, None)
+                    .unwrap_err()
+                    .to_string()
+            };
+            let tls_url = ("STATS_TRACKER_REDIS_URL", "rediss://store:6380/0");
+            let message = err(jail, &[("STATS_TRACKER__STORE__TLS__CA_FILE", "ca.pem")]);
+            assert!(
+                message.contains("does not start with rediss://"),
+                "{message}"
+            );
+            let message = err(
+                jail,
+                &[
+                    tls_url,
+                    ("STATS_TRACKER__STORE__TLS__CA_FILE", "missing.pem"),
+                ],
+            );
+            assert!(
+                message.contains("store.tls.ca_file: missing.pem"),
+                "{message}"
+            );
+            let message = err(
+                jail,
+                &[
+                    tls_url,
+                    ("STATS_TRACKER__STORE__TLS__CLIENT_CERT_FILE", "ca.pem"),
+                ],
+            );
+            assert!(message.contains("go together"), "{message}");
+            jail.clear_env();
+            jail.set_env(tls_url.0, tls_url.1);
+            jail.set_env("STATS_TRACKER__STORE__TLS__CA_FILE", "ca.pem");
+            jail.set_env("GAME_EVENT_STREAM_REDIS_URL", "rediss://events:6380/1");
+            jail.set_env("STATS_TRACKER__STREAM__TLS__INSECURE_SKIP_VERIFY", "true");
+            let settings = Settings::load(Mode::Development, None).unwrap();
+            assert_eq!(
+                settings.store_redis().tls.ca_file.as_deref(),
+                Some(Path::new("ca.pem"))
+            );
+            assert!(settings.stream_redis().tls.insecure_skip_verify);
             Ok(())
         });
     }

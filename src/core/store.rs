@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue};
 
+use super::config::RedisEndpoint;
 use super::keys::KeySpace;
 
 /// Why a store operation failed.
@@ -48,16 +49,63 @@ pub fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
 
 /// A connection manager that connects on first use, so the process can start while Redis is
 /// still missing and begin working when it appears.
-pub fn lazy_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url)?;
+pub fn lazy_connection(
+    redis: &RedisEndpoint,
+    timeout: Duration,
+) -> Result<ConnectionManager, StoreError> {
+    let client = client(redis)?;
     Ok(client.get_connection_manager_lazy(connection_config(timeout))?)
+}
+
+/// A client for `redis`: TLS with the configured CA and client certificate for `rediss://`
+/// URLs (unverified with `insecure_skip_verify`, which URLs spell `#insecure`).
+fn client(redis: &RedisEndpoint) -> Result<redis::Client, StoreError> {
+    let tls = &redis.tls;
+    if !redis.url.starts_with("rediss://") {
+        return Ok(redis::Client::open(redis.url.as_str())?);
+    }
+    let mut url = redis.url.clone();
+    if tls.insecure_skip_verify && !url.ends_with("#insecure") {
+        url.push_str("#insecure");
+    }
+    if tls.ca_file.is_none() && tls.client_cert_file.is_none() {
+        return Ok(redis::Client::open(url)?);
+    }
+    let read = |file: &std::path::Path| {
+        std::fs::read(file).map_err(|error| {
+            StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot read a TLS file",
+                format!("{}: {error}", file.display()),
+            )))
+        })
+    };
+    let client_tls = match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    let root_cert = tls.ca_file.as_deref().map(read).transpose()?;
+    Ok(redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )?)
 }
 
 impl Store {
     /// Prepares a store connection; nothing is sent until the first command.
-    pub fn connect_lazy(url: &str, keys: KeySpace, timeout: Duration) -> Result<Self, StoreError> {
+    pub fn connect_lazy(
+        redis: &RedisEndpoint,
+        keys: KeySpace,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: lazy_connection(url, timeout)?,
+            conn: lazy_connection(redis, timeout)?,
             keys,
             timeout,
         })

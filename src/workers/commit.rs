@@ -16,6 +16,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
+use crate::core::config::RedisEndpoint;
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{KeySpace, PartitionKeys};
@@ -63,13 +64,13 @@ pub struct CommitCounts {
 
 impl Committer {
     pub fn new(
-        url: &str,
+        redis: &RedisEndpoint,
         keys: KeySpace,
         entries_per_call: usize,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: store::lazy_connection(url, timeout)?,
+            conn: store::lazy_connection(redis, timeout)?,
             keys,
             script: Script::new(concat!(
                 include_str!("../leaderboards/rank.lua"),

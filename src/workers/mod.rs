@@ -110,7 +110,7 @@ impl Worker {
         let _ = prometheus();
         crate::core::metrics::register_worker_counters();
         let stream = Arc::new(EventStream::new(
-            settings.stream_url(),
+            &settings.stream_redis(),
             &settings.stream,
             settings.consumer_name(),
             COMMAND_TIMEOUT,
@@ -118,7 +118,7 @@ impl Worker {
         Ok(Self {
             sink: Sink {
                 committer: Arc::new(Committer::new(
-                    settings.store_url(),
+                    &settings.store_redis(),
                     settings.key_space()?,
                     settings.worker.entries_per_script_call,
                     COMMAND_TIMEOUT,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
-use crate::core::config::StreamSettings;
+use crate::core::config::{RedisEndpoint, StreamSettings};
 use crate::core::event::RawEntry;
 use crate::core::keys::StreamKeys;
 use crate::core::store::{self, StoreError, bounded};
@@ -94,16 +94,16 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn new(
-        url: &str,
+        redis: &RedisEndpoint,
         settings: &StreamSettings,
         consumer: String,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let block = Duration::from_millis(settings.block_ms);
         Ok(Self {
-            conn: store::lazy_connection(url, timeout)?,
-            reader: store::lazy_connection(url, timeout)?,
-            blocking: store::lazy_connection(url, block + timeout)?,
+            conn: store::lazy_connection(redis, timeout)?,
+            reader: store::lazy_connection(redis, timeout)?,
+            blocking: store::lazy_connection(redis, block + timeout)?,
             keys: StreamKeys::new(&settings.name, &settings.group),
             group: settings.group.clone(),
             consumer,

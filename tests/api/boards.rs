@@ -443,7 +443,10 @@ async fn pages_from_a_board_head_equal_pages_read_from_redis() {
 
     let keys = stats_tracker::core::keys::KeySpace::new("st_test").expect("prefix");
     let store = stats_tracker::core::store::Store::connect_lazy(
-        &redis.url(0),
+        &stats_tracker::core::config::RedisEndpoint {
+            url: redis.url(0),
+            ..Default::default()
+        },
         keys.clone(),
         Duration::from_secs(5),
     )

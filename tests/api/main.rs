@@ -14,4 +14,5 @@ mod limits;
 mod original;
 mod ratings;
 mod server;
+mod tls;
 mod worker;
