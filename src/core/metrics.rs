@@ -111,9 +111,9 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Entries applied again from the stream because the store had lost their effects",
     ),
     (
-        "stats_tracker_worker_unrecoverable_partitions_total",
+        "stats_tracker_worker_rederive_gaps_total",
         Kind::Counter,
-        "Partitions whose lost effects could not all be re-derived: entries gone from the stream",
+        "Re-derived partitions some of whose entries may be gone from the stream (trimmed or deleted)",
     ),
 ];
 

@@ -407,17 +407,18 @@ impl Worker {
             to = %end,
             "the store lost writes the stream had acknowledged; re-deriving them from the stream"
         );
-        let max_deleted = self.stream.max_deleted_id().await?;
+        let removals = self.stream.removals().await?;
         for gap in lost
             .iter()
-            .filter(|lost| recover::may_be_trimmed(lost, max_deleted.as_deref()))
+            .filter(|lost| recover::may_be_gone(lost, &removals))
         {
-            metrics::counter!("stats_tracker_worker_unrecoverable_partitions_total").increment(1);
+            metrics::counter!("stats_tracker_worker_rederive_gaps_total").increment(1);
             tracing::error!(
                 partition = gap.partition.record_name(),
                 store = gap.store.as_deref().unwrap_or("nothing"),
                 acked = %gap.acked,
-                max_deleted = max_deleted.as_deref().unwrap_or(""),
+                oldest_in_stream = removals.first.as_deref().unwrap_or("none"),
+                max_deleted = %removals.max_deleted,
                 "entries the store lost may be gone from the stream (deleted or trimmed): \
                  re-deriving what is left, in order; effects of entries no longer there are lost"
             );

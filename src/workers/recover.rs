@@ -12,6 +12,7 @@
 use std::cmp::Ordering;
 
 use super::plan::{Known, Partition, compare_ids};
+use super::stream::Removals;
 
 /// A partition whose store position is behind what the stream side acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,14 +76,19 @@ pub fn range(lost: &[Lost], pending: Option<&(String, String)>) -> (String, Stri
     (start, end)
 }
 
-/// Whether entries `lost` needs may be gone: the stream's highest deleted or trimmed id
-/// (`max_deleted`) is after the store's position.
-pub fn may_be_trimmed(lost: &Lost, max_deleted: Option<&str>) -> bool {
-    match (max_deleted, lost.store.as_deref()) {
-        (None, _) | (Some("0-0"), _) => false,
-        (Some(_), None) => true,
-        (Some(deleted), Some(store)) => compare_ids(deleted, store) == Ordering::Greater,
-    }
+/// Whether entries `lost` needs may be gone from the stream: one after the store's position
+/// was deleted, or the stream was trimmed past it (its oldest entry is after it), or, for a
+/// partition with nothing applied, any entry was ever removed.
+pub fn may_be_gone(lost: &Lost, removals: &Removals) -> bool {
+    let Some(store) = lost.store.as_deref() else {
+        return removals.any;
+    };
+    let after_store = |id: &str| compare_ids(id, store) == Ordering::Greater;
+    after_store(&removals.max_deleted)
+        || match &removals.first {
+            Some(first) => after_store(first),
+            None => removals.any,
+        }
 }
 
 #[cfg(test)]
@@ -161,20 +167,36 @@ mod tests {
     }
 
     #[test]
-    fn entries_may_be_gone_only_if_something_after_the_store_position_was_deleted() {
+    fn entries_may_be_gone_only_if_something_after_the_store_position_was_removed() {
         let lost = Lost {
             partition: product("a"),
             store: Some("10-0".into()),
             acked: "20-0".into(),
         };
-        assert!(!may_be_trimmed(&lost, None));
-        assert!(!may_be_trimmed(&lost, Some("0-0")));
-        assert!(!may_be_trimmed(&lost, Some("9-5")));
-        assert!(may_be_trimmed(&lost, Some("10-1")));
+        let removals = |first: Option<&str>, max_deleted: &str, any: bool| Removals {
+            first: first.map(str::to_owned),
+            max_deleted: max_deleted.to_owned(),
+            any,
+        };
+        assert!(!may_be_gone(&lost, &removals(Some("1-0"), "0-0", false)));
+        // Trimmed, but not past the store's position; deleted, but before it.
+        assert!(!may_be_gone(&lost, &removals(Some("10-0"), "0-0", true)));
+        assert!(!may_be_gone(&lost, &removals(Some("5-0"), "9-5", true)));
+        // Trimmed past it; deleted after it; trimmed to nothing.
+        assert!(may_be_gone(&lost, &removals(Some("10-1"), "0-0", true)));
+        assert!(may_be_gone(&lost, &removals(Some("5-0"), "10-1", true)));
+        assert!(may_be_gone(&lost, &removals(None, "0-0", true)));
         let everything = Lost {
             store: None,
             ..lost
         };
-        assert!(may_be_trimmed(&everything, Some("1-0")));
+        assert!(!may_be_gone(
+            &everything,
+            &removals(Some("1-0"), "0-0", false)
+        ));
+        assert!(may_be_gone(
+            &everything,
+            &removals(Some("3-0"), "0-0", true)
+        ));
     }
 }

@@ -32,6 +32,32 @@ end
 redis.call('HSET', KEYS[2], 'acked', 0, 'base', added - length)
 ";
 
+/// The stream's first entry id ('' if none), highest deleted id, entries ever added, length.
+const REMOVALS: &str = "
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'', '0-0', 0, 0} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local first, deleted, added, length = '', '0-0', 0, 0
+for i = 1, #info, 2 do
+  local name, value = info[i], info[i + 1]
+  if name == 'first-entry' and value then first = value[1] end
+  if name == 'max-deleted-entry-id' then deleted = value end
+  if name == 'entries-added' then added = value end
+  if name == 'length' then length = value end
+end
+return {first, deleted, added, length}
+";
+
+/// Entries removed from the stream (by `XTRIM`, which takes the oldest, or `XDEL`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Removals {
+    /// The oldest entry still there.
+    pub first: Option<String>,
+    /// The highest id deleted with `XDEL` (`0-0`: none; trimming does not move it).
+    pub max_deleted: String,
+    /// Whether any entry was ever removed.
+    pub any: bool,
+}
+
 /// Proof of holding the lease: the epoch fences store writes, the token fences reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -377,39 +403,23 @@ impl EventStream {
         }
     }
 
-    /// The highest id ever deleted or trimmed from the stream (`0-0`: none), from
-    /// `XINFO STREAM`; `None` when the stream does not exist.
-    pub async fn max_deleted_id(&self) -> Result<Option<String>, StreamError> {
+    /// What the stream says about entries removed from it (see [`Removals`]).
+    pub async fn removals(&self) -> Result<Removals, StreamError> {
         let mut conn = self.conn.clone();
-        let info: Result<Value, StoreError> = bounded(
+        let (first, max_deleted, added, length): (String, String, u64, u64) = bounded(
             self.timeout,
-            redis::cmd("XINFO")
-                .arg("STREAM")
+            redis::cmd("EVAL")
+                .arg(REMOVALS)
+                .arg(1)
                 .arg(&self.keys.stream)
                 .query_async(&mut conn),
         )
-        .await;
-        let pairs: Vec<(Value, Value)> = match info {
-            Ok(Value::Array(flat)) => {
-                let mut flat = flat.into_iter();
-                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
-            }
-            Ok(Value::Map(pairs)) => pairs,
-            Ok(_) => return Err(protocol("XINFO STREAM reply")),
-            // No such key: nothing was ever deleted from it.
-            Err(StoreError::Redis(error))
-                if matches!(error.kind(), redis::ErrorKind::Server(_)) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(error.into()),
-        };
-        for (name, value) in pairs {
-            if bytes(&name).as_deref() == Some(b"max-deleted-entry-id".as_slice()) {
-                return text(&value).map(Some);
-            }
-        }
-        Ok(None)
+        .await?;
+        Ok(Removals {
+            first: (!first.is_empty()).then_some(first),
+            max_deleted,
+            any: added > length,
+        })
     }
 
     /// Up to `count` entries from `start` to `end` (XRANGE bounds: `(id` excludes), in order.

@@ -187,3 +187,46 @@ async fn wait_for_rederivations(app: &TestApp, count: f64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn lost_effects_whose_entries_were_trimmed_meanwhile_are_reported_not_invented() {
+    let mut store = TestRedis::start().await;
+    let stream_server = TestRedis::start().await;
+    let settings = two_servers(&store, &stream_server);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = stream_server.connection(0).await;
+    let (events, _) = mixed_run(16, 300, 60, 0);
+    let (first, second) = events.split_at(events.len() / 2);
+    push_events(&mut stream, first).await;
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    let mut conn = store.connection(0).await;
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut conn)
+        .await
+        .expect("SAVE");
+    let dump = store.socket_dir().join("dump.rdb");
+    let snapshot = store.socket_dir().join("snapshot.rdb");
+    std::fs::copy(&dump, &snapshot).expect("keep the snapshot");
+    push_events(&mut stream, second).await;
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    // Another service trims the stream to its last 100 entries; then the store is restored:
+    // most of what it lost is no longer in the stream.
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(crate::helpers::STREAM)
+        .arg("MAXLEN")
+        .arg(100)
+        .query_async(&mut stream)
+        .await
+        .expect("XTRIM");
+    store.stop();
+    std::fs::copy(&snapshot, &dump).expect("restore the snapshot");
+    store.restart().await;
+    wait_for_rederivations(&app, 1.0).await;
+    assert!(metric(&app, "stats_tracker_worker_rederive_gaps_total").await >= 1.0);
+    // What is left was applied, in order, and the worker goes on with new events.
+    let more = mixed_run(17, 20, 60, 0).0;
+    push_events(&mut stream, &more).await;
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    assert_eq!(app.get_json("/readyz").await.0, 200);
+    app.stop().await;
+}
