@@ -6,15 +6,16 @@
 
 use std::fmt;
 
-/// Longest id we accept, in bytes of UTF-8. Bounds key sizes and metric label work.
-pub const MAX_ID_BYTES: usize = 128;
+/// Longest id we accept, in characters (Unicode scalar values, as JSON Schema's `maxLength`
+/// counts them, so the API document can state it exactly). Bounds key sizes.
+pub const MAX_ID_CHARS: usize = 128;
 
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("is empty")]
     Empty,
-    #[error("is longer than {MAX_ID_BYTES} bytes")]
+    #[error("is longer than {MAX_ID_CHARS} characters")]
     TooLong,
     #[error("contains a control character")]
     ControlCharacter,
@@ -24,7 +25,8 @@ fn validate(raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {
         return Err(IdError::Empty);
     }
-    if raw.len() > MAX_ID_BYTES {
+    // Bytes bound characters from above: most ids are short, and skip the count.
+    if raw.len() > MAX_ID_CHARS && raw.chars().count() > MAX_ID_CHARS {
         return Err(IdError::TooLong);
     }
     // Control characters (NUL, newlines…) are never legitimate ids and break logs and tools.
@@ -100,7 +102,10 @@ mod tests {
         assert_eq!(ProductId::parse(&"x".repeat(129)), Err(IdError::TooLong));
         assert!(ProductId::parse(&"x".repeat(128)).is_ok());
         assert_eq!(ProductId::parse("a\nb"), Err(IdError::ControlCharacter));
-        // 43 three-byte characters = 129 bytes, though only 43 chars.
-        assert_eq!(ProductId::parse(&"ユ".repeat(43)), Err(IdError::TooLong));
+        // Characters count, not bytes: 128 three-byte characters are fine, 129 are not.
+        assert!(ProductId::parse(&"ユ".repeat(128)).is_ok());
+        assert_eq!(ProductId::parse(&"ユ".repeat(129)), Err(IdError::TooLong));
+        // C1 controls are control characters too.
+        assert_eq!(ProductId::parse("a\u{85}b"), Err(IdError::ControlCharacter));
     }
 }

@@ -105,8 +105,8 @@ impl QueryParams {
 pub struct ViewParams {
     /// `all` (default), `daily`, `weekly` or `monthly`.
     window: Option<String>,
-    /// The period of the window: `2026-11-25`, `2026-W48` (ISO week) or `2026-11`; default the
-    /// current one (UTC).
+    /// The period of the window, which it needs: `2026-11-25` (daily), `2026-W48` (weekly, ISO
+    /// week) or `2026-11` (monthly); default the current one (UTC).
     period: Option<String>,
     /// `standard` (1, 2, 2, 4; default), `dense` (1, 2, 2, 3) or `ordinal` (1, 2, 3, 4).
     ranking: Option<String>,

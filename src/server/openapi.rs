@@ -24,6 +24,7 @@ use utoipa_swagger_ui::Config;
 use super::AppState;
 use super::error::ApiError;
 use super::routes::bad_path;
+use crate::core::ids::MAX_ID_CHARS;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -81,7 +82,71 @@ impl Modify for BearerTokens {
 }
 
 /// The whole document, built once from the registered routes.
-static DOCUMENT: LazyLock<Document> = LazyLock::new(|| super::api().into_openapi());
+static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
+    let mut document = super::api().into_openapi();
+    state_what_is_enforced(&mut document);
+    document
+});
+
+/// Gives the parameters every route shares the constraints the server enforces on them, so a
+/// request the document calls valid is not refused: ids (`product_id`, `user_id`) are 1 to
+/// [`MAX_ID_CHARS`] characters without control characters (as [`crate::core::ids`] checks),
+/// `window` and `ranking` one of their values, `period` and cursors not empty.
+fn state_what_is_enforced(document: &mut Document) {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let id = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ID_CHARS))
+            // Rust's `char::is_control`: the C0 and C1 controls and DEL.
+            .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]+$"))
+            .build()
+    };
+    let one_of = |values: &[&str]| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .build()
+    };
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let schema = match parameter.name.as_str() {
+                    "product_id" | "user_id" => id(),
+                    // Given, they must say something (an empty cursor names no position).
+                    "period" | "after" | "before" => ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .build(),
+                    "window" => one_of(&["all", "daily", "weekly", "monthly"]),
+                    "ranking" => one_of(&["standard", "dense", "ordinal"]),
+                    _ => continue,
+                };
+                // `user_id` of `ranks` is repeated: an array of ids.
+                let schema = match &parameter.schema {
+                    Some(RefOr::T(Schema::Array(_))) => Schema::Array(
+                        ArrayBuilder::new()
+                            .items(schema)
+                            .min_items(Some(1))
+                            .max_items(Some(100))
+                            .build(),
+                    ),
+                    _ => Schema::Object(schema),
+                };
+                parameter.schema = Some(RefOr::T(schema));
+            }
+        }
+    }
+}
 
 /// The OpenAPI document of every API route.
 pub fn document() -> &'static Document {
@@ -152,6 +217,32 @@ mod tests {
         }
         assert!(!operations.is_empty());
         operations
+    }
+
+    #[test]
+    fn shared_parameters_state_what_the_server_enforces() {
+        let mut checked = 0;
+        for (method, path, operation) in operations() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = match &parameter["schema"] {
+                    array if array["type"] == "array" => &array["items"],
+                    schema => schema,
+                };
+                match parameter["name"].as_str() {
+                    Some("product_id" | "user_id") => {
+                        assert_eq!(schema["maxLength"], 128, "{method} {path}");
+                        assert_eq!(schema["minLength"], 1, "{method} {path}");
+                        assert!(schema["pattern"].is_string(), "{method} {path}");
+                    }
+                    Some("window" | "ranking") => {
+                        assert!(schema["enum"].is_array(), "{method} {path}");
+                    }
+                    _ => continue,
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} parameters checked");
     }
 
     #[test]

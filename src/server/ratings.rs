@@ -189,8 +189,9 @@ pub async fn history(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// At least two non-empty teams of player ids; no player twice.
-    #[schema(example = json!([["alice"], ["bob", "carol"]]))]
+    /// At least two non-empty teams of player ids; no player twice. Elo and Glicko-2 boards
+    /// take two teams of one player (else `unsupported_match`).
+    #[schema(example = json!([["alice"], ["bob", "carol"]]), min_items = 2)]
     teams: Vec<Vec<String>>,
 }
 
