@@ -120,6 +120,7 @@ impl Worker {
                     settings.store_url(),
                     settings.key_space()?,
                     settings.worker.entries_per_script_call,
+                    settings.dead_letter_retention(),
                     COMMAND_TIMEOUT,
                 )?),
                 stream: stream.clone(),
@@ -388,6 +389,7 @@ impl Worker {
                     .map(|(partition, _)| partition.clone())
                     .collect(),
                 ratings: Vec::new(),
+                redrives: Vec::new(),
             };
             self.sink.committer.load(&needs, known).await?;
         }
