@@ -4,6 +4,7 @@
 //! Layout (see ARCHITECTURE.md for data flow and invariants):
 //!
 //! - [`admin`] — erasing a player, resetting a board;
+//! - [`dead_letters`] — the dead-letter stream as an operator tool: listing, re-driving;
 //! - [`core`] — configuration, ids, the event and effect models, key layout, store access,
 //!   metrics plumbing;
 //! - [`games`] — the games file: boards and stats rules per product;
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod core;
+pub mod dead_letters;
 pub mod games;
 pub mod leaderboards;
 pub mod player_stats;

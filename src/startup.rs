@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection};
+use crate::dead_letters::EventStreamSink;
 use crate::games::Games;
 use crate::server::listener::{self, Limits};
 use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
@@ -38,19 +39,23 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         Duration::from_millis(settings.store.command_timeout_ms),
     )
     .context("invalid store Redis URL")?;
-    let ingest = match &settings.server.ingest_token {
-        Some(token) => Some(Ingest {
-            token: token.clone(),
-            stream: lazy_connection(
-                &settings.stream_redis(),
-                Duration::from_millis(settings.store.command_timeout_ms),
-            )
-            .context("invalid stream Redis URL")?,
-            stream_name: settings.stream.name.clone(),
-            rules: Arc::new(Rules::from_games(&games)),
-        }),
-        None => None,
+    // One connection to the stream's Redis for ingest and dead-letter re-drives.
+    let stream = lazy_connection(
+        &settings.stream_redis(),
+        Duration::from_millis(settings.store.command_timeout_ms),
+    )
+    .context("invalid stream Redis URL")?;
+    let event_stream = EventStreamSink {
+        conn: stream.clone(),
+        name: settings.stream.name.clone(),
+        timeout: server::APPEND_TIMEOUT,
     };
+    let ingest = settings.server.ingest_token.as_ref().map(|token| Ingest {
+        token: token.clone(),
+        stream,
+        stream_name: settings.stream.name.clone(),
+        rules: Arc::new(Rules::from_games(&games)),
+    });
     Ok(AppState {
         store,
         labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
@@ -59,6 +64,7 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         games,
         admin_token: settings.server.admin_token.clone(),
         ingest,
+        event_stream,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         max_body_bytes: settings.server.max_body_bytes,
         top_cache: Arc::new(TopCache::new(

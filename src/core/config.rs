@@ -25,6 +25,8 @@ pub const STORE_URL_ENV: &str = "STATS_TRACKER_REDIS_URL";
 pub const STREAM_URL_ENV: &str = "GAME_EVENT_STREAM_REDIS_URL";
 /// Prefix of the generic, nested environment overrides (`__` separates levels).
 pub const ENV_PREFIX: &str = "STATS_TRACKER__";
+/// Longest dead-letter age setting: a century, far from overflowing milliseconds.
+pub const MAX_DEAD_LETTER_AGE_DAYS: u64 = 36_500;
 
 /// Which built-in defaults to start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -250,6 +252,21 @@ pub struct WorkerSettings {
     pub rating_cache_entries: usize,
     /// Most entries one commit script call applies (a product's share of a batch is split).
     pub entries_per_script_call: usize,
+    /// Dead letters kept, about (trimmed with `MAXLEN ~` as letters are written); 0: no limit.
+    pub dead_letter_max_entries: u64,
+    /// Days a dead letter is kept, about (trimmed with `MINID ~` as letters are written); 0:
+    /// kept until the count limit drops it.
+    pub dead_letter_max_age_days: u64,
+}
+
+/// How long the dead-letter stream grows: both bounds apply, each approximately (Redis trims
+/// whole stream nodes, so a few more letters than the bounds may stay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeadLetterRetention {
+    /// Letters kept; 0: no count limit.
+    pub max_entries: u64,
+    /// Age of the oldest letter kept (by its stream id); 0: no age limit.
+    pub max_age_ms: u64,
 }
 
 /// Logging.
@@ -339,6 +356,9 @@ impl Settings {
                 // A script runs alone in Redis, the worker's next read waiting behind it: at
                 // 200, a call takes 0.5–2 ms on the bench (BENCHMARKS.md).
                 entries_per_script_call: 200,
+                // Letters are rare and small; 100,000 of ~1 KiB stay around 100 MiB at most.
+                dead_letter_max_entries: 100_000,
+                dead_letter_max_age_days: 30,
             },
             games: GamesSettings::default(),
             log: LogSettings {
@@ -423,6 +443,12 @@ impl Settings {
             return Err(ConfigError::Other(
                 "worker.entries_per_script_call must be at least 1".into(),
             ));
+        }
+        if self.worker.dead_letter_max_age_days > MAX_DEAD_LETTER_AGE_DAYS {
+            return Err(ConfigError::Other(format!(
+                "worker.dead_letter_max_age_days must be at most {MAX_DEAD_LETTER_AGE_DAYS} \
+                 (0 keeps letters until the count limit drops them)"
+            )));
         }
         // Each cached head is re-read every `page_cache_ms` (one ZRANGE, blocking Redis while
         // it runs), and the heads held share a fixed memory budget: keep heads small.
@@ -516,6 +542,14 @@ impl Settings {
     /// The stream URL; present after [`Settings::load`] validated it.
     pub fn stream_url(&self) -> &str {
         self.stream.redis_url.as_deref().unwrap_or_default()
+    }
+
+    /// How dead letters are trimmed as they are written.
+    pub fn dead_letter_retention(&self) -> DeadLetterRetention {
+        DeadLetterRetention {
+            max_entries: self.worker.dead_letter_max_entries,
+            max_age_ms: self.worker.dead_letter_max_age_days * 24 * 60 * 60 * 1000,
+        }
     }
 
     /// This worker's consumer name.
@@ -741,6 +775,11 @@ mod tests {
                     "STATS_TRACKER__SERVER__KEEP_ALIVE_TIMEOUT_MS",
                     "0",
                     "keep_alive_timeout_ms",
+                ),
+                (
+                    "STATS_TRACKER__WORKER__DEAD_LETTER_MAX_AGE_DAYS",
+                    "36501",
+                    "dead_letter_max_age_days",
                 ),
             ] {
                 jail.set_env(env, value);

@@ -58,6 +58,69 @@ impl Rejection {
     }
 }
 
+/// The field a re-driven dead letter carries on the event stream: the stream id of the event
+/// it was dead-lettered from (its time, and what the product applies at most once).
+pub const REDRIVE_OF_FIELD: &str = "stats_tracker_redrive_of";
+/// The field naming the dead letter a re-driven entry came from: a re-drive repeated after a
+/// crash appends a second copy with the same letter id, which is dead-lettered at most once.
+pub const REDRIVE_LETTER_FIELD: &str = "stats_tracker_redrive_letter";
+
+/// Whether `name` is a field only re-drives may set (ingest refuses it).
+pub fn is_reserved_field(name: &[u8]) -> bool {
+    name == REDRIVE_OF_FIELD.as_bytes() || name == REDRIVE_LETTER_FIELD.as_bytes()
+}
+
+/// Where a re-driven entry came from: both reserved fields, valid stream ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    /// The stream id of the original event.
+    pub of: String,
+    /// The id of the dead letter that was re-driven.
+    pub letter: String,
+}
+
+impl Redrive {
+    /// The re-drive fields of an entry: `None` for an ordinary entry; a rejection when only one
+    /// is there or one is not a stream id.
+    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<Self>, Rejection> {
+        let find = |name: &str| {
+            fields
+                .iter()
+                .find(|(field, _)| field == name.as_bytes())
+                .map(|(_, value)| value)
+        };
+        let (of, letter) = match (find(REDRIVE_OF_FIELD), find(REDRIVE_LETTER_FIELD)) {
+            (None, None) => return Ok(None),
+            (Some(of), Some(letter)) => (of, letter),
+            (None, Some(_)) => return Err(Rejection::MissingField(REDRIVE_OF_FIELD.into())),
+            (Some(_), None) => return Err(Rejection::MissingField(REDRIVE_LETTER_FIELD.into())),
+        };
+        let stream_id = |field: &str, value: &[u8]| {
+            let text = String::from_utf8_lossy(value);
+            if is_stream_id(&text) {
+                Ok(text.into_owned())
+            } else {
+                Err(Rejection::invalid_value(field, &text, "a stream id"))
+            }
+        };
+        Ok(Some(Redrive {
+            of: stream_id(REDRIVE_OF_FIELD, of)?,
+            letter: stream_id(REDRIVE_LETTER_FIELD, letter)?,
+        }))
+    }
+}
+
+/// Whether `text` is a complete stream id, `<ms>-<seq>` (two unsigned 64-bit numbers).
+pub fn is_stream_id(text: &str) -> bool {
+    text.split_once('-').is_some_and(|(ms, seq)| {
+        [ms, seq]
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            && ms.parse::<u64>().is_ok()
+            && seq.parse::<u64>().is_ok()
+    })
+}
+
 /// Most players one match may have: bounds the work one event can cause.
 pub const MAX_MATCH_PLAYERS: usize = 100;
 
@@ -159,6 +222,7 @@ impl GameEvent {
             }
             map.insert(name, value);
         }
+        Redrive::from_fields(fields)?;
         let mut event = GameEvent {
             product: ProductId::parse(required(&map, "product_id")?).map_err(|problem| {
                 Rejection::InvalidId {
@@ -390,6 +454,36 @@ mod tests {
             event.required("user_id"),
             Err(Rejection::MissingField("user_id".into()))
         );
+    }
+
+    #[test]
+    fn redrive_fields_come_in_pairs_of_stream_ids() {
+        let base = [("product_id", "p"), ("type", "state_change")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            fields(&pairs)
+        };
+        assert_eq!(Redrive::from_fields(&with(&[])), Ok(None));
+        let both = with(&[(REDRIVE_OF_FIELD, "5-1"), (REDRIVE_LETTER_FIELD, "9-0")]);
+        assert_eq!(
+            Redrive::from_fields(&both),
+            Ok(Some(Redrive {
+                of: "5-1".into(),
+                letter: "9-0".into()
+            }))
+        );
+        assert!(GameEvent::parse(&both).is_ok());
+        for bad in [
+            with(&[(REDRIVE_OF_FIELD, "5-1")]),
+            with(&[(REDRIVE_LETTER_FIELD, "5-1")]),
+            with(&[(REDRIVE_OF_FIELD, "5"), (REDRIVE_LETTER_FIELD, "9-0")]),
+            with(&[(REDRIVE_OF_FIELD, "5-1"), (REDRIVE_LETTER_FIELD, "-")]),
+        ] {
+            assert!(GameEvent::parse(&bad).is_err(), "{bad:?}");
+        }
+        assert!(is_reserved_field(REDRIVE_OF_FIELD.as_bytes()));
+        assert!(!is_reserved_field(b"product_id"));
     }
 
     #[test]

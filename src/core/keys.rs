@@ -15,8 +15,10 @@
 //! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
 //! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |
 //! | `P:{<product>}:generation` | string | bumped by admin deletions and resets |
-//! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason |
+//! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
+//! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason; trimmed by count and age |
 //! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products |
+//! | `P:{~dead_letters}:redriven` | set | ids of re-driven dead letters that were dead-lettered again |
 //! | `P:products` | set | product ids seen by the worker |
 //!
 //! Every key of one product shares the `{<product>}` hash tag, so they live in one Redis
@@ -118,6 +120,12 @@ impl PartitionKeys {
     /// The common beginning of every rating history key of `board`.
     pub fn history_prefix(&self, board: &str) -> String {
         format!("{}:history:{}:", self.base, encode_segment(board))
+    }
+    /// Re-drives this partition has written, each at most once: for a product the original
+    /// stream ids of the re-driven events it applied, for the dead letters the ids of the
+    /// re-driven letters it wrote again.
+    pub fn redriven(&self) -> String {
+        format!("{}:redriven", self.base)
     }
     /// The dead-letter stream (only meaningful on [`KeySpace::dead_letters`]).
     pub fn stream(&self) -> String {
@@ -255,6 +263,7 @@ mod tests {
         let keys = KeySpace::new("st").unwrap().product(&product("exrps"));
         assert_eq!(keys.board("wins"), "st:{exrps}:board:wins");
         assert_eq!(keys.applied(), "st:{exrps}:applied");
+        assert_eq!(keys.redriven(), "st:{exrps}:redriven");
         let player = PlayerId::parse("steam:1").unwrap();
         assert_eq!(keys.stats(&player), "st:{exrps}:stats:steam%3A1");
         assert_eq!(hash_tag(&keys.stats(&player)), "exrps");

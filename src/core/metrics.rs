@@ -46,6 +46,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Time to answer an HTTP request, by route template, method and product",
     ),
     (
+        "stats_tracker_dead_letters_redriven_total",
+        Kind::Counter,
+        "Dead letters re-driven: appended to the event stream again and deleted",
+    ),
+    (
         "stats_tracker_worker_events_total",
         Kind::Counter,
         "Stream entries the worker handled, by product, event type and outcome",
@@ -117,8 +122,7 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     ),
 ];
 
-/// Registers the help text of every metric, and shows the worker's unlabelled counters at 0
-/// before they first count, so alerts can tell "none" from "not reported".
+/// Registers the help text of every metric.
 fn describe() {
     for &(name, kind, help) in METRICS {
         match kind {
@@ -129,13 +133,17 @@ fn describe() {
     }
 }
 
-/// Shows the worker's unlabelled counters at 0 before they first count.
-pub fn register_worker_counters() {
+/// Counters with labels: they appear with their first label values, not before.
+const LABELLED: [&str; 2] = [
+    "stats_tracker_worker_events_total",
+    "stats_tracker_http_requests_total",
+];
+
+/// Shows the unlabelled counters whose names start with `prefix` at 0 before they first
+/// count, so alerts can tell "none" from "not reported".
+pub fn show_counters_at_zero(prefix: &str) {
     for &(name, kind, _) in METRICS {
-        if kind == Kind::Counter
-            && name.starts_with("stats_tracker_worker_")
-            && name != "stats_tracker_worker_events_total"
-        {
+        if kind == Kind::Counter && name.starts_with(prefix) && !LABELLED.contains(&name) {
             metrics::counter!(name).increment(0);
         }
     }

@@ -17,13 +17,15 @@ use super::error::{ApiError, ErrorBody};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::admin;
 use crate::core::config::Secret;
+use crate::core::event::is_reserved_field;
 use crate::core::store::bounded;
 use crate::workers::plan::{Rules, check};
 
 /// Most events one ingest request may carry.
 pub const MAX_INGEST_BATCH: usize = 1000;
-/// How long appending one ingest batch may take before the client gets a 503.
-const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long appending one ingest batch (or one re-drive) may take before the client gets a
+/// 503.
+pub const APPEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What ingest needs: where to append, and the rules to validate against.
 #[derive(Clone)]
@@ -35,7 +37,7 @@ pub struct Ingest {
 }
 
 /// Checks `Authorization: Bearer <token>` against `expected` (`None`: the route is disabled).
-fn authorize(
+pub(super) fn authorize(
     expected: Option<&Secret>,
     headers: &HeaderMap,
     what: &'static str,
@@ -259,6 +261,11 @@ pub async fn ingest(
         };
         let mut fields = Vec::with_capacity(object.len());
         for (name, value) in object {
+            if is_reserved_field(name.as_bytes()) {
+                return Err(invalid(format!(
+                    "field `{name}` is reserved for re-driven dead letters"
+                )));
+            }
             let value =
                 field_value(value).ok_or_else(|| invalid(format!("field `{name}` is null")))?;
             fields.push((name.as_bytes().to_vec(), value));
@@ -272,6 +279,6 @@ pub async fn ingest(
         pipe.add_command(xadd);
     }
     let mut conn = ingest.stream.clone();
-    let ids: Vec<String> = bounded(INGEST_TIMEOUT, pipe.query_async(&mut conn)).await?;
+    let ids: Vec<String> = bounded(APPEND_TIMEOUT, pipe.query_async(&mut conn)).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { ids })))
 }

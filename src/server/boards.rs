@@ -25,10 +25,10 @@ const MAX_AROUND: u64 = 100;
 const MAX_PLAYERS: usize = 100;
 
 /// A request's query string as name/value pairs, refusing names the route does not know.
-struct QueryParams(Vec<(String, String)>);
+pub(super) struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
-    fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
+    pub(super) fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).map_err(|error| {
                 ApiError::bad_request("invalid_query", format!("bad query string: {error}"))
@@ -49,7 +49,7 @@ impl QueryParams {
     }
 
     /// The one value of `name`, if given.
-    fn one<'a>(&'a self, name: &'a str) -> Result<Option<&'a str>, ApiError> {
+    pub(super) fn one<'a>(&'a self, name: &'a str) -> Result<Option<&'a str>, ApiError> {
         let mut values = self.all(name);
         let first = values.next();
         if values.next().is_some() {

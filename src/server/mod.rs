@@ -3,6 +3,7 @@
 mod admin;
 mod boards;
 mod cache;
+mod dead_letters;
 mod discovery;
 mod error;
 pub mod listener;
@@ -20,7 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use admin::Ingest;
+pub use admin::{APPEND_TIMEOUT, Ingest};
 pub use cache::{HeadCache, MAX_TOP_TEN_ANSWERS, TopCache, head_cache_entries};
 pub use error::ApiError;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// HTTP event ingest; `None` (no ingest token configured) disables it.
     pub ingest: Option<Ingest>,
+    /// The event stream, where dead-letter re-drives append.
+    pub event_stream: crate::dead_letters::EventStreamSink,
     /// Origins allowed by CORS; empty for none.
     pub cors_allowed_origins: Vec<String>,
     /// Largest request body accepted.
@@ -76,6 +79,7 @@ pub fn system_clock() -> Clock {
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     let _ = crate::core::metrics::prometheus();
+    crate::core::metrics::show_counters_at_zero("stats_tracker_dead_letters_");
     // The document is served by `openapi::openapi_json`, which builds it from `api()` too.
     let (api, _document) = api().split_for_parts();
     api.merge(openapi::docs_ui())
@@ -115,6 +119,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::ingest))
         .routes(routes!(admin::erase_player))
         .routes(routes!(admin::reset_board))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::redrive))
         .routes(routes!(observability::healthz))
         .routes(routes!(observability::readyz))
         .routes(routes!(observability::metrics))

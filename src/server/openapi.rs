@@ -45,7 +45,7 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
         (name = "ratings", description = "Skill rating boards: ratings, histories, predictions"),
         (name = "discovery", description = "Which products and boards exist"),
         (name = "ingest", description = "Game events over HTTP (ingest token)"),
-        (name = "admin", description = "Erasing players and resetting boards (admin token)"),
+        (name = "admin", description = "Erasing players, resetting boards, listing and re-driving dead letters (admin token)"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -62,7 +62,7 @@ impl Modify for BearerTokens {
         for (name, what) in [
             (
                 "admin_token",
-                "`server.admin_token`: erasing players and resetting boards",
+                "`server.admin_token`: erasing players, resetting boards, dead letters",
             ),
             ("ingest_token", "`server.ingest_token`: `POST /v1/events`"),
         ] {

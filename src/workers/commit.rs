@@ -8,6 +8,10 @@
 //! script refuses a call unless the store holds exactly the position (and admin generation)
 //! it was planned on: a plan made on a stale view, or sent behind a call that failed. The
 //! fence rejects a writer whose lease was taken over (see `workers::stream`).
+//!
+//! Dead letters are trimmed as they are written (`worker.dead_letter_max_entries`,
+//! `worker.dead_letter_max_age_days`): trimming removes letters only, never the dead letters'
+//! applied position or `redriven` set, so it cannot make a letter be written twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
-use crate::core::config::RedisEndpoint;
+use crate::core::config::{DeadLetterRetention, RedisEndpoint};
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{KeySpace, PartitionKeys};
@@ -52,6 +56,7 @@ pub struct Committer {
     /// to Redis meanwhile waits for it, the worker's next read among them (two round trips),
     /// so long calls would leave the reads, and then Redis, waiting.
     entries_per_call: usize,
+    retention: DeadLetterRetention,
     timeout: Duration,
 }
 
@@ -67,6 +72,7 @@ impl Committer {
         redis: &RedisEndpoint,
         keys: KeySpace,
         entries_per_call: usize,
+        retention: DeadLetterRetention,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         Ok(Self {
@@ -78,6 +84,7 @@ impl Committer {
             )),
             // A setting of 0 is refused when settings load; never chunk by 0.
             entries_per_call: entries_per_call.max(1),
+            retention,
             timeout,
         })
     }
@@ -144,6 +151,16 @@ impl Committer {
                 known.ratings.insert(key, rating_from_fields(&fields));
             }
         }
+        for chunk in needs.redrives.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (partition, member) in chunk {
+                pipe.sismember(self.partition_keys(partition).redriven(), member);
+            }
+            let present: Vec<bool> = bounded(self.timeout, pipe.query_async(&mut conn)).await?;
+            for (key, present) in chunk.iter().cloned().zip(present) {
+                known.redriven.insert(key, present);
+            }
+        }
         Ok(())
     }
 
@@ -176,10 +193,11 @@ impl Committer {
             Vec::new()
         } else {
             let keys = self.keys.dead_letters();
+            let trim = Trim::now(self.retention);
             let ops: Vec<_> = batch
                 .dead_letters
                 .iter()
-                .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter)))
+                .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter, &trim)))
                 .collect();
             self.encode_partition(epoch, planned_on(Partition::DeadLetters), &keys, ops)
         };
@@ -492,6 +510,11 @@ fn text(value: impl ToString) -> Vec<u8> {
 }
 
 fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
+    // In the same call as the changes: a second copy of the re-drive finds it, or neither.
+    let redriven = event
+        .redrive_of
+        .as_ref()
+        .map(|of| op("SADD", keys.redriven(), vec![text(of)]));
     event
         .changes
         .as_slice()
@@ -573,34 +596,74 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 vec![text(limit), text(entry)],
             ),
         })
+        .chain(redriven)
         .collect()
 }
 
-/// Per reason: `XADD <dead letters> * source_id <id> reason <why> [board <name>] <original
-/// fields…>`.
-fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter) -> Vec<Op> {
-    letter
+/// How one commit trims the dead-letter stream: `MAXLEN ~` on every `XADD`, and an
+/// `XTRIM MINID ~` after it (one `XADD` takes one strategy only).
+struct Trim {
+    max_entries: Option<u64>,
+    /// Letters older than this stream id go.
+    min_id: Option<String>,
+}
+
+impl Trim {
+    /// The bounds as of now (the age limit counts back from the worker's clock).
+    fn now(retention: DeadLetterRetention) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Self {
+            max_entries: (retention.max_entries > 0).then_some(retention.max_entries),
+            min_id: (retention.max_age_ms > 0)
+                .then(|| format!("{}-0", now_ms.saturating_sub(retention.max_age_ms))),
+        }
+    }
+}
+
+/// Per reason: `XADD <dead letters> [MAXLEN ~ n] * source_id <id> reason <why> board <name or
+/// ''> <original fields…>`, then the age trim, then for a re-drive the letter it came from in
+/// the `redriven` set (same call: a second copy of the re-drive finds it, or neither).
+/// `board` is always there, so the original fields are always the pairs from the fourth on,
+/// whatever they are named.
+fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter, trim: &Trim) -> Vec<Op> {
+    let mut ops: Vec<Op> = letter
         .reasons
         .iter()
         .map(|(board, reason)| {
-            let mut args = vec![
+            let mut args = Vec::with_capacity(10 + 2 * letter.fields.len());
+            if let Some(max_entries) = trim.max_entries {
+                args.extend([b"MAXLEN".to_vec(), b"~".to_vec(), text(max_entries)]);
+            }
+            args.extend([
                 b"*".to_vec(),
                 b"source_id".to_vec(),
                 text(&letter.id),
                 b"reason".to_vec(),
                 text(reason),
-            ];
-            if let Some(board) = board {
-                args.push(b"board".to_vec());
-                args.push(text(board));
-            }
+                b"board".to_vec(),
+                board.as_deref().map(text).unwrap_or_default(),
+            ]);
             for (name, value) in &letter.fields {
                 args.push(name.clone());
                 args.push(value.clone());
             }
             op("XADD", keys.stream(), args)
         })
-        .collect()
+        .collect();
+    if let Some(min_id) = &trim.min_id {
+        ops.push(op(
+            "XTRIM",
+            keys.stream(),
+            vec![b"MINID".to_vec(), b"~".to_vec(), text(min_id)],
+        ));
+    }
+    if let Some(redrive_letter) = &letter.redrive_letter {
+        ops.push(op("SADD", keys.redriven(), vec![text(redrive_letter)]));
+    }
+    ops
 }
 
 #[cfg(test)]

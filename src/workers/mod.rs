@@ -108,7 +108,7 @@ impl Worker {
     pub fn new(settings: &Settings, rules: Rules) -> anyhow::Result<Self> {
         // Install the recorder before the first event is counted.
         let _ = prometheus();
-        crate::core::metrics::register_worker_counters();
+        crate::core::metrics::show_counters_at_zero("stats_tracker_worker_");
         let stream = Arc::new(EventStream::new(
             &settings.stream_redis(),
             &settings.stream,
@@ -121,6 +121,7 @@ impl Worker {
                     &settings.store_redis(),
                     settings.key_space()?,
                     settings.worker.entries_per_script_call,
+                    settings.dead_letter_retention(),
                     COMMAND_TIMEOUT,
                 )?),
                 stream: stream.clone(),
@@ -392,6 +393,7 @@ impl Worker {
                     .map(|(partition, _)| partition.clone())
                     .collect(),
                 ratings: Vec::new(),
+                redrives: Vec::new(),
             };
             self.sink.committer.load(&needs, known).await?;
         }

@@ -6,11 +6,16 @@
 //! lease: each partition's applied position (entries at or below it were applied before a
 //! restart and are skipped) and the rating states of the players involved. The worker loads
 //! what a batch needs ([`needs`]) before planning it.
+//!
+//! Re-driven dead letters (entries carrying [`Redrive`] fields) are applied at most once per
+//! original event: a product skips a copy whose original it applied already (its `redriven`
+//! set), and the dead letters skip writing a letter again for a re-drive they already wrote
+//! one for. Their period boards use the original event's time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::core::effects::Changes;
-use crate::core::event::{Fields, GameEvent, RawEntry, Rejection};
+use crate::core::event::{Fields, GameEvent, RawEntry, Redrive, Rejection};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::games::Games;
 use crate::leaderboards::ratings::Rating;
@@ -95,6 +100,8 @@ pub struct Known {
     pub ratings: HashMap<(ProductId, String, PlayerId), Option<Rating>>,
     /// Products this worker has added to the discovery index.
     pub listed: HashSet<ProductId>,
+    /// Whether a partition's `redriven` set holds a member (see [`Needs::redrives`]).
+    pub redriven: HashMap<(Partition, String), bool>,
 }
 
 impl Known {
@@ -105,6 +112,19 @@ impl Known {
             Some(Some(position)) => compare_ids(id, position) != std::cmp::Ordering::Greater,
             _ => false,
         }
+    }
+
+    /// Whether `partition` already wrote the re-drive named `member` (an original id for a
+    /// product, a letter id for the dead letters).
+    fn redriven(&self, partition: &Partition, member: &str) -> bool {
+        self.redriven
+            .get(&(partition.clone(), member.to_owned()))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn mark_redriven(&mut self, partition: Partition, member: &str) {
+        self.redriven.insert((partition, member.to_owned()), true);
     }
 
     /// The applied positions `batch` leaves, per partition it writes.
@@ -136,12 +156,17 @@ impl Known {
 pub struct Needs {
     pub positions: Vec<Partition>,
     pub ratings: Vec<(ProductId, String, PlayerId)>,
+    /// Members of partitions' `redriven` sets to look up: a re-driven entry's original id in
+    /// its product's, its letter id in the dead letters'.
+    pub redrives: Vec<(Partition, String)>,
 }
 
 /// An entry parsed once for both loading and planning.
 pub struct ParsedEntry<'a> {
     pub entry: &'a RawEntry,
     pub event: Result<GameEvent, Rejection>,
+    /// Where a re-driven entry came from (also when it cannot be used again).
+    pub redrive: Option<Redrive>,
 }
 
 /// Parses every entry of a batch.
@@ -151,6 +176,7 @@ pub fn parse(entries: &[RawEntry]) -> Vec<ParsedEntry<'_>> {
         .map(|entry| ParsedEntry {
             entry,
             event: GameEvent::parse(&entry.fields),
+            redrive: Redrive::from_fields(&entry.fields).ok().flatten(),
         })
         .collect()
 }
@@ -162,8 +188,22 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
         positions.insert(Partition::DeadLetters);
     }
     let mut ratings = BTreeSet::new();
+    let mut redrives = BTreeSet::new();
     let mut boards_of: HashMap<&ProductId, Vec<String>> = HashMap::new();
     for parsed in batch {
+        let mut need_redrive = |partition: Partition, member: &str| {
+            let key = (partition, member.to_owned());
+            if !known.redriven.contains_key(&key) {
+                redrives.insert(key);
+            }
+        };
+        if let Some(redrive) = &parsed.redrive {
+            // Dead-lettered again, whether it parses or not.
+            need_redrive(Partition::DeadLetters, &redrive.letter);
+            if let Ok(event) = &parsed.event {
+                need_redrive(Partition::Product(event.product.clone()), &redrive.of);
+            }
+        }
         let Ok(event) = &parsed.event else { continue };
         let partition = Partition::Product(event.product.clone());
         if !known.positions.contains_key(&partition) {
@@ -187,6 +227,7 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
     Needs {
         positions: positions.into_iter().collect(),
         ratings: ratings.into_iter().collect(),
+        redrives: redrives.into_iter().collect(),
     }
 }
 
@@ -195,6 +236,9 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
 pub struct PlannedEvent {
     pub id: String,
     pub changes: Changes,
+    /// For a re-driven entry, the original event's id: added to the product's `redriven` set
+    /// with the changes.
+    pub redrive_of: Option<String>,
 }
 
 /// An entry (or some of its boards) the worker cannot use, kept with its original fields.
@@ -204,6 +248,9 @@ pub struct DeadLetter {
     /// One per reason: the whole entry (`board` none), or each board that could not use it.
     pub reasons: Vec<(Option<String>, String)>,
     pub fields: Fields,
+    /// For a re-driven entry, the letter it came from: added to the dead letters' `redriven`
+    /// set with the new letter.
+    pub redrive_letter: Option<String>,
 }
 
 /// What happened to one entry, for metrics.
@@ -214,6 +261,9 @@ pub enum Outcome {
     DeadLettered,
     /// Applied before a restart; skipped now.
     Replayed,
+    /// A second copy of a re-driven dead letter (the re-drive was repeated after a crash):
+    /// the first was applied or dead-lettered already; skipped.
+    RedriveDuplicate,
 }
 
 impl Outcome {
@@ -223,6 +273,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Replayed => "replayed",
+            Outcome::RedriveDuplicate => "redrive_duplicate",
         }
     }
 }
@@ -281,17 +332,27 @@ pub fn plan(
         let id = parsed.entry.id.as_str();
         let fields = &parsed.entry.fields;
         let event_type = type_label(fields);
+        let redrive = parsed.redrive.as_ref();
+        // A re-driven event happened when its original did: its period boards are those.
+        let at_ms = id_millis(redrive.map_or(id, |redrive| redrive.of.as_str()));
         let (product, outcome) = match &parsed.event {
             Ok(event) => {
                 let product = event.product.as_str().to_owned();
                 let partition = Partition::Product(event.product.clone());
                 if known.applied(&partition, id) {
                     (product, Outcome::Replayed)
+                } else if redrive.is_some_and(|redrive| known.redriven(&partition, &redrive.of)) {
+                    (product, Outcome::RedriveDuplicate)
                 } else {
-                    match apply(event, id, rules, known) {
+                    match apply(event, id, at_ms, rules, known) {
                         Ok((changes, rejections)) => {
-                            // A letter written before (a replay) is not written, nor counted, again.
+                            // A letter written before (a replay, or a second copy of a
+                            // re-drive) is not written, nor counted, again.
+                            let letter_written = redrive.is_some_and(|redrive| {
+                                known.redriven(&Partition::DeadLetters, &redrive.letter)
+                            });
                             let dead = !rejections.is_empty()
+                                && !letter_written
                                 && !known.applied(&Partition::DeadLetters, id);
                             if dead {
                                 plan.dead_letters.push(DeadLetter {
@@ -301,7 +362,11 @@ pub fn plan(
                                         .map(|r| (Some(r.board), r.reason))
                                         .collect(),
                                     fields: fields.clone(),
+                                    redrive_letter: redrive.map(|redrive| redrive.letter.clone()),
                                 });
+                                if let Some(redrive) = redrive {
+                                    known.mark_redriven(Partition::DeadLetters, &redrive.letter);
+                                }
                             }
                             let outcome = if !changes.is_empty() {
                                 plan.products
@@ -310,7 +375,11 @@ pub fn plan(
                                     .push(PlannedEvent {
                                         id: id.to_owned(),
                                         changes,
+                                        redrive_of: redrive.map(|redrive| redrive.of.clone()),
                                     });
+                                if let Some(redrive) = redrive {
+                                    known.mark_redriven(partition, &redrive.of);
+                                }
                                 Outcome::Applied
                             } else if dead {
                                 Outcome::DeadLettered
@@ -319,14 +388,17 @@ pub fn plan(
                             };
                             (product, outcome)
                         }
-                        Err(rejection) => (product, plan.dead_letter(known, id, rejection, fields)),
+                        Err(rejection) => {
+                            let outcome = plan.dead_letter(known, id, rejection, fields, redrive);
+                            (product, outcome)
+                        }
                     }
                 }
             }
-            Err(rejection) => (
-                raw_product(fields),
-                plan.dead_letter(known, id, rejection.clone(), fields),
-            ),
+            Err(rejection) => {
+                let outcome = plan.dead_letter(known, id, rejection.clone(), fields, redrive);
+                (raw_product(fields), outcome)
+            }
         };
         plan.outcomes.push(EntryOutcome {
             product,
@@ -335,7 +407,7 @@ pub fn plan(
         });
     }
     for id in deleted {
-        let outcome = plan.dead_letter(known, id, Rejection::Deleted, &Vec::new());
+        let outcome = plan.dead_letter(known, id, Rejection::Deleted, &Vec::new(), None);
         plan.outcomes.push(EntryOutcome {
             product: String::new(),
             event_type: "unknown",
@@ -348,15 +420,24 @@ pub fn plan(
 }
 
 impl BatchPlan {
-    /// Dead-letters entry `id` unless its letter was written before (a replay after a
-    /// restart): the entry's outcome, so that each letter is counted once.
+    /// Dead-letters a whole entry, unless its letter was written before (a replay, or a
+    /// second copy of a re-drive): the entry's outcome, so that each letter is counted once.
     fn dead_letter(
         &mut self,
-        known: &Known,
+        known: &mut Known,
         id: &str,
         rejection: Rejection,
         fields: &Fields,
+        redrive: Option<&Redrive>,
     ) -> Outcome {
+        if let Some(redrive) = redrive {
+            if known.redriven(&Partition::DeadLetters, &redrive.letter) {
+                return Outcome::RedriveDuplicate;
+            }
+            if !known.applied(&Partition::DeadLetters, id) {
+                known.mark_redriven(Partition::DeadLetters, &redrive.letter);
+            }
+        }
         if known.applied(&Partition::DeadLetters, id) {
             return Outcome::Replayed;
         }
@@ -364,6 +445,7 @@ impl BatchPlan {
             id: id.to_owned(),
             reasons: vec![(None, rejection.to_string())],
             fields: fields.clone(),
+            redrive_letter: redrive.map(|redrive| redrive.letter.clone()),
         });
         Outcome::DeadLettered
     }
@@ -375,6 +457,7 @@ impl BatchPlan {
 fn apply(
     event: &GameEvent,
     id: &str,
+    at_ms: u64,
     rules: &Rules,
     known: &mut Known,
 ) -> Result<(Changes, Vec<BoardRejection>), Rejection> {
@@ -398,7 +481,7 @@ fn apply(
     }
     let mut context = ScoreContext {
         id,
-        at_ms: id_millis(id),
+        at_ms,
         ratings: &mut book,
         changes: &mut changes,
         rejections: &mut rejections,
@@ -416,7 +499,7 @@ fn apply(
 /// what HTTP ingest accepts is exactly what the worker would not dead-letter as a whole.
 pub fn check(fields: &Fields, rules: &Rules) -> Result<(), Rejection> {
     let event = GameEvent::parse(fields)?;
-    apply(&event, "0-0", rules, &mut Known::default()).map(|_| ())
+    apply(&event, "0-0", 0, rules, &mut Known::default()).map(|_| ())
 }
 
 /// The `type` field as a bounded metric label.
@@ -593,6 +676,85 @@ mod tests {
     }
 
     #[test]
+    fn a_redriven_event_applies_once_at_its_original_time_and_is_dead_lettered_once() {
+        use crate::core::event::{REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD};
+        // Day 0 and day 3 of 1970 (ms): the copy's id is days after its original.
+        let original = "1000-0";
+        let copy = |id: &str, letter: &str, pairs: &[(&str, &str)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.extend([(REDRIVE_OF_FIELD, original), (REDRIVE_LETTER_FIELD, letter)]);
+            entry(id, &pairs)
+        };
+        let game = [
+            ("product_id", "p"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "B"),
+        ];
+        let broken = [("product_id", "p"), ("type", "teleport")];
+        let entries = vec![
+            copy("259200000-0", "50-0", &game),
+            copy("259200000-1", "50-0", &game),
+            copy("259200000-2", "60-0", &broken),
+            copy("259200000-3", "60-0", &broken),
+        ];
+        let rules = Rules::builtin();
+        let mut known = Known::default();
+        let parsed = parse(&entries);
+        let needs = needs(&parsed, &rules, &known);
+        let product = Partition::Product(ProductId::parse("p").unwrap());
+        assert_eq!(
+            needs.redrives,
+            vec![
+                (product.clone(), original.to_owned()),
+                (Partition::DeadLetters, "50-0".to_owned()),
+                (Partition::DeadLetters, "60-0".to_owned()),
+            ]
+        );
+        for key in needs.redrives {
+            known.redriven.insert(key, false);
+        }
+        let batch = plan(&parsed, &[], &rules, &mut known);
+        let outcomes: Vec<_> = batch.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Applied,
+                Outcome::RedriveDuplicate,
+                Outcome::DeadLettered,
+                Outcome::RedriveDuplicate
+            ]
+        );
+        let applied = &batch.products[&ProductId::parse("p").unwrap()];
+        assert_eq!(applied.len(), 1);
+        assert_eq!(applied[0].redrive_of.as_deref(), Some(original));
+        let periods: Vec<String> = applied[0]
+            .changes
+            .as_slice()
+            .iter()
+            .filter_map(|change| match change {
+                crate::core::effects::Change::Score {
+                    period: Some(period),
+                    ..
+                } => Some(period.key_suffix.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            periods.contains(&"daily:1970-01-01".to_owned()),
+            "{periods:?}"
+        );
+        assert_eq!(batch.dead_letters.len(), 1);
+        assert_eq!(
+            batch.dead_letters[0].redrive_letter.as_deref(),
+            Some("60-0")
+        );
+        // A later batch knows what this one wrote.
+        assert!(known.redriven(&product, original));
+        assert!(known.redriven(&Partition::DeadLetters, "60-0"));
+    }
+
+    #[test]
     fn ids_compare_numerically() {
         use std::cmp::Ordering::*;
         assert_eq!(compare_ids("10-0", "9-5"), Greater);
@@ -694,7 +856,9 @@ mod properties {
                         prop_assert!(!applied);
                         prop_assert_eq!(&letter.fields, &entry.fields);
                     }
-                    Outcome::Replayed => prop_assert!(false, "nothing was applied before"),
+                    Outcome::Replayed | Outcome::RedriveDuplicate => {
+                        prop_assert!(false, "nothing was applied before")
+                    }
                 }
                 if let Some(letter) = letter {
                     prop_assert!(letter.reasons.iter().all(|(_, reason)| !reason.is_empty()));

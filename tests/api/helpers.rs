@@ -366,7 +366,7 @@ pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i
 }
 
 /// Dead letters as (source id, reason, original fields), in stream order. The tracker writes
-/// `source_id` and `reason` as the first two pairs, then the original fields.
+/// `source_id`, `reason` and `board` as the first three pairs, then the original fields.
 pub async fn dead_letters(
     store: &mut MultiplexedConnection,
     prefix: &str,
@@ -383,7 +383,8 @@ pub async fn dead_letters(
         .map(|(_, mut flat)| {
             assert_eq!(flat[0], b"source_id");
             assert_eq!(flat[2], b"reason");
-            let original = flat.split_off(4);
+            assert_eq!(flat[4], b"board");
+            let original = flat.split_off(6);
             let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
             (text(&flat[1]), text(&flat[3]), original)
         })

@@ -7,6 +7,7 @@ mod admin;
 mod boards;
 mod cli;
 mod crash;
+mod dead_letters;
 mod durability;
 mod faults;
 mod fuzz;

@@ -35,6 +35,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events"),
     ("DELETE", "/v1/admin/players/{user_id}"),
     ("DELETE", "/v1/admin/products/{product_id}/boards/{board}"),
+    ("GET", "/v1/admin/dead-letters"),
+    ("POST", "/v1/admin/dead-letters/redrive"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
