@@ -1,11 +1,9 @@
--- Acknowledges a committed batch's entries and records, per partition, the applied position
--- its commit left in the store. Positions only move forward: batches in flight may be
--- acknowledged out of order. Also counts the entries acknowledged, for `lost.lua`.
+-- Records, per partition, the applied position a committed batch left in the store; sent in
+-- one transaction with the batch's XACK. Positions only move forward: batches in flight may
+-- be acknowledged out of order.
 --
--- KEYS[1] the event stream, KEYS[2] the acknowledged positions (hash: partition → stream
--- id), KEYS[3] the group's counts (hash)
--- ARGV[1] the group, ARGV[2] the number of entry ids n, ARGV[3 .. 2+n] the ids, then pairs
--- of partition and position
+-- KEYS[1] the acknowledged positions (hash: partition → stream id)
+-- ARGV pairs: partition, position
 local function parts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return ms or '0', seq or '0'
@@ -19,20 +17,10 @@ local function after(a, b)
   if #aseq ~= #bseq then return #aseq > #bseq end
   return aseq > bseq
 end
-local ids = tonumber(ARGV[2])
-local acked = 0
--- In slices: unpack's stack is limited.
-for first = 3, 2 + ids, 1000 do
-  local last = math.min(first + 999, 2 + ids)
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, last))
-end
-if acked > 0 then
-  redis.call('HINCRBY', KEYS[3], 'acked', acked)
-end
-for i = 3 + ids, #ARGV, 2 do
-  local current = redis.call('HGET', KEYS[2], ARGV[i])
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
   if not current or after(ARGV[i + 1], current) then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
 end
-return acked
+return 0

@@ -1,6 +1,6 @@
 -- Accounts for entries deleted or trimmed from the stream before the group read them. Once
 -- the group has read everything there is and acknowledged it all, every entry ever added was
--- either acknowledged (counted by `acked.lua`) or never read: the difference, less what was
+-- either acknowledged (counted with each acknowledgement) or never read: the difference, less what was
 -- reported before (`base`), is new losses. Redis counts such entries as never read, so the
 -- group's lag could show them forever: its read counter is set to the entries added.
 --

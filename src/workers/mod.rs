@@ -77,6 +77,10 @@ impl From<StoreError> for WorkerError {
 struct Planned {
     /// Every id the batch read (entries and vanished ids), to acknowledge after the commit.
     ids: Vec<String>,
+    /// Whether to acknowledge `ids`: not for entries re-read to re-derive what the store
+    /// lost, which were acknowledged before (any still pending is delivered again, skipped as
+    /// applied, and acknowledged then; each acknowledgement is counted).
+    acknowledge: bool,
     /// The applied positions the commit leaves, by partition record name, to record with the
     /// acknowledgement.
     positions: Vec<(String, String)>,
@@ -311,6 +315,7 @@ impl Worker {
         if ids.is_empty() {
             return Ok(Planned {
                 ids,
+                acknowledge: true,
                 positions: Vec::new(),
                 commit: PreparedCommit::default(),
                 outcomes: Vec::new(),
@@ -335,6 +340,7 @@ impl Worker {
         known.advance_past(&batch);
         Ok(Planned {
             ids,
+            acknowledge: true,
             positions,
             commit,
             outcomes: batch.outcomes,
@@ -441,7 +447,8 @@ impl Worker {
                 entries,
                 ..Read::default()
             };
-            let batch = self.plan_read(lease, &read, known).await?;
+            let mut batch = self.plan_read(lease, &read, known).await?;
+            batch.acknowledge = false;
             rederived += batch
                 .outcomes
                 .iter()
@@ -529,6 +536,7 @@ impl Sink {
     async fn commit_planned(&self, planned: Planned) -> Result<(), WorkerError> {
         let Planned {
             ids,
+            acknowledge,
             positions,
             commit,
             outcomes,
@@ -539,7 +547,11 @@ impl Sink {
             return Ok(());
         }
         let counts = self.committer.commit(&commit).await?;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let ids: Vec<&str> = if acknowledge {
+            ids.iter().map(String::as_str).collect()
+        } else {
+            Vec::new()
+        };
         self.stream.ack(&ids, &positions).await?;
 
         // Counted per batch, not per event: label lookups cost more than the work itself.

@@ -20,6 +20,9 @@ use crate::core::event::RawEntry;
 use crate::core::keys::StreamKeys;
 use crate::core::store::{self, StoreError, bounded};
 
+/// Records acknowledged positions (see `ack`).
+const ACKED_SCRIPT: &str = include_str!("acked.lua");
+
 /// Starts a new group's counts (see `lost.lua`): nothing acknowledged, and the entries already
 /// deleted or trimmed (added but no longer there) not counted as lost.
 const START_COUNTS: &str = "
@@ -115,7 +118,6 @@ pub struct EventStream {
     lease_script: Script,
     release_script: Script,
     lost_script: Script,
-    acked_script: Script,
 }
 
 impl EventStream {
@@ -140,7 +142,6 @@ impl EventStream {
             lease_script: Script::new(include_str!("lease.lua")),
             release_script: Script::new(include_str!("release.lua")),
             lost_script: Script::new(include_str!("lost.lua")),
-            acked_script: Script::new(include_str!("acked.lua")),
         })
     }
 
@@ -305,9 +306,10 @@ impl EventStream {
         .map_err(StreamError::from)
     }
 
-    /// Acknowledges entries whose effects are committed and, in the same script, records the
-    /// applied positions the commit left in the store (`(partition name, position)`; see
-    /// `acked.lua`), so that a store which later loses them is noticed.
+    /// Acknowledges pending entries whose effects are committed (each once: they are counted)
+    /// and, in the same transaction, records the applied positions the commit left in the
+    /// store (`(partition name, position)`; see `acked.lua`), so that a store which later loses
+    /// them is noticed.
     pub async fn ack(
         &self,
         ids: &[&str],
@@ -316,21 +318,39 @@ impl EventStream {
         if ids.is_empty() && positions.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.acked_script.prepare_invoke();
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.acked)
-            .key(&self.keys.counts)
-            .arg(&self.group)
-            .arg(ids.len())
-            .arg(ids);
-        for (partition, position) in positions {
-            invocation.arg(partition).arg(position);
+        // One transaction: a native XACK (ids through Lua cost Redis 15% more per event), the
+        // count `lost.lua` needs (every id given is pending: each is acknowledged once), and
+        // the positions, which only move forward (a script: batches in flight may be
+        // acknowledged out of order).
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !ids.is_empty() {
+            pipe.cmd("XACK")
+                .arg(&self.keys.stream)
+                .arg(&self.group)
+                .arg(ids)
+                .ignore();
+            pipe.cmd("HINCRBY")
+                .arg(&self.keys.counts)
+                .arg("acked")
+                .arg(ids.len())
+                .ignore();
+        }
+        if !positions.is_empty() {
+            // EVAL, not EVALSHA: a script missing inside MULTI could not be loaded and re-sent.
+            let eval = pipe
+                .cmd("EVAL")
+                .arg(ACKED_SCRIPT)
+                .arg(1)
+                .arg(&self.keys.acked);
+            for (partition, position) in positions {
+                eval.arg(partition).arg(position);
+            }
+            eval.ignore();
         }
         let mut conn = self.conn.clone();
-        bounded(self.timeout, invocation.invoke_async::<u64>(&mut conn))
+        bounded(self.timeout, pipe.query_async::<()>(&mut conn))
             .await
-            .map(|_| ())
             .map_err(StreamError::from)
     }
 
