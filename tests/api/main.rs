@@ -13,5 +13,6 @@ mod fuzz;
 mod limits;
 mod original;
 mod ratings;
+mod readme;
 mod server;
 mod worker;
