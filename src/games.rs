@@ -660,6 +660,9 @@ mod tests {
             builtin_exrps.boards.boards()[0]
         );
         assert_eq!(bench_exrps.boards.boards()[1].name, "elo");
+        // scripts/run's file (config/development.toml) is the same, for the README's examples.
+        let development = include_str!("../config/games.development.toml");
+        assert_eq!(Games::parse(development, "development").unwrap(), bench);
         let example = include_str!("../config/games.example.toml");
         let games = Games::parse(example, "example").unwrap();
         // The example covers every board kind and stats rule.

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use stats_tracker::core::config::{Mode, Settings};
-use stats_tracker::startup::{self, Parts};
+use stats_tracker::startup::{self, Parts, exit_code};
+
+/// The exit codes, for `--help` (`startup::exit_code` defines them).
+const EXIT_CODES: &str = "Exit codes: 0 stopped on SIGINT/SIGTERM, 1 failed while running, \
+2 wrong command line or configuration, 3 games file error, 4 cannot listen on an address.";
 
 // The worker allocates a little for every field of every event; mimalloc makes that cheap.
 #[global_allocator]
@@ -22,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// and STATS_TRACKER__<SECTION>__<KEY> for any other setting (e.g.
 /// STATS_TRACKER__STREAM__BATCH_SIZE=500). RUST_LOG overrides the log filter.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,8 +104,9 @@ fn main() -> ExitCode {
     let mut settings = match Settings::load(common.mode, common.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
+            // Logging is not set up yet (the settings say how): this is the one report.
             eprintln!("stats-tracker: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit_code::CONFIG);
         }
     };
     if let Some(bind) = bind {
@@ -111,7 +116,15 @@ fn main() -> ExitCode {
         settings.worker.metrics_bind = metrics_bind;
     }
     stats_tracker::telemetry::init(&settings.log);
-    tracing::info!(mode = %common.mode, ?parts, "starting");
+    tracing::info!(
+        mode = %common.mode,
+        config = %common
+            .config
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |file| file.display().to_string()),
+        ?parts,
+        "starting"
+    );
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -125,8 +138,8 @@ fn main() -> ExitCode {
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("stats-tracker: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::from(exit_code::FAILURE);
         }
     };
     let result = runtime.block_on(async {
@@ -137,9 +150,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("stats-tracker: {error:#}");
-            ExitCode::FAILURE
+            // Logged once, where every other line of the run went (stderr; JSON in
+            // production).
+            tracing::error!("{error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

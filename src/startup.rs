@@ -1,5 +1,6 @@
 //! Wiring: builds the server and the worker from [`Settings`] and runs them until a shutdown
-//! signal (SIGINT or SIGTERM), which fans out to every running part.
+//! signal (SIGINT or SIGTERM), which fans out to every running part. Each way start-up can
+//! fail has its own exit code ([`exit_code`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
 use crate::core::metrics::{ProductLabels, prometheus};
-use crate::core::store::{Store, lazy_connection};
+use crate::core::store::{Store, lazy_connection, redis_location};
 use crate::dead_letters::EventStreamSink;
-use crate::games::Games;
+use crate::games::{Games, GamesError};
 use crate::server::listener::{self, Limits};
 use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
 use crate::workers::{self, Worker, plan::Rules};
@@ -26,25 +27,77 @@ pub enum Parts {
     All,
 }
 
+/// The process's exit codes, one per kind of failure (documented in `--help` and README).
+pub mod exit_code {
+    /// A failure while running (or one no other code names).
+    pub const FAILURE: u8 = 1;
+    /// Wrong command line or unusable settings (clap exits with 2 for usage errors too).
+    pub const CONFIG: u8 = 2;
+    /// The games file cannot be read or is invalid.
+    pub const GAMES: u8 = 3;
+    /// An address to listen on cannot be bound (in use, not local, not permitted).
+    pub const BIND: u8 = 4;
+}
+
+/// Why the tracker did not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Settings that loaded but cannot be used (e.g. a Redis URL the client refuses).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Games(#[from] GamesError),
+    #[error("cannot listen for {what} on {addr}: {cause}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    /// A part failed while running.
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+impl StartupError {
+    /// The exit code of this failure (see [`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Config(_) => exit_code::CONFIG,
+            StartupError::Games(_) => exit_code::GAMES,
+            StartupError::Bind { .. } => exit_code::BIND,
+            StartupError::Failed(_) => exit_code::FAILURE,
+        }
+    }
+}
+
 /// The games configuration the settings name (the built-in one when none).
-pub fn load_games(settings: &Settings) -> anyhow::Result<Arc<Games>> {
+pub fn load_games(settings: &Settings) -> Result<Arc<Games>, GamesError> {
     Ok(Arc::new(Games::load(settings.games.file.as_deref())?))
 }
 
 /// Builds the server's shared state (connects lazily: Redis may still be missing).
-pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppState> {
+pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, StartupError> {
+    let invalid = |what: &str| {
+        let what = what.to_owned();
+        move |error: crate::core::store::StoreError| {
+            StartupError::Config(format!("the {what} Redis URL cannot be used: {error}"))
+        }
+    };
+    let key_space = settings
+        .key_space()
+        .map_err(|error| StartupError::Config(error.to_string()))?;
     let store = Store::connect_lazy(
         &settings.store_redis(),
-        settings.key_space()?,
+        key_space,
         Duration::from_millis(settings.store.command_timeout_ms),
     )
-    .context("invalid store Redis URL")?;
+    .map_err(invalid("store"))?;
     // One connection to the stream's Redis for ingest and dead-letter re-drives.
     let stream = lazy_connection(
         &settings.stream_redis(),
         Duration::from_millis(settings.store.command_timeout_ms),
     )
-    .context("invalid stream Redis URL")?;
+    .map_err(invalid("stream"))?;
     let event_stream = EventStreamSink {
         conn: stream.clone(),
         name: settings.stream.name.clone(),
@@ -77,11 +130,16 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         )),
         head_rows: settings.server.page_cache_rows,
         clock: server::system_clock(),
+        access_log: settings.log.access,
     })
 }
 
-fn bind(addr: SocketAddr, limits: &Limits, what: &str) -> anyhow::Result<TcpListener> {
-    listener::bind(addr, limits).with_context(|| format!("cannot listen for {what} on {addr}"))
+fn bind(
+    addr: SocketAddr,
+    limits: &Limits,
+    what: &'static str,
+) -> Result<TcpListener, StartupError> {
+    listener::bind(addr, limits).map_err(|cause| StartupError::Bind { what, addr, cause })
 }
 
 /// Runs `parts` until `shutdown` is cancelled. Binds every address before starting anything,
@@ -90,7 +148,7 @@ pub async fn run(
     settings: Settings,
     parts: Parts,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), StartupError> {
     // Sample histograms and drop stale data periodically, as the exporter expects.
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -102,6 +160,20 @@ pub async fn run(
 
     // A bad games file stops start-up before anything runs.
     let games = load_games(&settings)?;
+    // Where everything comes from, for the operator: never a Redis password (see
+    // `redis_location`).
+    tracing::info!(
+        games = %settings
+            .games
+            .file
+            .as_ref()
+            .map_or_else(|| "built-in".to_owned(), |file| file.display().to_string()),
+        store = %redis_location(settings.store_url()),
+        stream = %redis_location(settings.stream_url()),
+        key_prefix = %settings.store.key_prefix,
+        stream_name = %settings.stream.name,
+        "settings in use"
+    );
     // The worker's metrics server is held to the API server's limits.
     let limits = Limits::from_settings(&settings.server);
     let mut tasks = tokio::task::JoinSet::new();
@@ -117,7 +189,8 @@ pub async fn run(
     }
     if matches!(parts, Parts::Worker | Parts::All) {
         let listener = bind(settings.worker.metrics_bind, &limits, "worker metrics")?;
-        let worker = Worker::new(&settings, Rules::from_games(&games))?;
+        let worker = Worker::new(&settings, Rules::from_games(&games))
+            .map_err(|error| StartupError::Config(format!("{error:#}")))?;
         let metrics_shutdown = shutdown.clone();
         tasks.spawn(async move {
             workers::serve_metrics(listener, limits, metrics_shutdown)
@@ -136,11 +209,12 @@ pub async fn run(
         let outcome = joined.context("task panicked").and_then(|r| r);
         if let Err(error) = outcome {
             // One part failing stops the others: a half-running service is worse than none.
-            tracing::error!(error = format!("{error:#}"), "stopping");
-            shutdown.cancel();
+            // The caller reports the error itself, once.
             if result.is_ok() {
-                result = Err(error);
+                tracing::warn!("a part of the tracker failed; stopping the others");
+                result = Err(StartupError::Failed(error));
             }
+            shutdown.cancel();
         }
     }
     upkeep.abort();

@@ -277,26 +277,89 @@ pub struct LogSettings {
     pub level: String,
     /// Emit JSON lines instead of human-readable text.
     pub json: bool,
+    /// One line per HTTP request: method, route template, status and duration.
+    pub access: bool,
 }
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value of the file or the environment that does not fit its setting, described
+    /// by [`describe_figment_error`].
     #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
-    #[error(
-        "{mode} mode needs the {what} Redis URL: set {env} (or `{setting}` in the config file)"
-    )]
-    MissingRedisUrl {
+    Invalid(String),
+    #[error("{mode} mode needs {}", missing_urls(.missing))]
+    MissingRedisUrls {
         mode: Mode,
-        what: &'static str,
-        env: &'static str,
-        setting: &'static str,
+        missing: Vec<MissingRedisUrl>,
     },
     #[error("invalid configuration: {0}")]
     Prefix(#[from] super::keys::InvalidPrefix),
     #[error("invalid configuration: {0}")]
     Other(String),
+}
+
+/// A Redis URL a mode has no default for, and how to give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingRedisUrl {
+    pub what: &'static str,
+    pub env: &'static str,
+    pub setting: &'static str,
+}
+
+fn missing_urls(missing: &[MissingRedisUrl]) -> String {
+    missing
+        .iter()
+        .map(|url| {
+            format!(
+                "the {} Redis URL: set {} (or `{}` in the config file)",
+                url.what, url.env, url.setting
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; and ")
+}
+
+/// A figment error as a person should read it: the setting by its name (`stream.batch_size`,
+/// not figment's internal `default.stream.batch_size`), where the value came from (the config
+/// file by the path the user gave, or the environment variable), and every error when there
+/// are several.
+fn describe_figment_error(error: figment::Error, file: Option<&Path>) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let mut text = error.kind.to_string();
+            let setting = error.path.join(".");
+            if !setting.is_empty() {
+                text.push_str(&format!(" for `{setting}`"));
+            }
+            let source = error.metadata.as_ref().and_then(|md| md.source.as_ref());
+            match (source, file) {
+                (Some(figment::Source::File(_)), Some(file)) => {
+                    text.push_str(&format!(" in {}", file.display()));
+                }
+                _ if error
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|md| md.name.contains("environment variable")) =>
+                {
+                    text.push_str(&format!(" in {}", env_name_of(&error.path)));
+                }
+                _ => {}
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The environment variable that sets the setting at `path`.
+fn env_name_of(path: &[String]) -> String {
+    match path.join(".").as_str() {
+        "store.redis_url" => format!("{STORE_URL_ENV} (or {ENV_PREFIX}STORE__REDIS_URL)"),
+        "stream.redis_url" => format!("{STREAM_URL_ENV} (or {ENV_PREFIX}STREAM__REDIS_URL)"),
+        _ => format!("{ENV_PREFIX}{}", path.join("__").to_ascii_uppercase()),
+    }
 }
 
 impl Settings {
@@ -364,6 +427,7 @@ impl Settings {
             log: LogSettings {
                 level: "info".to_owned(),
                 json,
+                access: false,
             },
         }
     }
@@ -403,27 +467,42 @@ impl Settings {
             .merge(store_url)
             .merge(stream_url)
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|error| ConfigError::Invalid(describe_figment_error(error, file)))?;
         settings.validate(mode)?;
         Ok(settings)
     }
 
     fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        // Every missing URL at once: a newcomer fixes them in one go.
+        let mut missing = Vec::new();
         if self.store.redis_url.is_none() {
-            return Err(ConfigError::MissingRedisUrl {
-                mode,
+            missing.push(MissingRedisUrl {
                 what: "store",
                 env: STORE_URL_ENV,
                 setting: "store.redis_url",
             });
         }
         if self.stream.redis_url.is_none() {
-            return Err(ConfigError::MissingRedisUrl {
-                mode,
+            missing.push(MissingRedisUrl {
                 what: "event stream",
                 env: STREAM_URL_ENV,
                 setting: "stream.redis_url",
             });
+        }
+        if !missing.is_empty() {
+            return Err(ConfigError::MissingRedisUrls { mode, missing });
+        }
+        for (setting, url) in [
+            ("store.redis_url", &self.store.redis_url),
+            ("stream.redis_url", &self.stream.redis_url),
+        ] {
+            use redis::IntoConnectionInfo;
+            // The client's reasons never quote the URL, which may hold a password.
+            if let Some(Err(error)) = url.as_deref().map(IntoConnectionInfo::into_connection_info) {
+                return Err(ConfigError::Other(format!(
+                    "{setting} is not a Redis URL the tracker can use: {error}"
+                )));
+            }
         }
         self.key_space()?;
         self.store
@@ -590,7 +669,9 @@ mod tests {
             let err = Settings::load(Mode::Production, None)
                 .unwrap_err()
                 .to_string();
+            // Both at once, so that one attempt tells everything missing.
             assert!(err.contains("STATS_TRACKER_REDIS_URL"), "{err}");
+            assert!(err.contains("GAME_EVENT_STREAM_REDIS_URL"), "{err}");
             jail.set_env("STATS_TRACKER_REDIS_URL", "redis://store:6379/0");
             let err = Settings::load(Mode::Production, None)
                 .unwrap_err()
@@ -721,7 +802,17 @@ mod tests {
             let err = Settings::load(Mode::Development, Some(Path::new("bad.toml")))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("batch_size"), "{err}");
+            assert!(err.contains("`stream.batch_size`"), "{err}");
+            assert!(err.contains("in bad.toml"), "{err}");
+            assert!(!err.contains("default."), "{err}");
+
+            jail.set_env("STATS_TRACKER__STREAM__BLOCK_MS", "soon");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("in STATS_TRACKER__STREAM__BLOCK_MS"), "{err}");
+            assert!(!err.contains("default."), "{err}");
+            jail.clear_env();
 
             jail.create_file("typo.toml", "[stream]\nbatchsize = 5\n")?;
             let err = Settings::load(Mode::Development, Some(Path::new("typo.toml")))
@@ -733,6 +824,14 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("missing.toml"), "{err}");
+
+            jail.set_env("STATS_TRACKER_REDIS_URL", "http://:secret@store:6379/0");
+            let err = Settings::load(Mode::Development, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("store.redis_url"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+            jail.clear_env();
 
             jail.set_env("STATS_TRACKER__STORE__KEY_PREFIX", "a{b}");
             let err = Settings::load(Mode::Development, None)

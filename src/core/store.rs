@@ -18,6 +18,32 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
 }
 
+/// Where a Redis URL points, for logs and messages: `host:port/db`, `host:port/db (TLS)` or
+/// `<socket path> db <db>`. Never the password or the user name a URL may carry.
+pub fn redis_location(url: &str) -> String {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    let Ok(info) = url.into_connection_info() else {
+        // The URL itself may hold a password: say only that it does not parse.
+        return "an invalid Redis URL".to_owned();
+    };
+    let db = info.redis_settings().db();
+    let host_port = |host: &str, port: u16| {
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("{}/{db}", host_port(host, *port)),
+        ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{}/{db} (TLS)", host_port(host, *port))
+        }
+        ConnectionAddr::Unix(path) => format!("{} db {db}", path.display()),
+        _ => format!("an unsupported Redis address, db {db}"),
+    }
+}
+
 /// Awaits a Redis call for at most `timeout`, so no caller hangs while Redis is away.
 pub async fn bounded<T>(
     timeout: Duration,
@@ -178,5 +204,26 @@ impl Store {
     /// Succeeds when Redis answers a PING in time.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redis_location;
+
+    #[test]
+    fn redis_locations_never_show_credentials() {
+        assert_eq!(redis_location("redis://:secret@host:6379/1"), "host:6379/1");
+        assert_eq!(
+            redis_location("redis://user:secret@10.0.0.5:6380/0"),
+            "10.0.0.5:6380/0"
+        );
+        assert_eq!(redis_location("redis://127.0.0.1"), "127.0.0.1:6379/0");
+        assert_eq!(
+            redis_location("redis+unix:///run/redis.sock?db=2"),
+            "/run/redis.sock db 2"
+        );
+        let invalid = redis_location("redis://:secret@host:notaport/1");
+        assert!(!invalid.contains("secret"), "{invalid}");
     }
 }

@@ -279,6 +279,8 @@ pub async fn ingest(
         pipe.add_command(xadd);
     }
     let mut conn = ingest.stream.clone();
-    let ids: Vec<String> = bounded(APPEND_TIMEOUT, pipe.query_async(&mut conn)).await?;
+    let ids: Vec<String> = bounded(APPEND_TIMEOUT, pipe.query_async(&mut conn))
+        .await
+        .map_err(ApiError::StreamUnavailable)?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { ids })))
 }

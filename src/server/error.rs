@@ -27,6 +27,9 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("the data store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// The event stream's Redis (ingest) failed; answered like the store's, logged apart.
+    #[error("the event stream is unavailable, try again shortly")]
+    StreamUnavailable(#[source] StoreError),
     /// A bug: something that cannot fail did (logged with its cause, which clients never see).
     #[error("internal error")]
     Internal(String),
@@ -72,7 +75,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::Unavailable(_) | ApiError::StreamUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -98,7 +103,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         match &self {
-            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store Redis unavailable");
+            }
+            ApiError::StreamUnavailable(cause) => {
+                tracing::warn!(error = %cause, "stream Redis unavailable");
+            }
             ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
             _ => {}
         }

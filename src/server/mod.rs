@@ -60,6 +60,8 @@ pub struct AppState {
     pub head_rows: u64,
     /// The current time; chooses the current period of a window board.
     pub clock: Clock,
+    /// Whether every request is logged (`log.access`).
+    pub access_log: bool,
 }
 
 /// Unix milliseconds now (replaceable, so tests can roll windows over).

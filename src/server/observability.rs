@@ -65,7 +65,8 @@ pub async fn metrics() -> impl IntoResponse {
 }
 
 /// Counts requests and times them by route template and (bounded) product, never by raw path
-/// or player id, which would explode the number of series.
+/// or player id, which would explode the number of series. With the access log on, logs each
+/// request by the same route template: a raw path would put player ids in the logs.
 pub async fn track_requests(
     State(state): State<AppState>,
     matched: Option<MatchedPath>,
@@ -97,8 +98,20 @@ pub async fn track_requests(
         ("status", status_class(status).to_owned()),
     ];
     metrics::counter!("stats_tracker_http_requests_total", &labels).increment(1);
+    let elapsed = started.elapsed();
     metrics::histogram!("stats_tracker_http_request_duration_seconds", &labels[..3])
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    if state.access_log {
+        let [(_, route), (_, method), ..] = &labels;
+        tracing::info!(
+            target: "stats_tracker::access",
+            %method,
+            %route,
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     response
 }
 

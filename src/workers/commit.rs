@@ -39,7 +39,7 @@ struct Op {
 /// Why a commit failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error(transparent)]
+    #[error("store Redis: {0}")]
     Store(#[from] StoreError),
     #[error("another worker took over the stream (this worker's lease epoch is stale)")]
     Fenced,

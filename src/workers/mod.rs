@@ -67,9 +67,11 @@ enum WorkerError {
     },
 }
 
+/// The worker's bare `StoreError`s come from the committer's reads (its loads and the store's
+/// run_id), so they are the store's; the stream's arrive as `StreamError`s.
 impl From<StoreError> for WorkerError {
     fn from(error: StoreError) -> Self {
-        WorkerError::Stream(error.into())
+        WorkerError::Commit(error.into())
     }
 }
 

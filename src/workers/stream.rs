@@ -92,11 +92,11 @@ pub struct Read {
 /// Why a stream operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error(transparent)]
+    #[error("stream Redis: {0}")]
     Store(#[from] StoreError),
     #[error("lost the stream lease to another worker")]
     LeaseLost,
-    #[error("unexpected reply from redis: {0}")]
+    #[error("unexpected reply from the stream Redis: {0}")]
     Protocol(String),
 }
 

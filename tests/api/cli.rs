@@ -1,6 +1,10 @@
-//! The command line: modes, configuration errors, help.
+//! The command line: modes, configuration errors, exit codes, help, and the log an operator
+//! reads at start-up.
 
 use std::process::Command;
+use std::time::Duration;
+
+use crate::helpers::TrackerProcess;
 
 fn tracker() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
@@ -8,8 +12,18 @@ fn tracker() -> Command {
         .env_remove("STATS_TRACKER_REDIS_URL")
         .env_remove("GAME_EVENT_STREAM_REDIS_URL")
         .env_remove("STATS_TRACKER_MODE")
-        .env_remove("STATS_TRACKER_CONFIG");
+        .env_remove("STATS_TRACKER_CONFIG")
+        .env_remove("RUST_LOG");
     command
+}
+
+/// Fails unless `text` holds `needle` exactly once (every message is printed once).
+fn assert_once(text: &str, needle: &str) {
+    assert_eq!(
+        text.matches(needle).count(),
+        1,
+        "{needle:?} once in:\n{text}"
+    );
 }
 
 #[test]
@@ -26,14 +40,48 @@ fn unknown_mode_lists_the_valid_ones() {
 }
 
 #[test]
-fn production_without_redis_urls_refuses_to_start() {
+fn production_without_redis_urls_names_both_at_once() {
     let output = tracker()
         .args(["worker", "-m", "production"])
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("STATS_TRACKER_REDIS_URL"), "{stderr}");
+    assert_once(&stderr, "STATS_TRACKER_REDIS_URL");
+    assert_once(&stderr, "GAME_EVENT_STREAM_REDIS_URL");
+}
+
+#[test]
+fn config_errors_name_the_setting_and_the_file_as_given() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("tracker.toml"),
+        "[stream]\nbatch_size = \"lots\"\n",
+    )
+    .expect("write");
+    let output = tracker()
+        .current_dir(dir.path())
+        .args(["serve", "-c", "tracker.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`stream.batch_size`"), "{stderr}");
+    assert!(stderr.contains("in tracker.toml"), "{stderr}");
+    assert!(!stderr.contains("default."), "{stderr}");
+    assert_once(&stderr, "batch_size");
+}
+
+#[test]
+fn games_file_errors_exit_with_3() {
+    let output = tracker()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("STATS_TRACKER__GAMES__FILE", "no-such-games.toml")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_once(&stderr, "no-such-games.toml: cannot read it");
 }
 
 #[test]
@@ -56,6 +104,8 @@ fn help_documents_flags_and_environment() {
         "GAME_EVENT_STREAM_REDIS_URL",
         "serve",
         "worker",
+        "Exit codes",
+        "3 games file error",
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
@@ -69,7 +119,64 @@ fn port_in_use_fails_start_up_clearly() {
         .args(["serve", "--bind", &addr])
         .output()
         .expect("run");
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&addr), "{stderr}");
+    assert_once(
+        &stderr,
+        &format!("cannot listen for the HTTP API on {addr}"),
+    );
+}
+
+#[tokio::test]
+async fn start_up_log_tells_where_everything_is_without_secrets() {
+    let mut command = tracker();
+    command
+        .args([
+            "all",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "127.0.0.1:0",
+        ])
+        // Nothing listens there: the tracker starts anyway and keeps retrying.
+        .env("STATS_TRACKER_REDIS_URL", "redis://:secret@127.0.0.1:1/3")
+        .env(
+            "GAME_EVENT_STREAM_REDIS_URL",
+            "redis://user:secret@127.0.0.1:1/4",
+        )
+        .env("STATS_TRACKER__LOG__ACCESS", "true");
+    let mut tracker = TrackerProcess::spawn(command);
+    let api = tracker.api_address();
+    tracker.wait_for_line("worker metrics listening", Duration::from_secs(10));
+    let starting = tracker.wait_for_line("starting", Duration::from_secs(1));
+    assert!(starting.contains("mode=development"), "{starting}");
+    assert!(starting.contains("config=none"), "{starting}");
+    let settings = tracker.wait_for_line("settings in use", Duration::from_secs(1));
+    for field in [
+        "games=built-in",
+        "store=127.0.0.1:1/3",
+        "stream=127.0.0.1:1/4",
+    ] {
+        assert!(settings.contains(field), "{field} missing from {settings}");
+    }
+
+    let response = reqwest::get(format!("http://{api}/healthz"))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let access = tracker.wait_for_line("route=/healthz", Duration::from_secs(10));
+    for field in ["method=GET", "status=200", "duration_ms="] {
+        assert!(access.contains(field), "{field} missing from {access}");
+    }
+    // Let the worker fail to reach its Redis at least once: the error says which one.
+    let interrupted = tracker.wait_for_line("worker interrupted", Duration::from_secs(30));
+    assert!(
+        interrupted.contains("stream Redis") || interrupted.contains("store Redis"),
+        "{interrupted}"
+    );
+
+    let log = tracker.log.join("\n");
+    assert!(!log.contains("secret"), "a password in the log:\n{log}");
+    // The log goes to a pipe here, not a terminal: no colour codes.
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in the log:\n{log}");
 }

@@ -43,7 +43,8 @@ impl TestRedis {
         redis
     }
 
-    fn socket(&self) -> PathBuf {
+    /// The unix socket this server listens on.
+    pub fn socket(&self) -> PathBuf {
         self.dir.path().join("redis.sock")
     }
 
@@ -416,4 +417,83 @@ pub async fn metric(app: &TestApp, series: &str) -> f64 {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The `stats-tracker` binary run as a child process with its log (stderr) read line by line,
+/// for tests of what an operator sees: start-up lines, errors, the access log.
+pub struct TrackerProcess {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every log line received so far.
+    pub log: Vec<String>,
+}
+
+impl TrackerProcess {
+    /// Starts `command` (stdin and stdout closed, stderr read by a thread).
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the stats-tracker binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits (at most `within`) for a log line containing `needle` and returns it.
+    pub fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        if let Some(line) = self.log.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {within:?}; the log:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The address the API listens on, from its "HTTP API listening" line.
+    pub fn api_address(&mut self) -> SocketAddr {
+        let line = self.wait_for_line("HTTP API listening", Duration::from_secs(30));
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
+        addr.parse()
+            .unwrap_or_else(|_| panic!("not an address: {addr:?}"))
+    }
+}
+
+impl Drop for TrackerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -14,6 +14,7 @@ mod fuzz;
 mod limits;
 mod original;
 mod ratings;
+mod readme;
 mod server;
 mod tls;
 mod worker;
