@@ -11,6 +11,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod limits;
+mod ops;
 mod original;
 mod ratings;
 mod server;
