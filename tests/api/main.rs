@@ -12,6 +12,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod limits;
+mod ops;
 mod original;
 mod ratings;
 mod readme;
