@@ -14,7 +14,7 @@ use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection};
 use crate::games::Games;
 use crate::server::listener::{self, Limits};
-use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
+use crate::server::{self, AppState, HeadCache, Ingest, TopCache, WorkerMetrics};
 use crate::workers::{self, Worker, plan::Rules};
 
 /// Which parts to run.
@@ -30,7 +30,9 @@ pub fn load_games(settings: &Settings) -> anyhow::Result<Arc<Games>> {
     Ok(Arc::new(Games::load(settings.games.file.as_deref())?))
 }
 
-/// Builds the server's shared state (connects lazily: Redis may still be missing).
+/// Builds the server's shared state (connects lazily: Redis may still be missing). The
+/// worker's health is read from `server.worker_metrics_url`, else from this process's metrics
+/// (see [`run`] for a server without a worker).
 pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppState> {
     let store = Store::connect_lazy(
         &settings.store_redis(),
@@ -71,6 +73,10 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> anyhow::Result<AppSt
         )),
         head_rows: settings.server.page_cache_rows,
         clock: server::system_clock(),
+        worker_metrics: match &settings.server.worker_metrics_url {
+            Some(url) => WorkerMetrics::Url(url.clone()),
+            None => WorkerMetrics::Process,
+        },
     })
 }
 
@@ -101,7 +107,11 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     if matches!(parts, Parts::Server | Parts::All) {
         let listener = bind(settings.server.bind, &limits, "the HTTP API")?;
-        let state = app_state(&settings, games.clone())?;
+        let mut state = app_state(&settings, games.clone())?;
+        if parts == Parts::Server && state.worker_metrics == WorkerMetrics::Process {
+            // No worker here and none configured to scrape: nothing to report.
+            state.worker_metrics = WorkerMetrics::None;
+        }
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             server::run(listener, state, limits, shutdown)

@@ -27,6 +27,9 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("the data store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// The worker's metrics cannot be read (not configured, or not answering).
+    #[error("{0}")]
+    WorkerMetricsUnavailable(String),
     /// A bug: something that cannot fail did (logged with its cause, which clients never see).
     #[error("internal error")]
     Internal(String),
@@ -73,6 +76,10 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::WorkerMetricsUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "worker_metrics_unavailable",
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -99,6 +106,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
+            ApiError::WorkerMetricsUnavailable(cause) => {
+                tracing::warn!(error = %cause, "worker metrics unavailable");
+            }
             ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
             _ => {}
         }

@@ -7,6 +7,7 @@ mod admin;
 mod boards;
 mod cli;
 mod crash;
+mod dashboard;
 mod durability;
 mod faults;
 mod fuzz;
