@@ -215,10 +215,10 @@ test('a player shows stats, standings and a rating chart', async () => {
 
   const {entries} = await api(`/v1/products/${PRODUCT}/boards/elo/players/${seg(top)}/history`);
   assert.ok(entries.length > 0);
-  const d = await page.getAttribute('section.rating[data-board="elo"] svg.chart path.line', 'd');
+  const d = await page.getAttribute('section.rating-card[data-board="elo"] svg.chart path.line', 'd');
   assert.ok(d, 'the rating chart has a line');
   assert.equal((d.match(/L/g) || []).length, entries.length, 'one segment per rated match');
-  assert.equal(await page.locator('section.rating[data-board="elo"] svg.chart circle').count(), entries.length + 1);
+  assert.equal(await page.locator('section.rating-card[data-board="elo"] svg.chart circle').count(), entries.length + 1);
   await shot('player');
 
   // The odd player's page too: its id is a path segment full of reserved characters.

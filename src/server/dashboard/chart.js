@@ -42,7 +42,8 @@ export function ratingChart(entries, title) {
   high += margin;
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
-  const x = (i) => PAD.left + (points.length === 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
+  const inset = 10;
+  const x = (i) => PAD.left + inset + (points.length === 1 ? (plotW - 2 * inset) / 2 : (i * (plotW - 2 * inset)) / (points.length - 1));
   const y = (v) => PAD.top + plotH - ((v - low) / (high - low)) * plotH;
 
   const grid = ticks(low, high).map((value) =>

@@ -166,7 +166,7 @@ export async function boardView(ctx, {product, board: name, query}) {
   const controls = h('form', {class: 'controls', on: {submit: (event) => event.preventDefault()}},
     select('Window', 'window', windows, view.window, (window) => go({window: window === 'all' ? '' : window, period: ''})),
     select('Ranking', 'ranking', RANKINGS, view.ranking, (ranking) => go({ranking: ranking === 'standard' ? '' : ranking})),
-    select('Rows', 'limit', PAGE_SIZES, view.limit, (limit) => go({limit: Number(limit) === 20 ? '' : limit})));
+    select('Rows', 'limit', [...new Set([...PAGE_SIZES, view.limit])].sort((a, b) => a - b), view.limit, (limit) => go({limit: Number(limit) === 20 ? '' : limit})));
   if (view.window !== 'all') {
     const shown = page.period || view.period;
     const input = h('input', {id: 'period', type: 'text', value: shown, size: 10, 'aria-label': 'Period',
@@ -190,7 +190,7 @@ export async function boardView(ctx, {product, board: name, query}) {
     });
   }
 
-  const rows = page.entries.map((entry) => h('tr', {dataset: {user: entry.user_id, rank: entry.rank, score: entry.score}},
+  const rows = page.entries.map((entry) => h('tr', {class: entry.rank <= 3 ? 'podium' : null, dataset: {user: entry.user_id, rank: entry.rank, score: entry.score}},
     h('td', {class: 'num rank'}, String(entry.rank)),
     h('td', {class: 'player'}, h('a', {href: playerLink(product, entry.user_id)}, entry.user_id)),
     h('td', {class: 'num score'}, formatNumber(entry.score))));
@@ -258,7 +258,7 @@ async function standingRow(product, user, board) {
 }
 
 async function ratingSection(product, user, board) {
-  const section = h('section', {class: 'card rating', dataset: {board: board.name}},
+  const section = h('section', {class: 'card rating-card', dataset: {board: board.name}},
     h('h3', {}, board.name, ' ', kindBadge(board)));
   let state;
   try {
@@ -271,7 +271,8 @@ async function ratingSection(product, user, board) {
   }
   section.append(h('dl', {class: 'stats'},
     h('div', {}, h('dt', {}, 'rating'), h('dd', {}, formatNumber(state.display))),
-    h('div', {}, h('dt', {}, 'deviation'), h('dd', {}, formatNumber(state.state.deviation))),
+    // Elo has no deviation.
+    board.kind === 'elo' ? null : h('div', {}, h('dt', {}, 'deviation'), h('dd', {}, formatNumber(state.state.deviation))),
     h('div', {}, h('dt', {}, 'rated matches'), h('dd', {}, formatNumber(state.state.matches))),
     state.provisional ? h('div', {}, h('dt', {}, 'status'), h('dd', {}, 'provisional')) : null));
   try {
