@@ -230,3 +230,60 @@ async fn worker_health_scrapes_the_configured_url() {
     }
     holder.abort();
 }
+
+/// `stats-tracker serve` runs no worker: without `server.worker_metrics_url` there is nothing
+/// to report, and the route says which setting is missing.
+#[tokio::test]
+async fn worker_health_of_a_server_without_worker_names_the_setting() {
+    let redis = TestRedis::start().await;
+    let address = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        free.local_addr().expect("address")
+    };
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_stats-tracker"))
+            .args(["serve", "-m", "test", "--bind", &address.to_string()])
+            .env("STATS_TRACKER_REDIS_URL", redis.url(0))
+            .env("GAME_EVENT_STREAM_REDIS_URL", redis.url(1))
+            .env_remove("STATS_TRACKER__SERVER__WORKER_METRICS_URL")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the stats-tracker binary"),
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/v1/health/worker");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let response = loop {
+        match http.get(&url).send().await {
+            Ok(response) => break response,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the server did not start: {error}"
+                );
+                assert!(child.0.try_wait().expect("wait").is_none(), "serve exited");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "worker_metrics_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.worker_metrics_url")),
+        "{body}"
+    );
+}
+
+/// A child process, killed when dropped (a failed assertion leaves nothing running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
