@@ -22,6 +22,7 @@ assert.ok(BASE, 'DASHBOARD_URL must be set');
 
 let context;
 let page;
+let profile;
 const problems = [];
 
 const api = async (path) => {
@@ -84,7 +85,7 @@ before(async () => {
     assert.ok(Date.now() < deadline, `the worker did not catch up: ${JSON.stringify(health)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const profile = mkdtempSync(join(tmpdir(), 'dashboard-chromium-'));
+  profile = mkdtempSync(join(tmpdir(), 'dashboard-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -93,7 +94,6 @@ before(async () => {
     viewport: {width: 1200, height: 800},
     colorScheme: 'light',
   });
-  context.on('close', () => rmSync(profile, {recursive: true, force: true}));
   page = context.pages()[0] || await context.newPage();
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
@@ -110,6 +110,8 @@ before(async () => {
 
 after(async () => {
   if (context) await context.close();
+  // Chromium's helpers may still be writing the profile for a moment after it closed.
+  if (profile) rmSync(profile, {recursive: true, force: true, maxRetries: 10, retryDelay: 200});
 });
 
 test('the products page lists every product and its boards', async () => {
