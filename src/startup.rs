@@ -16,7 +16,7 @@ use crate::core::store::{Store, lazy_connection, redis_location};
 use crate::dead_letters::EventStreamSink;
 use crate::games::{Games, GamesError};
 use crate::server::listener::{self, Limits};
-use crate::server::{self, AppState, HeadCache, Ingest, TopCache};
+use crate::server::{self, AppState, HeadCache, Ingest, TopCache, WorkerMetrics};
 use crate::workers::{self, Worker, plan::Rules};
 
 /// Which parts to run.
@@ -75,7 +75,9 @@ pub fn load_games(settings: &Settings) -> Result<Arc<Games>, GamesError> {
     Ok(Arc::new(Games::load(settings.games.file.as_deref())?))
 }
 
-/// Builds the server's shared state (connects lazily: Redis may still be missing).
+/// Builds the server's shared state (connects lazily: Redis may still be missing). The
+/// worker's health is read from `server.worker_metrics_url`, else from this process's metrics
+/// (see [`run`] for a server without a worker).
 pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, StartupError> {
     let invalid = |what: &str| {
         let what = what.to_owned();
@@ -131,6 +133,10 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
         head_rows: settings.server.page_cache_rows,
         clock: server::system_clock(),
         access_log: settings.log.access,
+        worker_metrics: match &settings.server.worker_metrics_url {
+            Some(url) => WorkerMetrics::Url(url.clone()),
+            None => WorkerMetrics::Process,
+        },
     })
 }
 
@@ -179,7 +185,11 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     if matches!(parts, Parts::Server | Parts::All) {
         let listener = bind(settings.server.bind, &limits, "the HTTP API")?;
-        let state = app_state(&settings, games.clone())?;
+        let mut state = app_state(&settings, games.clone())?;
+        if parts == Parts::Server && state.worker_metrics == WorkerMetrics::Process {
+            // No worker here and none configured to scrape: nothing to report.
+            state.worker_metrics = WorkerMetrics::None;
+        }
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             server::run(listener, state, limits, shutdown)

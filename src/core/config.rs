@@ -161,6 +161,10 @@ pub struct ServerSettings {
     pub header_read_timeout_ms: u64,
     /// How long a kept-alive connection may sit idle between requests (ms); then it is closed.
     pub keep_alive_timeout_ms: u64,
+    /// The worker's metrics (`http://host:port/metrics`), scraped for `GET /v1/health/worker`
+    /// when the worker runs in another process; without it, `stats-tracker all` summarises
+    /// its own metrics.
+    pub worker_metrics_url: Option<String>,
 }
 
 /// How the original stats route encodes a stat's value.
@@ -411,6 +415,7 @@ impl Settings {
                 // Longer than the usual load balancer idle timeout (60 s), so the balancer,
                 // not the server, closes idle connections: it never sends on one being closed.
                 keep_alive_timeout_ms: 75_000,
+                worker_metrics_url: None,
             },
             worker: WorkerSettings {
                 metrics_bind: SocketAddr::from(([0, 0, 0, 0], 5002)),
@@ -562,6 +567,9 @@ impl Settings {
                 return Err(ConfigError::Other(format!("{name} must be at least 1")));
             }
         }
+        if let Some(url) = &self.server.worker_metrics_url {
+            check_worker_metrics_url(url).map_err(ConfigError::Other)?;
+        }
         if self.stream.lease_ttl_ms < 3 * self.stream.block_ms.max(100) {
             return Err(ConfigError::Other(
                 "stream.lease_ttl_ms must be at least three times stream.block_ms, \
@@ -640,6 +648,32 @@ impl Settings {
                 .unwrap_or_else(|| "worker".to_owned());
             format!("{host}-{}", std::process::id())
         })
+    }
+}
+
+/// Refuses a `server.worker_metrics_url` that the server could not scrape: it must be a plain
+/// `http://host[:port][/path]` URL (no TLS, no user info).
+pub fn check_worker_metrics_url(url: &str) -> Result<(), String> {
+    let problem = match url.parse::<axum::http::Uri>() {
+        Err(error) => Some(error.to_string()),
+        Ok(uri) if uri.scheme_str() != Some("http") => {
+            Some("it must start with http:// (https is not supported)".to_owned())
+        }
+        Ok(uri) => match uri.authority() {
+            None => Some("it names no host".to_owned()),
+            Some(authority) if authority.as_str().contains('@') => {
+                Some("it must not carry user info".to_owned())
+            }
+            Some(authority) if authority.host().is_empty() => Some("it names no host".to_owned()),
+            Some(_) => None,
+        },
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(format!(
+            "server.worker_metrics_url must be an http:// URL such as \
+             http://127.0.0.1:5002/metrics, not `{url}`: {problem}"
+        )),
     }
 }
 
@@ -879,6 +913,21 @@ mod tests {
                     "STATS_TRACKER__WORKER__DEAD_LETTER_MAX_AGE_DAYS",
                     "36501",
                     "dead_letter_max_age_days",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__WORKER_METRICS_URL",
+                    "https://127.0.0.1:5002/metrics",
+                    "worker_metrics_url",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__WORKER_METRICS_URL",
+                    "127.0.0.1:5002",
+                    "worker_metrics_url",
+                ),
+                (
+                    "STATS_TRACKER__SERVER__WORKER_METRICS_URL",
+                    "http://user:secret@127.0.0.1:5002/metrics",
+                    "worker_metrics_url",
                 ),
             ] {
                 jail.set_env(env, value);

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The event stream's Redis (ingest) failed; answered like the store's, logged apart.
     #[error("the event stream is unavailable, try again shortly")]
     StreamUnavailable(#[source] StoreError),
+    /// The worker's metrics cannot be read (not configured, or not answering).
+    #[error("{0}")]
+    WorkerMetricsUnavailable(String),
     /// A bug: something that cannot fail did (logged with its cause, which clients never see).
     #[error("internal error")]
     Internal(String),
@@ -78,6 +81,10 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::StreamUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
+            ApiError::WorkerMetricsUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "worker_metrics_unavailable",
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -108,6 +115,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::StreamUnavailable(cause) => {
                 tracing::warn!(error = %cause, "stream Redis unavailable");
+            }
+            ApiError::WorkerMetricsUnavailable(cause) => {
+                tracing::warn!(error = %cause, "worker metrics unavailable");
             }
             ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
             _ => {}

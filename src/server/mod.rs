@@ -3,6 +3,7 @@
 mod admin;
 mod boards;
 mod cache;
+mod dashboard;
 mod dead_letters;
 mod discovery;
 mod error;
@@ -11,6 +12,7 @@ mod observability;
 mod openapi;
 mod ratings;
 mod routes;
+mod worker_health;
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use utoipa_axum::routes;
 pub use admin::{APPEND_TIMEOUT, Ingest};
 pub use cache::{HeadCache, MAX_TOP_TEN_ANSWERS, TopCache, head_cache_entries};
 pub use error::ApiError;
+pub use worker_health::WorkerMetrics;
 
 use crate::core::config::{Secret, StatValues};
 use crate::core::metrics::ProductLabels;
@@ -62,6 +65,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Whether every request is logged (`log.access`).
     pub access_log: bool,
+    /// Where `GET /v1/health/worker` reads the worker's metrics.
+    pub worker_metrics: WorkerMetrics,
 }
 
 /// Unix milliseconds now (replaceable, so tests can roll windows over).
@@ -77,7 +82,7 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Every route the server answers: the API routes of [`api`], and the docs page.
+/// Every route the server answers: the API routes of [`api`], the docs page and the dashboard.
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     let _ = crate::core::metrics::prometheus();
@@ -85,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     // The document is served by `openapi::openapi_json`, which builds it from `api()` too.
     let (api, _document) = api().split_for_parts();
     api.merge(openapi::docs_ui())
+        .merge(dashboard::dashboard())
         .fallback(|uri: axum::http::Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -126,6 +132,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(observability::healthz))
         .routes(routes!(observability::readyz))
         .routes(routes!(observability::metrics))
+        .routes(routes!(worker_health::worker_health))
         .routes(routes!(openapi::openapi_json))
 }
 

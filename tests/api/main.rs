@@ -7,6 +7,7 @@ mod admin;
 mod boards;
 mod cli;
 mod crash;
+mod dashboard;
 mod dead_letters;
 mod durability;
 mod faults;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestRedis, example_games_file, push_events, settings};
 
 /// Every route the server serves, as method and template, but the docs page (`/docs`,
-/// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`).
+/// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`)
+/// and the dashboard (`/dashboard/…`, see `dashboard.rs`).
 /// The OpenAPI document must list exactly these.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/leaderboards/top_ten/{product_id}"),
@@ -40,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/health/worker"),
     ("GET", "/openapi.json"),
 ];
 
