@@ -77,7 +77,7 @@ struct Common {
 /// large enough mapping (`/sys/kernel/mm/transparent_hugepage/enabled` = `always`, common on
 /// servers), mimalloc's arenas are backed by 2 MiB pages as soon as they are touched: the
 /// worker's RSS draining a backlog measured 44–51 MiB with them and 21 MiB without, at the
-/// same speed (BENCHMARKS.md). Done first, before the allocator maps more than a little.
+/// same speed (scripts/bench). Done first, before the allocator maps more than a little.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     runtime.enable_all();
     // The worker's work is one loop; a second runtime thread bought it nothing but cross-thread
     // wake-ups, and took CPU from a Redis on the same machine: on the bench, one thread
-    // drained 103,804 and 106,477 events/s against 102,340 and 97,503 (BENCHMARKS.md).
+    // drained 103,804 and 106,477 events/s against 102,340 and 97,503 (scripts/bench).
     // TOKIO_WORKER_THREADS still decides when set.
     if parts == Parts::Worker && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         runtime.worker_threads(1);

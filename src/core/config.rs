@@ -388,7 +388,7 @@ impl Settings {
                 group: "stats-tracker".to_owned(),
                 consumer: None,
                 // Draining the bench's backlog, 1000 was 4–20% faster than 500, at 34 rather than
-                // 26 MiB worker RSS (BENCHMARKS.md).
+                // 26 MiB worker RSS (scripts/bench).
                 batch_size: 1000,
                 block_ms: 2000,
                 lease_ttl_ms: 10_000,
@@ -422,7 +422,7 @@ impl Settings {
                 // About 12 MiB: keeps the worker well inside 64 MiB with every player cached.
                 rating_cache_entries: 50_000,
                 // A script runs alone in Redis, the worker's next read waiting behind it: at
-                // 200, a call takes 0.5–2 ms on the bench (BENCHMARKS.md).
+                // 200, a call takes 0.5–2 ms on the bench (scripts/bench).
                 entries_per_script_call: 200,
                 // Letters are rare and small; 100,000 of ~1 KiB stay around 100 MiB at most.
                 dead_letter_max_entries: 100_000,
