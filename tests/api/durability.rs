@@ -113,16 +113,7 @@ async fn a_store_that_loses_its_last_second_is_re_derived_from_the_stream() {
     );
     wait_until_drained(&mut stream, Duration::from_secs(60)).await;
     app.stop().await;
-    let mut conn = store.connection(0).await;
-    assert_run_matches(
-        Model::with_exrps_elo(20.0, 1200.0),
-        &mut conn,
-        &settings.store.key_prefix,
-        &events,
-        &bad,
-        &ids,
-    )
-    .await;
+    assert_store_matches(&store, &settings, &events, &bad, &ids).await;
     eprintln!("AOF bytes lost per power loss: {lost_bytes:?}");
 }
 
@@ -140,14 +131,7 @@ async fn a_store_restored_from_an_older_snapshot_is_re_derived_from_the_stream()
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
 
     // The snapshot: everything of the first third.
-    let mut conn = store.connection(0).await;
-    let _: () = redis::cmd("SAVE")
-        .query_async(&mut conn)
-        .await
-        .expect("SAVE");
-    let dump = store.socket_dir().join("dump.rdb");
-    let snapshot = store.socket_dir().join("snapshot.rdb");
-    std::fs::copy(&dump, &snapshot).expect("keep the snapshot");
+    save_snapshot(&store).await;
     let keys_at_snapshot = stored_keys(&store).await;
 
     ids.extend(push_events(&mut stream, second).await);
@@ -155,25 +139,54 @@ async fn a_store_restored_from_an_older_snapshot_is_re_derived_from_the_stream()
     assert!(stored_keys(&store).await > keys_at_snapshot);
 
     // The store is restored from the snapshot; then traffic goes on.
-    store.stop();
-    std::fs::copy(&snapshot, &dump).expect("restore the snapshot");
-    store.restart().await;
+    restore_snapshot(&mut store).await;
     assert_eq!(stored_keys(&store).await, keys_at_snapshot);
     // Noticed by the store's new run_id even with no traffic.
     wait_for_rederivations(&app, 1.0).await;
     ids.extend(push_events(&mut stream, third).await);
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
     app.stop().await;
+    assert_store_matches(&store, &settings, &events, &bad, &ids).await;
+}
+
+/// The store equals the reference model of `events` (exrps rated with Elo).
+async fn assert_store_matches(
+    store: &TestRedis,
+    settings: &Settings,
+    events: &[Event],
+    bad: &[usize],
+    ids: &[String],
+) {
     let mut conn = store.connection(0).await;
+    let model = Model::with_exrps_elo(20.0, 1200.0);
     assert_run_matches(
-        Model::with_exrps_elo(20.0, 1200.0),
+        model,
         &mut conn,
         &settings.store.key_prefix,
-        &events,
-        &bad,
-        &ids,
+        events,
+        bad,
+        ids,
     )
     .await;
+}
+
+/// Keeps an RDB snapshot of the store beside it.
+async fn save_snapshot(store: &TestRedis) {
+    let mut conn = store.connection(0).await;
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut conn)
+        .await
+        .expect("SAVE");
+    let dir = store.socket_dir();
+    std::fs::copy(dir.join("dump.rdb"), dir.join("snapshot.rdb")).expect("keep the snapshot");
+}
+
+/// Brings the store back from the snapshot [`save_snapshot`] kept: what it wrote since is gone.
+async fn restore_snapshot(store: &mut TestRedis) {
+    store.stop();
+    let dir = store.socket_dir();
+    std::fs::copy(dir.join("snapshot.rdb"), dir.join("dump.rdb")).expect("restore the snapshot");
+    store.restart().await;
 }
 
 /// Waits until the worker has finished `count` re-derivations of lost effects.
@@ -199,14 +212,7 @@ async fn lost_effects_whose_entries_were_trimmed_meanwhile_are_reported_not_inve
     let (first, second) = events.split_at(events.len() / 2);
     push_events(&mut stream, first).await;
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
-    let mut conn = store.connection(0).await;
-    let _: () = redis::cmd("SAVE")
-        .query_async(&mut conn)
-        .await
-        .expect("SAVE");
-    let dump = store.socket_dir().join("dump.rdb");
-    let snapshot = store.socket_dir().join("snapshot.rdb");
-    std::fs::copy(&dump, &snapshot).expect("keep the snapshot");
+    save_snapshot(&store).await;
     push_events(&mut stream, second).await;
     wait_until_drained(&mut stream, Duration::from_secs(30)).await;
     // Another service trims the stream to its last 100 entries; then the store is restored:
@@ -218,9 +224,7 @@ async fn lost_effects_whose_entries_were_trimmed_meanwhile_are_reported_not_inve
         .query_async(&mut stream)
         .await
         .expect("XTRIM");
-    store.stop();
-    std::fs::copy(&snapshot, &dump).expect("restore the snapshot");
-    store.restart().await;
+    restore_snapshot(&mut store).await;
     wait_for_rederivations(&app, 1.0).await;
     assert!(metric(&app, "stats_tracker_worker_rederive_gaps_total").await >= 1.0);
     // What is left was applied, in order, and the worker goes on with new events.
