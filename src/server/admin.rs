@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::admin;
 use crate::core::config::Secret;
@@ -43,10 +43,10 @@ pub(super) fn authorize(
     what: &'static str,
 ) -> Result<(), ApiError> {
     let Some(expected) = expected else {
-        return Err(ApiError::Forbidden {
-            code: "disabled",
-            message: format!("{what} is disabled: no token is configured"),
-        });
+        return Err(ApiError::new(
+            ErrorCode::Disabled,
+            format!("{what} is disabled: no token is configured"),
+        ));
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -142,8 +142,8 @@ pub async fn reset_board(
         .product(&product)
         .is_some_and(|games| games.boards.get(&board).is_some());
     if !exists {
-        return Err(ApiError::not_found(
-            "board_not_found",
+        return Err(ApiError::new(
+            ErrorCode::BoardNotFound,
             format!("product `{product}` has no board `{board}`"),
         ));
     }
@@ -226,10 +226,10 @@ pub async fn ingest(
         "event ingest",
     )?;
     let Some(ingest) = &state.ingest else {
-        return Err(ApiError::Forbidden {
-            code: "disabled",
-            message: "event ingest is disabled".into(),
-        });
+        return Err(ApiError::new(
+            ErrorCode::Disabled,
+            "event ingest is disabled",
+        ));
     };
     // Through `Json`'s own extractor: the content type check and the body limit
     // (`DefaultBodyLimit`, `server.max_body_bytes`) apply as they would to an argument.
@@ -238,15 +238,15 @@ pub async fn ingest(
         Value::Array(events) => events,
         event @ Value::Object(_) => vec![event],
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
                 "send an event object or an array of event objects",
             ));
         }
     };
     if events.is_empty() || events.len() > MAX_INGEST_BATCH {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
             format!("send between 1 and {MAX_INGEST_BATCH} events"),
         ));
     }
@@ -254,7 +254,7 @@ pub async fn ingest(
     pipe.atomic();
     for (index, event) in events.iter().enumerate() {
         let invalid = |message: String| {
-            ApiError::bad_request("invalid_event", format!("event {index}: {message}"))
+            ApiError::new(ErrorCode::InvalidEvent, format!("event {index}: {message}"))
         };
         let Value::Object(object) = event else {
             return Err(invalid("not a JSON object".into()));

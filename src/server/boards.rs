@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::keys::BoardKeys;
 use crate::leaderboards::head::Head;
@@ -31,14 +31,17 @@ impl QueryParams {
     pub(super) fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).map_err(|error| {
-                ApiError::bad_request("invalid_query", format!("bad query string: {error}"))
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("bad query string: {error}"),
+                )
             })?;
         if let Some((name, _)) = pairs
             .iter()
             .find(|(name, _)| !known.contains(&name.as_str()))
         {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!(
                     "unknown query parameter `{name}`; this route takes {}",
                     known.join(", ")
@@ -53,8 +56,8 @@ impl QueryParams {
         let mut values = self.all(name);
         let first = values.next();
         if values.next().is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("query parameter `{name}` is given more than once"),
             ));
         }
@@ -77,8 +80,8 @@ impl QueryParams {
             .ok()
             .filter(|n| *n <= max)
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
                     format!("`{name}` must be a whole number from 0 to {max}, not `{raw}`"),
                 )
             })
@@ -88,8 +91,8 @@ impl QueryParams {
         match self.one("ranking")? {
             None => Ok(Ties::default()),
             Some(raw) => Ties::parse(raw).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
                     format!("`ranking` must be standard, dense or ordinal, not `{raw}`"),
                 )
             }),
@@ -154,16 +157,16 @@ fn board_view(
     let window = match query.one("window")? {
         None | Some("all") => None,
         Some(raw) => Some(Window::parse(raw).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
+            ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("`window` must be all, daily, weekly or monthly, not `{raw}`"),
             )
         })?),
     };
     let Some(window) = window else {
         if query.one("period")?.is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 "`period` needs a `window` (daily, weekly or monthly)",
             ));
         }
@@ -180,8 +183,8 @@ fn board_view(
         .iter()
         .any(|rule| rule.window == window)
     {
-        return Err(ApiError::not_found(
-            "window_not_kept",
+        return Err(ApiError::new(
+            ErrorCode::WindowNotKept,
             format!(
                 "board `{board}` of `{product}` keeps no {} window",
                 window.name()
@@ -191,8 +194,8 @@ fn board_view(
     let period = match query.one("period")? {
         None => Period::containing(window, (state.clock)()),
         Some(label) => Period::parse(window, label).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
+            ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!(
                     "`{label}` is not a {} period; use {}",
                     window.name(),
@@ -227,8 +230,8 @@ pub struct PageResponse {
 
 fn cursor(raw: &str, name: &str) -> Result<String, ApiError> {
     rank::member_of_cursor(raw).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_cursor",
+        ApiError::new(
+            ErrorCode::InvalidCursor,
             format!("`{name}` is not a cursor this API gave out"),
         )
     })
@@ -277,8 +280,8 @@ pub async fn entries(
         (None, Some(after), None) => PageStart::After(cursor(after, "after")?),
         (None, None, Some(before)) => PageStart::Before(cursor(before, "before")?),
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 "give at most one of `offset`, `after` and `before`",
             ));
         }
@@ -386,8 +389,8 @@ pub async fn standing(
     let standing = rank::standing(&state.store, &keys, player.as_str(), around, ties)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "player_not_on_board",
+            ApiError::new(
+                ErrorCode::PlayerNotOnBoard,
                 format!("player `{player}` is not on board `{board}`"),
             )
         })?;
@@ -461,8 +464,8 @@ pub async fn ranks(
         }
     }
     if players.is_empty() || players.len() > MAX_PLAYERS {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("name 1 to {MAX_PLAYERS} players, each as `user_id=<id>`"),
         ));
     }

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::admin::authorize;
 use super::boards::QueryParams;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::core::event::is_stream_id;
 use crate::dead_letters::{self, Filter, Letter, MAX_LETTERS, shown};
 
@@ -102,8 +102,8 @@ fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
         .ok()
         .filter(|limit| (1..=MAX_LETTERS).contains(limit))
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_limit",
+            ApiError::new(
+                ErrorCode::InvalidLimit,
                 format!("`limit` must be a whole number from 1 to {MAX_LETTERS}, not `{raw}`"),
             )
         })
@@ -113,20 +113,16 @@ fn after(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw {
         None => Ok(None),
         Some(id) if is_stream_id(id) => Ok(Some(id.to_owned())),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_cursor",
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidCursor,
             "`after` must be a dead letter id (`<ms>-<seq>`) from `id` or `next`",
         )),
     }
 }
 
-fn filter_text(
-    name: &str,
-    raw: Option<&str>,
-    code: &'static str,
-) -> Result<Option<String>, ApiError> {
+fn filter_text(name: &str, raw: Option<&str>, code: ErrorCode) -> Result<Option<String>, ApiError> {
     match raw {
-        Some(text) if text.len() > MAX_FILTER_BYTES => Err(ApiError::bad_request(
+        Some(text) if text.len() > MAX_FILTER_BYTES => Err(ApiError::new(
             code,
             format!("`{name}` must be at most {MAX_FILTER_BYTES} bytes"),
         )),
@@ -160,8 +156,8 @@ pub async fn list(
     let limit = limit(query.one("limit")?)?;
     let after = after(query.one("after")?)?;
     let filter = Filter {
-        reason: filter_text("reason", query.one("reason")?, "invalid_query")?,
-        product: filter_text("product", query.one("product")?, "invalid_query")?,
+        reason: filter_text("reason", query.one("reason")?, ErrorCode::InvalidQuery)?,
+        product: filter_text("product", query.one("product")?, ErrorCode::InvalidQuery)?,
         redrivable: false,
     };
     let page = dead_letters::page(&state.store, after.as_deref(), limit, &filter).await?;
@@ -245,8 +241,8 @@ pub async fn redrive(
     )?;
     let Json(body) = Json::<Value>::from_request(request, &state).await?;
     let body: RedriveRequest = serde_json::from_value(body)
-        .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
-    let invalid = |message: String| ApiError::bad_request("invalid_body", message);
+        .map_err(|error| ApiError::new(ErrorCode::InvalidBody, error.to_string()))?;
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidBody, message);
     let (mut letters, skipped, next) = match body {
         RedriveRequest {
             ids: Some(ids),
@@ -314,8 +310,8 @@ pub async fn redrive(
             let from = after(from.as_deref())
                 .map_err(|_| invalid("`after` must be a dead letter id".into()))?;
             let filter = Filter {
-                reason: filter_text("reason", reason.as_deref(), "invalid_body")?,
-                product: filter_text("product", product.as_deref(), "invalid_body")?,
+                reason: filter_text("reason", reason.as_deref(), ErrorCode::InvalidBody)?,
+                product: filter_text("product", product.as_deref(), ErrorCode::InvalidBody)?,
                 redrivable: true,
             };
             let page = dead_letters::page(&state.store, from.as_deref(), count, &filter).await?;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, parse_player, parse_product};
 use crate::core::ids::ProductId;
 use crate::player_stats;
@@ -83,8 +83,8 @@ pub async fn boards(
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let games = state.games.product(&product).ok_or_else(|| {
-        ApiError::not_found(
-            "product_not_found",
+        ApiError::new(
+            ErrorCode::ProductNotFound,
             format!("product `{product}` is not configured and unknown products are rejected"),
         )
     })?;

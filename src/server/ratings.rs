@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::event::MAX_MATCH_PLAYERS;
 use crate::core::ids::ProductId;
@@ -34,8 +34,8 @@ fn rating_board(
             min_matches,
             ..
         } => Ok((system, min_matches)),
-        _ => Err(ApiError::not_found(
-            "not_a_rating_board",
+        _ => Err(ApiError::new(
+            ErrorCode::NotARatingBoard,
             format!("board `{board}` of `{product}` is not a rating board"),
         )),
     }
@@ -86,8 +86,8 @@ pub async fn rating(
     let rating = query::rating(&state.store, &product, &board, &player)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "player_not_rated",
+            ApiError::new(
+                ErrorCode::PlayerNotRated,
                 format!("player `{player}` has no rating on board `{board}`"),
             )
         })?;
@@ -170,14 +170,14 @@ pub async fn history(
 ) -> Result<Json<RatingHistory>, ApiError> {
     let Path((product, board, player)) = path.map_err(bad_path)?;
     let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+        query.map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))?;
     let product = parse_product(&product)?;
     let player = parse_player(&player)?;
     rating_board(&state, &product, &board)?;
     let limit = query.limit.unwrap_or(100);
     if limit > MAX_HISTORY_PAGE {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
+        return Err(ApiError::new(
+            ErrorCode::InvalidLimit,
             format!("limit must be at most {MAX_HISTORY_PAGE}"),
         ));
     }
@@ -243,8 +243,8 @@ pub async fn predict(
         || request.teams.iter().any(Vec::is_empty)
         || players > MAX_MATCH_PLAYERS
     {
-        return Err(ApiError::bad_request(
-            "invalid_teams",
+        return Err(ApiError::new(
+            ErrorCode::InvalidTeams,
             format!("give at least two non-empty teams and at most {MAX_MATCH_PLAYERS} players"),
         ));
     }
@@ -255,8 +255,8 @@ pub async fn predict(
         for raw in team {
             let player = parse_player(raw)?;
             if !seen.insert(player.clone()) {
-                return Err(ApiError::bad_request(
-                    "invalid_teams",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidTeams,
                     format!("player `{player}` appears twice"),
                 ));
             }
@@ -266,7 +266,7 @@ pub async fn predict(
         teams.push(ratings);
     }
     let probabilities = system.win_probabilities(&teams).map_err(|unsupported| {
-        ApiError::bad_request("unsupported_match", unsupported.to_string())
+        ApiError::new(ErrorCode::UnsupportedMatch, unsupported.to_string())
     })?;
     Ok(Json(Prediction {
         kind: system.name(),

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use serde_json::Value;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::core::config::StatValues;
 use crate::core::ids::{PlayerId, ProductId};
 use crate::leaderboards::boards::Board;
@@ -96,12 +96,12 @@ pub async fn player_stats(
 
 pub(super) fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
     PlayerId::parse(raw)
-        .map_err(|problem| ApiError::bad_request("invalid_user_id", format!("user id {problem}")))
+        .map_err(|problem| ApiError::new(ErrorCode::InvalidUserId, format!("user id {problem}")))
 }
 
 pub(super) fn parse_product(raw: &str) -> Result<ProductId, ApiError> {
     ProductId::parse(raw).map_err(|problem| {
-        ApiError::bad_request("invalid_product_id", format!("product id {problem}"))
+        ApiError::new(ErrorCode::InvalidProductId, format!("product id {problem}"))
     })
 }
 
@@ -112,19 +112,19 @@ pub(super) fn find_board<'a>(
     board: &str,
 ) -> Result<&'a Board, ApiError> {
     let games = state.games.product(product).ok_or_else(|| {
-        ApiError::not_found(
-            "product_not_found",
+        ApiError::new(
+            ErrorCode::ProductNotFound,
             format!("product `{product}` is not configured"),
         )
     })?;
     games.boards.get(board).ok_or_else(|| {
-        ApiError::not_found(
-            "board_not_found",
+        ApiError::new(
+            ErrorCode::BoardNotFound,
             format!("product `{product}` has no board `{board}`"),
         )
     })
 }
 
 pub(super) fn bad_path(rejection: PathRejection) -> ApiError {
-    ApiError::bad_request("invalid_path", rejection.body_text())
+    ApiError::new(ErrorCode::InvalidPath, rejection.body_text())
 }
