@@ -7,6 +7,7 @@ mod dashboard;
 mod dead_letters;
 mod discovery;
 mod error;
+mod ingest;
 pub mod listener;
 mod observability;
 mod openapi;
@@ -23,9 +24,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use admin::{APPEND_TIMEOUT, Ingest};
 pub use cache::{HeadCache, MAX_TOP_TEN_ANSWERS, TopCache, head_cache_entries};
 pub use error::ApiError;
+pub use ingest::{APPEND_TIMEOUT, Ingest};
 pub use worker_health::WorkerMetrics;
 
 use crate::core::config::{Secret, StatValues};
@@ -124,7 +125,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(boards::entries))
         .routes(routes!(boards::standing))
         .routes(routes!(boards::ranks))
-        .routes(routes!(admin::ingest))
+        .routes(routes!(ingest::ingest))
         .routes(routes!(admin::erase_player))
         .routes(routes!(admin::reset_board))
         .routes(routes!(dead_letters::list))
