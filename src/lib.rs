@@ -12,7 +12,6 @@
 //! - [`player_stats`] — stats handlers and stats queries;
 //! - [`workers`] — the stream worker that applies events exactly once;
 //! - [`server`] — the HTTP API;
-//! - [`simulate`] — reproducible game traffic for tests and benchmarks;
 //! - [`startup`] — wiring it together for the `serve`, `worker` and `all` commands;
 //! - [`telemetry`] — logging.
 
@@ -23,7 +22,6 @@ pub mod games;
 pub mod leaderboards;
 pub mod player_stats;
 pub mod server;
-pub mod simulate;
 pub mod startup;
 pub mod telemetry;
 pub mod workers;

@@ -1,6 +1,10 @@
 //! Integration tests: the tracker against a real, private Redis per test.
 
 mod helpers;
+// Reproducible game traffic, shared with the benchmark (which owns it).
+#[path = "../../src/bin/stats-tracker-bench/simulate.rs"]
+#[allow(dead_code)]
+mod simulate;
 mod traffic;
 
 mod admin;

@@ -16,7 +16,7 @@ use skillratings::{
 };
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
-use stats_tracker::simulate::{Event, Rng};
+use crate::simulate::{Event, Rng};
 
 use crate::helpers::{
     TestApp, TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,

@@ -13,7 +13,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use stats_tracker::simulate::Rng;
+use crate::simulate::Rng;
 use tokio::net::TcpStream;
 
 use crate::traffic::PRODUCTS;

@@ -21,6 +21,7 @@
 mod http;
 mod procs;
 mod redisd;
+mod simulate;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
-use stats_tracker::simulate::{self, Rng};
+use simulate::Rng;
 use tokio::time::MissedTickBehavior;
 
 use http::{HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, closed_loop, encode, ms, wait_for_200};

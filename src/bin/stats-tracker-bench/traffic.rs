@@ -1,5 +1,5 @@
 //! The benchmark's traffic: an endless stream of realistic events from
-//! `stats_tracker::simulate::mixed_run` (the library's own definition of realistic traffic,
+//! `simulate::mixed_run` (the tracker's definition of realistic traffic,
 //! asked for a few hundred matches at a time so a million events never sit in memory at
 //! once), a tally of what the tracker must make of them, probe events for latency, and
 //! pipelined `XADD`s.
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
-use stats_tracker::simulate::{Event, mixed_run};
+use crate::simulate::{Event, mixed_run};
 
 /// The stream the game servers write to.
 pub const STREAM: &str = "game_event_stream";
