@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::simulate::{Event, Rng};
 use serde_json::json;
 use skillratings::{
     MultiTeamOutcome, Outcomes,
@@ -16,7 +17,6 @@ use skillratings::{
 };
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
-use crate::simulate::{Event, Rng};
 
 use crate::helpers::{
     TestApp, TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,

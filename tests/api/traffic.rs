@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::simulate::{Event, Rng, mixed_run, players};
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::{KeySpace, is_board_index_key};
 use stats_tracker::leaderboards::rank;
-pub use crate::simulate::{Event, Rng, mixed_run, players};
 
 /// The expected result of applying events in order: boards and stats per product, and,
 /// when enabled, an Elo board on exrps (computed with the rating crate directly).

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::simulate::Rng;
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -13,7 +14,6 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use crate::simulate::Rng;
 use tokio::net::TcpStream;
 
 use crate::traffic::PRODUCTS;

@@ -36,10 +36,10 @@ use clap::Parser;
 use futures::StreamExt;
 use hyper::StatusCode;
 use redis::aio::MultiplexedConnection;
+use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
-use simulate::Rng;
 use tokio::time::MissedTickBehavior;
 
 use http::{HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, closed_loop, encode, ms, wait_for_200};

@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
+use crate::simulate::{Event, mixed_run};
 use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
-use crate::simulate::{Event, mixed_run};
 
 /// The stream the game servers write to.
 pub const STREAM: &str = "game_event_stream";
