@@ -16,8 +16,8 @@ use stats_tracker::leaderboards::windows::{Period, Window};
 use crate::crash::CHAOS_GAMES;
 use crate::faults::lease_holder;
 use crate::helpers::{
-    STREAM, TestApp, TestRedis, WorkerProcess, dead_letters as letters_in_store, push_events,
-    push_events_at, settings, wait_until_drained,
+    STREAM, TestApp, TestRedis, WorkerProcess, dead_letters as letters_in_store, event,
+    push_events, push_events_at, settings, wait_until_drained,
 };
 use crate::traffic::{Event, Model, Rng, mixed_run};
 
@@ -40,19 +40,12 @@ boards = [{ name = "wins", kind = "wins" }]
 rule = "match_results"
 "#;
 
-fn ev(pairs: &[(&str, &str)]) -> Event {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn teleport(product: &str) -> Event {
-    ev(&[("product_id", product), ("type", "teleport")])
+    event(&[("product_id", product), ("type", "teleport")])
 }
 
 fn unfinished(product: &str) -> Event {
-    ev(&[
+    event(&[
         ("product_id", product),
         ("type", "game_over"),
         ("winner_id", "A"),
@@ -684,7 +677,7 @@ async fn a_redriven_event_counts_in_the_period_it_happened() {
     let mut stream = redis.connection(1).await;
     let app = TestApp::spawn(&broken, true).await;
     let three_days_ago = now_ms() - 3 * 24 * 60 * 60 * 1000;
-    let game = ev(&[
+    let game = event(&[
         ("product_id", "league"),
         ("type", "game_over"),
         ("winner_id", "A"),

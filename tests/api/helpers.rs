@@ -497,3 +497,11 @@ impl Drop for TrackerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// An event as field/value pairs, in the order given.
+pub fn event(pairs: &[(&str, &str)]) -> crate::simulate::Event {
+    pairs
+        .iter()
+        .map(|(field, value)| ((*field).to_owned(), (*value).to_owned()))
+        .collect()
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, TestRedis, push_events, settings, wait_until_drained};
+use crate::helpers::{TestApp, TestRedis, event, push_events, settings, wait_until_drained};
 
 const DASHBOARD: &str = "ops/grafana/stats-tracker.json";
 const RULES: &str = "ops/prometheus/alerts.yml";
@@ -238,16 +238,13 @@ async fn scrape() -> Scrape {
     let redis = TestRedis::start().await;
     let app = TestApp::spawn(&settings(&redis), true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str| -> Vec<(String, String)> {
-        [
+    let game_over = |winner: &str| {
+        event(&[
             ("product_id", "exrps"),
             ("type", "game_over"),
             ("winner_id", winner),
             ("loser_id", "B"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+        ])
     };
     push_events(&mut stream, &[game_over("A"), game_over("B")]).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;

@@ -6,14 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use stats_tracker::core::config::StatValues;
 
-use crate::helpers::{TestApp, TestRedis, push_events, settings, wait_until_drained};
-
-fn event(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(field, value)| ((*field).to_owned(), (*value).to_owned()))
-        .collect()
-}
+use crate::helpers::{TestApp, TestRedis, event, push_events, settings, wait_until_drained};
 
 fn game_over(product: &str, game: &str, winner: &str, loser: &str) -> Vec<(String, String)> {
     event(&[

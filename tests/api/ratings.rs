@@ -19,7 +19,7 @@ use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 
 use crate::helpers::{
-    TestApp, TestRedis, WorkerProcess, dead_letters, group_backlog, push_events, settings,
+    TestApp, TestRedis, WorkerProcess, dead_letters, event, group_backlog, push_events, settings,
     stats_of, wait_until_drained,
 };
 
@@ -50,13 +50,6 @@ rule = "match_results"
 rule = "match_scores"
 "#;
 
-fn ev(pairs: &[(&str, &str)]) -> Event {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// A match: teams of player indexes with places.
 type Teams = Vec<(Vec<usize>, u32)>;
 
@@ -72,7 +65,7 @@ fn random_matches(seed: u64, count: usize, players: usize) -> Vec<(&'static str,
                 out.push((
                     "duel",
                     vec![(vec![a], 1), (vec![b], 1)],
-                    ev(&[
+                    event(&[
                         ("product_id", "duel"),
                         ("type", "draw"),
                         ("p1_id", &name(a)),
@@ -83,7 +76,7 @@ fn random_matches(seed: u64, count: usize, players: usize) -> Vec<(&'static str,
                 out.push((
                     "duel",
                     vec![(vec![a], 1), (vec![b], 2)],
-                    ev(&[
+                    event(&[
                         ("product_id", "duel"),
                         ("game_id", "g"),
                         ("type", "game_over"),
@@ -124,7 +117,7 @@ fn random_matches(seed: u64, count: usize, players: usize) -> Vec<(&'static str,
             out.push((
                 "squad",
                 teams,
-                ev(&[
+                event(&[
                     ("product_id", "squad"),
                     ("type", "match_result"),
                     ("teams", &teams_field),
@@ -439,7 +432,7 @@ async fn rating_routes_show_state_history_and_predictions() {
     // A beats B six times, then one draw.
     let mut events: Vec<Event> = (0..6)
         .map(|_| {
-            ev(&[
+            event(&[
                 ("product_id", "duel"),
                 ("type", "game_over"),
                 ("winner_id", "A"),
@@ -447,7 +440,7 @@ async fn rating_routes_show_state_history_and_predictions() {
             ])
         })
         .collect();
-    events.push(ev(&[
+    events.push(event(&[
         ("product_id", "duel"),
         ("type", "draw"),
         ("p1_id", "A"),
@@ -580,7 +573,7 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
     let gameplay = |name: &str, data: &str, user: &str| {
-        ev(&[
+        event(&[
             ("product_id", "arena"),
             ("type", "gameplay"),
             ("event_name", name),
@@ -597,7 +590,7 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
         gameplay("level", "4", "A"),
         gameplay("level", "2", "A"),
         gameplay("kills", "many", "A"), // not a number: dead-lettered, nothing applied
-        ev(&[
+        event(&[
             ("product_id", "arena"),
             ("type", "match_result"),
             (
@@ -605,7 +598,7 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
                 r#"[{"place":1,"players":["A","B"],"scores":{"A":30,"B":10}},{"place":2,"players":["C","D"],"scores":{"A":1}}]"#,
             ),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "arena"),
             ("type", "match_result"),
             (
@@ -613,7 +606,7 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
                 r#"[{"place":1,"players":["A","C"],"scores":{"A":12.5}},{"place":2,"players":["B","D"]}]"#,
             ),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("type", "gameplay"),
             ("round_winner_id", "A"),
@@ -623,26 +616,26 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
             ("p1_id", "A"),
             ("p2_id", "B"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("type", "gameplay"),
             ("event_name", "select_fighter"),
             ("event_data", "aru"),
             ("user_id", "A"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("type", "game_over"),
             ("winner_id", "A"),
             ("loser_id", "B"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("type", "game_over"),
             ("winner_id", "A"),
             ("loser_id", "B"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("type", "game_over"),
             ("winner_id", "B"),

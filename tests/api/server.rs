@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestRedis, example_games_file, push_events, settings};
+use crate::helpers::{TestApp, TestRedis, event, example_games_file, push_events, settings};
 
 /// Every route the server serves, as method and template, but the docs page (`/docs`,
 /// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`)
@@ -393,16 +393,13 @@ async fn documented_metrics_are_the_emitted_ones_each_with_help_and_fitting_buck
     let settings = settings(&redis);
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str| -> Vec<(String, String)> {
-        [
+    let game_over = |winner: &str| {
+        event(&[
             ("product_id", "exrps"),
             ("type", "game_over"),
             ("winner_id", winner),
             ("loser_id", "B"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+        ])
     };
     // One good event, one dead-lettered (a player beating themselves).
     push_events(&mut stream, &[game_over("A"), game_over("B")]).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use stats_tracker::core::config::{Settings, TlsSettings};
 
-use crate::helpers::{TestApp, TestRedis, push_events, settings, wait_until_drained};
+use crate::helpers::{TestApp, TestRedis, event, push_events, settings, wait_until_drained};
 
 /// A CA and the certificates it signed, in a directory of their own.
 struct Certificates {
@@ -159,15 +159,12 @@ async fn the_tracker_works_over_tls_verifying_the_server_against_the_configured_
     let settings = over_tls(&redis, port, verified_by(&certs));
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over: Vec<(String, String)> = [
+    let game_over = event(&[
         ("product_id", "exrps"),
         ("type", "game_over"),
         ("winner_id", "A"),
         ("loser_id", "B"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    ]);
     push_events(&mut stream, &[game_over]).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(app.get_json("/readyz").await.0, 200);

@@ -5,20 +5,13 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    GROUP, STREAM, TestApp, TestRedis, dead_letters, metric, push_events, settings,
+    GROUP, STREAM, TestApp, TestRedis, dead_letters, event, metric, push_events, settings,
     wait_until_drained,
 };
 use crate::traffic::{Event, Model, assert_run_matches, mixed_run};
 
 /// The value of the app's metric sample whose name and labels are `series`, 0 if absent.
 /// The recorder is process-wide: compare values before and after, never totals.
-fn ev(pairs: &[(&str, &str)]) -> Event {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// The realistic exrps match from EVENTS.md, with A and B as given ids.
 fn documented_match(a: &str, b: &str) -> Vec<Event> {
     let g = "5b3c2f4e-0000-4000-8000-000000000001";
@@ -26,7 +19,7 @@ fn documented_match(a: &str, b: &str) -> Vec<Event> {
     let with = |rest: &[(&str, &str)]| {
         let mut pairs = base.to_vec();
         pairs.extend_from_slice(rest);
-        ev(&pairs)
+        event(&pairs)
     };
     vec![
         with(&[("type", "state_change"), ("new_state", "creator_joined")]),
@@ -194,7 +187,7 @@ async fn top_ten_returns_exactly_ten_best_first() {
     for i in 1..=12 {
         for _ in 0..i {
             let winner = format!("p{i:02}");
-            events.push(ev(&[
+            events.push(event(&[
                 ("product_id", "league"),
                 ("game_id", "g"),
                 ("type", "game_over"),
@@ -224,25 +217,25 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
     let before = metric(&app, dead_lettered_game_overs).await;
     let mut stream = redis.connection(1).await;
     let events = vec![
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "game_over"),
             ("winner_id", "A"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "game_over"),
             ("winner_id", "A"),
             ("loser_id", "A"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "teleport"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "gameplay"),
@@ -251,20 +244,20 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
             ("user_id", "A"),
         ]),
         // Normal traffic that no rule uses: skipped, never dead-lettered.
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "player_disconnect"),
             ("player_id", "A"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "gameplay"),
             ("event_name", "emote"),
             ("event_data", "wave"),
         ]),
-        ev(&[
+        event(&[
             ("product_id", "exrps"),
             ("game_id", "g"),
             ("type", "game_over"),
@@ -568,7 +561,7 @@ async fn entries_trimmed_or_deleted_before_they_were_read_are_counted_and_not_la
     app.stop().await;
     let events: Vec<Event> = (0..100)
         .map(|i| {
-            ev(&[
+            event(&[
                 ("product_id", "league"),
                 ("game_id", &format!("g{i}")),
                 ("type", "game_over"),
