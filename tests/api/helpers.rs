@@ -498,10 +498,5 @@ impl Drop for TrackerProcess {
     }
 }
 
-/// An event as field/value pairs, in the order given.
-pub fn event(pairs: &[(&str, &str)]) -> crate::simulate::Event {
-    pairs
-        .iter()
-        .map(|(field, value)| ((*field).to_owned(), (*value).to_owned()))
-        .collect()
-}
+/// An event as field/value pairs (the traffic generator's own builder).
+pub use crate::simulate::event;

@@ -28,7 +28,8 @@ impl Rng {
     }
 }
 
-fn event(pairs: &[(&str, &str)]) -> Event {
+/// An event as field/value pairs, in the order given.
+pub fn event(pairs: &[(&str, &str)]) -> Event {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
