@@ -2,36 +2,18 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use stats_tracker::core::config::Secret;
 use stats_tracker::core::keys::encode_segment;
 
 use crate::helpers::{
-    STREAM, TestApp, TestRedis, push_events, settings, stats_of, urlencode, wait_until_drained,
+    STREAM, TestApp, TestRedis, push_events, send, settings, stats_of, urlencode,
+    wait_until_drained,
 };
 use crate::traffic::mixed_run;
 
 const ADMIN: &str = "admin-token-0123456789";
 const INGEST: &str = "ingest-token-0123456789";
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, format!("{}{path}", app.address));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
-}
 
 #[tokio::test]
 async fn ingest_validates_appends_atomically_and_needs_its_own_token() {

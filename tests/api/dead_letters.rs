@@ -17,7 +17,7 @@ use crate::crash::CHAOS_GAMES;
 use crate::faults::lease_holder;
 use crate::helpers::{
     STREAM, TestApp, TestRedis, WorkerProcess, dead_letters as letters_in_store, event,
-    push_events, push_events_at, settings, wait_until_drained,
+    push_events, push_events_at, send, settings, wait_until_drained,
 };
 use crate::traffic::{Event, Model, Rng, mixed_run};
 
@@ -50,25 +50,6 @@ fn unfinished(product: &str) -> Event {
         ("type", "game_over"),
         ("winner_id", "A"),
     ])
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, format!("{}{path}", app.address));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
 }
 
 async fn list(app: &TestApp, query: &str) -> (u16, Value) {

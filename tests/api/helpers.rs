@@ -500,3 +500,23 @@ impl Drop for TrackerProcess {
 
 /// An event as field/value pairs (the traffic generator's own builder).
 pub use crate::simulate::event;
+
+/// Sends a request with an optional bearer token and JSON body; the status and JSON answer.
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = app.http.request(method, format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
