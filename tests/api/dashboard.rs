@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestRedis, push_events, settings, wait_until_drained};
+use crate::helpers::{
+    TestApp, TestRedis, assert_redirects, push_events, settings, wait_until_drained,
+};
 
 /// The `./file` references of a page or module: `src="./…"`, `href="./…"`, `from './…'`.
 fn local_references(text: &str) -> Vec<String> {
@@ -25,17 +27,7 @@ fn local_references(text: &str) -> Vec<String> {
 async fn the_dashboard_and_its_files_are_served_from_the_binary() {
     let redis = TestRedis::start().await;
     let app = TestApp::spawn(&settings(&redis), false).await;
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http client");
-    let response = no_redirects
-        .get(format!("{}/dashboard", app.address))
-        .send()
-        .await
-        .expect("request");
-    assert!(response.status().is_redirection(), "{response:?}");
-    assert_eq!(response.headers()["location"], "/dashboard/");
+    assert_redirects(&app, "/dashboard", "/dashboard/").await;
 
     let response = app.get("/dashboard/").await;
     assert_eq!(response.status().as_u16(), 200);

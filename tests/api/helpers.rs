@@ -520,3 +520,18 @@ pub async fn send(
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON body"))
 }
+
+/// `from` answers a redirect to `to`.
+pub async fn assert_redirects(app: &TestApp, from: &str, to: &str) {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let response = no_redirects
+        .get(format!("{}{from}", app.address))
+        .send()
+        .await
+        .expect("request");
+    assert!(response.status().is_redirection(), "{response:?}");
+    assert_eq!(response.headers()["location"], to);
+}

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestRedis, event, example_games_file, push_events, settings};
+use crate::helpers::{
+    TestApp, TestRedis, assert_redirects, event, example_games_file, push_events, settings,
+};
 
 /// Every route the server serves, as method and template, but the docs page (`/docs`,
 /// `/docs/`, `/docs/{*file}`: not API routes, see `the_docs_page_is_served_from_the_binary`)
@@ -310,17 +312,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
 async fn the_docs_page_is_served_from_the_binary() {
     let redis = TestRedis::start().await;
     let app = TestApp::spawn(&settings(&redis), false).await;
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http client");
-    let response = no_redirects
-        .get(format!("{}/docs", app.address))
-        .send()
-        .await
-        .expect("request");
-    assert!(response.status().is_redirection(), "{response:?}");
-    assert_eq!(response.headers()["location"], "/docs/");
+    assert_redirects(&app, "/docs", "/docs/").await;
 
     let response = app.get("/docs/").await;
     assert_eq!(response.status().as_u16(), 200);
