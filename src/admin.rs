@@ -5,26 +5,25 @@
 use redis::Script;
 
 use crate::core::ids::{PlayerId, ProductId};
-use crate::core::keys::{escape_glob, is_board_index_key};
+use crate::core::keys::{escape_glob, is_distinct_key};
 use crate::core::store::{Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::leaderboards::boards::BoardRule;
 
-/// Erases one player from a product atomically: `KEYS[1]` generation, then `ARGV[2]` groups
-/// of a board's four keys (scores, order, at, distinct) to take the player off, then keys to
-/// delete; `ARGV[1]` the player. Runs after leaderboards/rank.lua.
+/// Erases one player from a product atomically: `KEYS[1]` generation, `KEYS[2]` the player's
+/// stats hash (which holds their stamps), then `ARGV[2]` pairs of a board and its distinct
+/// scores to take the player off, then keys to delete; `ARGV[1]` the player, `ARGV[3…]` each
+/// board's stamp field. Runs after leaderboards/rank.lua.
 const ERASE_PLAYER: &str = r"
 local player, boards = ARGV[1], tonumber(ARGV[2])
 for b = 0, boards - 1 do
-  local scores, order, at, distinct = KEYS[2 + 4 * b], KEYS[3 + 4 * b], KEYS[4 + 4 * b], KEYS[5 + 4 * b]
-  local score = redis.call('ZSCORE', scores, player)
-  if score then
-    unindex(order, at, distinct, player, tonumber(score))
-    redis.call('ZREM', scores, player)
-  end
-  redis.call('HDEL', at, player)
+  local board, distinct = KEYS[3 + 2 * b], KEYS[4 + 2 * b]
+  local stamp = redis.call('HGET', KEYS[2], ARGV[3 + b])
+  local stored = stamp and redis.call('ZSCORE', board, stamp .. player)
+  if stored then unindex(board, distinct, stamp .. player, -tonumber(stored)) end
 end
-for i = 2 + 4 * boards, #KEYS do
+redis.call('DEL', KEYS[2])
+for i = 3 + 2 * boards, #KEYS do
   redis.call('DEL', KEYS[i])
 end
 return redis.call('INCR', KEYS[1])
@@ -65,7 +64,7 @@ pub async fn erase_player(
         };
         let keys = store.keys().product(product);
         let mut invocation = script.prepare_invoke();
-        invocation.key(keys.generation());
+        invocation.key(keys.generation()).key(keys.stats(player));
         let mut boards = Vec::new();
         for board in config.boards.boards() {
             boards.push(keys.board_keys(&board.name, None));
@@ -76,17 +75,17 @@ pub async fn erase_player(
             }
         }
         for board in &boards {
-            for key in board.all() {
-                invocation.key(key);
-            }
+            invocation.key(&board.board).key(&board.distinct);
         }
-        invocation.key(keys.stats(player));
         for board in rated_boards(config) {
             invocation
                 .key(keys.rating(board, player))
                 .key(keys.history(board, player));
         }
         invocation.arg(player.as_str()).arg(boards.len());
+        for board in &boards {
+            invocation.arg(&board.stamp_field);
+        }
         store.invoke::<i64>(&invocation).await?;
     }
     Ok(products.len())
@@ -102,18 +101,16 @@ fn rated_boards(config: &ProductGames) -> impl Iterator<Item = &str> {
 }
 
 /// Empties one board of a product: its scores, and for rating boards every player's rating
-/// state and history. Returns the number of keys deleted.
+/// state and history. Returns the number of keys deleted. Players' stamps on it stay in their
+/// stats hashes until they score on it again (name nothing then) or are erased.
 pub async fn reset_board(
     store: &Store,
     product: &ProductId,
     board: &str,
 ) -> Result<u64, StoreError> {
     let keys = store.keys().product(product);
-    let mut doomed: Vec<String> = keys
-        .board_keys(board, None)
-        .all()
-        .map(str::to_owned)
-        .to_vec();
+    let all_time = keys.board_keys(board, None);
+    let mut doomed: Vec<String> = vec![all_time.board, all_time.distinct];
     for pattern in [
         keys.board_periods_glob(board),
         format!("{}*", escape_glob(&keys.rating_prefix(board))),
@@ -154,9 +151,9 @@ async fn scan(store: &Store, pattern: &str) -> Result<Vec<String>, StoreError> {
     }
 }
 
-/// The period suffix (`daily:2026-11-25`) of a period board's score key, given the all-time
-/// board key; `None` for the index keys next to it.
+/// The period suffix (`daily:2026-11-25`) of a period board's key, given the all-time board
+/// key; `None` for the distinct scores next to it.
 fn period_of_board_key<'a>(board: &str, key: &'a str) -> Option<&'a str> {
     let suffix = key.strip_prefix(board)?.strip_prefix('@')?;
-    (!is_board_index_key(suffix)).then_some(suffix)
+    (!is_distinct_key(suffix)).then_some(suffix)
 }

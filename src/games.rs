@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
+use crate::core::keys::STAMP_FIELD_PREFIX;
 use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, default_windows};
 use crate::leaderboards::ratings::{Display, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
@@ -541,6 +542,21 @@ impl StatConfig {
     }
 
     fn build(self) -> Result<StatRule, String> {
+        let rule = self.build_rule()?;
+        // The stats hash also holds the player's board stamps under this prefix.
+        if let Some(name) = rule
+            .stat_names()
+            .into_iter()
+            .find(|name| name.starts_with(STAMP_FIELD_PREFIX))
+        {
+            return Err(format!(
+                "stat name `{name}` starts with `{STAMP_FIELD_PREFIX}`, which is reserved"
+            ));
+        }
+        Ok(rule)
+    }
+
+    fn build_rule(self) -> Result<StatRule, String> {
         let allowed: &[&str] = match self.rule.as_str() {
             "match_results" => &[],
             "count" => &[

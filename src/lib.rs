@@ -20,6 +20,7 @@ pub mod core;
 pub mod dead_letters;
 pub mod games;
 pub mod leaderboards;
+pub mod migrate;
 pub mod player_stats;
 pub mod server;
 pub mod startup;

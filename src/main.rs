@@ -13,7 +13,8 @@ use stats_tracker::startup::{self, Parts, exit_code};
 
 /// The exit codes, for `--help` (`startup::exit_code` defines them).
 const EXIT_CODES: &str = "Exit codes: 0 stopped on SIGINT/SIGTERM, 1 failed while running, \
-2 wrong command line or configuration, 3 games file error, 4 cannot listen on an address.";
+2 wrong command line or configuration, 3 games file error, 4 cannot listen on an address, \
+5 the store holds another layout version (see `migrate`).";
 
 // The worker allocates a little for every field of every event; mimalloc makes that cheap.
 #[global_allocator]
@@ -49,6 +50,12 @@ enum Command {
         /// Address of the worker's metrics endpoint [env: STATS_TRACKER__WORKER__METRICS_BIND].
         #[arg(long, value_name = "ADDR:PORT")]
         metrics_bind: Option<SocketAddr>,
+    },
+    /// Convert the store to this release's key layout, in place (stop every other tracker
+    /// process first; safe to interrupt and run again).
+    Migrate {
+        #[command(flatten)]
+        common: Common,
     },
     /// Run the server and the worker in one process.
     All {
@@ -86,10 +93,40 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// `stats-tracker migrate`, on a runtime of its own.
+fn migrate(common: &Common) -> ExitCode {
+    let settings = match Settings::load(common.mode, common.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("stats-tracker: {error}");
+            return ExitCode::from(exit_code::CONFIG);
+        }
+    };
+    stats_tracker::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::from(exit_code::FAILURE);
+        }
+    };
+    match runtime.block_on(startup::migrate(&settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     let (common, parts, bind, metrics_bind) = match cli.command {
+        Command::Migrate { common } => return migrate(&common),
         Command::Serve { common, bind } => (common, Parts::Server, bind, None),
         Command::Worker {
             common,

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
+use crate::core::layout::{self, LayoutError};
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection, redis_location};
 use crate::dead_letters::EventStreamSink;
@@ -37,6 +38,8 @@ pub mod exit_code {
     pub const GAMES: u8 = 3;
     /// An address to listen on cannot be bound (in use, not local, not permitted).
     pub const BIND: u8 = 4;
+    /// The store holds another layout version (`stats-tracker migrate` converts older ones).
+    pub const LAYOUT: u8 = 5;
 }
 
 /// Why the tracker did not start, or stopped with an error.
@@ -53,6 +56,8 @@ pub enum StartupError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("store Redis {store}: {cause}")]
+    Layout { store: String, cause: LayoutError },
     /// A part failed while running.
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
@@ -65,6 +70,7 @@ impl StartupError {
             StartupError::Config(_) => exit_code::CONFIG,
             StartupError::Games(_) => exit_code::GAMES,
             StartupError::Bind { .. } => exit_code::BIND,
+            StartupError::Layout { .. } => exit_code::LAYOUT,
             StartupError::Failed(_) => exit_code::FAILURE,
         }
     }
@@ -180,6 +186,7 @@ pub async fn run(
         stream_name = %settings.stream.name,
         "settings in use"
     );
+    check_layout(&settings).await?;
     // The worker's metrics server is held to the API server's limits.
     let limits = Limits::from_settings(&settings.server);
     let mut tasks = tokio::task::JoinSet::new();
@@ -229,6 +236,65 @@ pub async fn run(
     }
     upkeep.abort();
     result
+}
+
+/// Refuses a store of another layout version. A store that does not answer yet is left to
+/// the worker, which checks before its first write (the server only reads).
+async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
+    let store = redis_location(settings.store_url());
+    let timeout = Duration::from_millis(settings.store.command_timeout_ms);
+    let keys = settings
+        .key_space()
+        .map_err(|error| StartupError::Config(error.to_string()))?;
+    let mut conn = lazy_connection(&settings.store_redis(), timeout).map_err(|error| {
+        StartupError::Config(format!("the store Redis URL cannot be used: {error}"))
+    })?;
+    match tokio::time::timeout(timeout, layout::ensure_current(&mut conn, &keys)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(LayoutError::Redis(error))) => {
+            tracing::warn!(%store, %error, "cannot check the store's layout now; the worker checks before writing");
+            Ok(())
+        }
+        Ok(Err(cause)) => Err(StartupError::Layout { store, cause }),
+        Err(_) => {
+            tracing::warn!(%store, "the store did not answer the layout check in time; the worker checks before writing");
+            Ok(())
+        }
+    }
+}
+
+/// `stats-tracker migrate`: converts the store to this release's layout, then says what it
+/// did. Every other tracker process using the store must be stopped.
+pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    let store = redis_location(settings.store_url());
+    let keys = settings
+        .key_space()
+        .map_err(|error| StartupError::Config(error.to_string()))?;
+    let mut conn = lazy_connection(
+        &settings.store_redis(),
+        Duration::from_millis(settings.store.command_timeout_ms),
+    )
+    .map_err(|error| {
+        StartupError::Config(format!("the store Redis URL cannot be used: {error}"))
+    })?;
+    let report = crate::migrate::run(&mut conn, &keys)
+        .await
+        .with_context(|| format!("migrating the store at {store}"))?;
+    match report.from {
+        Some(crate::core::keys::LAYOUT_VERSION) => {
+            tracing::info!(%store, "the store already holds this release's layout")
+        }
+        None => tracing::info!(%store, "the store was empty; stamped with this release's layout"),
+        Some(from) => tracing::info!(
+            %store,
+            from,
+            to = crate::core::keys::LAYOUT_VERSION,
+            boards = report.boards,
+            rows = report.rows,
+            "store migrated"
+        ),
+    }
+    Ok(())
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.

@@ -4,12 +4,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{<product>}:board:<board>` | sorted set | player → score (all time) |
-//! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | player → score in one period (`@daily:2026-11-25`); expires |
-//! | `<board key>:order` | sorted set, all scores 0 | rank index: `<score key><achieved><player>`, in rank order by bytes |
-//! | `<board key>:at` | hash | player → `<achieved>`, when they reached their current score |
-//! | `<board key>:distinct` | sorted set, all scores 0 | the distinct `<score key>`s, for dense ranks |
-//! | `P:{<product>}:stats:<player>` | hash | stat name → number |
+//! | `P:{<product>}:board:<board>` | sorted set | the board in rank order: member `<stamp><player>`, score the negated board score (all time) |
+//! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | the same for one period (`@daily:2026-11-25`); expires |
+//! | `<board key>:distinct` | sorted set | the distinct scores on the board (member: the score as text, scored like the board), for dense ranks |
+//! | `P:{<product>}:stats:<player>` | hash | stat name → number; and `~<board>[@<window>:<period>]` → the player's `<stamp>` on that board |
+//! | `P:{<product>}:sequence` | string | the last `<stamp>` given out: entries that changed a score, counted |
 //! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches) |
 //! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
 //! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
@@ -20,6 +19,7 @@
 //! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products |
 //! | `P:{~dead_letters}:redriven` | set | ids of re-driven dead letters that were dead-lettered again |
 //! | `P:products` | set | product ids seen by the worker |
+//! | `P:layout` | string | the store's layout version ([`LAYOUT_VERSION`]) |
 //!
 //! Every key of one product shares the `{<product>}` hash tag, so they live in one Redis
 //! Cluster slot and one Lua script can update them atomically. Ids are percent-encoded inside
@@ -75,21 +75,25 @@ impl PartitionKeys {
     pub fn generation(&self) -> String {
         format!("{}:generation", self.base)
     }
+    /// The last stamp given out (see [`BoardKeys`]).
+    pub fn sequence(&self) -> String {
+        format!("{}:sequence", self.base)
+    }
     pub fn board(&self, board: &str) -> String {
         format!("{}:board:{}", self.base, encode_segment(board))
     }
     /// The keys of one board: all-time (`period` `None`) or one period (`daily:2026-11-25`).
     pub fn board_keys(&self, board: &str, period: Option<&str>) -> BoardKeys {
-        let scores = match period {
-            None => self.board(board),
-            Some(suffix) => format!("{}@{suffix}", self.board(board)),
+        let name = match period {
+            None => encode_segment(board),
+            Some(suffix) => format!("{}@{suffix}", encode_segment(board)),
         };
-        let [order, at, distinct] = BOARD_INDEX_SUFFIXES.map(|suffix| format!("{scores}{suffix}"));
+        let board = format!("{}:board:{name}", self.base);
         BoardKeys {
-            order,
-            at,
-            distinct,
-            scores,
+            distinct: format!("{board}{DISTINCT_SUFFIX}"),
+            board,
+            stamp_field: format!("{STAMP_FIELD_PREFIX}{name}"),
+            stats_prefix: format!("{}:stats:", self.base),
         }
     }
     /// A glob matching the period boards of `board` (and their index keys).
@@ -98,6 +102,10 @@ impl PartitionKeys {
     }
     pub fn stats(&self, player: &PlayerId) -> String {
         format!("{}:stats:{}", self.base, encode_segment(player.as_str()))
+    }
+    /// The key prefix of every player's stats hash.
+    pub fn stats_prefix(&self) -> String {
+        format!("{}:stats:", self.base)
     }
     pub fn rating(&self, board: &str, player: &PlayerId) -> String {
         format!(
@@ -133,33 +141,45 @@ impl PartitionKeys {
     }
 }
 
-/// What a board's score key is followed by in the names of its rank index keys: `order`,
-/// `at`, `distinct`.
-pub const BOARD_INDEX_SUFFIXES: [&str; 3] = [":order", ":at", ":distinct"];
+/// The store layout this release reads and writes; `stats-tracker migrate` converts older
+/// ones. 1: boards as `player → score` with a byte-ordered rank index beside them; 2: boards
+/// in rank order themselves (members `<stamp><player>`, negated scores).
+pub const LAYOUT_VERSION: u32 = 2;
 
-/// Whether `key` is one of a board's rank index keys rather than a board's scores.
-pub fn is_board_index_key(key: &str) -> bool {
-    BOARD_INDEX_SUFFIXES
-        .iter()
-        .any(|suffix| key.ends_with(suffix))
+/// What a board key is followed by in the name of its distinct scores.
+pub const DISTINCT_SUFFIX: &str = ":distinct";
+
+/// How the stamp fields in players' stats hashes begin; no stat name may (the games file
+/// refuses them).
+pub const STAMP_FIELD_PREFIX: &str = "~";
+
+/// Whether `key` is a board's set of distinct scores rather than a board.
+pub fn is_distinct_key(key: &str) -> bool {
+    key.ends_with(DISTINCT_SUFFIX)
 }
 
-/// The keys of one board (all-time or one period): scores and the rank index over them.
+/// The keys of one board (all-time or one period).
+///
+/// The board is one sorted set in rank order: member `<stamp><player>`, score the negated
+/// board score, so that ascending order is best score first and, among equal scores, the
+/// earlier achiever first (`<stamp>`: 8 bytes, big-endian, the product's count of entries
+/// that changed a score when this one did; see `leaderboards::rank`). A player's stamp is
+/// kept in their stats hash under [`BoardKeys::stamp_field`], which finds their member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardKeys {
-    /// player → score: the board itself.
-    pub scores: String,
-    /// Rank order: members `<score key><achieved><player>`, see `leaderboards::rank`.
-    pub order: String,
-    /// player → `<achieved>`, to find a player's member in `order`.
-    pub at: String,
-    /// The distinct score keys on the board, for dense ranks.
+    /// The board itself.
+    pub board: String,
+    /// The distinct scores on the board, for dense ranks.
     pub distinct: String,
+    /// The stats hash field holding a player's stamp on this board.
+    pub stamp_field: String,
+    stats_prefix: String,
 }
 
 impl BoardKeys {
-    pub fn all(&self) -> [&str; 4] {
-        [&self.scores, &self.order, &self.at, &self.distinct]
+    /// The key holding `player`'s stamp on this board (their stats hash).
+    pub fn stamps_of(&self, player: &str) -> String {
+        format!("{}{}", self.stats_prefix, encode_segment(player))
     }
 }
 
@@ -209,6 +229,11 @@ impl KeySpace {
     /// Set of every product id the worker has seen (raw ids as members).
     pub fn products(&self) -> String {
         format!("{}:products", self.prefix)
+    }
+
+    /// The store's layout version.
+    pub fn layout(&self) -> String {
+        format!("{}:layout", self.prefix)
     }
 }
 

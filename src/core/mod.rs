@@ -6,6 +6,7 @@ pub mod effects;
 pub mod event;
 pub mod ids;
 pub mod keys;
+pub mod layout;
 pub mod metrics;
 pub mod registry;
 pub mod store;

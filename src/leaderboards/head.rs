@@ -4,7 +4,7 @@
 //! [`rank::page`] answers on the same state of the board: same rows, ranks, total and cursors.
 
 use super::query::json_number;
-use super::rank::{self, Page, PageStart, RankedEntry, Ties, parse_member};
+use super::rank::{self, Page, PageStart, RankedEntry, Row, Ties};
 use crate::core::keys::BoardKeys;
 use crate::core::store::{Store, StoreError};
 
@@ -12,10 +12,10 @@ use crate::core::store::{Store, StoreError};
 /// every rank is known without asking Redis).
 #[derive(Debug)]
 struct HeadRow {
-    /// The rank index member (what cursors name).
-    member: String,
-    /// Where the player id starts in `member`.
-    player_at: usize,
+    row: Row,
+    /// Its sort key (what cursors are compared by).
+    sort_key: Vec<u8>,
+    player: String,
     score: serde_json::Number,
     standard: u64,
     dense: u64,
@@ -34,7 +34,7 @@ impl Head {
     /// Reads the best `rows` rows of the board and its total, atomically.
     pub async fn read(store: &Store, keys: &BoardKeys, rows: u64) -> Result<Head, StoreError> {
         if rows == 0 {
-            let total: u64 = store.query(redis::cmd("ZCARD").arg(&keys.order)).await?;
+            let total: u64 = store.query(redis::cmd("ZCARD").arg(&keys.board)).await?;
             return Ok(Head {
                 total,
                 rows: Vec::new(),
@@ -43,37 +43,37 @@ impl Head {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("ZCARD")
-            .arg(&keys.order)
+            .arg(&keys.board)
             .cmd("ZRANGE")
-            .arg(&keys.order)
+            .arg(&keys.board)
             .arg(0)
-            .arg(rows.min(rank::MAX_OFFSET) - 1);
-        let (total, members): (u64, Vec<String>) = store.query_pipe(&pipe).await?;
-        Ok(Head::from_members(total, members))
+            .arg(rows.min(rank::MAX_OFFSET) - 1)
+            .arg("WITHSCORES");
+        let (total, stored): (u64, Vec<(Vec<u8>, String)>) = store.query_pipe(&pipe).await?;
+        Ok(Head::from_stored(total, stored))
     }
 
-    /// Ranks the best rows of a board. Stops before a damaged member (only outside writes
-    /// make one): pages past it are left to Redis, which counts it in positions.
-    fn from_members(total: u64, members: Vec<String>) -> Head {
-        let mut rows: Vec<HeadRow> = Vec::with_capacity(members.len());
-        for member in members {
-            let Some(parsed) = parse_member(&member) else {
+    /// Ranks the best rows of a board. Stops before a damaged row (only outside writes make
+    /// one): pages past it are left to Redis, which counts it in positions.
+    fn from_stored(total: u64, stored: Vec<(Vec<u8>, String)>) -> Head {
+        let mut rows: Vec<HeadRow> = Vec::with_capacity(stored.len());
+        for (member, score) in stored {
+            let Some(row) = Row::from_stored(member, &score) else {
                 break;
             };
             let ordinal = rows.len() as u64 + 1;
             let (standard, dense) = match rows.last() {
                 None => (1, 1),
-                Some(previous) if previous.member.get(..16) == Some(parsed.score_key) => {
+                Some(previous) if previous.row.score == row.score => {
                     (previous.standard, previous.dense)
                 }
                 Some(previous) => (ordinal, previous.dense + 1),
             };
-            let player_at = member.len() - parsed.player.len();
-            let score = json_number(parsed.score);
             rows.push(HeadRow {
-                member,
-                player_at,
-                score,
+                sort_key: row.sort_key(),
+                player: row.player().unwrap_or_default().to_owned(),
+                score: json_number(row.score),
+                row,
                 standard,
                 dense,
             });
@@ -87,27 +87,28 @@ impl Head {
         // The whole board is here: positions past the end are simply empty.
         let complete = len as u64 == self.total;
         let limit = usize::try_from(limit).ok()?;
-        let position = |member: &str| {
+        let position = |cursor: &Row| {
+            let key = cursor.sort_key();
             self.rows
-                .binary_search_by(|row| row.member.as_str().cmp(member))
+                .binary_search_by(|row| row.sort_key.as_slice().cmp(key.as_slice()))
         };
         let (from, to) = match start {
             PageStart::Offset(offset) => {
                 let from = usize::try_from(*offset).ok()?;
                 (from, from.saturating_add(limit))
             }
-            // Cursors name members, which may have moved since: a page starts right after
-            // (ends right before) where the member sorts, as in the read script.
-            PageStart::After(member) => {
-                let from = match position(member) {
+            // Cursors name rows, which may have moved since: a page starts right after
+            // (ends right before) where the row sorts, as in the read script.
+            PageStart::After(cursor) => {
+                let from = match position(cursor) {
                     Ok(at) => at + 1,
                     Err(at) if at < len || complete => at,
                     Err(_) => return None,
                 };
                 (from, from.saturating_add(limit))
             }
-            PageStart::Before(member) => {
-                let to = match position(member) {
+            PageStart::Before(cursor) => {
+                let to = match position(cursor) {
                     Ok(at) => at,
                     Err(at) if at < len || complete => at,
                     Err(_) => return None,
@@ -139,7 +140,7 @@ impl Head {
                     Ties::Standard => row.standard,
                     Ties::Dense => row.dense,
                 },
-                user_id: row.member[row.player_at..].to_owned(),
+                user_id: row.player.clone(),
                 score: row.score.clone(),
             })
             .collect();
@@ -148,11 +149,11 @@ impl Head {
             next: rows
                 .last()
                 .filter(|_| ((from + rows.len()) as u64) < self.total)
-                .map(|row| rank::cursor_of(&row.member)),
+                .map(|row| rank::cursor_of(&row.row)),
             prev: rows
                 .first()
                 .filter(|_| from > 0)
-                .map(|row| rank::cursor_of(&row.member)),
+                .map(|row| rank::cursor_of(&row.row)),
             entries,
         })
     }
@@ -161,26 +162,26 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leaderboards::rank::score_key;
 
-    fn member(score: f64, seq: u32, player: &str) -> String {
-        let seq = seq.to_string();
-        format!(
-            "{}M1764099900000{}{seq}{player}",
-            score_key(score),
-            char::from(64 + seq.len() as u8)
-        )
+    fn stored(score: f64, stamp: u64, player: &str) -> (Vec<u8>, String) {
+        let mut member = stamp.to_be_bytes().to_vec();
+        member.extend_from_slice(player.as_bytes());
+        (member, (-score).to_string())
+    }
+
+    fn row(stored: &(Vec<u8>, String)) -> Row {
+        Row::from_stored(stored.0.clone(), &stored.1).expect("a row")
     }
 
     #[test]
     fn ranks_follow_ties_and_pages_past_the_head_are_refused() {
-        let members = vec![
-            member(5.0, 1, "a"),
-            member(3.0, 2, "b"),
-            member(3.0, 3, "c"),
-            member(1.0, 4, "d"),
+        let rows = vec![
+            stored(5.0, 1, "a"),
+            stored(3.0, 2, "b"),
+            stored(3.0, 3, "c"),
+            stored(1.0, 4, "d"),
         ];
-        let head = Head::from_members(10, members.clone());
+        let head = Head::from_stored(10, rows.clone());
         let ranks = |ties| {
             head.page(&PageStart::Offset(0), 4, ties)
                 .expect("inside the head")
@@ -204,15 +205,21 @@ mod tests {
             head.page(&PageStart::Offset(2), 3, Ties::Standard)
                 .is_none()
         );
-        let after_last = PageStart::After(members[3].clone());
+        let after_last = PageStart::After(row(&rows[3]));
         assert!(head.page(&after_last, 1, Ties::Standard).is_none());
         let page = head
-            .page(&PageStart::After(members[0].clone()), 2, Ties::Dense)
+            .page(&PageStart::After(row(&rows[0])), 2, Ties::Dense)
             .expect("inside the head");
         assert_eq!(page.entries.len(), 2);
         assert!(page.prev.is_some() && page.next.is_some());
-        // A damaged member ends the head.
-        let damaged = Head::from_members(3, vec![members[0].clone(), "junk".into()]);
+        // A cursor whose row moved since (c, now at 4 points) sorts between a and b.
+        let moved = PageStart::After(row(&stored(4.0, 3, "c")));
+        let page = head
+            .page(&moved, 1, Ties::Standard)
+            .expect("inside the head");
+        assert_eq!(page.entries[0].user_id, "b");
+        // A damaged row ends the head.
+        let damaged = Head::from_stored(3, vec![rows[0].clone(), (b"junk".to_vec(), "x".into())]);
         assert_eq!(damaged.rows.len(), 1);
     }
 }

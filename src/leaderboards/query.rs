@@ -14,8 +14,8 @@ pub struct BoardEntry {
     pub score: serde_json::Number,
 }
 
-/// The best `limit` entries of `board`, best first (ties: higher player id first, as Redis
-/// orders equal scores in reverse). Empty for a board that does not exist.
+/// The best `limit` entries of `board`, best first (ties: earlier achiever first, as in the
+/// ranked pages). Empty for a board that does not exist.
 pub async fn top(
     store: &Store,
     product: &ProductId,
@@ -26,21 +26,22 @@ pub async fn top(
         return Ok(Vec::new());
     }
     let key = store.keys().product(product).board(board);
-    // ZREVRANGE's stop index is inclusive: `limit - 1` gives exactly `limit` rows.
-    let rows: Vec<(String, f64)> = store
+    // ZRANGE's stop index is inclusive: `limit - 1` gives exactly `limit` rows.
+    let stored: Vec<(Vec<u8>, String)> = store
         .query(
-            redis::cmd("ZREVRANGE")
+            redis::cmd("ZRANGE")
                 .arg(key)
                 .arg(0)
                 .arg(limit - 1)
                 .arg("WITHSCORES"),
         )
         .await?;
-    Ok(rows
+    Ok(stored
         .into_iter()
-        .map(|(user_id, score)| BoardEntry {
-            user_id,
-            score: json_number(score),
+        .filter_map(|(member, stored)| super::rank::Row::from_stored(member, &stored))
+        .map(|row| BoardEntry {
+            user_id: row.player().unwrap_or_default().to_owned(),
+            score: json_number(row.score),
         })
         .collect())
 }

@@ -1,44 +1,26 @@
--- The rank index's encoding, shared by the worker's commit script and admin erasure (see
--- leaderboards::rank for the layout, which must stay byte-equal to this).
+-- The board layout's shared pieces: the commit script, admin erasure and the read script run
+-- after this (see leaderboards::rank for the layout, which must stay equal to this).
+--
+-- A board is a sorted set in rank order: member `<stamp><player>`, score the negated board
+-- score; its distinct scores sit beside it (member: the score as text, scored like the board).
 
--- A number's digits prefixed by their count, so that byte order is numeric order.
-local function counted(digits)
-  return string.char(64 + #digits) .. digits
+-- A number as text that reads back to the same double (Lua's own conversion keeps 14 digits).
+-- -0 and 0 are one score.
+local function num(x)
+  if x == 0 then x = 0 end
+  return string.format('%.17g', x)
 end
 
--- A score as 16 hex digits whose byte order is best (highest) first: the IEEE 754 bits,
--- sign bit flipped for non-negative numbers, then everything inverted.
-local function encode_score_key(score)
-  if score == 0 then score = 0 end -- -0 and 0 are one score
-  local b = { string.byte(struct.pack('>d', score), 1, 8) }
-  if b[1] < 128 then
-    b[1] = 127 - b[1]
-    for k = 2, 8 do b[k] = 255 - b[k] end
-  end
-  return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', unpack(b))
-end
-
--- Scores repeat a lot within one script call (small win counts): each is encoded once.
--- (-0 and 0 are one table index, as they are one score.)
-local score_keys = {}
-local function score_key(score)
-  local key = score_keys[score]
-  if not key then
-    key = encode_score_key(score)
-    score_keys[score] = key
-  end
-  return key
-end
-
--- Takes `player`, whose score on the board is `score` (a number), out of the order index;
--- drops the score from the distinct scores when nobody else has it.
--- Leaves the player's `at` stamp for the caller to overwrite or delete.
-local function unindex(order, at, distinct, player, score)
-  local key = score_key(score)
-  local since = redis.call('HGET', at, player)
-  if since then redis.call('ZREM', order, key .. since .. player) end
-  if #redis.call('ZRANGE', order, '[' .. key, '(' .. key .. '\255', 'BYLEX', 'LIMIT', 0, 1) == 0 then
-    redis.call('ZREM', distinct, key)
+-- Drops `score` (a number) from the board's distinct scores when nobody has it any more.
+local function forget_score(board, distinct, score)
+  local stored = num(-score)
+  if redis.call('ZCOUNT', board, stored, stored) == 0 then
+    redis.call('ZREM', distinct, num(score))
   end
 end
 
+-- Takes `member`, whose board score is `score`, off the board.
+local function unindex(board, distinct, member, score)
+  redis.call('ZREM', board, member)
+  forget_score(board, distinct, score)
+end

@@ -1,17 +1,16 @@
-//! Ranks: reading a board's rank index (pages, a player's standing, several players at once)
-//! and the byte encoding the index is built on.
+//! Ranks: reading a board (pages, a player's standing, several players at once) and the
+//! encoding it is built on.
 //!
-//! The worker (commit.lua's `BOARD`) keeps, next to every board's `player → score` sorted set,
-//! an index whose members sort by bytes in rank order: `<score key><achieved><player>`.
-//! - `<score key>`: 16 hex digits of the score's IEEE 754 bits, transformed so that byte
-//!   order is best (highest) score first.
-//! - `<achieved>`: the stream id of the event that gave the player this score, as two counted
-//!   digit strings (`char(64 + len)` then the digits): earlier achievers sort first.
+//! A board is one sorted set in rank order (see `core::keys::BoardKeys`), kept by the worker
+//! (commit.lua's `BOARD`): member `<stamp><player>`, score the negated board score, so Redis's
+//! ascending order is best score first and, among equal scores, the earlier achiever first.
+//! `<stamp>` is 8 bytes, big-endian: the product's count of entries that changed a score,
+//! when this one did. The player's stamp is in their stats hash, which finds their member.
 //!
 //! Ordinal rank is a member's position; standard competition rank (1, 2, 2, 4) is one plus the
-//! members before its score key; dense rank (1, 2, 2, 3) is one plus the distinct score keys
-//! before it. Cursors are positions in this order, so paging never skips or repeats an entry
-//! that did not move meanwhile.
+//! members with a better score; dense rank (1, 2, 2, 3) is one plus the distinct better
+//! scores. Cursors name a row by its score and member (`<score key><member>`, hex), so
+//! paging never skips or repeats an entry that did not move meanwhile.
 
 use std::sync::LazyLock;
 
@@ -81,39 +80,50 @@ pub fn score_of_key(key: &str) -> Option<f64> {
     Some(f64::from_bits(bits))
 }
 
-/// One index member, taken apart.
+/// Bytes of a member's stamp.
+pub const STAMP_BYTES: usize = 8;
+
+/// One row of a board: its score and its member (`<stamp><player>`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Member<'a> {
-    pub score_key: &'a str,
+pub struct Row {
     pub score: f64,
-    /// The counted-digits stamp of when the score was reached.
-    pub achieved: &'a str,
-    pub player: &'a str,
+    pub member: Vec<u8>,
 }
 
-/// Takes an index member apart; `None` if it is not one.
-pub fn parse_member(member: &str) -> Option<Member<'_>> {
-    let score_key = member.get(..16)?;
-    let score = score_of_key(score_key)?;
-    let rest = &member[16..];
-    let mut end = 0;
-    for _ in 0..2 {
-        let len = usize::from(rest.as_bytes().get(end)?.checked_sub(64)?);
-        end += 1 + len;
-        if !rest
-            .get(end - len..end)?
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            return None;
+impl Row {
+    /// A row as Redis stores it (the member and the negated score's text); `None` if it is not
+    /// one (only outside writes make such rows).
+    pub fn from_stored(member: Vec<u8>, stored: &str) -> Option<Row> {
+        let stored: f64 = stored.parse().ok()?;
+        let row = Row {
+            score: if stored == 0.0 { 0.0 } else { -stored },
+            member,
+        };
+        row.player().is_some().then_some(row)
+    }
+
+    /// The player the row belongs to.
+    pub fn player(&self) -> Option<&str> {
+        let player = std::str::from_utf8(self.member.get(STAMP_BYTES..)?).ok()?;
+        (!player.is_empty()).then_some(player)
+    }
+
+    /// Bytes whose order is rank order: the score key, then the member.
+    pub fn sort_key(&self) -> Vec<u8> {
+        let mut key = score_key(self.score).into_bytes();
+        key.extend_from_slice(&self.member);
+        key
+    }
+
+    /// The score as the board stores it (negated), as text Redis reads back exactly.
+    fn stored_text(&self) -> String {
+        let stored = -self.score;
+        if stored == 0.0 {
+            "0".to_owned()
+        } else {
+            stored.to_string()
         }
     }
-    Some(Member {
-        score_key,
-        score,
-        achieved: &rest[..end],
-        player: &rest[end..],
-    })
 }
 
 /// One ranked row of a board.
@@ -140,33 +150,50 @@ pub struct Page {
 }
 
 /// Where a page starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PageStart {
     /// After skipping this many entries.
     Offset(u64),
-    /// Right after the entry a cursor names.
-    After(String),
+    /// Right after the row a cursor names (where it would sort, if it moved since).
+    After(Row),
     /// Right before it (the page ends there).
-    Before(String),
+    Before(Row),
 }
 
-/// A cursor for the index member `member` (opaque to clients: hex of its bytes).
-pub fn cursor_of(member: &str) -> String {
-    hex::encode(member)
+/// A cursor naming `row` (opaque to clients: hex of its sort key).
+pub fn cursor_of(row: &Row) -> String {
+    hex::encode(row.sort_key())
 }
 
-/// The index member a cursor names; `None` if it is not a cursor.
-pub fn member_of_cursor(cursor: &str) -> Option<String> {
+/// The row a cursor names; `None` if it is not a cursor.
+pub fn row_of_cursor(cursor: &str) -> Option<Row> {
     if cursor.len() > 2 * 1024 {
         return None;
     }
-    let member = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
-    parse_member(&member).is_some().then_some(member)
+    let bytes = hex::decode(cursor).ok()?;
+    let score = score_of_key(std::str::from_utf8(bytes.get(..16)?).ok()?)?;
+    let row = Row {
+        score,
+        member: bytes.get(16..)?.to_vec(),
+    };
+    row.player().is_some().then_some(row)
 }
 
-/// Index members from Redis, parsed; a damaged member is skipped rather than failing reads.
-fn members(raw: &[String]) -> Vec<Member<'_>> {
-    raw.iter().filter_map(|m| parse_member(m)).collect()
+/// Rows of a reply: member, stored score, member, stored score…; a damaged row is skipped
+/// rather than failing reads.
+fn rows_of(values: impl Iterator<Item = redis::Value>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut values = values;
+    while let (Some(member), Some(stored)) = (values.next(), values.next()) {
+        let (Ok(member), Ok(stored)) = (
+            redis::from_redis_value::<Vec<u8>>(member),
+            redis::from_redis_value::<String>(stored),
+        ) else {
+            continue;
+        };
+        rows.extend(Row::from_stored(member, &stored));
+    }
+    rows
 }
 
 /// The read script (rank_read.lua, after the shared rank.lua).
@@ -177,14 +204,14 @@ static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Consecutive rows of the index as the read script returns them.
+/// Consecutive rows of a board as the read script returns them.
 struct Rows {
     total: u64,
     /// Entries ahead of the first row.
     skipped: u64,
     /// The first row's rank (by the requested ties).
     first_rank: u64,
-    members: Vec<String>,
+    rows: Vec<Row>,
 }
 
 /// Runs the read script; `None` when it names a player not on the board.
@@ -195,48 +222,51 @@ async fn read_rows(
     from: &str,
     limit: u64,
     ties: Ties,
+    subject: Option<(&[u8], Option<String>)>,
 ) -> Result<Option<Rows>, StoreError> {
     let mut invocation = READ_SCRIPT.prepare_invoke();
-    for key in keys.all() {
-        invocation.key(key);
+    invocation.key(&keys.board).key(&keys.distinct);
+    // The subject: a cursor's member, or a player (with the key of their stamps).
+    let mut subject_arg: &[u8] = b"";
+    if let Some((subject, stamps)) = subject {
+        if let Some(stamps) = stamps {
+            invocation.key(stamps);
+        }
+        subject_arg = subject;
     }
-    invocation.arg(start).arg(from).arg(limit).arg(ties.name());
-    let reply: Option<(u64, u64, u64, Vec<String>)> = store
+    invocation
+        .arg(start)
+        .arg(from)
+        .arg(limit)
+        .arg(ties.name())
+        .arg(subject_arg);
+    let reply = store
         .invoke_read::<Option<Vec<redis::Value>>>(&invocation)
-        .await?
-        .and_then(|values| {
-            let mut values = values.into_iter();
-            let mut number = || {
-                values
-                    .next()
-                    .and_then(|v| redis::from_redis_value::<u64>(v).ok())
-            };
-            let head = (number()?, number()?, number()?);
-            let members = values
-                .filter_map(|v| redis::from_redis_value::<String>(v).ok())
-                .collect();
-            Some((head.0, head.1, head.2, members))
-        });
-    Ok(reply.map(|(total, skipped, first_rank, members)| Rows {
-        total,
-        skipped,
-        first_rank,
-        members,
+        .await?;
+    Ok(reply.and_then(|values| {
+        let mut values = values.into_iter();
+        let mut number = || {
+            values
+                .next()
+                .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+        };
+        let (total, skipped, first_rank) = (number()?, number()?, number()?);
+        Some(Rows {
+            total,
+            skipped,
+            first_rank,
+            rows: rows_of(values),
+        })
     }))
 }
 
 /// Ranks consecutive `rows`: the first has `first_rank`; each next one follows from the scores.
-fn rank_rows(
-    rows: &[Member<'_>],
-    first_ordinal: u64,
-    first_rank: u64,
-    ties: Ties,
-) -> Vec<RankedEntry> {
+fn rank_rows(rows: &[Row], first_ordinal: u64, first_rank: u64, ties: Ties) -> Vec<RankedEntry> {
     let mut rank = first_rank;
     let mut entries = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
-            let tied = row.score_key == rows[i - 1].score_key;
+            let tied = row.score == rows[i - 1].score;
             let ordinal = first_ordinal + i as u64;
             rank = match ties {
                 Ties::Ordinal => ordinal,
@@ -247,7 +277,7 @@ fn rank_rows(
         }
         entries.push(RankedEntry {
             rank,
-            user_id: row.player.to_owned(),
+            user_id: row.player().unwrap_or_default().to_owned(),
             score: json_number(row.score),
         });
     }
@@ -266,7 +296,7 @@ pub async fn page(
     ties: Ties,
 ) -> Result<Page, StoreError> {
     if limit == 0 {
-        let total: u64 = store.query(redis::cmd("ZCARD").arg(&keys.order)).await?;
+        let total: u64 = store.query(redis::cmd("ZCARD").arg(&keys.board)).await?;
         return Ok(Page {
             total,
             entries: Vec::new(),
@@ -274,12 +304,22 @@ pub async fn page(
             prev: None,
         });
     }
-    let (how, from) = match start {
-        PageStart::Offset(offset) => ("offset", offset.min(&MAX_OFFSET).to_string()),
-        PageStart::After(member) => ("after", member.clone()),
-        PageStart::Before(member) => ("before", member.clone()),
+    let read = match start {
+        PageStart::Offset(offset) => {
+            let from = offset.min(&MAX_OFFSET).to_string();
+            read_rows(store, keys, "offset", &from, limit, ties, None).await?
+        }
+        PageStart::After(row) | PageStart::Before(row) => {
+            let how = if matches!(start, PageStart::After(_)) {
+                "after"
+            } else {
+                "before"
+            };
+            let subject = Some((row.member.as_slice(), None));
+            read_rows(store, keys, how, &row.stored_text(), limit, ties, subject).await?
+        }
     };
-    let Some(rows) = read_rows(store, keys, how, &from, limit, ties).await? else {
+    let Some(read) = read else {
         return Ok(Page {
             total: 0,
             entries: Vec::new(),
@@ -287,21 +327,20 @@ pub async fn page(
             prev: None,
         });
     };
-    let parsed = members(&rows.members);
-    let entries = rank_rows(&parsed, rows.skipped + 1, rows.first_rank, ties);
-    let last_ordinal = rows.skipped + parsed.len() as u64;
+    let entries = rank_rows(&read.rows, read.skipped + 1, read.first_rank, ties);
+    let last_ordinal = read.skipped + read.rows.len() as u64;
     Ok(Page {
-        total: rows.total,
-        next: rows
-            .members
+        total: read.total,
+        next: read
+            .rows
             .last()
-            .filter(|_| last_ordinal < rows.total)
-            .map(|m| cursor_of(m)),
-        prev: rows
-            .members
+            .filter(|_| last_ordinal < read.total)
+            .map(cursor_of),
+        prev: read
+            .rows
             .first()
-            .filter(|_| rows.skipped > 0)
-            .map(|m| cursor_of(m)),
+            .filter(|_| read.skipped > 0)
+            .map(cursor_of),
         entries,
     })
 }
@@ -316,75 +355,45 @@ pub struct Standing {
     pub neighbours: Vec<RankedEntry>,
 }
 
-/// The index member of each player (`None`: not on the board).
-async fn members_of(
-    store: &Store,
-    keys: &BoardKeys,
-    players: &[&str],
-) -> Result<Vec<Option<String>>, StoreError> {
-    let mut pipe = redis::pipe();
-    for player in players {
-        pipe.cmd("ZSCORE").arg(&keys.scores).arg(*player);
-        pipe.cmd("HGET").arg(&keys.at).arg(*player);
-    }
-    let raw: Vec<Option<String>> = store.query_pipe(&pipe).await?;
-    Ok(players
-        .iter()
-        .zip(raw.chunks(2))
-        .map(|(player, pair)| match pair {
-            [Some(score), Some(achieved)] => score
-                .parse::<f64>()
-                .ok()
-                .map(|score| format!("{}{achieved}{player}", score_key(score))),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The ranks of each player (`None`: not on the board), by `ties`.
+/// The ranks of each player (`None`: not on the board), by `ties`; one round trip.
 pub async fn ranks(
     store: &Store,
     keys: &BoardKeys,
     players: &[&str],
     ties: Ties,
 ) -> Result<Vec<Option<RankedEntry>>, StoreError> {
-    let found = members_of(store, keys, players).await?;
-    let mut pipe = redis::pipe();
-    for member in found.iter().flatten() {
-        let Some(parsed) = parse_member(member) else {
-            continue;
-        };
-        match ties {
-            Ties::Ordinal => pipe.cmd("ZRANK").arg(&keys.order).arg(member),
-            Ties::Standard => pipe
-                .cmd("ZLEXCOUNT")
-                .arg(&keys.order)
-                .arg("-")
-                .arg(format!("({}", parsed.score_key)),
-            Ties::Dense => pipe
-                .cmd("ZLEXCOUNT")
-                .arg(&keys.distinct)
-                .arg("-")
-                .arg(format!("({}", parsed.score_key)),
-        };
+    if players.is_empty() {
+        return Ok(Vec::new());
     }
-    // An empty pipeline is not a valid request: nobody asked for is on the board.
-    let counts: Vec<Option<u64>> = if pipe.is_empty() {
-        Vec::new()
-    } else {
-        store.query_pipe(&pipe).await?
-    };
-    let mut counts = counts.into_iter();
-    Ok(found
+    let mut invocation = READ_SCRIPT.prepare_invoke();
+    invocation.key(&keys.board).key(&keys.distinct);
+    for player in players {
+        invocation.key(keys.stamps_of(player));
+    }
+    invocation
+        .arg("players")
+        .arg(&keys.stamp_field)
+        .arg(0)
+        .arg(ties.name());
+    for player in players {
+        invocation.arg(*player);
+    }
+    let reply: Vec<redis::Value> = store.invoke_read(&invocation).await?;
+    let mut values = reply.into_iter();
+    Ok(players
         .iter()
-        .map(|member| {
-            let parsed = parse_member(member.as_deref()?)?;
-            // A ZRANK of nil: the member moved between the two round trips.
-            let ahead = counts.next().flatten()?;
+        .map(|player| {
+            let stored = values
+                .next()
+                .and_then(|v| redis::from_redis_value::<String>(v).ok())?;
+            let ahead = values
+                .next()
+                .and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
+            let stored: f64 = stored.parse().ok()?;
             Some(RankedEntry {
                 rank: ahead + 1,
-                user_id: parsed.player.to_owned(),
-                score: json_number(parsed.score),
+                user_id: (*player).to_owned(),
+                score: json_number(if stored == 0.0 { 0.0 } else { -stored }),
             })
         })
         .collect())
@@ -398,16 +407,26 @@ pub async fn standing(
     around: u64,
     ties: Ties,
 ) -> Result<Option<Standing>, StoreError> {
-    let Some(rows) = read_rows(store, keys, "player", player, around, ties).await? else {
+    let subject = Some((player.as_bytes(), Some(keys.stamps_of(player))));
+    let Some(read) = read_rows(
+        store,
+        keys,
+        "player",
+        &keys.stamp_field,
+        around,
+        ties,
+        subject,
+    )
+    .await?
+    else {
         return Ok(None);
     };
-    let parsed = members(&rows.members);
-    let neighbours = rank_rows(&parsed, rows.skipped + 1, rows.first_rank, ties);
+    let neighbours = rank_rows(&read.rows, read.skipped + 1, read.first_rank, ties);
     let Some(entry) = neighbours.iter().find(|e| e.user_id == player).cloned() else {
         return Ok(None);
     };
     Ok(Some(Standing {
-        total: rows.total,
+        total: read.total,
         entry,
         neighbours,
     }))
@@ -446,20 +465,34 @@ mod tests {
     }
 
     #[test]
-    fn members_take_apart_and_cursors_round_trip() {
-        let member = format!("{}M1764099900000A7игрок:1", score_key(3.0));
-        let parsed = parse_member(&member).expect("a member");
-        assert_eq!(parsed.score, 3.0);
-        assert_eq!(parsed.achieved, "M1764099900000A7");
-        assert_eq!(parsed.player, "игрок:1");
+    fn rows_read_back_and_cursors_round_trip() {
+        let mut member = 7u64.to_be_bytes().to_vec();
+        member.extend_from_slice("игрок:1".as_bytes());
+        let row = Row::from_stored(member.clone(), "-3").expect("a row");
+        assert_eq!(row.score, 3.0);
+        assert_eq!(row.player(), Some("игрок:1"));
+        assert_eq!(row.stored_text(), "-3");
+        assert_eq!(row_of_cursor(&cursor_of(&row)), Some(row.clone()));
         assert_eq!(
-            member_of_cursor(&cursor_of(&member)).as_deref(),
-            Some(member.as_str())
+            Row::from_stored(member.clone(), "0").map(|r| r.stored_text()),
+            Some("0".to_owned())
         );
-        for bad in ["", "zz", "abc", &cursor_of("not a member")] {
-            assert_eq!(member_of_cursor(bad), None, "{bad}");
+        // A stamp without a player, or a player that is not UTF-8, is not a row.
+        assert_eq!(Row::from_stored(member[..STAMP_BYTES].to_vec(), "1"), None);
+        let mut bad = member[..STAMP_BYTES].to_vec();
+        bad.push(0xff);
+        assert_eq!(Row::from_stored(bad, "1"), None);
+        for bad in ["", "zz", "abc", &hex::encode("not a cursor")] {
+            assert_eq!(row_of_cursor(bad), None, "{bad}");
         }
-        // A digit count pointing past the end is not a member.
-        assert_eq!(parse_member(&format!("{}Z1", score_key(1.0))), None);
+        // Sort keys order rows as the board does: better score first, then earlier stamp.
+        let at = |score: f64, stamp: u64| {
+            let mut member = stamp.to_be_bytes().to_vec();
+            member.push(b'p');
+            Row { score, member }.sort_key()
+        };
+        assert!(at(5.0, 9) < at(3.0, 1));
+        assert!(at(3.0, 1) < at(3.0, 2));
+        assert!(at(-1.0, 1) > at(0.0, 300));
     }
 }

@@ -1,47 +1,110 @@
--- Reads rows of a board's rank index in one round trip. Runs after rank.lua.
+-- Reads rows of a board in one round trip. Runs after rank.lua.
 --
--- KEYS: scores, order, at, distinct (see core::keys::BoardKeys)
--- ARGV[1] where the rows start: 'offset' (ARGV[2] rows skipped), 'after' / 'before' (ARGV[2]
---         an index member: the rows right after it / right before it), or 'player' (ARGV[2]
---         a player: the rows around them)
+-- KEYS: the board, its distinct scores (see core::keys::BoardKeys); for 'player' and
+--       'players', the players' stats hashes (their stamps)
+-- ARGV[1] what to read:
+--   'offset'  the rows after skipping ARGV[2] rows
+--   'after'   the rows right after the position of (stored score ARGV[2], member ARGV[5])
+--   'before'  the rows right before it (a cursor's member may have moved or left since: the
+--             position is where it would sort)
+--   'player'  the rows around player ARGV[5], whose stamp is field ARGV[2] of KEYS[3]
+--   'players' for players ARGV[5…] (stats hashes KEYS[3…], stamp field ARGV[2]): each one's
+--             stored score and rank count ('' and 0 when not on the board)
 -- ARGV[3] most rows ('player': rows above and below)
 -- ARGV[4] 'standard', 'dense' or 'ordinal'
 --
--- Returns {total, rows skipped before the first row, rank of the first row, rows…}, or
--- false for a player not on the board. Later rows' ranks follow from the scores.
+-- Returns {total, rows skipped before the first row, rank of the first row, member, stored
+-- score, member, stored score…}, or false for a player not on the board. Later rows' ranks
+-- follow from the scores. 'players' returns {score, count, score, count…} instead: ranks are
+-- count + 1.
 
-local scores, order, at, distinct = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local board, distinct = KEYS[1], KEYS[2]
 local start, from, limit, ties = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local total = redis.call('ZCARD', order)
-local rows, skipped
+
+-- Byte order (Lua's own string order follows the server's locale).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- Members ahead of a row with stored score `stored` (text) in the requested ranking.
+local function ahead(stored, member)
+  if ties == 'ordinal' then return redis.call('ZRANK', board, member) end
+  local ranked = ties == 'dense' and distinct or board
+  return redis.call('ZCOUNT', ranked, '-inf', '(' .. stored)
+end
+
+if start == 'players' then
+  local reply = {}
+  for i = 5, #ARGV do
+    local player = ARGV[i]
+    local stamp = redis.call('HGET', KEYS[i - 2], from)
+    local member = stamp and (stamp .. player)
+    local stored = member and redis.call('ZSCORE', board, member)
+    if stored then
+      reply[#reply + 1] = stored
+      reply[#reply + 1] = ahead(stored, member)
+    else
+      reply[#reply + 1] = ''
+      reply[#reply + 1] = 0
+    end
+  end
+  return reply
+end
+
+-- Where (stored, member) sorts on the board, and whether it is there.
+local function position(stored, member)
+  local score = redis.call('ZSCORE', board, member)
+  if score and tonumber(score) == tonumber(stored) then
+    return redis.call('ZRANK', board, member), true
+  end
+  local low = redis.call('ZCOUNT', board, '-inf', '(' .. stored)
+  local high = low + redis.call('ZCOUNT', board, stored, stored)
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    if before(redis.call('ZRANGE', board, middle, middle)[1], member) then
+      low = middle + 1
+    else
+      high = middle
+    end
+  end
+  return low, false
+end
+
+local total = redis.call('ZCARD', board)
+local first_row, last_row
 
 if start == 'offset' then
-  skipped = tonumber(from)
-  rows = redis.call('ZRANGE', order, skipped, skipped + limit - 1)
+  first_row = tonumber(from)
+  last_row = first_row + limit - 1
 elseif start == 'after' then
-  rows = redis.call('ZRANGE', order, '(' .. from, '+', 'BYLEX', 'LIMIT', 0, limit)
-  skipped = redis.call('ZLEXCOUNT', order, '-', '[' .. from)
+  local at, present = position(from, ARGV[5])
+  first_row = present and at + 1 or at
+  last_row = first_row + limit - 1
 elseif start == 'before' then
-  local reversed = redis.call('ZRANGE', order, '(' .. from, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit)
-  rows = {}
-  for i = #reversed, 1, -1 do rows[#rows + 1] = reversed[i] end
-  skipped = redis.call('ZLEXCOUNT', order, '-', '(' .. from) - #rows
+  local at = position(from, ARGV[5])
+  first_row = math.max(0, at - limit)
+  last_row = at - 1
 else
-  local score = redis.call('ZSCORE', scores, from)
-  local since = redis.call('HGET', at, from)
-  if not score or not since then return false end
-  local position = redis.call('ZRANK', order, score_key(tonumber(score)) .. since .. from)
-  if not position then return false end
-  skipped = math.max(0, position - limit)
-  rows = redis.call('ZRANGE', order, skipped, position + limit)
+  local stamp = redis.call('HGET', KEYS[3], from)
+  if not stamp then return false end
+  local at = redis.call('ZRANK', board, stamp .. ARGV[5])
+  if not at then return false end
+  first_row = math.max(0, at - limit)
+  last_row = at + limit
 end
 
-local first = skipped + 1
-if #rows > 0 and ties ~= 'ordinal' then
-  local key = string.sub(rows[1], 1, 16)
-  local ranked = ties == 'dense' and distinct or order
-  first = redis.call('ZLEXCOUNT', ranked, '-', '(' .. key) + 1
+local rows = {}
+if last_row >= first_row then
+  rows = redis.call('ZRANGE', board, first_row, last_row, 'WITHSCORES')
 end
-local reply = { total, skipped, first }
+local first = first_row + 1
+if #rows > 0 and ties ~= 'ordinal' then
+  first = ahead(rows[2], rows[1]) + 1
+end
+local reply = { total, first_row, first }
 for i = 1, #rows do reply[#reply + 1] = rows[i] end
 return reply

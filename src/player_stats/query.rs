@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::ids::{PlayerId, ProductId};
+use crate::core::keys::STAMP_FIELD_PREFIX;
 use crate::core::store::{Store, StoreError};
 
-/// All stats of `player` in `product`, by name; empty when the player has none.
+/// All stats of `player` in `product`, by name; empty when the player has none. (The stats
+/// hash also holds the player's board stamps, which are not stats.)
 ///
 /// `zero_start` are the stats a player who has played always has (the product's
 /// [`StatsHandler::zero_start_stats`](super::handlers::StatsHandler::zero_start_stats)): when
@@ -22,6 +24,7 @@ pub async fn read(
     let raw: HashMap<String, String> = store.query(redis::cmd("HGETALL").arg(key)).await?;
     let mut stats: BTreeMap<String, serde_json::Number> = raw
         .into_iter()
+        .filter(|(name, _)| !name.starts_with(STAMP_FIELD_PREFIX))
         .filter_map(|(name, value)| parse_number(&value).map(|number| (name, number)))
         .collect();
     fill_zero_start(&mut stats, zero_start);

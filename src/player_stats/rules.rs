@@ -41,6 +41,32 @@ pub enum StatRule {
     MatchScores { total: String, best: String },
 }
 
+impl StatRule {
+    /// The stat names this rule can write (the match outcome rule's are fixed).
+    pub fn stat_names(&self) -> Vec<&str> {
+        match self {
+            StatRule::MatchResults => vec!["games", "wins", "losses", "draws"],
+            StatRule::Count {
+                stat,
+                map,
+                integer_default,
+                default,
+                ..
+            } => stat
+                .iter()
+                .chain(map.values())
+                .chain(integer_default)
+                .chain(default)
+                .map(String::as_str)
+                .collect(),
+            StatRule::Aggregate { stat, .. } => vec![stat],
+            StatRule::WinStreak { current, best } => vec![current, best],
+            StatRule::Rounds { won, lost } => vec![won, lost],
+            StatRule::MatchScores { total, best } => vec![total, best],
+        }
+    }
+}
+
 /// All stats rules of one product.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RuleSet {

@@ -228,8 +228,8 @@ pub struct PageResponse {
     page: Page,
 }
 
-fn cursor(raw: &str, name: &str) -> Result<String, ApiError> {
-    rank::member_of_cursor(raw).ok_or_else(|| {
+fn cursor(raw: &str, name: &str) -> Result<rank::Row, ApiError> {
+    rank::row_of_cursor(raw).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidCursor,
             format!("`{name}` is not a cursor this API gave out"),
@@ -311,7 +311,7 @@ async fn cached_page(
     if state.head_rows == 0 || !state.head_cache.enabled() {
         return Ok(None);
     }
-    if let Some(head) = state.head_cache.get(keys.order.as_str()) {
+    if let Some(head) = state.head_cache.get(keys.board.as_str()) {
         return Ok(head.page(start, limit, ties));
     }
     let within_head = matches!(start, PageStart::Offset(offset) if offset.saturating_add(limit) <= state.head_rows);
@@ -321,7 +321,7 @@ async fn cached_page(
     let head = state
         .head_cache
         .get_or_fetch(
-            keys.order.clone(),
+            keys.board.clone(),
             Head::read(&state.store, keys, state.head_rows),
         )
         .await?;

@@ -1,35 +1,54 @@
 -- Applies entries of one partition (a product, or the dead letters), in stream order,
 -- atomically and exactly once: a batch's share is split into calls of at most
 -- `worker.entries_per_script_call` entries, each planned on the position the last left.
--- Runs after leaderboards/rank.lua (score_key, counted, unindex).
+-- Runs after leaderboards/rank.lua (num, forget_score).
 --
 -- KEYS[1]  applied position: id of the last stream entry applied to this partition
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
 -- KEYS[3]  generation: bumped by admin deletions and resets
--- KEYS[4…] the keys the operations touch (all in the same hash slot as KEYS[1]); the keys of
---          one BOARD operation are consecutive
+-- KEYS[4]  sequence: the last stamp given out (boards order equal scores by it)
+-- KEYS[5…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board and
+--          its distinct scores are consecutive
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  the applied position the writer planned after ('' for none)
 -- ARGV[4]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, index into KEYS of its (first) key, the number of arguments unless
---              `fixed_args` knows it, arguments…
+--              `fixed_args` knows it, arguments… (BOARD's first argument is the KEYS index of
+--              the player's stats hash)
 --
 -- The worker plans only entries after the applied position it knows. Unless the store holds
 -- exactly that position and generation, its view is stale (or a commit it sent before this
 -- one failed) and nothing is written: returns -1. Otherwise returns the number of entries
 -- applied.
 
--- The stream id of the entry being applied, and its `achieved` stamp (computed on first use).
-local entry_id, entry_achieved
+-- The stamp of the entry being applied (given out on first use: see BOARD).
+local entry_stamp
+-- The last stamp given out (KEYS[4]), loaded on first use.
+local sequence
 
-local function achieved()
-  if not entry_achieved then
-    local ms, seq = string.match(entry_id, '^(%d+)-(%d+)$')
-    entry_achieved = counted(ms) .. counted(seq)
+local function stamp()
+  if not entry_stamp then
+    sequence = (sequence or tonumber(redis.call('GET', KEYS[4]) or '0')) + 1
+    entry_stamp = struct.pack('>I8', sequence)
   end
-  return entry_achieved
+  return entry_stamp
+end
+
+-- A player entering a period board drops their stamps of the same board and window whose
+-- period board is gone (expired or reset), so stats hashes do not collect one per period.
+-- `field` is `~<board>@<window>:<period>`, the board key `<prefix>:board:<board>@…`.
+local function forget_gone_stamps(stamps, field, board)
+  local window = string.match(field, '^(~[^@]*@[^:]*:)')
+  if not window then return end
+  local boards = string.sub(board, 1, #board - #field + 1)
+  for _, other in ipairs(redis.call('HKEYS', stamps)) do
+    if other ~= field and string.sub(other, 1, #window) == window
+        and redis.call('EXISTS', boards .. string.sub(other, 2)) == 0 then
+      redis.call('HDEL', stamps, other)
+    end
+  end
 end
 
 -- Boards (by the KEYS index of their first key) whose keys this call has set to expire.
@@ -38,7 +57,7 @@ local expiring = {}
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
 local fixed_args = {
-  BOARD = 4, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2,
+  BOARD = 6, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2,
 }
 
 -- Operations that are not single Redis commands. Each gets the index of its key in KEYS.
@@ -66,21 +85,23 @@ local custom = {
     redis.call('LPUSH', key, entry)
     redis.call('LTRIM', key, 0, tonumber(limit) - 1)
   end,
-  -- A score change on a board, keeping its rank index in step. Keys, from KEYS[k] on:
-  -- scores, order, at, distinct. `how`: sum, max, min, last or ensure (add with 0 unless
-  -- present). A player who reaches a new score is stamped with the entry's id: among equal
-  -- scores, earlier first.
+  -- A score change on a board, which is kept in rank order (see rank.lua). `how`: sum, max,
+  -- min, last or ensure (add with 0 unless present). A player who reaches a new score gets the
+  -- entry's stamp: among equal scores, earlier first. KEYS[k] the board, KEYS[k + 1] its
+  -- distinct scores, KEYS[s] the player's stats hash, whose `field` holds their stamp.
   -- `expire_at` ('' for never): when a period board expires (Unix seconds).
-  BOARD = function(k, how, value, player, expire_at)
-    local scores, order, at, distinct = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-    local old = redis.call('ZSCORE', scores, player)
-    local was = old and tonumber(old)
+  BOARD = function(k, s, how, value, player, field, expire_at)
+    local board, distinct, stamps = KEYS[k], KEYS[k + 1], KEYS[tonumber(s)]
+    local old_stamp = redis.call('HGET', stamps, field)
+    local old_member = old_stamp and (old_stamp .. player)
+    local old = old_member and redis.call('ZSCORE', board, old_member)
+    local was = old and -tonumber(old)
     local new
     if how == 'ensure' then
       if was then return end
       new = 0
     elseif how == 'sum' then
-      new = tonumber(redis.call('ZINCRBY', scores, value, player))
+      new = (was or 0) + tonumber(value)
     else
       local given = tonumber(value)
       if not was or how == 'last' or (how == 'max' and given > was) or (how == 'min' and given < was) then
@@ -90,23 +111,27 @@ local custom = {
       end
     end
     if new == was then return end
-    -- The given text, not the Lua number: it is what the plan computed, digit for digit.
-    if how ~= 'sum' then redis.call('ZADD', scores, how == 'ensure' and 0 or value, player) end
-    local stamp = achieved()
-    local key = score_key(new)
+    local member = stamp() .. player
     -- In before out: a set emptied in between would be deleted by Redis and re-created
     -- without a period board's expiry (a board with one player whose score changes).
-    redis.call('ZADD', order, 0, key .. stamp .. player)
-    redis.call('ZADD', distinct, 0, key)
-    if was then unindex(order, at, distinct, player, was) end
-    redis.call('HSET', at, player, stamp)
-    -- Keys keep their expiry when written, and a period board's keys are created only when
-    -- a player first enters it: setting it then is enough, and once per call is enough while
-    -- the keys exist (players only ever enter a board here, so none can empty and vanish;
-    -- but an expiry already past deletes them at once).
-    if not was and expire_at ~= '' and not expiring[k] then
-      for j = k, k + 3 do redis.call('EXPIREAT', KEYS[j], expire_at) end
-      expiring[k] = redis.call('EXISTS', KEYS[k]) == 1
+    redis.call('ZADD', board, num(-new), member)
+    redis.call('ZADD', distinct, num(-new), num(new))
+    if was then
+      if old_member ~= member then redis.call('ZREM', board, old_member) end
+      forget_score(board, distinct, was)
+    end
+    if old_stamp ~= entry_stamp then redis.call('HSET', stamps, field, entry_stamp) end
+    if not was and expire_at ~= '' then
+      -- Keys keep their expiry when written, and a period board's keys are created only when
+      -- a player first enters it: setting it then is enough, and once per call is enough
+      -- while the keys exist (players only ever enter a board here, so none can empty and
+      -- vanish; but an expiry already past deletes them at once).
+      if not expiring[k] then
+        redis.call('EXPIREAT', board, expire_at)
+        redis.call('EXPIREAT', distinct, expire_at)
+        expiring[k] = redis.call('EXISTS', board) == 1
+      end
+      forget_gone_stamps(stamps, field, board)
     end
   end,
 }
@@ -130,7 +155,7 @@ local i = 5
 local last
 for _ = 1, n_entries do
   last = ARGV[i]
-  entry_id, entry_achieved = last, nil
+  entry_stamp = nil
   local n_ops = tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, n_ops do
@@ -153,4 +178,5 @@ for _ = 1, n_entries do
   end
 end
 redis.call('SET', KEYS[1], last)
+if sequence then redis.call('SET', KEYS[4], num(sequence)) end
 return n_entries

@@ -24,6 +24,7 @@ use crate::core::config::{DeadLetterRetention, RedisEndpoint};
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{KeySpace, PartitionKeys};
+use crate::core::layout::{self, LayoutError};
 use crate::core::store::{self, StoreError, bounded};
 use crate::leaderboards::boards::rating_from_fields;
 
@@ -31,8 +32,11 @@ use crate::leaderboards::boards::rating_from_fields;
 #[derive(Debug)]
 struct Op {
     command: &'static str,
-    /// One key, or a board's four: ops whose first key is the same have the same keys.
+    /// One key, or a board's two: ops whose first key is the same have the same keys.
     keys: Vec<String>,
+    /// Keys sent as arguments (their KEYS index), before `args`: a board operation's player
+    /// stats hash, which differs between ops on the same board.
+    arg_keys: Vec<String>,
     args: Vec<Vec<u8>>,
 }
 
@@ -104,6 +108,21 @@ impl Committer {
         let mut conn = self.conn.clone();
         bounded(self.timeout, self.script.load_async(&mut conn)).await?;
         Ok(())
+    }
+
+    /// Checks that the store holds this release's layout (stamping an empty one), so nothing
+    /// is written in a layout the store's other readers do not expect.
+    pub async fn ensure_layout(&self) -> Result<(), LayoutError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, layout::ensure_current(&mut conn, &self.keys))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(LayoutError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "timed out checking the store's layout",
+            )))),
+        }
     }
 
     /// The store server's `run_id`: it changes when the server restarts (and so may have come
@@ -283,22 +302,31 @@ impl Committer {
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
     ) -> redis::Cmd {
-        // KEYS[1..3] are taken; every distinct group of op keys (named by its first key: a
-        // board's four keys always come together) gets the next indexes, so that an op only
+        // KEYS[1..4] are taken; every distinct group of op keys (named by its first key: a
+        // board's two keys always come together) gets the next indexes, so that an op only
         // names its first key. Keys come before the arguments in the call, so they are
         // numbered first.
-        let (applied, fence, generation_key) = (keys.applied(), keys.fence(), keys.generation());
-        let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key];
+        let (applied, fence, generation_key, sequence) = (
+            keys.applied(),
+            keys.fence(),
+            keys.generation(),
+            keys.sequence(),
+        );
+        let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key, &sequence];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
         for op in events.iter().flat_map(|(_, ops)| ops) {
-            let Some(first) = op.keys.first() else {
-                continue;
-            };
-            key_index.entry(first.as_str()).or_insert_with(|| {
-                let index = key_names.len() + 1;
-                key_names.extend(op.keys.iter().map(String::as_str));
-                index
-            });
+            let groups = std::iter::once(op.keys.as_slice())
+                .chain(op.arg_keys.iter().map(std::slice::from_ref));
+            for group in groups {
+                let Some(first) = group.first() else {
+                    continue;
+                };
+                key_index.entry(first.as_str()).or_insert_with(|| {
+                    let index = key_names.len() + 1;
+                    key_names.extend(group.iter().map(String::as_str));
+                    index
+                });
+            }
         }
         let mut call = redis::cmd("EVALSHA");
         call.arg(self.script.get_hash()).arg(key_names.len());
@@ -314,11 +342,15 @@ impl Committer {
             for op in ops {
                 let first = op.keys.first().map_or(0, |key| key_index[key.as_str()]);
                 call.arg(op.command).arg(first);
+                let count = op.arg_keys.len() + op.args.len();
                 match fixed_args(op.command) {
-                    Some(count) => debug_assert_eq!(count, op.args.len(), "{}", op.command),
+                    Some(fixed) => debug_assert_eq!(fixed, count, "{}", op.command),
                     None => {
-                        call.arg(op.args.len());
+                        call.arg(count);
                     }
+                }
+                for key in &op.arg_keys {
+                    call.arg(key_index[key.as_str()]);
                 }
                 for arg in &op.args {
                     call.arg(arg.as_slice());
@@ -408,7 +440,7 @@ pub struct PreparedCommit {
 /// Operations whose number of arguments commit.lua knows (its `fixed_args`): the call leaves
 /// the count out.
 const FIXED_ARGS: [(&str, usize); 7] = [
-    ("BOARD", 4),
+    ("BOARD", 6),
     ("HMAX", 2),
     ("HMIN", 2),
     ("STREAK", 2),
@@ -428,11 +460,12 @@ fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {
     Op {
         command,
         keys: vec![key],
+        arg_keys: Vec::new(),
         args,
     }
 }
 
-/// commit.lua's `BOARD`: a score change that keeps the board's rank index in step.
+/// commit.lua's `BOARD`: a score change on a board kept in rank order.
 fn board_op(
     keys: &PartitionKeys,
     board: &str,
@@ -448,11 +481,13 @@ fn board_op(
         .unwrap_or_default();
     Op {
         command: "BOARD",
-        keys: board_keys.all().map(str::to_owned).to_vec(),
+        keys: vec![board_keys.board, board_keys.distinct],
+        arg_keys: vec![keys.stats(player)],
         args: vec![
             how.as_bytes().to_vec(),
             text(value),
             player.as_str().into(),
+            board_keys.stamp_field.into_bytes(),
             expire_at,
         ],
     }

@@ -55,6 +55,8 @@ enum WorkerError {
     CommitTask(#[from] tokio::task::JoinError),
     #[error("the commit task stopped")]
     CommitsStopped,
+    #[error(transparent)]
+    Layout(#[from] crate::core::layout::LayoutError),
     #[error("the store server restarted or changed (run_id {was} → {now})")]
     StoreRestarted { was: String, now: String },
     #[error(
@@ -204,6 +206,7 @@ impl Worker {
         let mut known = Known::default();
         // Planned batches are handed to the commit task, which sends each batch's commit
         // without waiting for the previous one's replies (see `Commits`).
+        self.sink.committer.ensure_layout().await?;
         self.sink.committer.load_script().await?;
         let mut commits = Commits::start(self.sink.clone());
         // Effects the store lost after they were acknowledged come first: they precede

@@ -175,8 +175,8 @@ async fn erasing_a_player_leaves_nothing_behind() {
             .expect("TYPE");
         match kind.as_str() {
             "zset" => {
-                // Rank index members end with the player id: look at every member.
-                let members: Vec<String> = redis::cmd("ZRANGE")
+                // Board members end with the player id: look at every member.
+                let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
                     .arg(&key)
                     .arg(0)
                     .arg(-1)
@@ -184,9 +184,7 @@ async fn erasing_a_player_leaves_nothing_behind() {
                     .await
                     .expect("ZRANGE");
                 assert!(
-                    !members
-                        .iter()
-                        .any(|m| m == &victim || m.ends_with(victim.as_str())),
+                    !members.iter().any(|m| m.ends_with(victim.as_bytes())),
                     "{victim} still on {name}"
                 );
                 checked += 1;

@@ -388,7 +388,7 @@ async fn paging_forwards_and_backwards_never_skips_repeats_or_misranks() {
 async fn head_pages_agree(
     store: &stats_tracker::core::store::Store,
     keys: &stats_tracker::core::keys::BoardKeys,
-    members: &[String],
+    members: &[stats_tracker::leaderboards::rank::Row],
     rows: u64,
 ) -> usize {
     use stats_tracker::leaderboards::head::Head;
@@ -396,16 +396,23 @@ async fn head_pages_agree(
     let head = Head::read(store, keys, rows).await.expect("head");
     let total = members.len() as u64;
     let mut starts: Vec<PageStart> = (0..=total + 2).map(PageStart::Offset).collect();
-    // A member better than everyone on the board (a cursor whose player has since dropped).
-    let above_all = format!("{}A1A1zz", rank::score_key(1e12));
+    // A row better than everyone on the board (a cursor whose player has since dropped).
+    let mut zz = 1u64.to_be_bytes().to_vec();
+    zz.extend_from_slice(b"zz");
+    let above_all = rank::Row {
+        score: 1e12,
+        member: zz,
+    };
     starts.push(PageStart::After(above_all.clone()));
     starts.push(PageStart::Before(above_all));
-    for member in members {
-        starts.push(PageStart::After(member.clone()));
-        starts.push(PageStart::Before(member.clone()));
-        // A member that is not there (its player moved): sorts right after this one.
-        starts.push(PageStart::After(format!("{member}~")));
-        starts.push(PageStart::Before(format!("{member}~")));
+    for row in members {
+        starts.push(PageStart::After(row.clone()));
+        starts.push(PageStart::Before(row.clone()));
+        // A row that is not there (its player moved): sorts right after this one.
+        let mut moved = row.clone();
+        moved.member.push(b'~');
+        starts.push(PageStart::After(moved.clone()));
+        starts.push(PageStart::Before(moved));
     }
     let mut answered = 0;
     for start in &starts {
@@ -454,13 +461,20 @@ async fn pages_from_a_board_head_equal_pages_read_from_redis() {
     let board = keys
         .product(&stats_tracker::core::ids::ProductId::parse("exrps").expect("id"))
         .board_keys("wins", None);
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(&board.order)
+    let stored: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE")
+        .arg(&board.board)
         .arg(0)
         .arg(-1)
+        .arg("WITHSCORES")
         .query_async(&mut redis.connection(0).await)
         .await
         .expect("members");
+    let members: Vec<stats_tracker::leaderboards::rank::Row> = stored
+        .into_iter()
+        .map(|(member, score)| {
+            stats_tracker::leaderboards::rank::Row::from_stored(member, &score).expect("a row")
+        })
+        .collect();
     let total = members.len() as u64;
     assert_eq!(total, 40);
     // A whole-board head answers every page; shorter ones the pages inside them.
@@ -665,7 +679,7 @@ async fn period_boards_roll_over_with_the_clock_and_expire_after_retention() {
         .expect("prefix")
         .product(&stats_tracker::core::ids::ProductId::parse("exrps").expect("id"));
     let yesterday_keys = keys.board_keys("wins", Some(&format!("daily:{}", day_label(yesterday))));
-    for key in yesterday_keys.all() {
+    for key in [&yesterday_keys.board, &yesterday_keys.distinct] {
         let expires: i64 = redis::cmd("EXPIRETIME")
             .arg(key)
             .query_async(&mut store)
@@ -814,7 +828,7 @@ boards = [
         .product(&stats_tracker::core::ids::ProductId::parse("solo").expect("id"))
         .board_keys("best", Some(&format!("daily:{label}")));
     let mut store = redis.connection(0).await;
-    for key in keys.all() {
+    for key in [&keys.board, &keys.distinct] {
         let expires: i64 = redis::cmd("EXPIRETIME")
             .arg(key)
             .query_async(&mut store)

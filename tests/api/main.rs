@@ -17,6 +17,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod limits;
+mod migrate;
 mod ops;
 mod original;
 mod ratings;

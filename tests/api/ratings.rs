@@ -681,15 +681,10 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
             let key = keys
                 .product(&ProductId::parse(product).expect("id"))
                 .board(name);
-            let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query_async(&mut store)
+            crate::traffic::board_scores(&mut store, &key)
                 .await
-                .expect("ZRANGE");
-            rows
+                .into_iter()
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(board("total_kills").await, vec![("A".to_owned(), 10.0)]);

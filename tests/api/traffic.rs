@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use crate::simulate::{Event, Rng, mixed_run, players};
 use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
-use stats_tracker::core::keys::{KeySpace, is_board_index_key};
+use stats_tracker::core::keys::{KeySpace, STAMP_FIELD_PREFIX, encode_segment, is_distinct_key};
 use stats_tracker::leaderboards::rank;
 
 /// The expected result of applying events in order: boards and stats per product, and,
@@ -173,27 +173,18 @@ impl Model {
             let key = keys
                 .product(&ProductId::parse(product).expect("id"))
                 .board("wins");
-            let actual: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query_async(store)
+            let actual: BTreeMap<String, i64> = board_scores(store, &key)
                 .await
-                .expect("ZRANGE");
-            let actual: BTreeMap<String, i64> =
-                actual.into_iter().map(|(p, s)| (p, s as i64)).collect();
+                .into_iter()
+                .map(|(p, s)| (p, s as i64))
+                .collect();
             assert_eq!(&actual, expected, "board of {product}");
         }
         for ((product, player), expected) in &self.stats {
             let key = keys
                 .product(&ProductId::parse(product).expect("id"))
                 .stats(&PlayerId::parse(player).expect("id"));
-            let actual: BTreeMap<String, i64> = redis::cmd("HGETALL")
-                .arg(&key)
-                .query_async(store)
-                .await
-                .expect("HGETALL");
+            let actual = stats_of(store, &key).await;
             assert_eq!(&actual, expected, "stats of {player} in {product}");
         }
         let counting = store.clone();
@@ -214,18 +205,18 @@ impl Model {
             .query_async(store)
             .await
             .expect("KEYS");
-        // All-time boards only: not period boards (`@`), not rank index keys.
+        // All-time boards only: not period boards (`@`), not their distinct scores.
         let all_time: Vec<&String> = board_keys
             .iter()
-            .filter(|key| !key.contains('@') && !is_board_index_key(key))
+            .filter(|key| !key.contains('@') && !is_distinct_key(key))
             .collect();
         assert_eq!(all_time.len(), self.boards.len() + elo_boards, "board keys");
         for key in all_time {
-            assert_rank_index_matches_board(store, key).await;
+            assert_board_is_consistent(store, key).await;
         }
         if self.elo_config.is_some() {
             let exrps = keys.product(&ProductId::parse("exrps").expect("id"));
-            let board = exrps.board("elo");
+            let board = board_scores(store, &exrps.board("elo")).await;
             for (player, (rating, matches)) in &self.elo {
                 let key = exrps.rating("elo", &PlayerId::parse(player).expect("id"));
                 let stored: BTreeMap<String, String> = redis::cmd("HGETALL")
@@ -247,14 +238,9 @@ impl Model {
                     Some(&matches.to_string()),
                     "elo matches of {player}"
                 );
-                let shown: Option<f64> = redis::cmd("ZSCORE")
-                    .arg(&board)
-                    .arg(player)
-                    .query_async(store)
-                    .await
-                    .expect("ZSCORE");
+                let shown = board.get(player);
                 assert_eq!(
-                    shown.map(f64::to_bits),
+                    shown.map(|score| score.to_bits()),
                     Some(rating.to_bits()),
                     "elo board of {player}"
                 );
@@ -273,63 +259,100 @@ impl Model {
     }
 }
 
-/// Asserts that the rank index of the board at `scores` holds exactly the board: one member
-/// per player with the player's score, `:at` naming each member's stamp, and `:distinct`
-/// exactly the distinct scores.
-pub async fn assert_rank_index_matches_board(store: &mut MultiplexedConnection, scores: &str) {
-    let board: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(scores)
+/// A board as player → score (the board stores rows in rank order, see
+/// `leaderboards::rank`); panics on a row that is not one, or a player on it twice.
+pub async fn board_scores(store: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, f64> {
+    let stored: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE")
+        .arg(key)
         .arg(0)
         .arg(-1)
         .arg("WITHSCORES")
         .query_async(store)
         .await
         .expect("ZRANGE");
-    let board: BTreeMap<String, f64> = board.into_iter().collect();
-    let order: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{scores}:order"))
-        .arg(0)
-        .arg(-1)
+    let count = stored.len();
+    let scores: BTreeMap<String, f64> = stored
+        .into_iter()
+        .map(|(member, score)| {
+            let row = rank::Row::from_stored(member, &score).expect("a board row");
+            (row.player().expect("a player").to_owned(), row.score)
+        })
+        .collect();
+    assert_eq!(scores.len(), count, "{key}: a player on the board twice");
+    scores
+}
+
+/// A stats hash's stats (without the board stamps it also holds), as integers.
+pub async fn stats_of(store: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, i64> {
+    let stored: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(key)
         .query_async(store)
         .await
-        .expect("ZRANGE order");
-    let at: BTreeMap<String, String> = redis::cmd("HGETALL")
-        .arg(format!("{scores}:at"))
-        .query_async(store)
-        .await
-        .expect("HGETALL at");
-    let distinct: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{scores}:distinct"))
+        .expect("HGETALL");
+    stored
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(STAMP_FIELD_PREFIX))
+        .map(|(name, value)| {
+            let value = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or_else(|| panic!("{key}: stat {name} is not an integer"));
+            (name, value)
+        })
+        .collect()
+}
+
+/// Asserts that the board at `key` is one: every row a player with their score, each
+/// player's stamp field (in their stats hash) naming their row, and `:distinct` exactly the
+/// distinct scores, scored like the board.
+pub async fn assert_board_is_consistent(store: &mut MultiplexedConnection, key: &str) {
+    let stored: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE")
+        .arg(key)
         .arg(0)
         .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(store)
+        .await
+        .expect("ZRANGE");
+    let (base, name) = key.split_once(":board:").expect("a board key");
+    let field = format!("{STAMP_FIELD_PREFIX}{name}");
+    let mut players = BTreeSet::new();
+    let mut scores = BTreeSet::new();
+    for (member, score) in stored {
+        let row = rank::Row::from_stored(member, &score).expect("a board row");
+        let player = row.player().expect("a player").to_owned();
+        let stamp: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(format!("{base}:stats:{}", encode_segment(&player)))
+            .arg(&field)
+            .query_async(store)
+            .await
+            .expect("HGET stamp");
+        assert_eq!(
+            stamp.as_deref(),
+            Some(&row.member[..rank::STAMP_BYTES]),
+            "{key}: stamp of {player}"
+        );
+        assert!(players.insert(player), "{key}: a player twice");
+        scores.insert(row.score.to_bits());
+    }
+    let distinct: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(format!("{key}:distinct"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
         .query_async(store)
         .await
         .expect("ZRANGE distinct");
-    assert_eq!(order.len(), board.len(), "{scores}: index size");
-    assert_eq!(at.len(), board.len(), "{scores}: stamps");
-    let mut seen = std::collections::BTreeSet::new();
-    let mut score_keys = std::collections::BTreeSet::new();
-    for member in &order {
-        let parsed = rank::parse_member(member).expect("an index member");
+    let mut distinct_scores = BTreeSet::new();
+    for (text, stored) in distinct {
+        let score: f64 = text.parse().expect("a score");
         assert_eq!(
-            board.get(parsed.player).map(|s| s.to_bits()),
-            Some(parsed.score.to_bits()),
-            "{scores}: indexed score of {}",
-            parsed.player
+            stored, -score,
+            "{key}: distinct score {text} is scored {stored}"
         );
-        assert_eq!(
-            at.get(parsed.player).map(String::as_str),
-            Some(parsed.achieved)
-        );
-        assert!(
-            seen.insert(parsed.player.to_owned()),
-            "{} twice",
-            parsed.player
-        );
-        score_keys.insert(rank::score_key(parsed.score));
+        distinct_scores.insert(score.to_bits());
     }
-    let distinct: std::collections::BTreeSet<String> = distinct.into_iter().collect();
-    assert_eq!(distinct, score_keys, "{scores}: distinct scores");
+    assert_eq!(distinct_scores, scores, "{key}: distinct scores");
 }
 
 /// Applies `events` in order to `model`, then asserts that the store under `prefix` holds

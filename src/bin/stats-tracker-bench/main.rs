@@ -38,7 +38,7 @@ use hyper::StatusCode;
 use redis::aio::MultiplexedConnection;
 use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
-use stats_tracker::core::keys::KeySpace;
+use stats_tracker::core::keys::{KeySpace, STAMP_FIELD_PREFIX};
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
 use tokio::time::MissedTickBehavior;
 
@@ -844,9 +844,11 @@ impl Bench {
             let keys = self.keys.product(&ProductId::parse(product)?);
             let board = keys.board(WINS_BOARD);
             let members: u64 = query(redis::cmd("ZCARD").arg(&board), &mut self.store).await?;
-            // The board with its rank index (scores, order, at, distinct), all time.
+            // The board (in rank order) with its distinct scores, all time; each player's stamp
+            // on it is in their stats hash, measured below.
+            let board_keys = keys.board_keys(WINS_BOARD, None);
             let mut bytes: Option<u64> = None;
-            for key in keys.board_keys(WINS_BOARD, None).all() {
+            for key in [&board_keys.board, &board_keys.distinct] {
                 let size: Option<u64> = query(&memory_usage(key), &mut self.store).await?;
                 bytes = Some(bytes.unwrap_or(0) + size.unwrap_or(0));
             }
@@ -868,7 +870,7 @@ impl Bench {
             let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
             let hash_avg = sizes.iter().sum::<u64>() as f64 / sizes.len().max(1) as f64;
             println!(
-                "{product:?}: `{WINS_BOARD}` board with its rank index {} players, {} bytes (scores {encoding}) = {:.0} bytes per player (each daily/weekly/monthly period board costs the same per player in it); stats hash {:.0} bytes per player (mean of {} hashes)",
+                "{product:?}: `{WINS_BOARD}` board {} players, {} bytes ({encoding}) = {:.0} bytes per player (each daily/weekly/monthly period board costs the same per player in it); stats hash, with the player's stamp on each board, {:.0} bytes per player (mean of {} hashes)",
                 thousands(members),
                 thousands(bytes.unwrap_or(0)),
                 bytes.unwrap_or(0) as f64 / members.max(1) as f64,
@@ -982,7 +984,8 @@ impl Bench {
                 continue;
             }
             let keys = self.keys.product(&ProductId::parse(product)?);
-            let board: Vec<(String, f64)> = query(
+            // Boards store negated scores (see leaderboards::rank).
+            let board: Vec<(Vec<u8>, f64)> = query(
                 redis::cmd("ZRANGE")
                     .arg(keys.board(WINS_BOARD))
                     .arg(0)
@@ -991,7 +994,7 @@ impl Bench {
                 &mut self.store,
             )
             .await?;
-            let board_total: f64 = board.iter().map(|(_, score)| score).sum();
+            let board_total: f64 = -board.iter().map(|(_, stored)| stored).sum::<f64>();
             let points = tally.board_points.get(product).copied().unwrap_or(0);
             self.checks.push((
                 format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
@@ -1004,11 +1007,19 @@ impl Bench {
                 for player in chunk {
                     pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
                 }
-                let hashes: Vec<BTreeMap<String, i64>> = pipe
+                // Stats hashes also hold the players' board stamps (binary), which are not stats.
+                let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
                     .query_async(&mut self.store)
                     .await
                     .context("HGETALL of stats hashes")?;
                 for (stat, value) in hashes.into_iter().flatten() {
+                    if stat.starts_with(STAMP_FIELD_PREFIX) {
+                        continue;
+                    }
+                    let value = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|text| text.parse::<i64>().ok())
+                        .with_context(|| format!("stat {stat} is not an integer"))?;
                     *actual.entry(stat).or_default() += value;
                 }
             }
