@@ -252,7 +252,8 @@ impl fmt::Debug for Secret {
 pub struct WorkerSettings {
     /// Where the worker serves `/metrics` (Prometheus).
     pub metrics_bind: SocketAddr,
-    /// Rating states the worker keeps in memory between batches (it reloads what it drops).
+    /// Entries the worker keeps in memory between batches: rating states, products' positions,
+    /// re-drive markers (past it, it drops them all and reloads what it needs).
     pub rating_cache_entries: usize,
     /// Most entries one commit script call applies (a product's share of a batch is split).
     pub entries_per_script_call: usize,

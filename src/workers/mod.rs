@@ -235,9 +235,9 @@ impl Worker {
                 read = self.stream.read(&lease, &next).await?;
                 continue;
             }
-            if shutdown.is_cancelled() || known.ratings.len() > self.rating_cache_entries {
-                // Nothing may stay planned and uncommitted: at shutdown, and before the rating
-                // cache is dropped (a planned batch's states are not in the store yet).
+            if shutdown.is_cancelled() || known.cached_entries() > self.rating_cache_entries {
+                // Nothing may stay planned and uncommitted: at shutdown, and before the view is
+                // dropped (a planned batch's states and positions are not in the store yet).
                 commits.flush().await?;
                 if shutdown.is_cancelled() {
                     // Finish what was read; read nothing more.
@@ -246,8 +246,8 @@ impl Worker {
                     commits.flush().await?;
                     break;
                 }
-                // The store holds every state committed: dropping them costs reloads only.
-                known.ratings.clear();
+                // The store holds everything committed: dropping it costs reloads only.
+                known.forget();
             }
             metrics::gauge!("stats_tracker_worker_rating_cache_entries")
                 .set(known.ratings.len() as f64);

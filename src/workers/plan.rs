@@ -127,6 +127,22 @@ impl Known {
         self.redriven.insert((partition, member.to_owned()), true);
     }
 
+    /// Entries held: what the worker's memory for its view grows with (rating states mostly;
+    /// products' positions and re-drive markers too).
+    pub fn cached_entries(&self) -> usize {
+        self.ratings.len()
+            + self.positions.len()
+            + self.generations.len()
+            + self.listed.len()
+            + self.redriven.len()
+    }
+
+    /// Drops everything held. Only safe when the store holds every planned change (nothing
+    /// committed is lost: it is reloaded as needed; products are listed again, idempotently).
+    pub fn forget(&mut self) {
+        *self = Known::default();
+    }
+
     /// The applied positions `batch` leaves, per partition it writes.
     pub fn positions_after(batch: &BatchPlan) -> Vec<(Partition, String)> {
         let products = batch.products.iter().filter_map(|(product, events)| {

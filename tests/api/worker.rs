@@ -610,3 +610,46 @@ async fn entries_trimmed_or_deleted_before_they_were_read_are_counted_and_not_la
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_view_dropped_whenever_it_outgrows_its_bound_still_equals_the_reference_model() {
+    // A bound of 8 entries: the worker's view (rating states, products' positions) is dropped
+    // and reloaded after nearly every batch, with batches still in flight before each drop.
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(&games_file, crate::crash::CHAOS_GAMES).expect("games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    settings.worker.rating_cache_entries = 8;
+    settings.stream.batch_size = 50;
+    let mut stream = redis.connection(1).await;
+    let (events, bad) = mixed_run(23, 400, 60, 3);
+    let ids = push_events(&mut stream, &events).await;
+    let app = TestApp::spawn(&settings, true).await;
+    let stale_reloads = "stats_tracker_worker_stale_reloads_total";
+    let before = metric(&app, stale_reloads).await;
+    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    // Dropped only once committed: no plan was made on a store behind the worker (the commit
+    // script would refuse it, so the result is right either way, but each refusal costs a
+    // reload of the lease's work).
+    assert_eq!(
+        metric(&app, stale_reloads).await,
+        before,
+        "plans refused as stale"
+    );
+    let held = metric(&app, "stats_tracker_worker_rating_cache_entries").await;
+    assert!(held <= 8.0 + 50.0 * 4.0, "{held} rating states held");
+    let mut store = redis.connection(0).await;
+    let prefix = &settings.store.key_prefix;
+    let model = assert_run_matches(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut store,
+        prefix,
+        &events,
+        &bad,
+        &ids,
+    )
+    .await;
+    assert!(model.elo.len() > 50, "{} players rated", model.elo.len());
+    app.stop().await;
+}
