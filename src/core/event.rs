@@ -368,7 +368,9 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct RawTeam {
-        place: u32,
+        // A JSON number: `1.0` is a whole number too (as JSON Schema, and so the API's
+        // document, counts it).
+        place: f64,
         players: Vec<String>,
         #[serde(default)]
         scores: std::collections::BTreeMap<String, f64>,
@@ -382,9 +384,14 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
     let mut seen = std::collections::HashSet::new();
     let mut teams = Vec::with_capacity(raw_teams.len());
     for raw_team in raw_teams {
-        if raw_team.place == 0 || raw_team.players.is_empty() {
+        let place = raw_team.place;
+        if place.fract() != 0.0
+            || !(1.0..=f64::from(u32::MAX)).contains(&place)
+            || raw_team.players.is_empty()
+        {
             return Err(invalid());
         }
+        let place = place as u32;
         let mut players = Vec::with_capacity(raw_team.players.len());
         for id in &raw_team.players {
             let player = PlayerId::parse(id).map_err(|problem| Rejection::InvalidId {
@@ -409,7 +416,7 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
         }
         teams.push(Team {
             players,
-            place: raw_team.place,
+            place,
             scores,
         });
     }
@@ -497,6 +504,21 @@ mod tests {
     }
 
     #[test]
+    fn a_place_written_as_a_whole_float_is_that_place() {
+        let event = GameEvent::parse(&fields(&[
+            ("product_id", "p"),
+            ("type", "match_result"),
+            (
+                "teams",
+                r#"[{"place":2.0,"players":["A"]},{"place":1.0,"players":["B"]}]"#,
+            ),
+        ]))
+        .expect("whole places");
+        let outcome = event.outcome().expect("a match");
+        assert_eq!(outcome.sole_winner(), Some(1));
+    }
+
+    #[test]
     fn bad_team_results_are_rejected() {
         for teams in [
             "not json",
@@ -506,6 +528,8 @@ mod tests {
             r#"[{"place":1,"players":[]},{"place":2,"players":["B"]}]"#,
             r#"[{"place":1,"players":["A"],"scores":{"B":1}},{"place":2,"players":["B"]}]"#,
             r#"[{"place":1,"players":["A"],"extra":1},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":1.5,"players":["A"]},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":4294967296,"players":["A"]},{"place":2,"players":["B"]}]"#,
         ] {
             let result = GameEvent::parse(&fields(&[
                 ("product_id", "p"),
