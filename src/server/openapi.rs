@@ -144,10 +144,10 @@ fn state_what_is_enforced(document: &mut Document) {
         for operation in operations.into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
                 // A parameter whose own schema has a pattern (a dead letter id) says more.
-                if let Some(RefOr::T(Schema::Object(own))) = &parameter.schema {
-                    if own.pattern.is_some() {
-                        continue;
-                    }
+                if let Some(RefOr::T(Schema::Object(own))) = &parameter.schema
+                    && own.pattern.is_some()
+                {
+                    continue;
                 }
                 let schema = match parameter.name.as_str() {
                     "product_id" | "user_id" => id(),
