@@ -47,7 +47,72 @@ pub enum Rejection {
     Deleted,
 }
 
+/// The kind of a dead letter's reason: a small fixed set, for the `reason` label of
+/// `stats_tracker_worker_dead_letters_total` (the reason's text quotes field names and values
+/// from outside, so as a label it would make time series without bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonKind {
+    MissingField,
+    InvalidId,
+    NotUtf8,
+    DuplicateField,
+    UnknownType,
+    SelfMatch,
+    InvalidValue,
+    UnknownProduct,
+    /// A board's rating system cannot rate the outcome (Elo given a team match).
+    UnratableOutcome,
+    Deleted,
+}
+
+impl ReasonKind {
+    /// Every kind, in label order.
+    pub const ALL: [ReasonKind; 10] = [
+        ReasonKind::MissingField,
+        ReasonKind::InvalidId,
+        ReasonKind::NotUtf8,
+        ReasonKind::DuplicateField,
+        ReasonKind::UnknownType,
+        ReasonKind::SelfMatch,
+        ReasonKind::InvalidValue,
+        ReasonKind::UnknownProduct,
+        ReasonKind::UnratableOutcome,
+        ReasonKind::Deleted,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::MissingField => "missing_field",
+            ReasonKind::InvalidId => "invalid_id",
+            ReasonKind::NotUtf8 => "not_utf8",
+            ReasonKind::DuplicateField => "duplicate_field",
+            ReasonKind::UnknownType => "unknown_type",
+            ReasonKind::SelfMatch => "self_match",
+            ReasonKind::InvalidValue => "invalid_value",
+            ReasonKind::UnknownProduct => "unknown_product",
+            ReasonKind::UnratableOutcome => "unratable_outcome",
+            ReasonKind::Deleted => "deleted",
+        }
+    }
+}
+
 impl Rejection {
+    /// The kind of this reason.
+    pub fn kind(&self) -> ReasonKind {
+        match self {
+            Rejection::MissingField(_) => ReasonKind::MissingField,
+            Rejection::InvalidId { .. } => ReasonKind::InvalidId,
+            Rejection::NotUtf8(_) => ReasonKind::NotUtf8,
+            Rejection::DuplicateField(_) => ReasonKind::DuplicateField,
+            Rejection::UnknownType(_) => ReasonKind::UnknownType,
+            Rejection::SelfMatch => ReasonKind::SelfMatch,
+            Rejection::InvalidValue { .. } => ReasonKind::InvalidValue,
+            Rejection::UnknownProduct(_) => ReasonKind::UnknownProduct,
+            Rejection::Deleted => ReasonKind::Deleted,
+        }
+    }
+
     /// An invalid value, quoted at most 64 characters long.
     pub fn invalid_value(field: &str, value: &str, expected: impl Into<String>) -> Self {
         Rejection::InvalidValue {
@@ -303,7 +368,9 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct RawTeam {
-        place: u32,
+        // A JSON number: `1.0` is a whole number too (as JSON Schema, and so the API's
+        // document, counts it).
+        place: f64,
         players: Vec<String>,
         #[serde(default)]
         scores: std::collections::BTreeMap<String, f64>,
@@ -317,9 +384,14 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
     let mut seen = std::collections::HashSet::new();
     let mut teams = Vec::with_capacity(raw_teams.len());
     for raw_team in raw_teams {
-        if raw_team.place == 0 || raw_team.players.is_empty() {
+        let place = raw_team.place;
+        if place.fract() != 0.0
+            || !(1.0..=f64::from(u32::MAX)).contains(&place)
+            || raw_team.players.is_empty()
+        {
             return Err(invalid());
         }
+        let place = place as u32;
         let mut players = Vec::with_capacity(raw_team.players.len());
         for id in &raw_team.players {
             let player = PlayerId::parse(id).map_err(|problem| Rejection::InvalidId {
@@ -344,7 +416,7 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
         }
         teams.push(Team {
             players,
-            place: raw_team.place,
+            place,
             scores,
         });
     }
@@ -354,6 +426,26 @@ fn parse_teams(raw: &str) -> Result<MatchOutcome, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reason_kinds_are_distinct_labels() {
+        let labels: std::collections::BTreeSet<_> =
+            ReasonKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(labels.len(), ReasonKind::ALL.len());
+        assert!(labels.iter().all(|label| {
+            label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        }));
+        assert_eq!(
+            Rejection::invalid_value("event_data", "rock", "0, 1 or 2").kind(),
+            ReasonKind::InvalidValue
+        );
+        assert_eq!(
+            Rejection::MissingField("loser_id".into()).kind(),
+            ReasonKind::MissingField
+        );
+    }
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
@@ -412,6 +504,21 @@ mod tests {
     }
 
     #[test]
+    fn a_place_written_as_a_whole_float_is_that_place() {
+        let event = GameEvent::parse(&fields(&[
+            ("product_id", "p"),
+            ("type", "match_result"),
+            (
+                "teams",
+                r#"[{"place":2.0,"players":["A"]},{"place":1.0,"players":["B"]}]"#,
+            ),
+        ]))
+        .expect("whole places");
+        let outcome = event.outcome().expect("a match");
+        assert_eq!(outcome.sole_winner(), Some(1));
+    }
+
+    #[test]
     fn bad_team_results_are_rejected() {
         for teams in [
             "not json",
@@ -421,6 +528,8 @@ mod tests {
             r#"[{"place":1,"players":[]},{"place":2,"players":["B"]}]"#,
             r#"[{"place":1,"players":["A"],"scores":{"B":1}},{"place":2,"players":["B"]}]"#,
             r#"[{"place":1,"players":["A"],"extra":1},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":1.5,"players":["A"]},{"place":2,"players":["B"]}]"#,
+            r#"[{"place":4294967296,"players":["A"]},{"place":2,"players":["B"]}]"#,
         ] {
             let result = GameEvent::parse(&fields(&[
                 ("product_id", "p"),

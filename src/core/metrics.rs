@@ -56,6 +56,12 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Stream entries the worker handled, by product, event type and outcome",
     ),
     (
+        "stats_tracker_worker_dead_letters_total",
+        Kind::Counter,
+        "Dead letters written, by product and reason kind (one per letter: an event refused by \
+         several boards makes one letter per board)",
+    ),
+    (
         "stats_tracker_worker_replayed_events_total",
         Kind::Counter,
         "Entries found already applied (a replay after a restart or takeover) and skipped",
@@ -134,8 +140,9 @@ fn describe() {
 }
 
 /// Counters with labels: they appear with their first label values, not before.
-const LABELLED: [&str; 2] = [
+const LABELLED: [&str; 3] = [
     "stats_tracker_worker_events_total",
+    "stats_tracker_worker_dead_letters_total",
     "stats_tracker_http_requests_total",
 ];
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
-use crate::core::event::{GameEvent, Rejection};
+use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 
 use super::ratings::{RatedTeam, Rating, RatingSystem};
@@ -221,6 +221,7 @@ impl ScoringHandler for BoardSet {
                         Err(unsupported) => {
                             cx.rejections.push(BoardRejection {
                                 board: board.name.clone(),
+                                kind: ReasonKind::UnratableOutcome,
                                 reason: format!("board `{}`: {unsupported}", board.name),
                             });
                             continue;

@@ -4,7 +4,7 @@
 //! file declares ([`super::boards::BoardSet`]) implement it too.
 
 use crate::core::effects::Changes;
-use crate::core::event::{GameEvent, Rejection};
+use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::registry::Registry;
 
@@ -24,6 +24,8 @@ pub trait RatingBook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardRejection {
     pub board: String,
+    /// The reason's kind, for metrics.
+    pub kind: ReasonKind,
     pub reason: String,
 }
 

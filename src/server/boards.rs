@@ -108,8 +108,9 @@ impl QueryParams {
 pub struct ViewParams {
     /// `all` (default), `daily`, `weekly` or `monthly`.
     window: Option<String>,
-    /// The period of the window, which it needs: `2026-11-25` (daily), `2026-W48` (weekly, ISO
-    /// week) or `2026-11` (monthly); default the current one (UTC).
+    /// The period of the window: `2026-11-25` (daily), `2026-W48` (weekly, ISO week) or
+    /// `2026-11` (monthly); default the current one (UTC). Only with a `window` other than
+    /// `all`, in that window's form (else 400 `invalid_query`).
     period: Option<String>,
     /// `standard` (1, 2, 2, 4; default), `dense` (1, 2, 2, 3) or `ordinal` (1, 2, 3, 4).
     ranking: Option<String>,
@@ -123,9 +124,10 @@ pub struct PageParams {
     /// Rows (default 50, at most 1000).
     #[param(maximum = 1000, default = 50)]
     limit: Option<u64>,
-    /// Rows to skip. At most one of `offset`, `after` and `before`.
+    /// Rows to skip. At most one of `offset`, `after` and `before` (else 400 `invalid_query`).
     offset: Option<u64>,
-    /// A page's `next` cursor: the rows right after it.
+    /// A page's `next` cursor: the rows right after it. Cursors are opaque: only one an
+    /// answer gave is valid (else 400 `invalid_cursor`).
     after: Option<String>,
     /// A page's `prev` cursor: the rows right before it.
     before: Option<String>,

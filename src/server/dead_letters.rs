@@ -4,13 +4,15 @@
 use axum::Json;
 use axum::extract::{FromRequest, RawQuery, Request, State};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::admin::authorize;
 use super::boards::QueryParams;
 use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::openapi::schema;
 use crate::core::event::is_stream_id;
 use crate::dead_letters::{self, Filter, Letter, MAX_LETTERS, shown};
 
@@ -28,11 +30,15 @@ pub struct LetterParams {
     /// Letters (default 50, 1 to 1000).
     #[param(minimum = 1, maximum = 1000, default = 50)]
     limit: Option<u64>,
-    /// A page's `next`: the letters after it.
+    /// A page's `next` (or a letter's `id`): the letters after it.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,19}$")]
     after: Option<String>,
-    /// Only letters whose reason starts with this text (e.g. `product ` or `missing field`).
+    /// Only letters whose reason starts with this text (e.g. `product ` or `missing field`);
+    /// at most 1024 bytes of UTF-8.
+    #[param(max_length = 256)]
     reason: Option<String>,
-    /// Only letters whose original `product_id` field is exactly this.
+    /// Only letters whose original `product_id` field is exactly this; at most 1024 bytes.
+    #[param(max_length = 256)]
     product: Option<String>,
 }
 
@@ -120,6 +126,16 @@ fn after(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// A JSON number that is a whole number, written `5` or `5.0`.
+fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(n))
+            .map(|n| n as u64)
+    })
+}
+
 fn filter_text(name: &str, raw: Option<&str>, code: ErrorCode) -> Result<Option<String>, ApiError> {
     match raw {
         Some(text) if text.len() > MAX_FILTER_BYTES => Err(ApiError::new(
@@ -168,11 +184,13 @@ pub async fn list(
     }))
 }
 
+/// A dead letter id (`<ms>-<seq>`, each part a 64-bit number): 19 digits always fit.
+const LETTER_ID_PATTERN: &str = "^[0-9]{1,19}-[0-9]{1,19}$";
+
 /// The body of a re-drive: `ids`, or a filter (`reason` and/or `product`, with `after` and
 /// `limit`).
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"ids": ["1764000000000-0"]}))]
 pub struct RedriveRequest {
     /// Dead letter ids (1 to 1000).
     pub ids: Option<Vec<String>>,
@@ -182,9 +200,72 @@ pub struct RedriveRequest {
     pub product: Option<String>,
     /// With a filter: only letters after this dead letter id (a previous answer's `next`).
     pub after: Option<String>,
-    /// With a filter: most letters re-driven (default 50, at most 1000).
-    pub limit: Option<u64>,
+    /// With a filter: most letters re-driven (default 50, at most 1000). A JSON number: `5.0`
+    /// is an integer to JSON Schema, so it is one here too.
+    pub limit: Option<serde_json::Number>,
 }
+
+impl utoipa::PartialSchema for RedriveRequest {
+    /// Two shapes, never mixed: `ids` alone, or a filter. Filter texts are at most
+    /// [`MAX_FILTER_BYTES`] bytes of UTF-8, which 256 characters always fit.
+    fn schema() -> RefOr<Schema> {
+        let letter_id = json!({"type": "string", "pattern": LETTER_ID_PATTERN});
+        let text = |what: &str| json!({"type": "string", "maxLength": MAX_FILTER_BYTES / 4, "description": what});
+        // A filter names a reason prefix, a product, or both.
+        let fields = json!({
+            "type": "object",
+            "properties": {
+                    "reason": text("Re-drive the letters whose reason starts with this text (\"\" for every letter)"),
+                    "product": text("Re-drive the letters whose original `product_id` is exactly this"),
+                    "after": {
+                        "type": "string",
+                        "pattern": LETTER_ID_PATTERN,
+                        "description": "Only letters after this dead letter id (a previous answer's `next`)",
+                    },
+                    "limit": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LETTERS,
+                        "description": "Most letters re-driven (default 50)",
+                    },
+                },
+                "additionalProperties": false,
+        });
+        let filter = json!({
+            "description": "A filter: `reason`, `product` or both, with `after` and `limit`",
+            "allOf": [
+                fields,
+                {"anyOf": [
+                    {"type": "object", "required": ["reason"]},
+                    {"type": "object", "required": ["product"]},
+                ]},
+            ],
+        });
+        schema(json!({
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "ids",
+                    "required": ["ids"],
+                    "properties": {
+                        "ids": {
+                            "type": "array",
+                            "items": letter_id,
+                            "minItems": 1,
+                            "maxItems": MAX_LETTERS,
+                            "description": "Dead letter ids",
+                        },
+                    },
+                    "additionalProperties": false,
+                },
+                filter,
+            ],
+            "example": {"ids": ["1764000000000-0"]},
+        }))
+    }
+}
+
+impl ToSchema for RedriveRequest {}
 
 /// A letter left alone by a re-drive, and why.
 #[derive(Serialize, ToSchema)]
@@ -302,8 +383,8 @@ pub async fn redrive(
             }
             let count = match count {
                 None => DEFAULT_LIMIT,
-                Some(count) => usize::try_from(count)
-                    .ok()
+                Some(count) => whole_number(&count)
+                    .and_then(|count| usize::try_from(count).ok())
                     .filter(|count| (1..=MAX_LETTERS).contains(count))
                     .ok_or_else(|| invalid(format!("`limit` must be 1 to {MAX_LETTERS}")))?,
             };

@@ -9,14 +9,19 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
-use serde_json::Value;
-use utoipa::ToSchema;
+use serde_json::{Value, json};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::AppState;
 use super::admin::authorize;
 use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::openapi::{ID_PATTERN, schema};
 use crate::core::config::Secret;
-use crate::core::event::is_reserved_field;
+use crate::core::event::{
+    MAX_MATCH_PLAYERS, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field,
+};
+use crate::core::ids::MAX_ID_CHARS;
 use crate::core::store::bounded;
 use crate::workers::plan::{Rules, check};
 
@@ -48,23 +53,126 @@ fn field_value(value: &Value) -> Option<Vec<u8>> {
 }
 
 /// The body of `POST /v1/events` (documentation only: the handler reads any JSON and checks
-/// its shape itself, to name the event and the problem).
-#[derive(ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum IngestRequest {
-    One(GameEvent),
-    /// 1 to 1000 events.
-    Many(Vec<GameEvent>),
+/// its shape itself, to name the event and the problem): one event, or 1 to
+/// [`MAX_INGEST_BATCH`] of them.
+pub struct IngestRequest;
+
+impl utoipa::PartialSchema for IngestRequest {
+    fn schema() -> RefOr<Schema> {
+        let event = json!({"$ref": "#/components/schemas/GameEvent"});
+        schema(json!({
+            "oneOf": [
+                event,
+                {
+                    "type": "array",
+                    "items": event,
+                    "minItems": 1,
+                    "maxItems": MAX_INGEST_BATCH,
+                    "description": "1 to 1000 events, appended all together or not at all",
+                },
+            ],
+        }))
+    }
 }
 
-/// One game event: a JSON object of fields (`product_id`, `type` and the type's own fields,
-/// e.g. `winner_id` and `loser_id` for `game_over`); values are strings, numbers, booleans, or
-/// JSON (a `match_result`'s `teams`).
-#[derive(ToSchema)]
-#[schema(example = json!({"product_id": "exrps", "game_id": "g2", "type": "draw", "p1_id": "alice", "p2_id": "bob"}))]
-#[allow(dead_code)]
-pub struct GameEvent(std::collections::BTreeMap<String, Value>);
+impl ToSchema for IngestRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("GameEvent".to_owned(), GameEvent::schema()));
+    }
+}
+
+/// One game event: a JSON object of fields, each value a string, number or boolean (sent as
+/// its text) or JSON (an array or object, sent as JSON text); never `null`. The schema has one
+/// branch per `type` with the fields that type requires; what it cannot state (a match's
+/// players all different, the games file's rules) is in its description.
+pub struct GameEvent;
+
+impl utoipa::PartialSchema for GameEvent {
+    fn schema() -> RefOr<Schema> {
+        let id = json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": ID_PATTERN,
+        });
+        // Any other field: anything but null.
+        let value = json!({"type": ["string", "number", "boolean", "array", "object"]});
+        let event = |kind: &str, required: &[&str], fields: Value| {
+            let mut properties = json!({
+                "product_id": id,
+                "type": {"type": "string", "enum": [kind]},
+            });
+            if let (Some(properties), Value::Object(fields)) = (properties.as_object_mut(), fields)
+            {
+                properties.extend(fields);
+            }
+            let required: Vec<&str> = ["product_id", "type"]
+                .iter()
+                .chain(required)
+                .copied()
+                .collect();
+            json!({
+                "type": "object",
+                "title": kind,
+                "required": required,
+                "properties": properties,
+                "additionalProperties": value,
+            })
+        };
+        let team = json!({
+            "type": "object",
+            "required": ["place", "players"],
+            "properties": {
+                "place": {"type": "integer", "minimum": 1, "maximum": u32::MAX},
+                "players": {
+                    "type": "array",
+                    "items": id,
+                    "minItems": 1,
+                    "maxItems": MAX_MATCH_PLAYERS,
+                    "uniqueItems": true,
+                },
+                "scores": {
+                    "type": "object",
+                    "description": "Per-player scores of this side's players (player id → finite number); optional",
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+            "additionalProperties": false,
+        });
+        let description = format!(
+            "One game event (docs/EVENTS.md). Every value is a string, number, \
+                boolean, array or object; `null` is refused. Refused too, with 400 \
+                `invalid_event`: a `game_over` whose `winner_id` is its `loser_id`, a `draw` \
+                whose `p2_id` is its `p1_id`, a `match_result` with a player on two sides, more \
+                than 100 players in all, or `scores` for a player not on that side, and an event \
+                the games file's rules refuse (a product not listed with \
+                `unknown_products = \"reject\"`, a field a rule reads that is not what it needs, \
+                e.g. `select_weapon`'s `event_data`), and the fields only re-drives may set: \
+                `{REDRIVE_OF_FIELD}` and `{REDRIVE_LETTER_FIELD}`."
+        );
+        schema(json!({
+            "description": description,
+            "oneOf": [
+                event("game_over", &["winner_id", "loser_id"], json!({"winner_id": id, "loser_id": id})),
+                event("draw", &["p1_id", "p2_id"], json!({"p1_id": id, "p2_id": id})),
+                event("match_result", &["teams"], json!({"teams": {
+                    "type": "array",
+                    "items": team,
+                    "minItems": 2,
+                    "maxItems": MAX_MATCH_PLAYERS,
+                    "description": "The sides, each with its place (1 is best; equal places are ties); also accepted as a string of this JSON",
+                }})),
+                event("gameplay", &["event_name"], json!({"event_name": {"type": "string"}})),
+                event("state_change", &[], json!({})),
+                event("player_disconnect", &[], json!({})),
+                event("game_removed", &[], json!({})),
+            ],
+            "example": {"product_id": "exrps", "game_id": "g2", "type": "draw", "p1_id": "alice", "p2_id": "bob"},
+        }))
+    }
+}
+
+impl ToSchema for GameEvent {}
 
 /// The answer of ingest: the stream ids of the appended events, in the request's order.
 #[derive(Serialize, ToSchema)]

@@ -16,8 +16,10 @@ use axum::extract::rejection::PathRejection;
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use serde_json::Value;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
@@ -28,6 +30,28 @@ use crate::core::ids::MAX_ID_CHARS;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
+
+/// Ids (products, players): no control characters, as Rust's `char::is_control` (the C0 and
+/// C1 controls and DEL) and so [`crate::core::ids`] checks.
+pub const ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$";
+
+/// A schema written as JSON: for bodies whose rules the derive cannot state (a choice of
+/// shapes, patterns of array items, values that may be anything but `null`).
+///
+/// # Panics
+///
+/// When `value` is not a schema utoipa can hold, keyword for keyword (it has no `const` or
+/// `not`, for one): the JSON is a constant of the code, and the unit tests build every schema
+/// of the document.
+pub fn schema(value: Value) -> RefOr<Schema> {
+    let schema: RefOr<Schema> = match serde_json::from_value(value.clone()) {
+        Ok(schema) => schema,
+        Err(error) => panic!("a schema written as JSON does not parse: {error}: {value}"),
+    };
+    let kept = serde_json::to_value(&schema).unwrap_or_default();
+    assert_eq!(kept, value, "a schema written as JSON loses keywords");
+    schema
+}
 
 /// The document's fixed parts; `super::api` adds every route's path and schemas.
 #[derive(OpenApi)]
@@ -94,14 +118,13 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
 /// `window` and `ranking` one of their values, `period` and cursors not empty.
 fn state_what_is_enforced(document: &mut Document) {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    use utoipa::openapi::{RefOr, Schema};
     let id = || {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
             .max_length(Some(MAX_ID_CHARS))
             // Rust's `char::is_control`: the C0 and C1 controls and DEL.
-            .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]+$"))
+            .pattern(Some(ID_PATTERN))
             .build()
     };
     let one_of = |values: &[&str]| {
@@ -120,6 +143,12 @@ fn state_what_is_enforced(document: &mut Document) {
         ];
         for operation in operations.into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
+                // A parameter whose own schema has a pattern (a dead letter id) says more.
+                if let Some(RefOr::T(Schema::Object(own))) = &parameter.schema
+                    && own.pattern.is_some()
+                {
+                    continue;
+                }
                 let schema = match parameter.name.as_str() {
                     "product_id" | "user_id" => id(),
                     // Given, they must say something (an empty cursor names no position).
@@ -243,6 +272,67 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} parameters checked");
+    }
+
+    /// What ingest, predict and the dead-letter routes refuse is in the document: as schema
+    /// where a schema can say it, else in the description.
+    #[test]
+    fn bodies_and_parameters_state_the_rules_the_server_enforces() {
+        let document = serde_json::to_value(document()).expect("the document serializes");
+        let schemas = &document["components"]["schemas"];
+        let event = &schemas["GameEvent"];
+        let branches = event["oneOf"]
+            .as_array()
+            .expect("one branch per event type");
+        assert_eq!(branches.len(), 7);
+        for branch in branches {
+            let types = branch["additionalProperties"]["type"]
+                .as_array()
+                .expect("types");
+            assert!(!types.contains(&Value::from("null")), "{branch}");
+            assert!(!types.is_empty());
+        }
+        let description = event["description"].as_str().unwrap_or_default();
+        for rule in [
+            "`null` is refused",
+            "`winner_id` is its `loser_id`",
+            "on two sides",
+            "stats_tracker_redrive_of",
+        ] {
+            assert!(description.contains(rule), "{rule}: {description}");
+        }
+        let teams = &schemas["PredictRequest"]["properties"]["teams"];
+        assert_eq!(teams["minItems"], 2);
+        assert_eq!(teams["items"]["minItems"], 1);
+        assert!(
+            teams["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Elo and Glicko-2 boards take exactly two teams of one player")
+        );
+
+        let parameter = |path: &str, name: &str| {
+            document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let period = parameter("/v1/products/{product_id}/boards/{board}/entries", "period");
+        assert!(
+            period["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Only with a `window`"),
+            "{period}"
+        );
+        let after = parameter("/v1/admin/dead-letters", "after");
+        assert_eq!(
+            after["schema"]["pattern"], "^[0-9]{1,19}-[0-9]{1,19}$",
+            "{after}"
+        );
     }
 
     #[test]

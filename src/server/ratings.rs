@@ -7,14 +7,16 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::openapi::{ID_PATTERN, schema};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::event::MAX_MATCH_PLAYERS;
-use crate::core::ids::ProductId;
+use crate::core::ids::{MAX_ID_CHARS, ProductId};
 use crate::leaderboards::boards::BoardRule;
 use crate::leaderboards::query;
 use crate::leaderboards::ratings::{Rating, RatingSystem};
@@ -186,14 +188,49 @@ pub async fn history(
 }
 
 /// A proposed match: teams of player ids.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// At least two non-empty teams of player ids; no player twice. Elo and Glicko-2 boards
-    /// take two teams of one player (else `unsupported_match`).
-    #[schema(example = json!([["alice"], ["bob", "carol"]]), min_items = 2)]
+    /// What the schema below says.
     teams: Vec<Vec<String>>,
 }
+
+impl utoipa::PartialSchema for PredictRequest {
+    fn schema() -> RefOr<Schema> {
+        let id = json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": ID_PATTERN,
+        });
+        schema(json!({
+            "type": "object",
+            "required": ["teams"],
+            "properties": {
+                "teams": {
+                    "type": "array",
+                    "description": "At least two non-empty teams of player ids, at most 100 \
+                        players in all, no player twice (else 400 `invalid_teams`). Elo and \
+                        Glicko-2 boards take exactly two teams of one player each (else 400 \
+                        `unsupported_match`); TrueSkill and Weng-Lin boards any line-up.",
+                    "items": {
+                        "type": "array",
+                        "items": id,
+                        "minItems": 1,
+                        "maxItems": MAX_MATCH_PLAYERS,
+                        "uniqueItems": true,
+                    },
+                    "minItems": 2,
+                    "maxItems": MAX_MATCH_PLAYERS,
+                    "example": [["alice"], ["bob"]],
+                },
+            },
+            "additionalProperties": false,
+        }))
+    }
+}
+
+impl ToSchema for PredictRequest {}
 
 /// The answer of the predict route.
 #[derive(Serialize, ToSchema)]

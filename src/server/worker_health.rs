@@ -53,8 +53,13 @@ pub struct WorkerHealth {
     pub events_total: f64,
     /// Entries handled by outcome: `applied`, `skipped`, `dead_lettered`, `replayed`.
     pub events_by_outcome: BTreeMap<String, f64>,
-    /// Dead letters by product and event type, most first.
+    /// Entries dead-lettered, by product and event type, most first.
     pub dead_letters: Vec<DeadLetterCount>,
+    /// Dead letters written, by reason kind, most first: one letter per reason, so an event
+    /// that several boards could not rate counts once per board. Kinds: `missing_field`,
+    /// `invalid_id`, `not_utf8`, `duplicate_field`, `unknown_type`, `self_match`,
+    /// `invalid_value`, `unknown_product`, `unratable_outcome`, `deleted`.
+    pub dead_letters_by_reason: Vec<ReasonCount>,
     /// Batches committed and acknowledged.
     pub batches_total: f64,
     /// Interruptions by Redis errors, retried with back-off.
@@ -74,6 +79,13 @@ pub struct DeadLetterCount {
     pub product: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    pub count: f64,
+}
+
+/// Dead letters of one reason kind.
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
+pub struct ReasonCount {
+    pub reason: String,
     pub count: f64,
 }
 
@@ -255,6 +267,18 @@ pub fn summarise(source: String, samples: &[Sample], now_ms: u64) -> WorkerHealt
         })
         .collect();
     dead_letters.sort_by(|a, b| b.count.total_cmp(&a.count));
+    let mut by_reason: BTreeMap<String, f64> = BTreeMap::new();
+    for sample in named("stats_tracker_worker_dead_letters_total") {
+        let reason = sample.labels.get("reason").cloned().unwrap_or_default();
+        *by_reason.entry(reason).or_insert(0.0) += sample.value;
+    }
+    let mut dead_letters_by_reason: Vec<ReasonCount> = by_reason
+        .into_iter()
+        .filter(|(_, count)| *count > 0.0)
+        .map(|(reason, count)| ReasonCount { reason, count })
+        .collect();
+    // Stable: equal counts stay in the reasons' order.
+    dead_letters_by_reason.sort_by(|a, b| b.count.total_cmp(&a.count));
     WorkerHealth {
         source,
         reporting: samples
@@ -266,6 +290,7 @@ pub fn summarise(source: String, samples: &[Sample], now_ms: u64) -> WorkerHealt
         events_total: events_by_outcome.values().sum(),
         events_by_outcome,
         dead_letters,
+        dead_letters_by_reason,
         batches_total: sum("stats_tracker_worker_batch_duration_seconds_count"),
         redis_errors_total: sum("stats_tracker_worker_redis_errors_total"),
         lost_entries_total: sum("stats_tracker_worker_lost_entries_total"),
@@ -277,6 +302,7 @@ pub fn summarise(source: String, samples: &[Sample], now_ms: u64) -> WorkerHealt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::event::ReasonKind;
 
     const TEXT: &str = r#"# HELP stats_tracker_worker_events_total Stream entries the worker handled
 # TYPE stats_tracker_worker_events_total counter
@@ -284,6 +310,10 @@ stats_tracker_worker_events_total{product="exrps",type="game_over",outcome="appl
 stats_tracker_worker_events_total{product="exrps",type="game_over",outcome="dead_lettered"} 1
 stats_tracker_worker_events_total{product="a \"q\" \\ b",type="x,y}",outcome="dead_lettered"} 2
 stats_tracker_worker_events_total{product="exrps",type="gameplay",outcome="skipped"} 4
+stats_tracker_worker_dead_letters_total{product="exrps",reason="self_match"} 1
+stats_tracker_worker_dead_letters_total{product="a \"q\" \\ b",reason="unknown_type"} 2
+stats_tracker_worker_dead_letters_total{product="exrps",reason="unknown_type"} 1
+stats_tracker_worker_dead_letters_total{product="exrps",reason="missing_field"} 0
 stats_tracker_worker_lease_held 1
 stats_tracker_worker_consumer_lag 0
 stats_tracker_worker_redis_errors_total 0
@@ -296,12 +326,12 @@ not a sample line {
     #[test]
     fn samples_are_parsed_with_escaped_labels() {
         let samples = parse(TEXT);
-        assert_eq!(samples.len(), 10, "{samples:?}");
+        assert_eq!(samples.len(), 14, "{samples:?}");
         assert_eq!(samples[2].labels["product"], r#"a "q" \ b"#);
         assert_eq!(samples[2].labels["type"], "x,y}");
         assert_eq!(samples[2].value, 2.0);
-        assert_eq!(samples[7].labels["le"], "+Inf");
-        assert_eq!(samples[5].labels.len(), 0);
+        assert_eq!(samples[11].labels["le"], "+Inf");
+        assert_eq!(samples[9].labels.len(), 0);
     }
 
     #[test]
@@ -324,7 +354,36 @@ not a sample line {
             }
         );
         assert_eq!(health.dead_letters.len(), 2);
+        // Summed over products; a reason at 0 is left out.
+        assert_eq!(
+            health.dead_letters_by_reason,
+            vec![
+                ReasonCount {
+                    reason: "unknown_type".into(),
+                    count: 3.0
+                },
+                ReasonCount {
+                    reason: "self_match".into(),
+                    count: 1.0
+                },
+            ]
+        );
         assert_eq!(health.scraped_at_ms, 7);
+    }
+
+    #[test]
+    fn the_document_names_every_reason_kind() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(WorkerHealth::schema()).expect("schema");
+        let description = schema["properties"]["dead_letters_by_reason"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        for kind in ReasonKind::ALL {
+            assert!(
+                description.contains(&format!("`{}`", kind.as_str())),
+                "{description}"
+            );
+        }
     }
 
     #[test]
@@ -337,5 +396,6 @@ not a sample line {
         assert!(!health.reporting);
         assert_eq!(health.lease_held, None);
         assert_eq!(health.events_total, 0.0);
+        assert!(health.dead_letters_by_reason.is_empty());
     }
 }

@@ -228,7 +228,7 @@ impl Committer {
         let letters_first = batch
             .dead_letters
             .iter()
-            .any(|letter| letter.reasons.iter().any(|(board, _)| board.is_some()));
+            .any(|letter| letter.reasons.iter().any(|reason| reason.board.is_some()));
         // Discovery index, outside the product slots; idempotent, so no position needed. Only
         // products this worker has not listed yet: that is rarely any.
         let unlisted: Vec<&ProductId> = batch
@@ -667,7 +667,7 @@ fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter, trim: &Trim) -> Ve
     let mut ops: Vec<Op> = letter
         .reasons
         .iter()
-        .map(|(board, reason)| {
+        .map(|reason| {
             let mut args = Vec::with_capacity(10 + 2 * letter.fields.len());
             if let Some(max_entries) = trim.max_entries {
                 args.extend([b"MAXLEN".to_vec(), b"~".to_vec(), text(max_entries)]);
@@ -677,9 +677,9 @@ fn dead_letter_ops(keys: &PartitionKeys, letter: &DeadLetter, trim: &Trim) -> Ve
                 b"source_id".to_vec(),
                 text(&letter.id),
                 b"reason".to_vec(),
-                text(reason),
+                text(&reason.text),
                 b"board".to_vec(),
-                board.as_deref().map(text).unwrap_or_default(),
+                reason.board.as_deref().map(text).unwrap_or_default(),
             ]);
             for (name, value) in &letter.fields {
                 args.push(name.clone());

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
+use crate::core::event::ReasonKind;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
 use crate::server::listener::Limits;
@@ -91,7 +92,8 @@ struct Planned {
     commit: PreparedCommit,
     /// Per entry, for metrics.
     outcomes: Vec<plan::EntryOutcome>,
-    dead_letters: usize,
+    /// Per letter written: its raw product id and reason kind, for metrics.
+    dead_letters: Vec<(String, ReasonKind)>,
     started: Instant,
 }
 
@@ -324,7 +326,7 @@ impl Worker {
                 positions: Vec::new(),
                 commit: PreparedCommit::default(),
                 outcomes: Vec::new(),
-                dead_letters: 0,
+                dead_letters: Vec::new(),
                 started,
             });
         }
@@ -343,13 +345,14 @@ impl Worker {
             .map(|(partition, position)| (partition.record_name(), position))
             .collect();
         known.advance_past(&batch);
+        let dead_letters = batch.letter_kinds();
         Ok(Planned {
             ids,
             acknowledge: true,
             positions,
             commit,
             outcomes: batch.outcomes,
-            dead_letters: batch.dead_letters.len(),
+            dead_letters,
             started,
         })
     }
@@ -589,8 +592,21 @@ impl Sink {
                 .increment(replayed as u64);
             tracing::info!(replayed, "skipped entries already applied before a restart");
         }
-        if dead_letters > 0 {
-            tracing::info!(count = dead_letters, "dead-lettered unusable events");
+        if !dead_letters.is_empty() {
+            let mut tally: std::collections::HashMap<(&str, ReasonKind), u64> =
+                std::collections::HashMap::new();
+            for (product, kind) in &dead_letters {
+                *tally.entry((product.as_str(), *kind)).or_default() += 1;
+            }
+            for ((product, kind), count) in tally {
+                metrics::counter!(
+                    "stats_tracker_worker_dead_letters_total",
+                    "product" => self.labels.label(product),
+                    "reason" => kind.as_str(),
+                )
+                .increment(count);
+            }
+            tracing::info!(count = dead_letters.len(), "dead-lettered unusable events");
         }
         // From the start of planning to the acknowledgement.
         metrics::histogram!("stats_tracker_worker_batch_duration_seconds")

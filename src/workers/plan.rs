@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::core::effects::Changes;
-use crate::core::event::{Fields, GameEvent, RawEntry, Redrive, Rejection};
+use crate::core::event::{Fields, GameEvent, RawEntry, ReasonKind, Redrive, Rejection};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::games::Games;
 use crate::leaderboards::ratings::Rating;
@@ -261,12 +261,23 @@ pub struct PlannedEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub id: String,
-    /// One per reason: the whole entry (`board` none), or each board that could not use it.
-    pub reasons: Vec<(Option<String>, String)>,
+    /// One per reason (each a letter of its own): the whole entry, or each board that could
+    /// not use it.
+    pub reasons: Vec<LetterReason>,
     pub fields: Fields,
     /// For a re-driven entry, the letter it came from: added to the dead letters' `redriven`
     /// set with the new letter.
     pub redrive_letter: Option<String>,
+}
+
+/// Why an entry, or one board of it, is dead-lettered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LetterReason {
+    /// The board that could not use the event; none when the whole event was refused.
+    pub board: Option<String>,
+    pub kind: ReasonKind,
+    /// The reason's text, stored with the letter.
+    pub text: String,
 }
 
 /// What happened to one entry, for metrics.
@@ -375,7 +386,11 @@ pub fn plan(
                                     id: id.to_owned(),
                                     reasons: rejections
                                         .into_iter()
-                                        .map(|r| (Some(r.board), r.reason))
+                                        .map(|r| LetterReason {
+                                            board: Some(r.board),
+                                            kind: r.kind,
+                                            text: r.reason,
+                                        })
                                         .collect(),
                                     fields: fields.clone(),
                                     redrive_letter: redrive.map(|redrive| redrive.letter.clone()),
@@ -436,6 +451,21 @@ pub fn plan(
 }
 
 impl BatchPlan {
+    /// Each letter the batch writes, as its entry's raw product id (empty for an entry gone
+    /// from the stream) and the reason's kind: for metrics.
+    pub fn letter_kinds(&self) -> Vec<(String, ReasonKind)> {
+        self.dead_letters
+            .iter()
+            .flat_map(|letter| {
+                let product = raw_product(&letter.fields);
+                letter
+                    .reasons
+                    .iter()
+                    .map(move |reason| (product.clone(), reason.kind))
+            })
+            .collect()
+    }
+
     /// Dead-letters a whole entry, unless its letter was written before (a replay, or a
     /// second copy of a re-drive): the entry's outcome, so that each letter is counted once.
     fn dead_letter(
@@ -459,7 +489,11 @@ impl BatchPlan {
         }
         self.dead_letters.push(DeadLetter {
             id: id.to_owned(),
-            reasons: vec![(None, rejection.to_string())],
+            reasons: vec![LetterReason {
+                board: None,
+                kind: rejection.kind(),
+                text: rejection.to_string(),
+            }],
             fields: fields.clone(),
             redrive_letter: redrive.map(|redrive| redrive.letter.clone()),
         });
@@ -623,7 +657,7 @@ mod tests {
         let reasons: Vec<_> = batch
             .dead_letters
             .iter()
-            .map(|d| (d.id.as_str(), d.reasons[0].1.as_str()))
+            .map(|d| (d.id.as_str(), d.reasons[0].text.as_str()))
             .collect();
         assert_eq!(
             reasons,
@@ -633,6 +667,13 @@ mod tests {
                     "entry was deleted from the stream before it could be read"
                 ),
                 ("3-0", "unknown event type `bogus`")
+            ]
+        );
+        assert_eq!(
+            batch.letter_kinds(),
+            vec![
+                (String::new(), ReasonKind::Deleted),
+                ("exrps".to_owned(), ReasonKind::UnknownType)
             ]
         );
         let outcomes: Vec<_> = batch.outcomes.iter().map(|o| o.outcome).collect();
@@ -771,6 +812,41 @@ mod tests {
     }
 
     #[test]
+    fn a_team_match_is_a_letter_per_one_on_one_board_and_applies_elsewhere() {
+        let games = Games::parse(include_str!("../../config/games.example.toml"), "example")
+            .expect("example games file");
+        let rules = Rules::from_games(&games);
+        let team_match = entry(
+            "1-0",
+            &[
+                ("product_id", "exrps"),
+                ("type", "match_result"),
+                (
+                    "teams",
+                    r#"[{"place":1,"players":["A","B"]},{"place":2,"players":["C","D"]}]"#,
+                ),
+            ],
+        );
+        let mut known = Known::default();
+        let parsed = parse(std::slice::from_ref(&team_match));
+        for partition in needs(&parsed, &rules, &known).positions {
+            known.positions.insert(partition, None);
+        }
+        let batch = plan(&parsed, &[], &rules, &mut known);
+        assert_eq!(batch.outcomes[0].outcome, Outcome::Applied);
+        let boards: Vec<_> = batch.dead_letters[0]
+            .reasons
+            .iter()
+            .map(|reason| reason.board.as_deref())
+            .collect();
+        assert_eq!(boards, vec![Some("elo"), Some("glicko2")]);
+        assert_eq!(
+            batch.letter_kinds(),
+            vec![("exrps".to_owned(), ReasonKind::UnratableOutcome); 2]
+        );
+    }
+
+    #[test]
     fn ids_compare_numerically() {
         use std::cmp::Ordering::*;
         assert_eq!(compare_ids("10-0", "9-5"), Greater);
@@ -877,7 +953,7 @@ mod properties {
                     }
                 }
                 if let Some(letter) = letter {
-                    prop_assert!(letter.reasons.iter().all(|(_, reason)| !reason.is_empty()));
+                    prop_assert!(letter.reasons.iter().all(|reason| !reason.text.is_empty()));
                 }
             }
         }

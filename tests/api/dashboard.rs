@@ -136,6 +136,10 @@ async fn worker_health_summarises_the_process_own_worker() {
         health["dead_letters"],
         json!([{"product": "exrps", "type": "game_over", "count": 1.0}])
     );
+    assert_eq!(
+        health["dead_letters_by_reason"],
+        json!([{"reason": "self_match", "count": 1.0}])
+    );
     assert!(health["scraped_at_ms"].as_u64().is_some_and(|ms| ms > 0));
     app.stop().await;
 }
@@ -163,7 +167,8 @@ async fn worker_health_scrapes_the_configured_url() {
          stats_tracker_worker_consumer_lag 12\n\
          stats_tracker_worker_pending_entries 3\n\
          stats_tracker_worker_events_total{product=\"p\",type=\"draw\",outcome=\"applied\"} 40\n\
-         stats_tracker_worker_events_total{product=\"p\",type=\"draw\",outcome=\"dead_lettered\"} 2\n",
+         stats_tracker_worker_events_total{product=\"p\",type=\"draw\",outcome=\"dead_lettered\"} 2\n\
+         stats_tracker_worker_dead_letters_total{product=\"p\",reason=\"unratable_outcome\"} 3\n",
     )
     .await;
 
@@ -180,6 +185,10 @@ async fn worker_health_scrapes_the_configured_url() {
     assert_eq!(
         health["dead_letters"],
         json!([{"product": "p", "type": "draw", "count": 2.0}])
+    );
+    assert_eq!(
+        health["dead_letters_by_reason"],
+        json!([{"reason": "unratable_outcome", "count": 3.0}])
     );
     app.stop().await;
 

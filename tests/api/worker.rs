@@ -215,6 +215,22 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
     let app = TestApp::spawn(&settings, true).await;
     let dead_lettered_game_overs = r#"stats_tracker_worker_events_total{product="exrps",type="game_over",outcome="dead_lettered"}"#;
     let before = metric(&app, dead_lettered_game_overs).await;
+    let reasons = [
+        "missing_field",
+        "self_match",
+        "unknown_type",
+        "invalid_value",
+        "not_utf8",
+    ];
+    let letters_of = |product: &str, reason: &str| {
+        format!(
+            r#"stats_tracker_worker_dead_letters_total{{product="{product}",reason="{reason}"}}"#
+        )
+    };
+    let mut letters_before = Vec::new();
+    for reason in reasons {
+        letters_before.push(metric(&app, &letters_of("exrps", reason)).await);
+    }
     let mut stream = redis.connection(1).await;
     let events = vec![
         event(&[
@@ -321,6 +337,16 @@ async fn bad_events_are_dead_lettered_with_reason_and_original_fields() {
     // The worker's metrics count them.
     let after = metric(&app, dead_lettered_game_overs).await;
     assert_eq!(after - before, 2.0);
+    // One letter per reason kind, the non-UTF-8 one under its product's lossy text.
+    for (reason, before) in reasons.iter().zip(letters_before) {
+        let product = if *reason == "not_utf8" {
+            "\u{fffd}\u{fffd}"
+        } else {
+            "exrps"
+        };
+        let after = metric(&app, &letters_of(product, reason)).await;
+        assert_eq!(after - before, 1.0, "{reason}");
+    }
     app.stop().await;
 }
 

@@ -230,15 +230,29 @@ test('a player shows stats, standings and a rating chart', async () => {
   await shot('player-odd-id');
 });
 
-test('worker health shows lag 0, the lease and the dead letter', async () => {
+test('worker health shows lag 0, the lease and the dead letters by type and by reason', async () => {
   await open('#/worker', '#lag');
   const health = await api('/v1/health/worker');
   assert.equal(await page.textContent('#lag .value'), '0');
   assert.equal(await page.textContent('#lease .value'), 'held');
-  assert.equal(await page.textContent('#dead .value'), '1');
+  // scripts/test-dashboard fed four bad events and a team match the Elo board cannot rate.
+  assert.equal(await page.textContent('#dead .value'), '4');
+  assert.equal(await page.textContent('#dead .value'), formatNumber(health.events_by_outcome.dead_lettered));
   assert.equal(await page.textContent('#events .value'), formatNumber(health.events_total));
-  const dead = await page.$$eval('#dead-letters tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
-  assert.deepEqual(dead, [[PRODUCT, 'game_over', '1']]);
+  const cells = (selector) => page.$$eval(`${selector} tbody tr`, (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  const dead = await cells('#dead-letters');
+  assert.deepEqual(dead, health.dead_letters.map((d) => [d.product, d.type, formatNumber(d.count)]));
+  assert.deepEqual(dead, [[PRODUCT, 'game_over', '3'], [PRODUCT, 'other', '1']]);
+  // By reason: letters, so the team match's letter for the Elo board counts too.
+  const reasons = await page.$$eval('#dead-reasons tbody tr', (rows) => rows.map((r) => r.dataset.reason));
+  assert.deepEqual(reasons, health.dead_letters_by_reason.map((d) => d.reason));
+  assert.deepEqual(await cells('#dead-reasons'),
+    health.dead_letters_by_reason.map((d) => [d.reason.replaceAll('_', ' '), formatNumber(d.count)]));
+  assert.deepEqual(
+    Object.fromEntries(health.dead_letters_by_reason.map((d) => [d.reason, d.count])),
+    {missing_field: 2, self_match: 1, unknown_type: 1, unratable_outcome: 1},
+  );
+  assert.equal(reasons[0], 'missing_field', 'most first');
   // The second sample gives a rate.
   await page.waitForFunction(() => document.querySelector('#rate .value')?.textContent !== '…', null, {timeout: 15_000});
   await shot('worker');

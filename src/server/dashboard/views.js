@@ -350,7 +350,13 @@ function workerBody(health, rate) {
             h('thead', {}, h('tr', {}, h('th', {}, 'Product'), h('th', {}, 'Event type'), h('th', {class: 'num'}, 'Count'))),
             h('tbody', {}, health.dead_letters.map((d) => h('tr', {dataset: {product: d.product, type: d.type}},
               h('td', {}, d.product), h('td', {}, d.type), h('td', {class: 'num'}, formatNumber(d.count)))))),
-        h('p', {class: 'muted small'}, 'Each letter keeps its reason and the original fields in the dead-letter stream (README: Dead letters).'))),
+        h('h3', {}, 'By reason'),
+        health.dead_letters_by_reason.length === 0 ? h('p', {class: 'empty'}, 'None.')
+          : h('table', {id: 'dead-reasons'},
+            h('thead', {}, h('tr', {}, h('th', {}, 'Reason'), h('th', {class: 'num'}, 'Letters'))),
+            h('tbody', {}, health.dead_letters_by_reason.map((d) => h('tr', {dataset: {reason: d.reason}},
+              h('td', {}, d.reason.replaceAll('_', ' ')), h('td', {class: 'num'}, formatNumber(d.count)))))),
+        h('p', {class: 'muted small'}, 'Events by type count each dead-lettered event once; reasons count letters, one per board that could not rate an otherwise applied event. Each letter keeps its reason and the original fields in the dead-letter stream (README: Dead letters).'))),
   ];
 }
 
