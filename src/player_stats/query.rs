@@ -21,11 +21,15 @@ pub async fn read(
     zero_start: &[String],
 ) -> Result<BTreeMap<String, serde_json::Number>, StoreError> {
     let key = store.keys().product(product).stats(player);
-    let raw: HashMap<String, String> = store.query(redis::cmd("HGETALL").arg(key)).await?;
+    // Bytes: the stamps beside the stats are binary.
+    let raw: HashMap<String, Vec<u8>> = store.query(redis::cmd("HGETALL").arg(key)).await?;
     let mut stats: BTreeMap<String, serde_json::Number> = raw
         .into_iter()
         .filter(|(name, _)| !name.starts_with(STAMP_FIELD_PREFIX))
-        .filter_map(|(name, value)| parse_number(&value).map(|number| (name, number)))
+        .filter_map(|(name, value)| {
+            let number = parse_number(std::str::from_utf8(&value).ok()?)?;
+            Some((name, number))
+        })
         .collect();
     fill_zero_start(&mut stats, zero_start);
     Ok(stats)

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{
     GROUP, STREAM, TestApp, TestRedis, dead_letters, event, metric, push_events, settings,
-    wait_until_drained,
+    urlencode, wait_until_drained,
 };
 use crate::traffic::{Event, Model, assert_run_matches, mixed_run};
 
@@ -677,5 +677,83 @@ async fn a_view_dropped_whenever_it_outgrows_its_bound_still_equals_the_referenc
     )
     .await;
     assert!(model.elo.len() > 50, "{} players rated", model.elo.len());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stamps_of_any_bytes_read_back_through_every_route() {
+    // Products whose sequence is far along: every stamp the worker gives out holds bytes that
+    // are not UTF-8 (0x80), in the members and in the stats hashes beside the stats.
+    let redis = TestRedis::start().await;
+    let settings = settings(&redis);
+    let mut store = redis.connection(0).await;
+    let far_along: u64 = 0x0010_8080_8080_8080;
+    let keys =
+        stats_tracker::core::keys::KeySpace::new(&settings.store.key_prefix).expect("prefix");
+    for product in ["exrps", "arena:2v2 {beta}", "чемпионат"] {
+        let product = stats_tracker::core::ids::ProductId::parse(product).expect("id");
+        redis::cmd("SET")
+            .arg(keys.product(&product).sequence())
+            .arg(far_along)
+            .query_async::<()>(&mut store)
+            .await
+            .expect("SET sequence");
+    }
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let (events, bad) = mixed_run(5, 200, 30, 5);
+    let ids = push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(30)).await;
+    let prefix = settings.store.key_prefix.clone();
+    let model =
+        assert_run_matches(Model::default(), &mut store, &prefix, &events, &bad, &ids).await;
+
+    let (player, wins) = model.boards["exrps"]
+        .iter()
+        .max_by_key(|(_, wins)| **wins)
+        .map(|(player, wins)| (player.clone(), *wins))
+        .expect("a player");
+    let (status, stats) = app
+        .get_json(&format!("/stats/exrps/{}", urlencode(&player)))
+        .await;
+    assert_eq!(
+        (status, stats["wins"].clone()),
+        (200, json!(wins.to_string()))
+    );
+    for path in [
+        format!("/v1/products/exrps/players/{}/stats", urlencode(&player)),
+        format!(
+            "/v1/products/exrps/boards/wins/players/{}?around=3",
+            urlencode(&player)
+        ),
+        format!(
+            "/v1/products/exrps/boards/wins/ranks?user_id={}",
+            urlencode(&player)
+        ),
+        "/v1/products/exrps/boards/wins/entries?limit=50".to_owned(),
+        "/leaderboards/top_ten/exrps".to_owned(),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, page) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?limit=5")
+        .await;
+    let next = page["next"].as_str().expect("a next cursor");
+    let (status, body) = app
+        .get_json(&format!(
+            "/v1/products/exrps/boards/wins/entries?limit=5&after={next}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stamp: u64 = redis::cmd("GET")
+        .arg(
+            keys.product(&stats_tracker::core::ids::ProductId::parse("exrps").expect("id"))
+                .sequence(),
+        )
+        .query_async(&mut store)
+        .await
+        .expect("GET sequence");
+    assert!(stamp > far_along, "stamps were given out from the sequence");
     app.stop().await;
 }

@@ -39,6 +39,7 @@ use redis::aio::MultiplexedConnection;
 use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::{KeySpace, STAMP_FIELD_PREFIX};
+use stats_tracker::leaderboards::rank;
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
 use tokio::time::MissedTickBehavior;
 
@@ -768,11 +769,17 @@ impl Bench {
                     .keys
                     .product(&ProductId::parse(RANK_PRODUCT)?)
                     .board(WINS_BOARD);
-                let on_board: Vec<String> = query(
+                // Members are `<stamp><player>` (see leaderboards::rank).
+                let members: Vec<Vec<u8>> = query(
                     redis::cmd("ZRANGE").arg(&board).arg(0).arg(-1),
                     &mut self.store,
                 )
                 .await?;
+                let on_board = members
+                    .iter()
+                    .filter_map(|member| member.get(rank::STAMP_BYTES..))
+                    .filter_map(|player| String::from_utf8(player.to_vec()).ok())
+                    .collect();
                 Arc::new(on_board)
             } else {
                 Arc::clone(&self.players)
