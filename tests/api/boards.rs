@@ -838,3 +838,34 @@ boards = [
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_player_entering_a_new_period_drops_stamps_of_periods_that_are_gone() {
+    // A stamp names the player's row on one period board; once that board has expired, the
+    // player's next period of the same window takes the stamp out of their stats hash.
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), true).await;
+    let mut stream = redis.connection(1).await;
+    let day_label = |at: chrono::DateTime<Utc>| at.format("%Y-%m-%d").to_string();
+    let long_ago = midnight(-40) + chrono::Duration::hours(12);
+    let yesterday = midnight(-1) + chrono::Duration::hours(12);
+    push_events_at(&mut stream, &[game_over("P", "Q")], Some(ms(long_ago))).await;
+    push_events_at(&mut stream, &[game_over("P", "Q")], Some(ms(yesterday))).await;
+    push_events(&mut stream, &[game_over("P", "Q")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg("st_test:{exrps}:stats:P")
+        .query_async(&mut redis.connection(0).await)
+        .await
+        .expect("HKEYS");
+    let daily: BTreeSet<String> = fields
+        .iter()
+        .filter_map(|field| field.strip_prefix("~wins@daily:"))
+        .map(str::to_owned)
+        .collect();
+    // Yesterday's board is still kept (retention), the one of 40 days ago is not.
+    let expected = BTreeSet::from([day_label(yesterday), day_label(Utc::now())]);
+    assert_eq!(daily, expected, "{fields:?}");
+    assert!(fields.contains(&"~wins".to_owned()), "{fields:?}");
+    app.stop().await;
+}
