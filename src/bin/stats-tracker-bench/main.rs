@@ -2,6 +2,9 @@
 //! the figures of BENCHMARKS.md. This file owns the command line, the order of the phases,
 //! what each one measures, the report and the final checks:
 //!
+//! 0. the machine yardstick (`ceiling`): `redis-benchmark` of a two-command `EVAL` on the same
+//!    Redis, so every drain rate is also given as a ratio to it (this machine's speed varies
+//!    2× within an hour; the ratio does not);
 //! 1. worker throughput: a backlog pre-loaded with pipelined `XADD`, drained by a fresh
 //!    worker until the group's lag and pending are 0; its CPU time per event and peak RSS,
 //!    Redis's CPU and per-command time meanwhile;
@@ -9,8 +12,8 @@
 //!    `GET /stats/…` shows them;
 //! 3. read throughput and latency of the public data routes at N keep-alive connections;
 //! 4. memory: worker and server peak RSS, Redis bytes per player per board and stats hash;
-//! 5. Redis's own ceiling for the commands one event costs (`redis-benchmark`), against the
-//!    worker's rate;
+//! 5. the effects' minimum: `redis-benchmark` of the plain commands one event costs, against
+//!    the worker's rate;
 //!
 //! then checks that the counts add up. Only the checks can fail a run (`--smoke` included):
 //! timings are reported, never asserted, since they depend on the machine.
@@ -45,8 +48,8 @@ use tokio::time::MissedTickBehavior;
 use http::{HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, closed_loop, encode, ms, wait_for_200};
 use procs::{Proc, ProcStats, find_tool, free_port, machine_busy};
 use redisd::{
-    GroupState, PrivateRedis, command_stats, group_state, info_field, log_slow_calls,
-    redis_benchmark, slow_calls,
+    GroupState, PrivateRedis, YARDSTICK_SCRIPT, command_stats, group_state, info_field,
+    log_slow_calls, redis_benchmark, slow_calls, yardstick,
 };
 use traffic::{CHECKED_STATS, PROBE_PRODUCT, Probe, STREAM, StoreWrites, Tally, Traffic, xadd_all};
 
@@ -69,11 +72,14 @@ const PROBE_POLL: Duration = Duration::from_millis(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls at least this long inside Redis are logged while draining (see `log_slow_calls`).
 const SLOW_CALL_MICROS: u64 = 100;
+/// Keys the yardstick's `EVAL`s spread over (a few MiB of scratch data, flushed after).
+const YARDSTICK_KEYS: usize = 100_000;
 /// Stats hashes measured per product for bytes per player.
 const MEMORY_SAMPLE: usize = 2_000;
 
 /// Benchmarks the stats tracker end to end on a private, empty redis-server: worker
-/// throughput, end-to-end latency, read throughput, memory, and Redis's own ceiling.
+/// throughput against a machine yardstick, end-to-end latency, read throughput, memory, and
+/// the effects' minimum in plain Redis commands.
 ///
 /// Needs redis-server and redis-benchmark on PATH and the release build of stats-tracker
 /// (`scripts/bench` builds it and passes its arguments here). Never touches another Redis.
@@ -138,6 +144,7 @@ struct Config {
     connections: usize,
     players: usize,
     redis_benchmark_requests: u64,
+    yardstick_requests: u64,
     routes: Vec<ReadRoute>,
     batch_size: Option<usize>,
     games: Option<PathBuf>,
@@ -163,6 +170,8 @@ impl Config {
             connections: args.connections.unwrap_or(if smoke { 8 } else { 64 }),
             players: args.players.unwrap_or(if smoke { 500 } else { 10_000 }),
             redis_benchmark_requests: pick(args.redis_benchmark_requests, 1_000_000, 20_000),
+            // A few seconds: long enough to smooth scheduling noise, short against the run.
+            yardstick_requests: if smoke { 20_000 } else { 500_000 },
             routes: args.routes.clone(),
             batch_size: args.batch_size,
             games: args.games.clone(),
@@ -321,7 +330,11 @@ struct Figures {
     e2e_p99: Option<Duration>,
     e2e_rate: f64,
     reads: Vec<(ReadRoute, f64, Duration)>,
+    /// The machine yardstick at the start of the run and again at its end (ops/s).
     ceiling: Option<f64>,
+    ceiling_at_end: Option<f64>,
+    /// Phase 5's estimate: events/s if every effect were one plain pipelined command.
+    plain_commands: Option<f64>,
 }
 
 async fn run(args: &Args, dir: &Path) -> Result<bool> {
@@ -374,11 +387,13 @@ async fn run(args: &Args, dir: &Path) -> Result<bool> {
         checks: Vec::new(),
     };
 
+    bench.figures.ceiling = bench.yardstick("at the start").await?;
     let backlog = bench.drain_backlog().await?;
     bench.end_to_end_latency().await?;
     bench.read_load().await?;
     bench.memory().await?;
-    bench.ceiling(&backlog).await?;
+    bench.plain_commands(&backlog).await?;
+    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
     bench.verify().await?;
     bench.print_targets();
     let failed = bench.checks.iter().filter(|(_, ok)| !ok).count();
@@ -440,7 +455,7 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
 }
 
-/// What phase 1 measured, for the ceiling comparison.
+/// What phase 1 measured, for phase 5's comparison.
 struct Backlog {
     events: u64,
     writes: StoreWrites,
@@ -558,6 +573,16 @@ impl Bench {
         println!(
             "CPU over the drain (% of one core): {}",
             cpu.percent_of(drain)
+        );
+        println!(
+            "{}",
+            drain_line(
+                "drain",
+                sustained,
+                self.figures.ceiling,
+                micros_per(redis_cpu, events),
+                micros_per(worker.cpu, events)
+            )
         );
         let metric = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
         let batches = metric("stats_tracker_worker_batch_size_count");
@@ -888,10 +913,45 @@ impl Bench {
         Ok(())
     }
 
-    /// Phase 5: redis-benchmark on the same Redis for the commands one event costs.
-    async fn ceiling(&mut self, backlog: &Backlog) -> Result<()> {
+    /// Phase 0 (and a repeat at the end): the machine yardstick, see [`redisd::yardstick`].
+    /// `None` when redis-benchmark is missing: the run goes on without ratios.
+    async fn yardstick(&mut self, when: &str) -> Result<Option<f64>> {
         println!();
-        println!("## 5. Redis's own ceiling (redis-benchmark, -P 64, 50 connections, same Redis)");
+        println!(
+            "## Yardstick {when} (redis-benchmark -P 32, 50 connections, same Redis, db {SCRATCH_DB})"
+        );
+        if find_tool("redis-benchmark").is_none() {
+            println!(
+                "redis-benchmark is not installed (Debian's redis-tools has it): no ceiling, no ratios"
+            );
+            return Ok(None);
+        }
+        eprintln!("redis-benchmark EVAL (the yardstick) …");
+        let rate = yardstick(
+            self.redis.port,
+            SCRATCH_DB,
+            self.config.yardstick_requests,
+            YARDSTICK_KEYS,
+        )
+        .await?;
+        println!(
+            "ceiling: {} ops/s (EVAL \"{YARDSTICK_SCRIPT}\" 1 <one of {} keys>)",
+            thousands(rate as u64),
+            thousands(YARDSTICK_KEYS as u64),
+        );
+        if let Some(start) = self.figures.ceiling {
+            println!(
+                "the machine moved {:+.1}% since the start of the run (the ratios use the start's ceiling)",
+                100.0 * (rate / start - 1.0)
+            );
+        }
+        Ok(Some(rate))
+    }
+
+    /// Phase 5: redis-benchmark on the same Redis for the commands one event costs.
+    async fn plain_commands(&mut self, backlog: &Backlog) -> Result<()> {
+        println!();
+        println!("## 5. The effects' minimum (redis-benchmark, -P 64, 50 connections, same Redis)");
         if find_tool("redis-benchmark").is_none() {
             println!(
                 "redis-benchmark is not installed (Debian's redis-tools has it): comparison skipped"
@@ -935,7 +995,8 @@ impl Bench {
         for (name, command) in ops {
             eprintln!("redis-benchmark {name} …");
             let rate =
-                redis_benchmark(self.redis.port, SCRATCH_DB, requests, keyspace, command).await?;
+                redis_benchmark(self.redis.port, SCRATCH_DB, 64, requests, keyspace, command)
+                    .await?;
             println!("{name:<8} {:>10} ops/s", thousands(rate as u64));
             rps.insert(name, rate);
         }
@@ -948,8 +1009,8 @@ impl Bench {
             + w.hincrby as f64 / rps["HINCRBY"]
             + w.zincrby as f64 / rps["ZINCRBY"]
             + w.zadd as f64 / rps["ZADD NX"];
-        let ceiling = backlog.events as f64 / seconds;
-        self.figures.ceiling = Some(ceiling);
+        let estimate = backlog.events as f64 / seconds;
+        self.figures.plain_commands = Some(estimate);
         println!(
             "per backlog event the worker issues {:.3} HINCRBY, {:.3} ZINCRBY, {:.3} ZADD NX, {:.4} dead-letter XADD, plus its stream read and XACK",
             w.hincrby as f64 / backlog.events as f64,
@@ -958,10 +1019,10 @@ impl Bench {
             w.dead_letter_xadds as f64 / backlog.events as f64,
         );
         println!(
-            "ceiling: Redis could apply ≈ {} events/s of this traffic if each stat increment and score change were one plain pipelined command (the effects' minimum: no rank index, no period boards); the worker reached {} events/s = {:.1}% of it, while Redis was busy {:.0}% of the drain",
-            thousands(ceiling as u64),
+            "plain commands: Redis could apply ≈ {} events/s of this traffic if each stat increment and score change were one plain pipelined command (the effects' minimum: no rank index, no period boards); the worker reached {} events/s = {:.1}% of it, while Redis was busy {:.0}% of the drain",
+            thousands(estimate as u64),
             thousands(backlog.rate as u64),
-            100.0 * backlog.rate / ceiling,
+            100.0 * backlog.rate / estimate,
             100.0 * backlog.redis_busy,
         );
         Ok(())
@@ -1070,12 +1131,22 @@ impl Bench {
         };
         println!();
         println!("## Targets");
+        match f.ceiling {
+            Some(ceiling) => println!(
+                "ceiling (machine yardstick): {} ops/s at the start, {} at the end; drain events/s ÷ ceiling = {:.3}",
+                thousands(ceiling as u64),
+                f.ceiling_at_end
+                    .map_or("not measured".to_owned(), |end| thousands(end as u64)),
+                f.drain_sustained / ceiling,
+            ),
+            None => println!("ceiling (machine yardstick): not measured (no redis-benchmark)"),
+        }
         println!(
             "worker ≥ 100,000 events/s sustained: {} events/s — {}{}",
             thousands(f.drain_sustained as u64),
             met(f.drain_sustained >= 100_000.0),
-            f.ceiling.map_or(String::new(), |c| format!(
-                " (Redis ceiling for this traffic ≈ {} events/s)",
+            f.plain_commands.map_or(String::new(), |c| format!(
+                " (plain commands for this traffic ≈ {} events/s)",
                 thousands(c as u64)
             )),
         );
@@ -1409,6 +1480,22 @@ fn sustained_rate(samples: &[(Duration, u64)], total: u64) -> Option<f64> {
     let ((t1, d1), (t2, d2)) = (at(0.1)?, at(0.9)?);
     let seconds = t2.saturating_sub(*t1).as_secs_f64();
     (seconds > 0.0 && d2 > d1).then(|| (d2 - d1) as f64 / seconds)
+}
+
+/// One drain's figures on one line: its rate, the rate as a share of the ceiling, and the CPU
+/// Redis and the worker spent per event.
+fn drain_line(
+    what: &str,
+    rate: f64,
+    ceiling: Option<f64>,
+    redis_us: f64,
+    worker_us: f64,
+) -> String {
+    let ratio = ceiling.map_or("no ceiling".to_owned(), |c| format!("{:.3}", rate / c));
+    format!(
+        "{what}: {} events/s, ÷ ceiling = {ratio}, Redis CPU {redis_us:.1} µs/event, worker CPU {worker_us:.1} µs/event",
+        thousands(rate as u64),
+    )
 }
 
 fn per_second(count: u64, elapsed: Duration) -> f64 {
