@@ -100,7 +100,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one event (`bad` = the generator made it to be dead-lettered).
+    /// Counts one event, as the generator `mark`ed it.
     fn record(&mut self, event: &Event, mark: Mark) {
         self.events += 1;
         if mark == Mark::Bad {
@@ -118,6 +118,7 @@ impl Tally {
             return;
         };
         let kind = field("type").unwrap_or_default();
+        // Team results name their players inside `teams`: read from the parsed sides below.
         for (name, value) in event {
             if value.starts_with(NEWCOMER_PREFIX) && name != "teams" {
                 self.newcomers.insert(value.clone());
