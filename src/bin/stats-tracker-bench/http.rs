@@ -1,6 +1,7 @@
 //! The benchmark's HTTP side: a keep-alive HTTP/1.1 connection (hyper's low-level client, one
 //! request in flight per connection, as a browser or `wrk` does), closed-loop read load over
-//! many such connections, the read routes to load, and latency summaries.
+//! many such connections, the read routes to load and what they ask about, and latency
+//! summaries.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +16,6 @@ use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::net::TcpStream;
-
-use crate::traffic::PRODUCTS;
 
 /// One keep-alive connection to a server.
 pub struct HttpConn {
@@ -90,10 +89,12 @@ pub fn encode(id: &str) -> String {
     utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
 }
 
-/// The read routes the benchmark can load.
-///
-/// The product whose board the rank route reads.
+/// The product whose board real traffic's rank routes read.
 pub const RANK_PRODUCT: &str = "exrps";
+/// Players one ranks request names (the route's maximum).
+pub const RANKS_PLAYERS: usize = 100;
+/// Rows around the player a standing request asks for.
+pub const AROUND: u64 = 10;
 
 /// The read routes the bench can load. A new route: add a variant here and its arm in
 /// [`ReadRoute::path`]; `--routes` then accepts it and the report includes it.
@@ -105,11 +106,62 @@ pub enum ReadRoute {
     Stats,
     /// `GET /v1/products/{product}/boards/wins/entries?limit=20&offset=…`: a ranked page
     Page,
-    /// `GET /v1/products/exrps/boards/wins/players/{player}`: a player's rank
+    /// `GET /v1/products/{product}/boards/wins/players/{player}`: a player's rank
     Rank,
+    /// `GET /v1/products/{product}/boards/wins/entries?offset=<half the board>&limit=20`: a
+    /// page deep in the board
+    DeepPage,
+    /// `GET /v1/products/{product}/boards/wins/players/{player}?around=10`: a standing with
+    /// the rows around it
+    Around,
+    /// `GET /v1/products/{product}/boards/wins/ranks?user_id=…` with 100 players (a friends
+    /// list)
+    Ranks,
     /// `GET /healthz`: no Redis behind it, so it shows what HTTP alone costs on this machine
-    /// (a yardstick for the data routes, like redis-benchmark is for the worker).
+    /// (a yardstick for the data routes, like the ceiling is for the worker).
     Healthz,
+}
+
+/// What the read routes ask about.
+#[derive(Debug, Clone)]
+pub struct ReadTarget {
+    /// Products with their share of requests and players who played them.
+    pub products: Vec<(String, u64, Arc<Vec<String>>)>,
+    /// The product whose `wins` board the rank routes read, and players on that board.
+    pub board_product: String,
+    pub board_players: Arc<Vec<String>>,
+    /// Where [`ReadRoute::DeepPage`] starts.
+    pub deep_offset: u64,
+}
+
+impl ReadTarget {
+    /// A product in the traffic's proportions, with its players.
+    fn product(&self, rng: &mut Rng) -> (&str, &[String]) {
+        let total: u64 = self.products.iter().map(|(_, share, _)| share).sum();
+        let mut roll = rng.below(total.max(1));
+        for (product, share, players) in &self.products {
+            if roll < *share {
+                return (product, players);
+            }
+            roll -= share;
+        }
+        match self.products.first() {
+            Some((product, _, players)) => (product, players),
+            None => (&self.board_product, &self.board_players),
+        }
+    }
+
+    fn board_player(&self, rng: &mut Rng) -> &str {
+        pick(rng, &self.board_players)
+    }
+}
+
+/// One of `players`, uniformly (`""` when there is none: the request then fails visibly).
+fn pick<'a>(rng: &mut Rng, players: &'a [String]) -> &'a str {
+    if players.is_empty() {
+        return "";
+    }
+    &players[rng.below(players.len() as u64) as usize]
 }
 
 impl ReadRoute {
@@ -120,53 +172,64 @@ impl ReadRoute {
             ReadRoute::Page => {
                 "GET /v1/products/{product}/boards/wins/entries?limit=20&offset=<0..1000>"
             }
-            ReadRoute::Rank => "GET /v1/products/exrps/boards/wins/players/{player}",
+            ReadRoute::Rank => "GET /v1/products/{product}/boards/wins/players/{player}",
+            ReadRoute::DeepPage => {
+                "GET /v1/products/{product}/boards/wins/entries?offset=<half the board>&limit=20"
+            }
+            ReadRoute::Around => {
+                "GET /v1/products/{product}/boards/wins/players/{player}?around=10"
+            }
+            ReadRoute::Ranks => {
+                "GET /v1/products/{product}/boards/wins/ranks?user_id=…&user_id=… (100 players)"
+            }
             ReadRoute::Healthz => "GET /healthz",
         }
     }
 
     /// A request path as real clients would send: products in the traffic's proportions,
-    /// players drawn uniformly from everyone who played.
-    pub fn path(self, rng: &mut Rng, players: &[String]) -> String {
+    /// players drawn uniformly from those who played (on the board, for the rank routes).
+    pub fn path(self, rng: &mut Rng, target: &ReadTarget) -> String {
+        let board = || format!("/v1/products/{}/boards/wins", encode(&target.board_product));
         match self {
-            ReadRoute::TopTen => format!("/leaderboards/top_ten/{}", encode(pick_product(rng))),
+            ReadRoute::TopTen => {
+                format!("/leaderboards/top_ten/{}", encode(target.product(rng).0))
+            }
             ReadRoute::Stats => {
-                let product = encode(pick_product(rng));
-                let player = &players[rng.below(players.len() as u64) as usize];
-                format!("/stats/{product}/{}", encode(player))
+                let (product, players) = target.product(rng);
+                let player = pick(rng, players);
+                format!("/stats/{}/{}", encode(product), encode(player))
             }
             ReadRoute::Page => format!(
                 "/v1/products/{}/boards/wins/entries?limit=20&offset={}",
-                encode(pick_product(rng)),
+                encode(target.product(rng).0),
                 rng.below(1000)
             ),
             ReadRoute::Rank => {
-                let player = &players[rng.below(players.len() as u64) as usize];
-                format!(
-                    "/v1/products/{}/boards/wins/players/{}",
-                    encode(RANK_PRODUCT),
-                    encode(player)
-                )
+                format!("{}/players/{}", board(), encode(target.board_player(rng)))
+            }
+            ReadRoute::DeepPage => {
+                format!("{}/entries?offset={}&limit=20", board(), target.deep_offset)
+            }
+            ReadRoute::Around => format!(
+                "{}/players/{}?around={AROUND}",
+                board(),
+                encode(target.board_player(rng))
+            ),
+            ReadRoute::Ranks => {
+                let players: Vec<String> = (0..RANKS_PLAYERS)
+                    .map(|_| format!("user_id={}", encode(target.board_player(rng))))
+                    .collect();
+                format!("{}/ranks?{}", board(), players.join("&"))
             }
             ReadRoute::Healthz => "/healthz".to_owned(),
         }
     }
 
-    /// Whether the route is one of the API's data routes (the targets are about those).
-    pub fn is_data_route(self) -> bool {
-        !matches!(self, ReadRoute::Healthz)
+    /// Whether the read target (≥ 30,000 req/s, p99 ≤ 5 ms) applies: the API's data routes
+    /// that answer about one thing, not `/healthz` nor a ranks call naming 100 players.
+    pub fn has_target(self) -> bool {
+        !matches!(self, ReadRoute::Healthz | ReadRoute::Ranks)
     }
-}
-
-fn pick_product(rng: &mut Rng) -> &'static str {
-    let mut roll = rng.below(100);
-    for (product, share) in PRODUCTS {
-        if roll < share {
-            return product;
-        }
-        roll -= share;
-    }
-    PRODUCTS[0].0
 }
 
 /// Latencies of one measurement, sorted.
@@ -234,7 +297,7 @@ pub async fn closed_loop(
     warmup: Duration,
     window: Duration,
     route: ReadRoute,
-    players: Arc<Vec<String>>,
+    target: Arc<ReadTarget>,
 ) -> Result<LoadResult> {
     // Connect everyone first, so connection set-up is not part of the figures.
     let mut conns = Vec::with_capacity(connections);
@@ -248,7 +311,7 @@ pub async fn closed_loop(
         .into_iter()
         .enumerate()
         .map(|(index, mut conn)| {
-            let players = Arc::clone(&players);
+            let target = Arc::clone(&target);
             tokio::spawn(async move {
                 let mut rng = Rng::new(0xBE7C_0000 + index as u64);
                 let (mut ok, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
@@ -257,7 +320,7 @@ pub async fn closed_loop(
                     if sent >= end {
                         break;
                     }
-                    let path = route.path(&mut rng, &players);
+                    let path = route.path(&mut rng, &target);
                     let answer = conn.get(&path).await;
                     let measured = sent >= measure_from;
                     match answer {

@@ -2,6 +2,9 @@
 //! the figures of BENCHMARKS.md. This file owns the command line, the order of the phases,
 //! what each one measures, the report and the final checks:
 //!
+//! 0. the machine yardstick (`ceiling`): `redis-benchmark` of a two-command `EVAL` on the same
+//!    Redis, so every drain rate is also given as a ratio to it (this machine's speed varies
+//!    2× within an hour; the ratio does not);
 //! 1. worker throughput: a backlog pre-loaded with pipelined `XADD`, drained by a fresh
 //!    worker until the group's lag and pending are 0; its CPU time per event and peak RSS,
 //!    Redis's CPU and per-command time meanwhile;
@@ -9,8 +12,8 @@
 //!    `GET /stats/…` shows them;
 //! 3. read throughput and latency of the public data routes at N keep-alive connections;
 //! 4. memory: worker and server peak RSS, Redis bytes per player per board and stats hash;
-//! 5. Redis's own ceiling for the commands one event costs (`redis-benchmark`), against the
-//!    worker's rate;
+//! 5. the effects' minimum: `redis-benchmark` of the plain commands one event costs, against
+//!    the worker's rate;
 //!
 //! then checks that the counts add up. Only the checks can fail a run (`--smoke` included):
 //! timings are reported, never asserted, since they depend on the machine.
@@ -38,18 +41,24 @@ use hyper::StatusCode;
 use redis::aio::MultiplexedConnection;
 use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
-use stats_tracker::core::keys::{KeySpace, STAMP_FIELD_PREFIX};
+use stats_tracker::core::keys::{KeySpace, PartitionKeys, STAMP_FIELD_PREFIX};
 use stats_tracker::leaderboards::rank;
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
 use tokio::time::MissedTickBehavior;
 
-use http::{HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, closed_loop, encode, ms, wait_for_200};
+use http::{
+    HttpConn, LoadResult, RANK_PRODUCT, ReadRoute, ReadTarget, closed_loop, encode, ms,
+    wait_for_200,
+};
 use procs::{Proc, ProcStats, find_tool, free_port, machine_busy};
 use redisd::{
-    GroupState, PrivateRedis, command_stats, group_state, info_field, log_slow_calls,
-    redis_benchmark, slow_calls,
+    GroupState, PrivateRedis, YARDSTICK_SCRIPT, command_stats, group_state, info_field,
+    log_slow_calls, redis_benchmark, slow_calls, yardstick,
 };
-use traffic::{CHECKED_STATS, PROBE_PRODUCT, Probe, STREAM, StoreWrites, Tally, Traffic, xadd_all};
+use traffic::{
+    BIG_BOARD_PRODUCT, CHECKED_STATS, PROBE_PRODUCT, PRODUCTS, Probe, STREAM, StoreWrites, Tally,
+    Traffic, TrafficKind, TrafficSpec, xadd_all,
+};
 
 /// Key prefix and consumer group the tracker children use (set explicitly, not defaults, so
 /// the checks read the same keys the worker wrote).
@@ -70,21 +79,35 @@ const PROBE_POLL: Duration = Duration::from_millis(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls at least this long inside Redis are logged while draining (see `log_slow_calls`).
 const SLOW_CALL_MICROS: u64 = 100;
+/// Keys the yardstick's `EVAL`s spread over (a few MiB of scratch data, flushed after).
+const YARDSTICK_KEYS: usize = 100_000;
+/// Where the drain's progress and CPU are marked (percent of the backlog): per-tenth rates,
+/// the first from 1% so the worker's start-up does not count.
+const DRAIN_MARKS: [u64; 11] = [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+/// Products whose memory is measured, the busiest first (churn has hundreds).
+const MEMORY_PRODUCTS: usize = 4;
 /// Stats hashes measured per product for bytes per player.
 const MEMORY_SAMPLE: usize = 2_000;
 
 /// Benchmarks the stats tracker end to end on a private, empty redis-server: worker
-/// throughput, end-to-end latency, read throughput, memory, and Redis's own ceiling.
+/// throughput against a machine yardstick, end-to-end latency, read throughput, memory, and
+/// the effects' minimum in plain Redis commands.
 ///
 /// Needs redis-server and redis-benchmark on PATH and the release build of stats-tracker
 /// (`scripts/bench` builds it and passes its arguments here). Never touches another Redis.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Backlog the worker drains in phase 1 [default: 1000000; --smoke: 20000].
+    /// What traffic to send: `real`, `churn` or `big-board` [default: real; --smoke without
+    /// it runs each kind in turn].
+    #[arg(long, value_enum)]
+    traffic: Option<TrafficKind>,
+    /// Backlog the worker drains in phase 1 [default: 1000000, churn 300000; --smoke: 20000,
+    /// churn 5000]. Big-board: always --players / 2 games.
     #[arg(long)]
     events: Option<u64>,
-    /// Offered load of the latency phase, events/s [default: 5000; --smoke: 1000].
+    /// Offered load of the latency phase, events/s [default: 5000, churn and big-board 1000
+    /// (each of their events is a whole match); --smoke: 1000].
     #[arg(long)]
     rate: Option<u64>,
     /// Seconds of the latency phase and of each read run [default: 15; --smoke: 2].
@@ -97,15 +120,28 @@ struct Args {
     /// Concurrent keep-alive connections of the read phase [default: 64; --smoke: 8].
     #[arg(long)]
     connections: Option<usize>,
-    /// Distinct players in the traffic [default: 10000; --smoke: 500].
+    /// Real: the players matches draw from, with skewed popularity [default: 20000; --smoke:
+    /// 500]. Big-board: the players the backlog puts on the board [default: 1000000; --smoke:
+    /// 4000]. Churn: unused (every game brings two new players).
     #[arg(long)]
     players: Option<usize>,
+    /// Real: percentage of matches that bring a player never seen before.
+    #[arg(long, default_value_t = 0, value_name = "PCT")]
+    new_player_share: u64,
+    /// Churn: products the games are spread over (`churn-0000` …; the games file does not
+    /// name them, so the default rules apply).
+    #[arg(long, default_value_t = 100)]
+    products: usize,
+    /// Churn and big-board: bytes per player id (13 to 128, the longest id the tracker takes).
+    #[arg(long, default_value_t = 20)]
+    id_bytes: usize,
     /// Requests per redis-benchmark run [default: 1000000; --smoke: 20000].
     #[arg(long)]
     redis_benchmark_requests: Option<u64>,
-    /// Read routes to load, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ReadRoute::TopTen, ReadRoute::Stats, ReadRoute::Page, ReadRoute::Rank, ReadRoute::Healthz])]
-    routes: Vec<ReadRoute>,
+    /// Read routes to load, comma-separated [default: top-ten,stats,page,rank,healthz;
+    /// big-board: deep-page,around,ranks,healthz].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    routes: Option<Vec<ReadRoute>>,
     /// Worker batch size (STATS_TRACKER__STREAM__BATCH_SIZE) [default: the tracker's].
     #[arg(long)]
     batch_size: Option<usize>,
@@ -131,6 +167,7 @@ struct Args {
 /// The sizes of one run, `--smoke` defaults applied.
 #[derive(Debug, Clone)]
 struct Config {
+    traffic: TrafficKind,
     events: u64,
     rate: u64,
     duration: Duration,
@@ -139,48 +176,120 @@ struct Config {
     connections: usize,
     players: usize,
     redis_benchmark_requests: u64,
+    yardstick_requests: u64,
     routes: Vec<ReadRoute>,
     batch_size: Option<usize>,
     games: Option<PathBuf>,
     bad_percent: u64,
+    new_player_share: u64,
+    products: usize,
+    id_bytes: usize,
     seed: u64,
     smoke: bool,
 }
 
 impl Config {
-    fn from_args(args: &Args) -> Result<Self> {
+    fn from_args(args: &Args, traffic: TrafficKind) -> Result<Self> {
         let smoke = args.smoke;
         let pick = |given: Option<u64>, full: u64, small: u64| {
             given.unwrap_or(if smoke { small } else { full })
         };
-        let duration = args.duration.unwrap_or(if smoke { 2.0 } else { 15.0 });
+        // The kinds beyond `real` are extra in the default smoke run: kept short.
+        let extra_smoke = smoke && traffic != TrafficKind::Real;
+        let duration = args.duration.unwrap_or(match (smoke, extra_smoke) {
+            (_, true) => 1.0,
+            (true, false) => 2.0,
+            (false, _) => 15.0,
+        });
+        let read_duration = args
+            .read_duration
+            .unwrap_or(if extra_smoke { 0.5 } else { duration });
+        let players = match traffic {
+            TrafficKind::BigBoard => pick(args.players.map(|n| n as u64), 1_000_000, 4_000),
+            _ => pick(args.players.map(|n| n as u64), 20_000, 500),
+        } as usize;
+        let events = match traffic {
+            TrafficKind::Real => pick(args.events, 1_000_000, 20_000),
+            TrafficKind::Churn => pick(args.events, 300_000, 5_000),
+            TrafficKind::BigBoard => (players / 2) as u64,
+        };
+        let routes = args.routes.clone().unwrap_or_else(|| match traffic {
+            TrafficKind::BigBoard => vec![
+                ReadRoute::DeepPage,
+                ReadRoute::Around,
+                ReadRoute::Ranks,
+                ReadRoute::Healthz,
+            ],
+            _ => vec![
+                ReadRoute::TopTen,
+                ReadRoute::Stats,
+                ReadRoute::Page,
+                ReadRoute::Rank,
+                ReadRoute::Healthz,
+            ],
+        });
         let config = Self {
-            events: pick(args.events, 1_000_000, 20_000),
-            rate: pick(args.rate, 5_000, 1_000),
+            traffic,
+            events,
+            // 5,000 real events/s are about 250 matches/s; churn's events are each a match.
+            rate: match traffic {
+                TrafficKind::Real => pick(args.rate, 5_000, 1_000),
+                _ => pick(args.rate, 1_000, 1_000),
+            },
             duration: Duration::try_from_secs_f64(duration).context("--duration")?,
-            read_duration: Duration::try_from_secs_f64(args.read_duration.unwrap_or(duration))
-                .context("--read-duration")?,
+            read_duration: Duration::try_from_secs_f64(read_duration).context("--read-duration")?,
             warmup: Duration::from_millis(if smoke { 200 } else { 1_000 }),
             connections: args.connections.unwrap_or(if smoke { 8 } else { 64 }),
-            players: args.players.unwrap_or(if smoke { 500 } else { 10_000 }),
+            players,
             redis_benchmark_requests: pick(args.redis_benchmark_requests, 1_000_000, 20_000),
-            routes: args.routes.clone(),
+            // A few seconds: long enough to smooth scheduling noise, short against the run.
+            yardstick_requests: if smoke { 20_000 } else { 500_000 },
+            routes,
             batch_size: args.batch_size,
             games: args.games.clone(),
             bad_percent: args.bad_percent.min(100),
+            new_player_share: args.new_player_share,
+            products: args.products,
+            id_bytes: args.id_bytes,
             seed: args.seed,
             smoke,
         };
+        if config.new_player_share > 100 {
+            bail!("--new-player-share is a percentage (0 to 100)");
+        }
+        if config.products == 0 {
+            bail!("--products must be positive");
+        }
+        // Shorter would cut the unique part; the tracker takes ids of up to 128 characters.
+        if !(13..=128).contains(&config.id_bytes) {
+            bail!("--id-bytes must be 13 to 128");
+        }
         if config.events == 0 || config.rate == 0 || config.connections == 0 {
             bail!("--events, --rate and --connections must be positive");
         }
         if config.players < 4 {
             bail!("--players must be at least 4 (the traffic has four-player matches)");
         }
+        if config.events == 0 {
+            bail!("the backlog is empty");
+        }
         if config.duration.is_zero() || config.read_duration.is_zero() {
             bail!("--duration and --read-duration must be positive");
         }
         Ok(config)
+    }
+
+    fn traffic_spec(&self) -> TrafficSpec {
+        TrafficSpec {
+            kind: self.traffic,
+            seed: self.seed,
+            players: self.players,
+            bad_percent: self.bad_percent,
+            newcomer_percent: self.new_player_share,
+            products: self.products,
+            id_bytes: self.id_bytes,
+            expected_events: self.events + (self.rate as f64 * self.duration.as_secs_f64()) as u64,
+        }
     }
 }
 
@@ -203,10 +312,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kinds = match (args.traffic, args.smoke) {
+        (Some(kind), _) => vec![kind],
+        // CI's one smoke command covers every kind.
+        (None, true) => vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard],
+        (None, false) => vec![TrafficKind::Real],
+    };
     let result = runtime.block_on(async {
         // Dropping `run` on a signal drops its child-process guards, which kill the children.
         tokio::select! {
-            result = run(&args, dir.path()) => result,
+            result = run_kinds(&args, &kinds, dir.path()) => result,
             signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
         }
     });
@@ -322,11 +437,38 @@ struct Figures {
     e2e_p99: Option<Duration>,
     e2e_rate: f64,
     reads: Vec<(ReadRoute, f64, Duration)>,
+    /// The machine yardstick at the start of the run and again at its end (ops/s).
     ceiling: Option<f64>,
+    ceiling_at_end: Option<f64>,
+    /// Phase 5's estimate: events/s if every effect were one plain pipelined command.
+    plain_commands: Option<f64>,
+    /// Drain rates of the backlog's first tenth (from 1%, after start-up) and last tenth.
+    first_tenth: Option<f64>,
+    last_tenth: Option<f64>,
 }
 
-async fn run(args: &Args, dir: &Path) -> Result<bool> {
-    let config = Config::from_args(args)?;
+/// One run per traffic kind, each on its own Redis and children; true if every check passed.
+async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<bool> {
+    let mut results = Vec::new();
+    for kind in kinds {
+        let dir = dir.join(kind.name());
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        results.push((kind.name(), run(args, *kind, &dir).await?));
+    }
+    if results.len() > 1 {
+        println!();
+        for (kind, ok) in &results {
+            println!(
+                "{kind}: {}",
+                if *ok { "every check passed" } else { "FAILED" }
+            );
+        }
+    }
+    Ok(results.iter().all(|(_, ok)| *ok))
+}
+
+async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
+    let config = Config::from_args(args, traffic)?;
     let binary = match &args.tracker {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -359,14 +501,18 @@ async fn run(args: &Args, dir: &Path) -> Result<bool> {
         }),
         dir: dir.to_owned(),
     };
-    let players = simulate::players(config.players);
+    // The generator's list: only real traffic draws from it.
+    let players = match config.traffic {
+        TrafficKind::Real => simulate::players(config.players),
+        _ => Vec::new(),
+    };
     let mut bench = Bench {
         worker: None,
         server: None,
         store: redis.connect(STORE_DB).await?,
         stream: redis.connect(STREAM_DB).await?,
         keys: KeySpace::new(PREFIX)?,
-        traffic: Traffic::new(config.seed, config.players, config.bad_percent),
+        traffic: Traffic::new(&config.traffic_spec()),
         players: Arc::new(players),
         config,
         tracker,
@@ -375,11 +521,13 @@ async fn run(args: &Args, dir: &Path) -> Result<bool> {
         checks: Vec::new(),
     };
 
+    bench.figures.ceiling = bench.yardstick("at the start").await?;
     let backlog = bench.drain_backlog().await?;
     bench.end_to_end_latency().await?;
     bench.read_load().await?;
     bench.memory().await?;
-    bench.ceiling(&backlog).await?;
+    bench.plain_commands(&backlog).await?;
+    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
     bench.verify().await?;
     bench.print_targets();
     let failed = bench.checks.iter().filter(|(_, ok)| !ok).count();
@@ -416,14 +564,31 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
         "machine: {cpus} CPUs ({cpu_model}), {mem_gib:.1} GiB memory; redis-server {} (private, port {}, nothing saved)",
         redis.version, redis.port
     );
+    let traffic = match config.traffic {
+        TrafficKind::Real => format!(
+            "real (simulate::mixed_run: exrps match sequences, two other products, {}% bad matches), {} players with skewed popularity, {}% of matches bring a new player",
+            config.bad_percent,
+            thousands(config.players as u64),
+            config.new_player_share,
+        ),
+        TrafficKind::Churn => format!(
+            "churn (every event a game_over between two new players, over {} products), ids of {} bytes",
+            thousands(config.products as u64),
+            config.id_bytes,
+        ),
+        TrafficKind::BigBoard => format!(
+            "big-board (game_overs between two new players filling {BIG_BOARD_PRODUCT:?}'s `{WINS_BOARD}` board with {} players), ids of {} bytes",
+            thousands(config.players as u64),
+            config.id_bytes,
+        ),
+    };
+    println!("traffic: {traffic}");
     println!(
-        "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, {} players, {}% bad matches, seed {}, worker batch size {}",
+        "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, seed {}, worker batch size {}",
         thousands(config.events),
         thousands(config.rate),
         config.duration,
         config.connections,
-        thousands(config.players as u64),
-        config.bad_percent,
         config.seed,
         config
             .batch_size
@@ -441,7 +606,7 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
 }
 
-/// What phase 1 measured, for the ceiling comparison.
+/// What phase 1 measured, for phase 5's comparison.
 struct Backlog {
     events: u64,
     writes: StoreWrites,
@@ -491,6 +656,7 @@ impl Bench {
         // Far beyond any plausible drain (1 ms per event), so a stuck worker still ends the run.
         let deadline = started + Duration::from_secs(60) + Duration::from_millis(events);
         let mut samples: Vec<(Duration, u64)> = Vec::new();
+        let mut marks: Vec<(Duration, u64, CpuSnapshot)> = Vec::new();
         let mut reported = Instant::now();
         loop {
             self.worker()?.ensure_running()?;
@@ -498,6 +664,11 @@ impl Bench {
             if let Some(state) = self.group().await? {
                 let done = state.done(events);
                 samples.push((started.elapsed(), done));
+                while let Some(percent) = DRAIN_MARKS.get(marks.len())
+                    && done * 100 >= percent * events
+                {
+                    marks.push((started.elapsed(), done, self.cpu_snapshot()?));
+                }
                 if state.drained() {
                     break;
                 }
@@ -560,6 +731,17 @@ impl Bench {
             "CPU over the drain (% of one core): {}",
             cpu.percent_of(drain)
         );
+        println!(
+            "{}",
+            drain_line(
+                "drain",
+                sustained,
+                self.figures.ceiling,
+                micros_per(redis_cpu, events),
+                micros_per(worker.cpu, events)
+            )
+        );
+        self.print_tenths(&marks);
         let metric = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
         let batches = metric("stats_tracker_worker_batch_size_count");
         let in_batches = metric("stats_tracker_worker_batch_duration_seconds_sum");
@@ -656,6 +838,44 @@ impl Bench {
         })
     }
 
+    /// The drain tenth by tenth: how its rate and cost per event move as the store fills.
+    fn print_tenths(&mut self, marks: &[(Duration, u64, CpuSnapshot)]) {
+        println!("drain by tenth of the backlog (the first from 1%, after the worker's start-up):");
+        let mut rates = Vec::new();
+        for (pair, percents) in marks.windows(2).zip(DRAIN_MARKS.windows(2)) {
+            let ((t1, d1, c1), (t2, d2, c2)) = (&pair[0], &pair[1]);
+            let (count, wall) = (d2.saturating_sub(*d1), t2.saturating_sub(*t1));
+            // Marks passed in one poll share a moment: nothing to rate between them.
+            if count == 0 || wall.is_zero() {
+                rates.push(None);
+                continue;
+            }
+            let cpu = c2.minus(c1);
+            let rate = per_second(count, wall);
+            println!(
+                "  {}",
+                drain_line(
+                    &format!("{:>3}% → {:>3}%", percents[0], percents[1]),
+                    rate,
+                    self.figures.ceiling,
+                    micros_per(cpu.redis, count),
+                    micros_per(cpu.worker, count),
+                )
+            );
+            rates.push(Some(rate));
+        }
+        self.figures.first_tenth = rates.first().copied().flatten();
+        self.figures.last_tenth = rates.last().copied().flatten();
+        if let (Some(first), Some(last)) = (self.figures.first_tenth, self.figures.last_tenth) {
+            println!(
+                "first tenth {} events/s, last tenth {} events/s: last ÷ first = {:.2}",
+                thousands(first as u64),
+                thousands(last as u64),
+                last / first,
+            );
+        }
+    }
+
     /// Phase 2: steady offered load plus probes, latency from XADD to visible over HTTP.
     async fn end_to_end_latency(&mut self) -> Result<()> {
         let (rate, duration) = (self.config.rate, self.config.duration);
@@ -707,10 +927,11 @@ impl Bench {
         self.figures.e2e_rate = offered;
         self.figures.e2e_p99 = (latencies.len() > 0).then(|| latencies.percentile(99.0));
         println!(
-            "offered {} events in {:.1} s ({} events/s) of realistic traffic, plus {} probe game_overs",
+            "offered {} events in {:.1} s ({} events/s) of {} traffic, plus {} probe game_overs",
             thousands(sent),
             duration.as_secs_f64(),
             thousands(offered as u64),
+            self.config.traffic.name(),
             thousands(probes.probes.len() as u64),
         );
         println!(
@@ -761,29 +982,15 @@ impl Bench {
             "## 3. Reads at {} keep-alive connections (closed loop, {:.0?} warm-up, {:.0?} measured)",
             config.connections, config.warmup, config.read_duration
         );
+        let target = Arc::new(self.read_target().await?);
+        println!(
+            "rank routes read {:?}'s `{WINS_BOARD}` board, players drawn from {} on it; the deep page starts at offset {}",
+            target.board_product,
+            thousands(target.board_players.len() as u64),
+            thousands(target.deep_offset),
+        );
         for route in config.routes {
             eprintln!("loading {} …", route.template());
-            // A player's rank is asked of players on the board (others are a 404).
-            let players = if route == ReadRoute::Rank {
-                let board = self
-                    .keys
-                    .product(&ProductId::parse(RANK_PRODUCT)?)
-                    .board(WINS_BOARD);
-                // Members are `<stamp><player>` (see leaderboards::rank).
-                let members: Vec<Vec<u8>> = query(
-                    redis::cmd("ZRANGE").arg(&board).arg(0).arg(-1),
-                    &mut self.store,
-                )
-                .await?;
-                let on_board = members
-                    .iter()
-                    .filter_map(|member| member.get(rank::STAMP_BYTES..))
-                    .filter_map(|player| String::from_utf8(player.to_vec()).ok())
-                    .collect();
-                Arc::new(on_board)
-            } else {
-                Arc::clone(&self.players)
-            };
             let before = self.cpu_snapshot()?;
             let started = Instant::now();
             let result: LoadResult = closed_loop(
@@ -792,7 +999,7 @@ impl Bench {
                 config.warmup,
                 config.read_duration,
                 route,
-                players,
+                Arc::clone(&target),
             )
             .await?;
             let elapsed = started.elapsed();
@@ -827,6 +1034,72 @@ impl Bench {
         Ok(())
     }
 
+    /// What the read routes ask about: real traffic's products in their shares with the
+    /// generator's players, and exrps's board with everyone on it; fresh-player traffic's
+    /// products with their sampled players, and its first (big-board: only) product's board.
+    async fn read_target(&mut self) -> Result<ReadTarget> {
+        let tally = &self.traffic.tally;
+        let (products, board_product, board_players) = match self.config.traffic {
+            TrafficKind::Real => {
+                let products = PRODUCTS
+                    .iter()
+                    .map(|(product, share)| {
+                        ((*product).to_owned(), *share, Arc::clone(&self.players))
+                    })
+                    .collect();
+                let board = self
+                    .keys
+                    .product(&ProductId::parse(RANK_PRODUCT)?)
+                    .board(WINS_BOARD);
+                // A player's rank is asked of players on the board (others are a 404).
+                // Members are `<stamp><player>` (see leaderboards::rank).
+                let members: Vec<Vec<u8>> = query(
+                    redis::cmd("ZRANGE").arg(&board).arg(0).arg(-1),
+                    &mut self.store,
+                )
+                .await?;
+                let on_board = members
+                    .iter()
+                    .filter_map(|member| member.get(rank::STAMP_BYTES..))
+                    .filter_map(|player| String::from_utf8(player.to_vec()).ok())
+                    .collect();
+                (products, RANK_PRODUCT.to_owned(), Arc::new(on_board))
+            }
+            TrafficKind::Churn | TrafficKind::BigBoard => {
+                // Probes are exrps games: not this traffic's products.
+                let products: Vec<(String, u64, Arc<Vec<String>>)> = tally
+                    .sampled_games
+                    .keys()
+                    .filter(|product| product.as_str() != PROBE_PRODUCT)
+                    .map(|product| (product.clone(), 1, Arc::new(tally.sampled_players(product))))
+                    .collect();
+                let (product, _, players) = products
+                    .first()
+                    .cloned()
+                    .context("no game of this traffic was sampled")?;
+                (products, product, players)
+            }
+        };
+        let deep_offset = match self.config.traffic {
+            // The rank asked for: the middle of the board the backlog filled.
+            TrafficKind::BigBoard => (self.config.players / 2) as u64,
+            _ => {
+                let board = self
+                    .keys
+                    .product(&ProductId::parse(&board_product)?)
+                    .board(WINS_BOARD);
+                let members: u64 = query(redis::cmd("ZCARD").arg(&board), &mut self.store).await?;
+                members / 2
+            }
+        };
+        Ok(ReadTarget {
+            products,
+            board_product,
+            board_players,
+            deep_offset,
+        })
+    }
+
     /// Phase 4: process peaks and Redis bytes per player.
     async fn memory(&mut self) -> Result<()> {
         println!();
@@ -846,28 +1119,36 @@ impl Bench {
                 mib(server.rss_kib)
             );
         }
-        let products: Vec<String> = self.traffic.tally.stats.keys().cloned().collect();
+        let tally = &self.traffic.tally;
+        let games = |product: &String| {
+            tally
+                .stats
+                .get(product)
+                .and_then(|stats| stats.get("games"))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut products: Vec<String> = tally.stats.keys().cloned().collect();
+        products.sort_by_key(|product| std::cmp::Reverse(games(product)));
+        if products.len() > MEMORY_PRODUCTS {
+            println!(
+                "the {MEMORY_PRODUCTS} busiest of {} products (the others are alike or smaller):",
+                products.len()
+            );
+            products.truncate(MEMORY_PRODUCTS);
+        }
         for product in &products {
             let keys = self.keys.product(&ProductId::parse(product)?);
-            let board = keys.board(WINS_BOARD);
-            let members: u64 = query(redis::cmd("ZCARD").arg(&board), &mut self.store).await?;
-            // The board (in rank order) with its distinct scores, all time; each player's stamp
-            // on it is in their stats hash, measured below.
-            let board_keys = keys.board_keys(WINS_BOARD, None);
-            let mut bytes: Option<u64> = None;
-            for key in [&board_keys.board, &board_keys.distinct] {
-                let size: Option<u64> = query(&memory_usage(key), &mut self.store).await?;
-                bytes = Some(bytes.unwrap_or(0) + size.unwrap_or(0));
-            }
-            let encoding: String = query(
-                redis::cmd("OBJECT").arg("ENCODING").arg(&board),
-                &mut self.store,
-            )
-            .await?;
-            // Every k-th player, so popular and rare players are both represented.
-            let step = (self.players.len() / MEMORY_SAMPLE).max(1);
+            let board = board_memory(&mut self.store, &keys, WINS_BOARD).await?;
+            // Real traffic: every k-th generated player, so popular and rare players are both
+            // represented; fresh-player traffic: the sampled games' players.
+            let players = match self.config.traffic {
+                TrafficKind::Real => self.players.to_vec(),
+                _ => self.traffic.tally.sampled_players(product),
+            };
+            let step = (players.len() / MEMORY_SAMPLE).max(1);
             let mut pipe = redis::pipe();
-            for player in self.players.iter().step_by(step) {
+            for player in players.iter().step_by(step) {
                 pipe.add_command(memory_usage(&keys.stats(&PlayerId::parse(player)?)));
             }
             let sizes: Vec<Option<u64>> = pipe
@@ -877,10 +1158,11 @@ impl Bench {
             let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
             let hash_avg = sizes.iter().sum::<u64>() as f64 / sizes.len().max(1) as f64;
             println!(
-                "{product:?}: `{WINS_BOARD}` board {} players, {} bytes ({encoding}) = {:.0} bytes per player (each daily/weekly/monthly period board costs the same per player in it); stats hash, with the player's stamp on each board, {:.0} bytes per player (mean of {} hashes)",
-                thousands(members),
-                thousands(bytes.unwrap_or(0)),
-                bytes.unwrap_or(0) as f64 / members.max(1) as f64,
+                "{product:?}: `{WINS_BOARD}` board {} players, {} bytes ({}) = {:.0} bytes per player (each daily/weekly/monthly period board costs the same per player in it); stats hash, with the player's stamp on each board, {:.0} bytes per player (mean of {} hashes)",
+                thousands(board.members),
+                thousands(board.bytes),
+                board.encoding,
+                board.bytes as f64 / board.members.max(1) as f64,
                 hash_avg,
                 sizes.len(),
             );
@@ -897,10 +1179,45 @@ impl Bench {
         Ok(())
     }
 
-    /// Phase 5: redis-benchmark on the same Redis for the commands one event costs.
-    async fn ceiling(&mut self, backlog: &Backlog) -> Result<()> {
+    /// Phase 0 (and a repeat at the end): the machine yardstick, see [`redisd::yardstick`].
+    /// `None` when redis-benchmark is missing: the run goes on without ratios.
+    async fn yardstick(&mut self, when: &str) -> Result<Option<f64>> {
         println!();
-        println!("## 5. Redis's own ceiling (redis-benchmark, -P 64, 50 connections, same Redis)");
+        println!(
+            "## Yardstick {when} (redis-benchmark -P 32, 50 connections, same Redis, db {SCRATCH_DB})"
+        );
+        if find_tool("redis-benchmark").is_none() {
+            println!(
+                "redis-benchmark is not installed (Debian's redis-tools has it): no ceiling, no ratios"
+            );
+            return Ok(None);
+        }
+        eprintln!("redis-benchmark EVAL (the yardstick) …");
+        let rate = yardstick(
+            self.redis.port,
+            SCRATCH_DB,
+            self.config.yardstick_requests,
+            YARDSTICK_KEYS,
+        )
+        .await?;
+        println!(
+            "ceiling: {} ops/s (EVAL \"{YARDSTICK_SCRIPT}\" 1 <one of {} keys>)",
+            thousands(rate as u64),
+            thousands(YARDSTICK_KEYS as u64),
+        );
+        if let Some(start) = self.figures.ceiling {
+            println!(
+                "the machine moved {:+.1}% since the start of the run (the ratios use the start's ceiling)",
+                100.0 * (rate / start - 1.0)
+            );
+        }
+        Ok(Some(rate))
+    }
+
+    /// Phase 5: redis-benchmark on the same Redis for the commands one event costs.
+    async fn plain_commands(&mut self, backlog: &Backlog) -> Result<()> {
+        println!();
+        println!("## 5. The effects' minimum (redis-benchmark, -P 64, 50 connections, same Redis)");
         if find_tool("redis-benchmark").is_none() {
             println!(
                 "redis-benchmark is not installed (Debian's redis-tools has it): comparison skipped"
@@ -944,7 +1261,8 @@ impl Bench {
         for (name, command) in ops {
             eprintln!("redis-benchmark {name} …");
             let rate =
-                redis_benchmark(self.redis.port, SCRATCH_DB, requests, keyspace, command).await?;
+                redis_benchmark(self.redis.port, SCRATCH_DB, 64, requests, keyspace, command)
+                    .await?;
             println!("{name:<8} {:>10} ops/s", thousands(rate as u64));
             rps.insert(name, rate);
         }
@@ -957,8 +1275,8 @@ impl Bench {
             + w.hincrby as f64 / rps["HINCRBY"]
             + w.zincrby as f64 / rps["ZINCRBY"]
             + w.zadd as f64 / rps["ZADD NX"];
-        let ceiling = backlog.events as f64 / seconds;
-        self.figures.ceiling = Some(ceiling);
+        let estimate = backlog.events as f64 / seconds;
+        self.figures.plain_commands = Some(estimate);
         println!(
             "per backlog event the worker issues {:.3} HINCRBY, {:.3} ZINCRBY, {:.3} ZADD NX, {:.4} dead-letter XADD, plus its stream read and XACK",
             w.hincrby as f64 / backlog.events as f64,
@@ -967,10 +1285,10 @@ impl Bench {
             w.dead_letter_xadds as f64 / backlog.events as f64,
         );
         println!(
-            "ceiling: Redis could apply ≈ {} events/s of this traffic if each stat increment and score change were one plain pipelined command (the effects' minimum: no rank index, no period boards); the worker reached {} events/s = {:.1}% of it, while Redis was busy {:.0}% of the drain",
-            thousands(ceiling as u64),
+            "plain commands: Redis could apply ≈ {} events/s of this traffic if each stat increment and score change were one plain pipelined command (the effects' minimum: no rank index, no period boards); the worker reached {} events/s = {:.1}% of it, while Redis was busy {:.0}% of the drain",
+            thousands(estimate as u64),
             thousands(backlog.rate as u64),
-            100.0 * backlog.rate / ceiling,
+            100.0 * backlog.rate / estimate,
             100.0 * backlog.redis_busy,
         );
         Ok(())
@@ -980,9 +1298,54 @@ impl Bench {
     async fn verify(&mut self) -> Result<()> {
         self.wait_drained(Duration::from_secs(60)).await?;
         let tally: Tally = self.traffic.tally.clone();
+        let mut notes = Vec::new();
+        if self.config.traffic.fresh_players() {
+            self.verify_fresh(&tally).await?;
+        } else {
+            self.verify_every_player(&tally, &mut notes).await?;
+        }
+        let dead_letters: u64 = query(
+            redis::cmd("XLEN").arg(self.keys.dead_letters().stream()),
+            &mut self.store,
+        )
+        .await?;
+        self.checks.push((
+            format!(
+                "{dead_letters} dead letters, expected {}",
+                tally.dead_letters
+            ),
+            dead_letters == tally.dead_letters,
+        ));
+        let metrics = scrape(self.tracker.metrics_addr).await?;
+        let counted = metrics
+            .get("stats_tracker_worker_events_total")
+            .copied()
+            .unwrap_or(0.0) as u64;
+        self.checks.push((
+            format!(
+                "worker counted {counted} events in all, expected {}",
+                tally.events
+            ),
+            counted == tally.events,
+        ));
+
+        println!();
+        println!("## Checks");
+        for (what, ok) in &self.checks {
+            println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
+        }
+        for note in notes {
+            println!("note {note}");
+        }
+        Ok(())
+    }
+
+    /// Real traffic: every product's board total and stat sums over every player who played
+    /// (the generator's players, probes and newcomers).
+    async fn verify_every_player(&mut self, tally: &Tally, notes: &mut Vec<String>) -> Result<()> {
         let mut players: Vec<String> = self.players.to_vec();
         players.extend(tally.probe_players.iter().cloned());
-        let mut notes = Vec::new();
+        players.extend(tally.newcomers.iter().cloned());
         for (product, expected) in &tally.stats {
             if let Some(kinds) = tally.unmodelled.get(product) {
                 notes.push(format!(
@@ -1042,39 +1405,96 @@ impl Bench {
                 ));
             }
         }
-        let dead_letters: u64 = query(
-            redis::cmd("XLEN").arg(self.keys.dead_letters().stream()),
-            &mut self.store,
-        )
-        .await?;
+        Ok(())
+    }
+
+    /// Fresh-player traffic, where every player plays one game: every product's `wins` board
+    /// from counts (two members per game, the winner at 1, the loser at 0), and the stats of
+    /// the sampled games' players one by one (all of them at smoke sizes).
+    async fn verify_fresh(&mut self, tally: &Tally) -> Result<()> {
+        let products: Vec<&String> = tally.stats.keys().collect();
+        let mut pipe = redis::pipe();
+        for product in &products {
+            let board = self
+                .keys
+                .product(&ProductId::parse(product)?)
+                .board(WINS_BOARD);
+            // Boards store negated scores (see leaderboards::rank).
+            pipe.zcard(&board).zcount(&board, -1, -1).zcount(&board, 0, 0);
+        }
+        let counts: Vec<u64> = pipe
+            .query_async(&mut self.store)
+            .await
+            .context("counting board members")?;
+        let mut wrong = Vec::new();
+        for (product, got) in products.iter().zip(counts.chunks(3)) {
+            let players = tally
+                .stats
+                .get(*product)
+                .and_then(|stats| stats.get("games"))
+                .copied()
+                .unwrap_or(0);
+            let winners = tally.board_points.get(*product).copied().unwrap_or(0);
+            let want = [players, winners, players.saturating_sub(winners)];
+            if got != want {
+                wrong.push(format!(
+                    "{product:?} has {got:?} (members, at 1, at 0), expected {want:?}"
+                ));
+            }
+        }
         self.checks.push((
             format!(
-                "{dead_letters} dead letters, expected {}",
-                tally.dead_letters
+                "`{WINS_BOARD}` boards of all {} products hold two players per game, winners at 1 and losers at 0{}",
+                products.len(),
+                wrong.first().map_or(String::new(), |first| format!(
+                    "; {} wrong, first: {first}",
+                    wrong.len()
+                )),
             ),
-            dead_letters == tally.dead_letters,
-        ));
-        let metrics = scrape(self.tracker.metrics_addr).await?;
-        let counted = metrics
-            .get("stats_tracker_worker_events_total")
-            .copied()
-            .unwrap_or(0.0) as u64;
-        self.checks.push((
-            format!(
-                "worker counted {counted} events in all, expected {}",
-                tally.events
-            ),
-            counted == tally.events,
+            wrong.is_empty(),
         ));
 
-        println!();
-        println!("## Checks");
-        for (what, ok) in &self.checks {
-            println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
+        // [games, wins, losses, draws] summed over the sampled players.
+        let mut sums = [0i64; 4];
+        let (mut games, mut odd) = (0u64, 0u64);
+        for (product, sampled) in &tally.sampled_games {
+            let keys = self.keys.product(&ProductId::parse(product)?);
+            for chunk in sampled.chunks(500) {
+                let mut pipe = redis::pipe();
+                for (winner, loser) in chunk {
+                    pipe.hgetall(keys.stats(&PlayerId::parse(winner)?))
+                        .hgetall(keys.stats(&PlayerId::parse(loser)?));
+                }
+                let hashes: Vec<BTreeMap<String, i64>> = pipe
+                    .query_async(&mut self.store)
+                    .await
+                    .context("HGETALL of stats hashes")?;
+                for (index, hash) in hashes.iter().enumerate() {
+                    let result = if index % 2 == 0 { "wins" } else { "losses" };
+                    let stat = |name: &str| hash.get(name).copied().unwrap_or(0);
+                    for (sum, name) in sums.iter_mut().zip(["games", "wins", "losses", "draws"]) {
+                        *sum += stat(name);
+                    }
+                    let one_game = stat("games") == 1
+                        && stat(result) == 1
+                        && hash
+                            .iter()
+                            .all(|(name, value)| *value == 0 || name == "games" || name == result);
+                    odd += u64::from(!one_game);
+                }
+                games += chunk.len() as u64;
+            }
         }
-        for note in notes {
-            println!("note {note}");
-        }
+        let n = games as i64;
+        let want = [2 * n, n, n, 0];
+        self.checks.push((
+            format!(
+                "stats of the {} players of {} sampled games: sums of games/wins/losses/draws {sums:?}, expected {want:?}; {odd} players with anything but their one game",
+                thousands(2 * games),
+                thousands(games),
+            ),
+            sums == want && odd == 0 && games > 0,
+        ));
         Ok(())
     }
 
@@ -1086,14 +1506,33 @@ impl Bench {
             (false, true) => "met",
             (false, false) => "NOT met",
         };
+        // The worker and latency targets are set for real traffic.
+        let real = self.config.traffic == TrafficKind::Real;
+        let met_if_real = |ok: bool| {
+            if real {
+                met(ok)
+            } else {
+                "no target for this traffic"
+            }
+        };
         println!();
         println!("## Targets");
+        match f.ceiling {
+            Some(ceiling) => println!(
+                "ceiling (machine yardstick): {} ops/s at the start, {} at the end; drain events/s ÷ ceiling = {:.3}",
+                thousands(ceiling as u64),
+                f.ceiling_at_end
+                    .map_or("not measured".to_owned(), |end| thousands(end as u64)),
+                f.drain_sustained / ceiling,
+            ),
+            None => println!("ceiling (machine yardstick): not measured (no redis-benchmark)"),
+        }
         println!(
             "worker ≥ 100,000 events/s sustained: {} events/s — {}{}",
             thousands(f.drain_sustained as u64),
-            met(f.drain_sustained >= 100_000.0),
-            f.ceiling.map_or(String::new(), |c| format!(
-                " (Redis ceiling for this traffic ≈ {} events/s)",
+            met_if_real(f.drain_sustained >= 100_000.0),
+            f.plain_commands.map_or(String::new(), |c| format!(
+                " (plain commands for this traffic ≈ {} events/s)",
                 thousands(c as u64)
             )),
         );
@@ -1102,13 +1541,13 @@ impl Bench {
                 "end-to-end p99 ≤ 10 ms at 5,000 events/s: {} at {} events/s — {}",
                 ms(p99),
                 thousands(f.e2e_rate as u64),
-                met(p99 <= Duration::from_millis(10) && f.e2e_rate >= 4_999.0),
+                met_if_real(p99 <= Duration::from_millis(10) && f.e2e_rate >= 4_999.0),
             ),
             None => {
                 println!("end-to-end p99 ≤ 10 ms at 5,000 events/s: no probe measured — NOT met")
             }
         }
-        for (route, rate, p99) in f.reads.iter().filter(|(route, ..)| route.is_data_route()) {
+        for (route, rate, p99) in f.reads.iter().filter(|(route, ..)| route.has_target()) {
             println!(
                 "{} ≥ 30,000 req/s with p99 ≤ 5 ms at 64 connections: {} req/s, p99 {} at {} connections — {}",
                 route.template(),
@@ -1120,11 +1559,39 @@ impl Bench {
                     && self.config.connections >= 64),
             );
         }
+        for (route, rate, p99) in f
+            .reads
+            .iter()
+            .filter(|(route, ..)| *route == ReadRoute::Ranks)
+        {
+            println!(
+                "{}: {} req/s ({} player ranks/s), p99 {} at {} connections — no target",
+                route.template(),
+                thousands(*rate as u64),
+                thousands((*rate * http::RANKS_PLAYERS as f64) as u64),
+                ms(*p99),
+                self.config.connections,
+            );
+        }
         println!(
             "worker RSS ≤ 64 MiB while draining: {} — {}",
             mib(f.drain_peak_rss_kib),
             met(f.drain_peak_rss_kib <= 64 * 1024),
         );
+        if let (Some(first), Some(last)) = (f.first_tenth, f.last_tenth) {
+            let ratio = |rate: f64| {
+                f.ceiling
+                    .map_or(String::new(), |c| format!(" (÷ ceiling {:.3})", rate / c))
+            };
+            println!(
+                "drain as the store fills, first tenth → last tenth of the backlog: {} events/s{} → {} events/s{}, last ÷ first = {:.2}",
+                thousands(first as u64),
+                ratio(first),
+                thousands(last as u64),
+                ratio(last),
+                last / first,
+            );
+        }
     }
 
     /// Waits until the worker has acknowledged everything on the stream.
@@ -1409,6 +1876,42 @@ async fn query<T: redis::FromRedisValue>(
         .with_context(|| format!("redis command {:?}", command.args_iter().next()))
 }
 
+/// What one board takes in Redis.
+struct BoardMemory {
+    members: u64,
+    /// The board and its distinct scores, all time.
+    bytes: u64,
+    /// `OBJECT ENCODING` of the board (`listpack` for small boards, `skiplist` beyond).
+    encoding: String,
+}
+
+/// The all-time `board` of one product: its members and the bytes of the keys
+/// [`PartitionKeys::board_keys`] names for it (the board and its distinct scores; the players'
+/// stamps are in their stats hashes, measured with those), each counted exactly.
+async fn board_memory(
+    store: &mut MultiplexedConnection,
+    keys: &PartitionKeys,
+    board: &str,
+) -> Result<BoardMemory> {
+    let board_keys = keys.board_keys(board, None);
+    let members: u64 = query(redis::cmd("ZCARD").arg(&board_keys.board), store).await?;
+    let mut bytes = 0;
+    for key in [&board_keys.board, &board_keys.distinct] {
+        let size: Option<u64> = query(&memory_usage(key), store).await?;
+        bytes += size.unwrap_or(0);
+    }
+    let encoding: String = query(
+        redis::cmd("OBJECT").arg("ENCODING").arg(&board_keys.board),
+        store,
+    )
+    .await?;
+    Ok(BoardMemory {
+        members,
+        bytes,
+        encoding,
+    })
+}
+
 /// `MEMORY USAGE key SAMPLES 0`: exact, every element counted.
 fn memory_usage(key: &str) -> redis::Cmd {
     let mut command = redis::cmd("MEMORY");
@@ -1427,6 +1930,22 @@ fn sustained_rate(samples: &[(Duration, u64)], total: u64) -> Option<f64> {
     let ((t1, d1), (t2, d2)) = (at(0.1)?, at(0.9)?);
     let seconds = t2.saturating_sub(*t1).as_secs_f64();
     (seconds > 0.0 && d2 > d1).then(|| (d2 - d1) as f64 / seconds)
+}
+
+/// One drain's figures on one line: its rate, the rate as a share of the ceiling, and the CPU
+/// Redis and the worker spent per event.
+fn drain_line(
+    what: &str,
+    rate: f64,
+    ceiling: Option<f64>,
+    redis_us: f64,
+    worker_us: f64,
+) -> String {
+    let ratio = ceiling.map_or("no ceiling".to_owned(), |c| format!("{:.3}", rate / c));
+    format!(
+        "{what}: {} events/s, ÷ ceiling = {ratio}, Redis CPU {redis_us:.1} µs/event, worker CPU {worker_us:.1} µs/event",
+        thousands(rate as u64),
+    )
 }
 
 fn per_second(count: u64, elapsed: Duration) -> f64 {
@@ -1457,6 +1976,47 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let args = Args::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .expect("valid arguments");
+        let kind = args.traffic.unwrap_or(TrafficKind::Real);
+        Config::from_args(&args, kind).expect("valid configuration")
+    }
+
+    #[test]
+    fn each_traffic_kind_has_its_own_sizes() {
+        let real = config(&[]);
+        assert_eq!((real.events, real.players), (1_000_000, 20_000));
+        let big = config(&["--traffic", "big-board"]);
+        assert_eq!((big.events, big.players), (500_000, 1_000_000));
+        assert_eq!(
+            big.routes,
+            [
+                ReadRoute::DeepPage,
+                ReadRoute::Around,
+                ReadRoute::Ranks,
+                ReadRoute::Healthz
+            ]
+        );
+        let churn = config(&[
+            "--traffic",
+            "churn",
+            "--products",
+            "1000",
+            "--id-bytes",
+            "128",
+        ]);
+        assert_eq!(
+            (churn.events, churn.products, churn.id_bytes),
+            (300_000, 1_000, 128)
+        );
+        assert_eq!((real.rate, churn.rate, big.rate), (5_000, 1_000, 1_000));
+        let smoke = config(&["--smoke", "--traffic", "big-board"]);
+        assert_eq!((smoke.events, smoke.players), (2_000, 4_000));
+        let args = Args::try_parse_from(["bench", "--id-bytes", "129"]).expect("parses");
+        assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
+    }
 
     #[test]
     fn thousands_groups_digits() {

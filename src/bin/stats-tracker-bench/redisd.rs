@@ -1,6 +1,7 @@
 //! The benchmark's private Redis: starting an empty `redis-server` on a free port (never the
 //! shared one on 6379), connections to it, the consumer group's progress, Redis's own
-//! accounting (`INFO commandstats`), and its ceiling measured with `redis-benchmark`.
+//! accounting (`INFO commandstats`), and `redis-benchmark` runs on it: the machine yardstick
+//! (`ceiling`) and the per-command rates of the effects' minimum.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -295,19 +296,55 @@ pub async fn slow_calls(conn: &mut MultiplexedConnection) -> Result<Vec<SlowCall
         .collect())
 }
 
-/// Requests per second `redis-benchmark` reaches for one command, pipelined 64 deep over 50
-/// connections, in database `db` (apart from the tracker's). `__rand_int__` in the command
-/// becomes one of `keyspace` numbers.
+/// The yardstick script: two commands per call, as a commit script runs several, so its rate
+/// moves with whatever slows Redis and Lua on this machine (CPU steal, frequency, neighbours).
+pub const YARDSTICK_SCRIPT: &str = "redis.call('INCR',KEYS[1]) return redis.call('INCR',KEYS[1])";
+/// Pipeline depth of the yardstick: deep enough that round trips do not dominate, as in the
+/// worker's batches.
+const YARDSTICK_PIPELINE: u32 = 32;
+
+/// The machine yardstick (`ceiling`): `EVAL` of [`YARDSTICK_SCRIPT`] per second on `keyspace`
+/// random keys of database `db`, which is emptied afterwards so later memory figures do not
+/// include it.
+pub async fn yardstick(port: u16, db: u8, requests: u64, keyspace: usize) -> Result<f64> {
+    let rate = redis_benchmark(
+        port,
+        db,
+        YARDSTICK_PIPELINE,
+        requests,
+        keyspace,
+        &["EVAL", YARDSTICK_SCRIPT, "1", "yardstick:__rand_int__"],
+    )
+    .await?;
+    let mut conn = connect(&format!("redis://127.0.0.1:{port}/{db}")).await?;
+    redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut conn)
+        .await
+        .context("FLUSHDB of the scratch database")?;
+    Ok(rate)
+}
+
+/// Requests per second `redis-benchmark` reaches for one command, pipelined `pipeline` deep
+/// over 50 connections, in database `db` (apart from the tracker's). `__rand_int__` in the
+/// command becomes one of `keyspace` numbers.
 pub async fn redis_benchmark(
     port: u16,
     db: u8,
+    pipeline: u32,
     requests: u64,
     keyspace: usize,
     command: &[&str],
 ) -> Result<f64> {
     let output = tokio::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["--dbnum", &db.to_string(), "-P", "64", "-c", "50"])
+        .args([
+            "--dbnum",
+            &db.to_string(),
+            "-P",
+            &pipeline.to_string(),
+            "-c",
+            "50",
+        ])
         .args(["-n", &requests.to_string(), "-r", &keyspace.to_string()])
         .arg("--csv")
         .args(command)
@@ -323,15 +360,34 @@ pub async fn redis_benchmark(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // `"test","rps",…` then `"<command>","<rps>",…`.
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
+    csv_rate(&stdout).with_context(|| format!("no rate in redis-benchmark's output: {stdout}"))
+}
+
+/// The rate of redis-benchmark's `--csv` output: `"test","rps",…` (eight columns) then
+/// `"<command>","<rps>",…`. Counted from the end: the command's text may hold commas.
+fn csv_rate(csv: &str) -> Option<f64> {
+    let header = csv.lines().find(|line| line.starts_with("\"test\""))?;
+    let from_end = header.split(',').count().checked_sub(2)?;
+    csv.lines()
         .filter(|line| !line.starts_with("\"test\""))
         .find_map(|line| {
-            line.split(',')
-                .nth(1)
+            line.rsplit(',')
+                .nth(from_end)
                 .and_then(|rps| rps.trim_matches('"').parse().ok())
         })
-        .with_context(|| format!("no rate in redis-benchmark's output: {stdout}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rate_reads_commands_with_commas() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\"EVAL redis.call('INCR',KEYS[1]) 1 k\",\"185185.19\",\"8.198\",\"1.624\",\"8.503\",\"10.471\",\"11.439\",\"11.687\"\n";
+        assert_eq!(csv_rate(csv), Some(185185.19));
+        let plain = "\"test\",\"rps\"\n\"HINCRBY\",\"1000.5\"\n";
+        assert_eq!(csv_rate(plain), Some(1000.5));
+        assert_eq!(csv_rate("garbage"), None);
+    }
 }

@@ -1,7 +1,8 @@
 //! Realistic, reproducible traffic in the game servers' format (docs/EVENTS.md) for tests and
 //! benchmarks: exrps matches as the real server writes them, matches of other products,
-//! abandoned matches, and events the tracker must dead-letter. Nothing here is used by the
-//! tracker itself.
+//! abandoned matches, matches bringing players never seen before, events the tracker must
+//! dead-letter, and one-on-one `game_over`s between fresh players (the benchmark's churn).
+//! Nothing here is used by the tracker itself.
 
 /// One event: field/value pairs in the order they are appended.
 pub type Event = Vec<(String, String)>;
@@ -339,26 +340,175 @@ pub fn bad_event(rng: &mut Rng, players: &[String]) -> Event {
 /// A mixed run: exrps matches (a few drawn), team and free-for-all results of another
 /// product, one-on-one results of a third, and `bad_percent`% bad events between matches.
 /// Needs at least four players. Returns the events and the indexes of the bad ones.
+// The tests' entry point (tests/api); the bench calls `mixed_run_with_newcomers`.
+#[allow(dead_code)]
 pub fn mixed_run(
     seed: u64,
     matches: usize,
     players_count: usize,
     bad_percent: u64,
 ) -> (Vec<Event>, Vec<usize>) {
+    mixed_run_with_newcomers(seed, matches, players_count, bad_percent, 0)
+}
+
+/// Every newcomer's id starts with this; no id of [`players`] does.
+pub const NEWCOMER_PREFIX: &str = "new:";
+
+/// [`mixed_run`] where `newcomer_percent`% of matches bring a player never seen before (one of
+/// the match's players is replaced by `new:<seed>:<match>`), as a game with a steady inflow
+/// of new players has. With 0 it is exactly `mixed_run`.
+pub fn mixed_run_with_newcomers(
+    seed: u64,
+    matches: usize,
+    players_count: usize,
+    bad_percent: u64,
+    newcomer_percent: u64,
+) -> (Vec<Event>, Vec<usize>) {
     let mut rng = Rng::new(seed);
     let players = players(players_count);
     let mut events = Vec::new();
     let mut bad = Vec::new();
     for game in 0..matches {
-        match rng.below(10) {
-            0 => events.extend(team_match(&mut rng, &players, "arena:2v2 {beta}")),
-            1 => events.extend(other_match(&mut rng, &players, "чемпионат")),
-            _ => events.extend(exrps_match(&mut rng, &players, game as u64)),
+        let mut this = match rng.below(10) {
+            0 => team_match(&mut rng, &players, "arena:2v2 {beta}"),
+            1 => other_match(&mut rng, &players, "чемпионат"),
+            _ => exrps_match(&mut rng, &players, game as u64),
+        };
+        // Drawn only when asked for, so the default traffic stays what it always was.
+        if newcomer_percent > 0
+            && rng.chance(newcomer_percent)
+            && let Some(old) = first_player(&this)
+        {
+            rename_player(
+                &mut this,
+                &old,
+                &format!("{NEWCOMER_PREFIX}{seed:x}:{game}"),
+            );
         }
+        events.extend(this);
         if rng.chance(bad_percent) {
             bad.push(events.len());
             events.push(bad_event(&mut rng, &players));
         }
     }
     (events, bad)
+}
+
+/// Fields whose value is one player's id.
+const PLAYER_FIELDS: [&str; 8] = [
+    "user_id",
+    "player_id",
+    "winner_id",
+    "loser_id",
+    "p1_id",
+    "p2_id",
+    "round_winner_id",
+    "round_loser_id",
+];
+
+/// The first player a match's events name.
+fn first_player(events: &[Event]) -> Option<String> {
+    events.iter().flatten().find_map(|(name, value)| {
+        if PLAYER_FIELDS.contains(&name.as_str()) {
+            return Some(value.clone());
+        }
+        if name == "teams" {
+            let teams: serde_json::Value = serde_json::from_str(value).ok()?;
+            return teams[0]["players"][0].as_str().map(str::to_owned);
+        }
+        None
+    })
+}
+
+/// Replaces player `old` by `new` wherever the events name them. Only player fields are
+/// touched: a player id may equal another field's value (`"2"` is also a weapon).
+fn rename_player(events: &mut [Event], old: &str, new: &str) {
+    let (old_json, new_json) = (json_string(old), json_string(new));
+    for (name, value) in events.iter_mut().flatten() {
+        if PLAYER_FIELDS.contains(&name.as_str()) && value == old {
+            new.clone_into(value);
+        } else if name == "teams" {
+            // Ids appear quoted in `players` and as `scores` keys: the quotes make it exact.
+            *value = value.replace(&old_json, &new_json);
+        }
+    }
+}
+
+/// The id of fresh player `n` (`side` tells a game's two players apart), `bytes` long when
+/// that leaves room for the unique part, padded with an id-like filler.
+pub fn fresh_player(n: u64, side: char, bytes: usize) -> String {
+    let mut id = format!("{side}{n:012}");
+    const FILLER: &[u8] = b":steam-76561198-user-";
+    let mut filler = FILLER.iter().cycle();
+    while id.len() < bytes {
+        id.push(char::from(*filler.next().unwrap_or(&b'x')));
+    }
+    id
+}
+
+/// Game `n` of the churn: a `game_over` of `product` between two players never seen before
+/// (`w<n>…` beat `l<n>…`). Returns the event with its winner and loser.
+pub fn fresh_game_over(
+    rng: &mut Rng,
+    product: &str,
+    n: u64,
+    id_bytes: usize,
+) -> (Event, String, String) {
+    let winner = fresh_player(n, 'w', id_bytes);
+    let loser = fresh_player(n, 'l', id_bytes);
+    let game = format!("{n:08x}-0000-4000-8000-{:012x}", rng.below(1 << 40));
+    let event = event(&[
+        ("product_id", product),
+        ("game_id", &game),
+        ("type", "game_over"),
+        ("winner_id", &winner),
+        ("loser_id", &loser),
+    ]);
+    (event, winner, loser)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newcomers_replace_one_player_of_the_chosen_share() {
+        let (plain, _) = mixed_run(7, 200, 50, 1);
+        assert_eq!(mixed_run_with_newcomers(7, 200, 50, 1, 0).0, plain);
+        let (events, _) = mixed_run_with_newcomers(7, 200, 50, 0, 50);
+        let newcomers: std::collections::BTreeSet<&str> = events
+            .iter()
+            .flatten()
+            .filter(|(name, _)| PLAYER_FIELDS.contains(&name.as_str()))
+            .map(|(_, value)| value.as_str())
+            .filter(|id| id.starts_with(NEWCOMER_PREFIX))
+            .collect();
+        assert!((60..=140).contains(&newcomers.len()), "{}", newcomers.len());
+        // Never a weapon or another field that happens to equal an id.
+        assert!(events.iter().flatten().all(|(name, value)| {
+            !value.starts_with(NEWCOMER_PREFIX) || PLAYER_FIELDS.contains(&name.as_str())
+        }));
+    }
+
+    #[test]
+    fn renaming_reaches_team_results_exactly() {
+        let mut events = vec![event(&[(
+            "teams",
+            r#"[{"place":1,"players":["2","12"],"scores":{"2":5}},{"place":2,"players":["7"]}]"#,
+        )])];
+        assert_eq!(first_player(&events).as_deref(), Some("2"));
+        rename_player(&mut events, "2", "new:x");
+        assert_eq!(
+            events[0][0].1,
+            r#"[{"place":1,"players":["new:x","12"],"scores":{"new:x":5}},{"place":2,"players":["7"]}]"#
+        );
+    }
+
+    #[test]
+    fn fresh_players_are_distinct_and_as_long_as_asked() {
+        assert_eq!(fresh_player(7, 'w', 20).len(), 20);
+        assert_eq!(fresh_player(7, 'w', 128).len(), 128);
+        assert_eq!(fresh_player(7, 'w', 1), "w000000000007");
+        assert_ne!(fresh_player(7, 'w', 20), fresh_player(7, 'l', 20));
+    }
 }

@@ -1,8 +1,8 @@
-//! The benchmark's traffic: an endless stream of realistic events from
-//! `simulate::mixed_run` (the tracker's definition of realistic traffic,
-//! asked for a few hundred matches at a time so a million events never sit in memory at
-//! once), a tally of what the tracker must make of them, probe events for latency, and
-//! pipelined `XADD`s.
+//! The benchmark's traffic: an endless stream of events of one kind ([`TrafficKind`]) — the
+//! realistic mix of `simulate::mixed_run_with_newcomers` (asked for a few hundred matches at a
+//! time so a million events never sit in memory at once) or `game_over`s between players never
+//! seen before (churn over many products, or one big board) — a tally of what the tracker must
+//! make of them, probe events for latency, and pipelined `XADD`s.
 //!
 //! The tally follows the documented default rules (docs/EVENTS.md, README), written here
 //! independently of the tracker's handlers, so the final check compares the tracker against
@@ -11,9 +11,51 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
-use crate::simulate::{Event, mixed_run};
+use crate::simulate::{Event, NEWCOMER_PREFIX, Rng, fresh_game_over, mixed_run_with_newcomers};
 use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
+
+/// What the benchmark sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrafficKind {
+    /// Full exrps match sequences (mostly gameplay events no rule uses), two other products,
+    /// 1% bad events, skewed popularity over `--players`, `--new-player-share`% of matches
+    /// bringing a new player.
+    Real,
+    /// Only `game_over`s, each between two players never seen before, over `--products`
+    /// products the games file does not name (the default rules apply).
+    Churn,
+    /// `game_over`s between new players filling one product's `wins` board to `--players`.
+    BigBoard,
+}
+
+impl TrafficKind {
+    /// The name `--traffic` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficKind::Real => "real",
+            TrafficKind::Churn => "churn",
+            TrafficKind::BigBoard => "big-board",
+        }
+    }
+
+    /// Whether every player plays exactly one game (each side of a game is new): then boards
+    /// and stats are checked from counts and a sample of games, not from a list of players.
+    pub fn fresh_players(self) -> bool {
+        !matches!(self, TrafficKind::Real)
+    }
+}
+
+/// The product of churn traffic number `i` (unknown to the games file).
+pub fn churn_product(i: usize) -> String {
+    format!("churn-{i:04}")
+}
+
+/// The product whose board big-board traffic fills (unknown to the games file).
+pub const BIG_BOARD_PRODUCT: &str = "big-board";
+
+/// Fresh-player games kept for the checks and the read load, at most about this many.
+const SAMPLED_GAMES: u64 = 50_000;
 
 /// The stream the game servers write to.
 pub const STREAM: &str = "game_event_stream";
@@ -48,15 +90,20 @@ pub struct Tally {
     pub writes: StoreWrites,
     /// Players only probes used (beyond the generator's player list).
     pub probe_players: Vec<String>,
+    /// Newcomers of real traffic (beyond the generator's player list).
+    pub newcomers: BTreeSet<String>,
+    /// Fresh-player traffic: product → (winner, loser) of a sample of its games (and every
+    /// probe), whose stats are checked one by one.
+    pub sampled_games: BTreeMap<String, Vec<(String, String)>>,
     /// product → event types seen that this tally does not model.
     pub unmodelled: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Tally {
-    /// Counts one event (`bad` = the generator made it to be dead-lettered).
-    fn record(&mut self, event: &Event, bad: bool) {
+    /// Counts one event, as the generator `mark`ed it.
+    fn record(&mut self, event: &Event, mark: Mark) {
         self.events += 1;
-        if bad {
+        if mark == Mark::Bad {
             self.dead_letters += 1;
             self.writes.dead_letter_xadds += 1;
             return;
@@ -71,9 +118,18 @@ impl Tally {
             return;
         };
         let kind = field("type").unwrap_or_default();
+        // Team results name their players inside `teams`: read from the parsed sides below.
+        for (name, value) in event {
+            if value.starts_with(NEWCOMER_PREFIX) && name != "teams" {
+                self.newcomers.insert(value.clone());
+            }
+        }
         match kind {
             "game_over" => {
                 if let (Some(winner), Some(loser)) = (field("winner_id"), field("loser_id")) {
+                    if mark == Mark::Sampled {
+                        self.sample(product, winner, loser);
+                    }
                     self.outcome(
                         product,
                         &[(vec![winner.to_owned()], 1), (vec![loser.to_owned()], 2)],
@@ -86,7 +142,14 @@ impl Tally {
                 }
             }
             "match_result" => match field("teams").and_then(sides) {
-                Some(sides) => self.outcome(product, &sides),
+                Some(sides) => {
+                    for player in sides.iter().flat_map(|(players, _)| players) {
+                        if player.starts_with(NEWCOMER_PREFIX) {
+                            self.newcomers.insert(player.clone());
+                        }
+                    }
+                    self.outcome(product, &sides)
+                }
                 None => self.unmodelled(product, "match_result (unreadable teams)"),
             },
             "gameplay" if product == "exrps" && field("event_name") == Some("select_weapon") => {
@@ -147,12 +210,39 @@ impl Tally {
             .insert(kind.to_owned());
     }
 
-    /// Counts a probe (a valid `game_over` between two fresh players).
+    fn sample(&mut self, product: &str, winner: &str, loser: &str) {
+        self.sampled_games
+            .entry(product.to_owned())
+            .or_default()
+            .push((winner.to_owned(), loser.to_owned()));
+    }
+
+    /// Counts a probe (a valid `game_over` between two fresh players), always sampled.
     pub fn record_probe(&mut self, probe: &Probe) {
-        self.record(&probe.event, false);
+        self.record(&probe.event, Mark::Sampled);
         self.probe_players
             .extend([probe.winner.clone(), probe.loser.clone()]);
     }
+
+    /// The players of the sampled games of `product`.
+    pub fn sampled_players(&self, product: &str) -> Vec<String> {
+        self.sampled_games
+            .get(product)
+            .into_iter()
+            .flatten()
+            .flat_map(|(winner, loser)| [winner.clone(), loser.clone()])
+            .collect()
+    }
+}
+
+/// How the tally treats a generated event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Plain,
+    /// Made to be dead-lettered.
+    Bad,
+    /// A fresh-player game kept for the checks (its players are looked at one by one).
+    Sampled,
 }
 
 /// A `match_result`'s `teams` as (players, place) per side.
@@ -182,23 +272,72 @@ pub struct StoreWrites {
     pub dead_letter_xadds: u64,
 }
 
-/// Endless realistic traffic.
+/// Where events come from.
+enum Source {
+    Real {
+        players: usize,
+        bad_percent: u64,
+        newcomer_percent: u64,
+        chunks: u64,
+    },
+    /// `game_over`s between new players, over `products` (uniformly at random).
+    Fresh {
+        products: Vec<String>,
+        id_bytes: usize,
+        rng: Rng,
+        games: u64,
+        /// Every this many games one is sampled.
+        sample_every: u64,
+    },
+}
+
+/// The shape of one run's traffic (see `--traffic` and its options).
+#[derive(Debug, Clone)]
+pub struct TrafficSpec {
+    pub kind: TrafficKind,
+    pub seed: u64,
+    /// Real: the generator's players; big-board: the players the backlog puts on the board.
+    pub players: usize,
+    pub bad_percent: u64,
+    pub newcomer_percent: u64,
+    /// Churn: how many products.
+    pub products: usize,
+    /// Churn and big-board: length of player ids.
+    pub id_bytes: usize,
+    /// Events the whole run will send (roughly), to size the fresh-player sample.
+    pub expected_events: u64,
+}
+
+/// Endless traffic of one kind.
 pub struct Traffic {
     seed: u64,
-    players: usize,
-    bad_percent: u64,
-    chunks: u64,
-    queue: VecDeque<(Event, bool)>,
+    source: Source,
+    queue: VecDeque<(Event, Mark)>,
     pub tally: Tally,
 }
 
 impl Traffic {
-    pub fn new(seed: u64, players: usize, bad_percent: u64) -> Self {
+    pub fn new(spec: &TrafficSpec) -> Self {
+        let fresh = |products: Vec<String>| Source::Fresh {
+            products,
+            id_bytes: spec.id_bytes,
+            rng: Rng::new(spec.seed),
+            games: 0,
+            sample_every: spec.expected_events.div_ceil(SAMPLED_GAMES).max(1),
+        };
+        let source = match spec.kind {
+            TrafficKind::Real => Source::Real {
+                players: spec.players,
+                bad_percent: spec.bad_percent,
+                newcomer_percent: spec.newcomer_percent,
+                chunks: 0,
+            },
+            TrafficKind::Churn => fresh((0..spec.products).map(churn_product).collect()),
+            TrafficKind::BigBoard => fresh(vec![BIG_BOARD_PRODUCT.to_owned()]),
+        };
         Self {
-            seed,
-            players,
-            bad_percent,
-            chunks: 0,
+            seed: spec.seed,
+            source,
             queue: VecDeque::new(),
             tally: Tally::default(),
         }
@@ -210,8 +349,8 @@ impl Traffic {
         let mut events = Vec::with_capacity(count);
         while events.len() < count {
             match self.queue.pop_front() {
-                Some((event, bad)) => {
-                    self.tally.record(&event, bad);
+                Some((event, mark)) => {
+                    self.tally.record(&event, mark);
                     events.push(event);
                 }
                 None => self.generate_chunk(),
@@ -221,19 +360,59 @@ impl Traffic {
     }
 
     fn generate_chunk(&mut self) {
-        // A seed per chunk: same `--seed`, same traffic, chunk after chunk.
-        let seed = self.seed.wrapping_mul(1_000_003).wrapping_add(self.chunks);
-        self.chunks += 1;
-        let (events, bad) = mixed_run(seed, MATCHES_PER_CHUNK, self.players, self.bad_percent);
-        let bad: HashSet<usize> = bad.into_iter().collect();
-        self.queue.extend(
-            events
-                .into_iter()
-                .enumerate()
-                .map(|(index, event)| (event, bad.contains(&index))),
-        );
+        match &mut self.source {
+            Source::Real {
+                players,
+                bad_percent,
+                newcomer_percent,
+                chunks,
+            } => {
+                // A seed per chunk: same `--seed`, same traffic, chunk after chunk.
+                let seed = self.seed.wrapping_mul(1_000_003).wrapping_add(*chunks);
+                *chunks += 1;
+                let (events, bad) = mixed_run_with_newcomers(
+                    seed,
+                    MATCHES_PER_CHUNK,
+                    *players,
+                    *bad_percent,
+                    *newcomer_percent,
+                );
+                let bad: HashSet<usize> = bad.into_iter().collect();
+                self.queue
+                    .extend(events.into_iter().enumerate().map(|(index, event)| {
+                        let mark = if bad.contains(&index) {
+                            Mark::Bad
+                        } else {
+                            Mark::Plain
+                        };
+                        (event, mark)
+                    }));
+            }
+            Source::Fresh {
+                products,
+                id_bytes,
+                rng,
+                games,
+                sample_every,
+            } => {
+                for _ in 0..FRESH_GAMES_PER_CHUNK {
+                    let product = &products[rng.below(products.len() as u64) as usize];
+                    let (event, ..) = fresh_game_over(rng, product, *games, *id_bytes);
+                    let mark = if games.is_multiple_of(*sample_every) {
+                        Mark::Sampled
+                    } else {
+                        Mark::Plain
+                    };
+                    *games += 1;
+                    self.queue.push_back((event, mark));
+                }
+            }
+        }
     }
 }
+
+/// Fresh-player games generated at a time.
+const FRESH_GAMES_PER_CHUNK: usize = 2_000;
 
 /// A latency probe: a `game_over` whose winner has never played, so `games = 1` in their
 /// stats shows the event went all the way through.
@@ -282,4 +461,62 @@ pub async fn xadd_all(conn: &mut MultiplexedConnection, events: &[Event]) -> Res
     pipe.query_async::<()>(conn)
         .await
         .with_context(|| format!("XADD of {} events", events.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: TrafficKind, expected_events: u64) -> TrafficSpec {
+        TrafficSpec {
+            kind,
+            seed: 3,
+            players: 100,
+            bad_percent: 1,
+            newcomer_percent: 20,
+            products: 7,
+            id_bytes: 20,
+            expected_events,
+        }
+    }
+
+    #[test]
+    fn churn_tally_counts_two_new_players_per_game_and_samples_evenly() {
+        // 250,000 expected events: one game in five is sampled.
+        let mut traffic = Traffic::new(&spec(TrafficKind::Churn, 250_000));
+        let events = traffic.take(5_000);
+        let tally = &traffic.tally;
+        assert_eq!(tally.events, 5_000);
+        assert!(events.iter().all(|event| event[2].1 == "game_over"));
+        assert_eq!(tally.stats.len(), 7);
+        let sum = |stat: &str| -> u64 { tally.stats.values().map(|s| s[stat]).sum() };
+        assert_eq!(
+            (sum("games"), sum("wins"), sum("losses")),
+            (10_000, 5_000, 5_000)
+        );
+        assert_eq!(tally.board_points.values().sum::<u64>(), 5_000);
+        let sampled: usize = tally.sampled_games.values().map(Vec::len).sum();
+        assert_eq!(sampled, 1_000);
+        let players: BTreeSet<String> = tally
+            .sampled_games
+            .keys()
+            .flat_map(|product| tally.sampled_players(product))
+            .collect();
+        assert_eq!(players.len(), 2_000, "every sampled player is new");
+    }
+
+    #[test]
+    fn real_tally_knows_its_newcomers() {
+        let mut traffic = Traffic::new(&spec(TrafficKind::Real, 0));
+        traffic.take(20_000);
+        let tally = &traffic.tally;
+        assert!(!tally.newcomers.is_empty());
+        assert!(
+            tally
+                .newcomers
+                .iter()
+                .all(|id| id.starts_with(NEWCOMER_PREFIX))
+        );
+        assert!(tally.dead_letters > 0 && tally.sampled_games.is_empty());
+    }
 }
