@@ -1377,20 +1377,14 @@ impl Bench {
                 for player in chunk {
                     pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
                 }
-                // Stats hashes also hold the players' board stamps (binary), which are not stats.
                 let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
                     .query_async(&mut self.store)
                     .await
                     .context("HGETALL of stats hashes")?;
-                for (stat, value) in hashes.into_iter().flatten() {
-                    if stat.starts_with(STAMP_FIELD_PREFIX) {
-                        continue;
+                for hash in hashes {
+                    for (stat, value) in stats_of(hash)? {
+                        *actual.entry(stat).or_default() += value;
                     }
-                    let value = std::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|text| text.parse::<i64>().ok())
-                        .with_context(|| format!("stat {stat} is not an integer"))?;
-                    *actual.entry(stat).or_default() += value;
                 }
             }
             // Only the stats the tally models: other rules may add others.
@@ -1420,7 +1414,9 @@ impl Bench {
                 .product(&ProductId::parse(product)?)
                 .board(WINS_BOARD);
             // Boards store negated scores (see leaderboards::rank).
-            pipe.zcard(&board).zcount(&board, -1, -1).zcount(&board, 0, 0);
+            pipe.zcard(&board)
+                .zcount(&board, -1, -1)
+                .zcount(&board, 0, 0);
         }
         let counts: Vec<u64> = pipe
             .query_async(&mut self.store)
@@ -1465,10 +1461,12 @@ impl Bench {
                     pipe.hgetall(keys.stats(&PlayerId::parse(winner)?))
                         .hgetall(keys.stats(&PlayerId::parse(loser)?));
                 }
-                let hashes: Vec<BTreeMap<String, i64>> = pipe
+                let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
                     .query_async(&mut self.store)
                     .await
                     .context("HGETALL of stats hashes")?;
+                let hashes: Vec<BTreeMap<String, i64>> =
+                    hashes.into_iter().map(stats_of).collect::<Result<_>>()?;
                 for (index, hash) in hashes.iter().enumerate() {
                     let result = if index % 2 == 0 { "wins" } else { "losses" };
                     let stat = |name: &str| hash.get(name).copied().unwrap_or(0);
@@ -1910,6 +1908,21 @@ async fn board_memory(
         bytes,
         encoding,
     })
+}
+
+/// The stats of a stats hash as integers; the players' board stamps beside them (binary)
+/// are not stats and are left out.
+fn stats_of(hash: BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, i64>> {
+    hash.into_iter()
+        .filter(|(name, _)| !name.starts_with(STAMP_FIELD_PREFIX))
+        .map(|(name, value)| {
+            let number = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok())
+                .with_context(|| format!("stat {name} is not an integer"))?;
+            Ok((name, number))
+        })
+        .collect()
 }
 
 /// `MEMORY USAGE key SAMPLES 0`: exact, every element counted.
