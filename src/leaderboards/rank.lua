@@ -11,12 +11,15 @@ local function num(x)
   return string.format('%.17g', x)
 end
 
--- Drops `score` (a number) from the board's distinct scores when nobody has it any more.
+-- Drops `score` (a number) from the board's distinct scores when nobody has it any more;
+-- whether it did.
 local function forget_score(board, distinct, score)
   local stored = num(-score)
   if redis.call('ZCOUNT', board, stored, stored) == 0 then
     redis.call('ZREM', distinct, num(score))
+    return true
   end
+  return false
 end
 
 -- Takes `member`, whose board score is `score`, off the board.

@@ -15,8 +15,8 @@
 -- ARGV[4]  number of entries, then per entry, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, index into KEYS of its (first) key, the number of arguments unless
---              `fixed_args` knows it, arguments… (BOARD's first argument is the KEYS index of
---              the player's stats hash)
+--              `fixed_args` knows it, arguments… (BOARD's first ones are KEYS indexes: see
+--              there)
 --
 -- The worker plans only entries after the applied position it knows. Unless the store holds
 -- exactly that position and generation, its view is stale (or a commit it sent before this
@@ -54,10 +54,25 @@ end
 -- Boards (by the KEYS index of their first key) whose keys this call has set to expire.
 local expiring = {}
 
+-- Per board (by KEYS index), the scores this call knows its distinct scores hold: adding one
+-- again is skipped (scores repeat a lot within a call: small win counts, 0 for losers).
+local scores_noted = {}
+local function note_score(k, distinct, score)
+  local noted = scores_noted[k]
+  if not noted then
+    noted = {}
+    scores_noted[k] = noted
+  end
+  if not noted[score] then
+    redis.call('ZADD', distinct, num(-score), num(score))
+    noted[score] = true
+  end
+end
+
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
 local fixed_args = {
-  BOARD = 6, HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2,
+  HMAX = 2, HMIN = 2, STREAK = 2, HISTORY = 2, HINCRBY = 2, HINCRBYFLOAT = 2,
 }
 
 -- Operations that are not single Redis commands. Each gets the index of its key in KEYS.
@@ -85,54 +100,72 @@ local custom = {
     redis.call('LPUSH', key, entry)
     redis.call('LTRIM', key, 0, tonumber(limit) - 1)
   end,
-  -- A score change on a board, which is kept in rank order (see rank.lua). `how`: sum, max,
-  -- min, last or ensure (add with 0 unless present). A player who reaches a new score gets the
-  -- entry's stamp: among equal scores, earlier first. KEYS[k] the board, KEYS[k + 1] its
-  -- distinct scores, KEYS[s] the player's stats hash, whose `field` holds their stamp.
-  -- `expire_at` ('' for never): when a period board expires (Unix seconds).
-  BOARD = function(k, s, how, value, player, field, expire_at)
-    local board, distinct, stamps = KEYS[k], KEYS[k + 1], KEYS[tonumber(s)]
-    local old_stamp = redis.call('HGET', stamps, field)
-    local old_member = old_stamp and (old_stamp .. player)
-    local old = old_member and redis.call('ZSCORE', board, old_member)
-    local was = old and -tonumber(old)
-    local new
-    if how == 'ensure' then
-      if was then return end
-      new = 0
-    elseif how == 'sum' then
-      new = (was or 0) + tonumber(value)
-    else
-      local given = tonumber(value)
-      if not was or how == 'last' or (how == 'max' and given > was) or (how == 'min' and given < was) then
-        new = given
+  -- A player's score change on one board, on each of its targets (all-time, then each
+  -- window's period; each kept in rank order, see rank.lua). Arguments: the KEYS index of the
+  -- player's stats hash (which holds their stamps), the KEYS index of each target board (its
+  -- distinct scores next), `how` (sum, max, min, last, or ensure: add with 0 unless present),
+  -- the value, the player, then per target its stamp field and expiry ('' for never, else
+  -- Unix seconds). A player who reaches a new score gets the entry's stamp: among equal
+  -- scores, earlier first.
+  BOARD = function(_, s, ...)
+    local a = { ... }
+    local n = (#a - 3) / 3
+    local how, value, player = a[n + 1], a[n + 2], a[n + 3]
+    local stamps = KEYS[tonumber(s)]
+    local fields = {}
+    for t = 1, n do fields[t] = a[n + 2 + 2 * t] end
+    local old_stamps = redis.call('HMGET', stamps, unpack(fields))
+    -- A player without a stamp on the all-time board never had one on its periods either
+    -- (they are written together), so has no stamps of gone periods to drop.
+    local returning = string.find(fields[1], '@', 1, true) ~= nil or old_stamps[1]
+    local new_stamps = {}
+    for t = 1, n do
+      local k, field, expire_at = tonumber(a[t]), fields[t], a[n + 3 + 2 * t]
+      local board, distinct = KEYS[k], KEYS[k + 1]
+      local old_stamp = old_stamps[t]
+      local old_member = old_stamp and (old_stamp .. player)
+      local old = old_member and redis.call('ZSCORE', board, old_member)
+      local was = old and -tonumber(old)
+      local new
+      if how == 'ensure' then
+        if not was then new = 0 end
+      elseif how == 'sum' then
+        new = (was or 0) + tonumber(value)
       else
-        return
+        local given = tonumber(value)
+        if not was or how == 'last' or (how == 'max' and given > was) or (how == 'min' and given < was) then
+          new = given
+        end
+      end
+      if new ~= nil and new ~= was then
+        local member = stamp() .. player
+        -- In before out: a set emptied in between would be deleted by Redis and re-created
+        -- without a period board's expiry (a board with one player whose score changes).
+        redis.call('ZADD', board, num(-new), member)
+        note_score(k, distinct, new)
+        if was then
+          if old_member ~= member then redis.call('ZREM', board, old_member) end
+          if forget_score(board, distinct, was) then scores_noted[k][was] = nil end
+        end
+        if old_stamp ~= entry_stamp then
+          new_stamps[#new_stamps + 1] = field
+          new_stamps[#new_stamps + 1] = entry_stamp
+        end
+        if not was and expire_at ~= '' then
+          -- Keys keep their expiry when written, and a period board's keys are created only
+          -- when a player first enters it: setting it then is enough, and once per call is
+          -- enough while the keys exist (players only ever enter a board here, so none can
+          -- empty and vanish; but an expiry already past deletes them at once).
+          if not expiring[k] then
+            redis.call('EXPIREAT', board, expire_at)
+            redis.call('EXPIREAT', distinct, expire_at)
+            expiring[k] = redis.call('EXISTS', board) == 1
+          end
+          if returning then forget_gone_stamps(stamps, field, board) end
+        end
       end
     end
-    if new == was then return end
-    local member = stamp() .. player
-    -- In before out: a set emptied in between would be deleted by Redis and re-created
-    -- without a period board's expiry (a board with one player whose score changes).
-    redis.call('ZADD', board, num(-new), member)
-    redis.call('ZADD', distinct, num(-new), num(new))
-    if was then
-      if old_member ~= member then redis.call('ZREM', board, old_member) end
-      forget_score(board, distinct, was)
-    end
-    if old_stamp ~= entry_stamp then redis.call('HSET', stamps, field, entry_stamp) end
-    if not was and expire_at ~= '' then
-      -- Keys keep their expiry when written, and a period board's keys are created only when
-      -- a player first enters it: setting it then is enough, and once per call is enough
-      -- while the keys exist (players only ever enter a board here, so none can empty and
-      -- vanish; but an expiry already past deletes them at once).
-      if not expiring[k] then
-        redis.call('EXPIREAT', board, expire_at)
-        redis.call('EXPIREAT', distinct, expire_at)
-        expiring[k] = redis.call('EXISTS', board) == 1
-      end
-      forget_gone_stamps(stamps, field, board)
-    end
+    if #new_stamps > 0 then redis.call('HSET', stamps, unpack(new_stamps)) end
   end,
 }
 

@@ -34,9 +34,10 @@ struct Op {
     command: &'static str,
     /// One key, or a board's two: ops whose first key is the same have the same keys.
     keys: Vec<String>,
-    /// Keys sent as arguments (their KEYS index), before `args`: a board operation's player
-    /// stats hash, which differs between ops on the same board.
-    arg_keys: Vec<String>,
+    /// Groups of keys sent as arguments (the KEYS index of each group's first key), before
+    /// `args`: a board operation's player stats hash and boards (each with its distinct
+    /// scores).
+    arg_keys: Vec<Vec<String>>,
     args: Vec<Vec<u8>>,
 }
 
@@ -315,8 +316,8 @@ impl Committer {
         let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key, &sequence];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
         for op in events.iter().flat_map(|(_, ops)| ops) {
-            let groups = std::iter::once(op.keys.as_slice())
-                .chain(op.arg_keys.iter().map(std::slice::from_ref));
+            let groups =
+                std::iter::once(op.keys.as_slice()).chain(op.arg_keys.iter().map(Vec::as_slice));
             for group in groups {
                 let Some(first) = group.first() else {
                     continue;
@@ -349,8 +350,10 @@ impl Committer {
                         call.arg(count);
                     }
                 }
-                for key in &op.arg_keys {
-                    call.arg(key_index[key.as_str()]);
+                for group in &op.arg_keys {
+                    if let Some(first) = group.first() {
+                        call.arg(key_index[first.as_str()]);
+                    }
                 }
                 for arg in &op.args {
                     call.arg(arg.as_slice());
@@ -439,8 +442,7 @@ pub struct PreparedCommit {
 
 /// Operations whose number of arguments commit.lua knows (its `fixed_args`): the call leaves
 /// the count out.
-const FIXED_ARGS: [(&str, usize); 7] = [
-    ("BOARD", 6),
+const FIXED_ARGS: [(&str, usize); 6] = [
     ("HMAX", 2),
     ("HMIN", 2),
     ("STREAK", 2),
@@ -465,31 +467,52 @@ fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {
     }
 }
 
-/// commit.lua's `BOARD`: a score change on a board kept in rank order.
-fn board_op(
-    keys: &PartitionKeys,
-    board: &str,
-    period: &Option<PeriodTarget>,
-    player: &PlayerId,
-    how: &str,
+/// One player's score change on one board: on each of its targets (all-time, then each
+/// window's period), one `BOARD` operation of commit.lua.
+struct BoardChange<'a> {
+    board: &'a str,
+    player: &'a PlayerId,
+    how: &'static str,
     value: f64,
-) -> Op {
-    let board_keys = keys.board_keys(board, period.as_ref().map(|p| p.key_suffix.as_str()));
-    let expire_at = period
-        .as_ref()
-        .map(|p| text(p.expires_at_s))
-        .unwrap_or_default();
-    Op {
-        command: "BOARD",
-        keys: vec![board_keys.board, board_keys.distinct],
-        arg_keys: vec![keys.stats(player)],
-        args: vec![
-            how.as_bytes().to_vec(),
-            text(value),
-            player.as_str().into(),
-            board_keys.stamp_field.into_bytes(),
-            expire_at,
-        ],
+    periods: Vec<&'a Option<PeriodTarget>>,
+}
+
+impl BoardChange<'_> {
+    /// Whether `other` is the same change on another target.
+    fn extends(&self, other: &BoardChange<'_>) -> bool {
+        self.board == other.board
+            && self.player == other.player
+            && self.how == other.how
+            && self.value.to_bits() == other.value.to_bits()
+    }
+
+    /// commit.lua's `BOARD`: stats hash and boards as key groups, then `how`, the value, the
+    /// player, and each board's stamp field and expiry.
+    fn op(&self, keys: &PartitionKeys) -> Op {
+        let mut arg_keys = vec![vec![keys.stats(self.player)]];
+        let mut args = vec![
+            self.how.as_bytes().to_vec(),
+            text(self.value),
+            self.player.as_str().into(),
+        ];
+        for period in &self.periods {
+            let board_keys =
+                keys.board_keys(self.board, period.as_ref().map(|p| p.key_suffix.as_str()));
+            arg_keys.push(vec![board_keys.board, board_keys.distinct]);
+            args.push(board_keys.stamp_field.into_bytes());
+            args.push(
+                period
+                    .as_ref()
+                    .map(|p| text(p.expires_at_s))
+                    .unwrap_or_default(),
+            );
+        }
+        Op {
+            command: "BOARD",
+            keys: Vec::new(),
+            arg_keys,
+            args,
+        }
     }
 }
 
@@ -550,31 +573,57 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
         .redrive_of
         .as_ref()
         .map(|of| op("SADD", keys.redriven(), vec![text(of)]));
-    event
-        .changes
-        .as_slice()
-        .iter()
-        .map(|change| match change {
+    let mut ops = Vec::with_capacity(event.changes.as_slice().len());
+    // A player's change of one board comes for each of its targets in a row: one operation.
+    let mut pending: Option<BoardChange<'_>> = None;
+    for change in event.changes.as_slice() {
+        let board_change = match change {
             Change::Score {
                 board,
                 period,
                 player,
                 how,
                 value,
-            } => {
-                let how = match how {
+            } => Some(BoardChange {
+                board,
+                player,
+                how: match how {
                     Aggregate::Sum => "sum",
                     Aggregate::Max => "max",
                     Aggregate::Min => "min",
                     Aggregate::Last => "last",
-                };
-                board_op(keys, board, period, player, how, *value)
-            }
+                },
+                value: *value,
+                periods: vec![period],
+            }),
             Change::EnsureOnBoard {
                 board,
                 period,
                 player,
-            } => board_op(keys, board, period, player, "ensure", 0.0),
+            } => Some(BoardChange {
+                board,
+                player,
+                how: "ensure",
+                value: 0.0,
+                periods: vec![period],
+            }),
+            _ => None,
+        };
+        if let Some(next) = board_change {
+            match &mut pending {
+                Some(open) if open.extends(&next) => open.periods.extend(next.periods),
+                _ => {
+                    if let Some(done) = pending.replace(next) {
+                        ops.push(done.op(keys));
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(done) = pending.take() {
+            ops.push(done.op(keys));
+        }
+        ops.push(match change {
             Change::Count {
                 player,
                 stat,
@@ -630,9 +679,15 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 keys.history(board, player),
                 vec![text(limit), text(entry)],
             ),
-        })
-        .chain(redriven)
-        .collect()
+            // Grouped into board operations above.
+            Change::Score { .. } | Change::EnsureOnBoard { .. } => continue,
+        });
+    }
+    if let Some(done) = pending.take() {
+        ops.push(done.op(keys));
+    }
+    ops.extend(redriven);
+    ops
 }
 
 /// How one commit trims the dead-letter stream: `MAXLEN ~` on every `XADD`, and an
