@@ -12,7 +12,10 @@
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  the applied position the writer planned after ('' for none)
--- ARGV[4]  number of entries, then per entry, in stream order:
+-- ARGV[4]  number of entries the call applies (returned)
+-- ARGV[5]  number of entries sent: those with operations and always the last (entries
+--          without operations change nothing but the position, which the last one sets);
+--          then per entry sent, in stream order:
 --            entry id, number of operations, then per operation:
 --              command, index into KEYS of its (first) key, the number of arguments unless
 --              `fixed_args` knows it, arguments… (BOARD's first ones are KEYS indexes: see
@@ -175,8 +178,8 @@ if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
 
-local n_entries = tonumber(ARGV[4])
-if n_entries == 0 then return 0 end
+local n_entries, n_sent = tonumber(ARGV[4]), tonumber(ARGV[5])
+if n_sent == 0 then return 0 end
 if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] or (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then
   return -1
 end
@@ -184,9 +187,9 @@ if fence < epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 
-local i = 5
+local i = 6
 local last
-for _ = 1, n_entries do
+for _ = 1, n_sent do
   last = ARGV[i]
   entry_stamp = nil
   local n_ops = tonumber(ARGV[i + 1])

@@ -338,7 +338,15 @@ impl Committer {
             .arg(&planned_on.generation)
             .arg(&planned_on.position)
             .arg(events.len());
-        for (id, ops) in events {
+        // Entries without operations are left out but for the last, which sets the position.
+        let sent: Vec<&(&str, Vec<Op>)> = events
+            .iter()
+            .enumerate()
+            .filter(|(index, (_, ops))| !ops.is_empty() || index + 1 == events.len())
+            .map(|(_, event)| event)
+            .collect();
+        call.arg(sent.len());
+        for (id, ops) in sent {
             call.arg(*id).arg(ops.len());
             for op in ops {
                 let first = op.keys.first().map_or(0, |key| key_index[key.as_str()]);

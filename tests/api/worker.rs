@@ -517,17 +517,19 @@ async fn commit_call(
     call.key("t:applied")
         .key("t:fence")
         .key("t:generation")
+        .key("t:sequence")
         .key("t:stats")
-        // epoch, generation, planned after, one entry: id, one operation: HINCRBY on KEYS[4]
-        // with its (fixed) two arguments.
+        // epoch, generation, planned after, one entry applied and sent: id, one operation:
+        // HINCRBY on KEYS[5] with its (fixed) two arguments.
         .arg(1)
         .arg("")
         .arg(planned_after)
         .arg(1)
+        .arg(1)
         .arg(id)
         .arg(1)
         .arg("HINCRBY")
-        .arg(4)
+        .arg(5)
         .arg("games")
         .arg(1);
     call.invoke_async(conn)
