@@ -16,12 +16,11 @@ use utoipa::{PartialSchema, ToSchema};
 use super::AppState;
 use super::admin::authorize;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::openapi::{ID_PATTERN, schema};
+use super::openapi::{id_schema, schema};
 use crate::core::config::Secret;
 use crate::core::event::{
     MAX_MATCH_PLAYERS, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field,
 };
-use crate::core::ids::MAX_ID_CHARS;
 use crate::core::store::bounded;
 use crate::workers::plan::{Rules, check};
 
@@ -89,12 +88,7 @@ pub struct GameEvent;
 
 impl utoipa::PartialSchema for GameEvent {
     fn schema() -> RefOr<Schema> {
-        let id = json!({
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_ID_CHARS,
-            "pattern": ID_PATTERN,
-        });
+        let id = id_schema();
         // Any other field: anything but null.
         let value = json!({"type": ["string", "number", "boolean", "array", "object"]});
         let event = |kind: &str, required: &[&str], fields: Value| {

@@ -35,6 +35,17 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
 /// C1 controls and DEL) and so [`crate::core::ids`] checks.
 pub const ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$";
 
+/// An id (product or player) as JSON Schema: 1 to `MAX_ID_CHARS` characters, no control
+/// characters.
+pub fn id_schema() -> Value {
+    serde_json::json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": crate::core::ids::MAX_ID_CHARS,
+        "pattern": ID_PATTERN,
+    })
+}
+
 /// A schema written as JSON: for bodies whose rules the derive cannot state (a choice of
 /// shapes, patterns of array items, values that may be anything but `null`).
 ///

@@ -13,10 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::openapi::{ID_PATTERN, schema};
+use super::openapi::{id_schema, schema};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::event::MAX_MATCH_PLAYERS;
-use crate::core::ids::{MAX_ID_CHARS, ProductId};
+use crate::core::ids::ProductId;
 use crate::leaderboards::boards::BoardRule;
 use crate::leaderboards::query;
 use crate::leaderboards::ratings::{Rating, RatingSystem};
@@ -197,12 +197,7 @@ pub struct PredictRequest {
 
 impl utoipa::PartialSchema for PredictRequest {
     fn schema() -> RefOr<Schema> {
-        let id = json!({
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_ID_CHARS,
-            "pattern": ID_PATTERN,
-        });
+        let id = id_schema();
         schema(json!({
             "type": "object",
             "required": ["teams"],
