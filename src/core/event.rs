@@ -5,7 +5,6 @@
 //! Gameplay details (`select_weapon`'s data, …) are checked by the handler that uses them, so
 //! a gameplay event that no rule uses is never rejected for fields nobody reads.
 
-use std::collections::HashMap;
 
 use super::ids::{IdError, PlayerId, ProductId};
 
@@ -195,7 +194,39 @@ pub struct GameEvent {
     pub product: ProductId,
     pub kind: EventKind,
     /// Every field by name (values are valid UTF-8), for rules that read fields by name.
-    fields: HashMap<String, String>,
+    fields: FieldsByName,
+}
+
+/// An event's fields, sorted by name and found by binary search: events have a handful of
+/// fields, and building a hash map of them cost the worker more than every lookup it served.
+#[derive(Debug, Clone, PartialEq)]
+struct FieldsByName(Vec<(String, String)>);
+
+impl FieldsByName {
+    /// The fields, checked: UTF-8 names and values, no name twice.
+    fn new(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, Rejection> {
+        let mut named = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            let name = String::from_utf8(name.clone())
+                .map_err(|_| Rejection::NotUtf8(String::from_utf8_lossy(name).into_owned()))?;
+            let value =
+                String::from_utf8(value.clone()).map_err(|_| Rejection::NotUtf8(name.clone()))?;
+            named.push((name, value));
+        }
+        named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = named.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(Rejection::DuplicateField(pair[0].0.clone()));
+        }
+        Ok(Self(named))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        let index = self
+            .0
+            .binary_search_by(|(field, _)| field.as_str().cmp(name))
+            .ok()?;
+        self.0.get(index).map(|(_, value)| value.as_str())
+    }
 }
 
 /// What happened, by the event's `type` field.
@@ -276,17 +307,7 @@ pub enum MatchResult {
 impl GameEvent {
     /// Parses a stream entry's fields. Never panics, whatever the input.
     pub fn parse(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, Rejection> {
-        let mut map: HashMap<String, String> = HashMap::with_capacity(fields.len());
-        for (name, value) in fields {
-            let name = String::from_utf8(name.clone())
-                .map_err(|_| Rejection::NotUtf8(String::from_utf8_lossy(name).into_owned()))?;
-            let value =
-                String::from_utf8(value.clone()).map_err(|_| Rejection::NotUtf8(name.clone()))?;
-            if map.contains_key(&name) {
-                return Err(Rejection::DuplicateField(name));
-            }
-            map.insert(name, value);
-        }
+        let map = FieldsByName::new(fields)?;
         Redrive::from_fields(fields)?;
         let mut event = GameEvent {
             product: ProductId::parse(required(&map, "product_id")?).map_err(|problem| {
@@ -331,7 +352,7 @@ impl GameEvent {
 
     /// A field's value, if present.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        self.fields.get(name)
     }
 
     /// A field rules need: missing is a [`Rejection`].
@@ -356,9 +377,8 @@ impl GameEvent {
     }
 }
 
-fn required<'a>(map: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Rejection> {
+fn required<'a>(map: &'a FieldsByName, name: &str) -> Result<&'a str, Rejection> {
     map.get(name)
-        .map(String::as_str)
         .ok_or_else(|| Rejection::MissingField(name.to_owned()))
 }
 
