@@ -5,7 +5,6 @@
 //! Gameplay details (`select_weapon`'s data, …) are checked by the handler that uses them, so
 //! a gameplay event that no rule uses is never rejected for fields nobody reads.
 
-
 use super::ids::{IdError, PlayerId, ProductId};
 
 /// An entry's field/value pairs, raw.
