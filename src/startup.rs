@@ -186,12 +186,24 @@ pub async fn run(
         stream_name = %settings.stream.name,
         "settings in use"
     );
-    check_layout(&settings).await?;
     // The worker's metrics server is held to the API server's limits.
     let limits = Limits::from_settings(&settings.server);
+    // Every address first: a port conflict fails start-up before anything else happens.
+    let api_listener = match parts {
+        Parts::Server | Parts::All => Some(bind(settings.server.bind, &limits, "the HTTP API")?),
+        Parts::Worker => None,
+    };
+    let metrics_listener = match parts {
+        Parts::Worker | Parts::All => Some(bind(
+            settings.worker.metrics_bind,
+            &limits,
+            "worker metrics",
+        )?),
+        Parts::Server => None,
+    };
+    check_layout(&settings).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    if matches!(parts, Parts::Server | Parts::All) {
-        let listener = bind(settings.server.bind, &limits, "the HTTP API")?;
+    if let Some(listener) = api_listener {
         let mut state = app_state(&settings, games.clone())?;
         if parts == Parts::Server && state.worker_metrics == WorkerMetrics::Process {
             // No worker here and none configured to scrape: nothing to report.
@@ -204,8 +216,7 @@ pub async fn run(
                 .context("HTTP server failed")
         });
     }
-    if matches!(parts, Parts::Worker | Parts::All) {
-        let listener = bind(settings.worker.metrics_bind, &limits, "worker metrics")?;
+    if let Some(listener) = metrics_listener {
         let worker = Worker::new(&settings, Rules::from_games(&games))
             .map_err(|error| StartupError::Config(format!("{error:#}")))?;
         let metrics_shutdown = shutdown.clone();
@@ -238,8 +249,8 @@ pub async fn run(
     result
 }
 
-/// Refuses a store of another layout version. A store that does not answer yet is left to
-/// the worker, which checks before its first write (the server only reads).
+/// Refuses a store of another layout version. Only reads: an empty store is stamped by the
+/// worker before its first write, and a store that does not answer yet is left to it too.
 async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
     let store = redis_location(settings.store_url());
     let timeout = Duration::from_millis(settings.store.command_timeout_ms);
@@ -249,7 +260,8 @@ async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
     let mut conn = lazy_connection(&settings.store_redis(), timeout).map_err(|error| {
         StartupError::Config(format!("the store Redis URL cannot be used: {error}"))
     })?;
-    match tokio::time::timeout(timeout, layout::ensure_current(&mut conn, &keys)).await {
+    let checked = async { layout::usable(layout::stored_version(&mut conn, &keys).await?) };
+    match tokio::time::timeout(timeout, checked).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(LayoutError::Redis(error))) => {
             tracing::warn!(%store, %error, "cannot check the store's layout now; the worker checks before writing");

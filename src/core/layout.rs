@@ -51,24 +51,30 @@ pub async fn stored_version(
     Ok((written > 0).then_some(1))
 }
 
+/// Whether a store of layout `found` (`None`: empty) can be used by this release.
+pub fn usable(found: Option<u32>) -> Result<(), LayoutError> {
+    match found {
+        None | Some(LAYOUT_VERSION) => Ok(()),
+        Some(found) if found < LAYOUT_VERSION => Err(LayoutError::Older { found }),
+        Some(found) => Err(LayoutError::Newer { found }),
+    }
+}
+
 /// Checks that the store holds this release's layout, stamping an empty store with it.
 pub async fn ensure_current(
     conn: &mut impl ConnectionLike,
     keys: &KeySpace,
 ) -> Result<(), LayoutError> {
-    match stored_version(conn, keys).await? {
-        Some(LAYOUT_VERSION) => Ok(()),
-        Some(found) if found < LAYOUT_VERSION => Err(LayoutError::Older { found }),
-        Some(found) => Err(LayoutError::Newer { found }),
-        None => {
-            // NX: another process stamping at the same moment writes the same.
-            redis::cmd("SET")
-                .arg(keys.layout())
-                .arg(LAYOUT_VERSION)
-                .arg("NX")
-                .query_async::<()>(conn)
-                .await?;
-            Ok(())
-        }
+    let found = stored_version(conn, keys).await?;
+    usable(found)?;
+    if found.is_none() {
+        // NX: another process stamping at the same moment writes the same.
+        redis::cmd("SET")
+            .arg(keys.layout())
+            .arg(LAYOUT_VERSION)
+            .arg("NX")
+            .query_async::<()>(conn)
+            .await?;
     }
+    Ok(())
 }

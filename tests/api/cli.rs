@@ -180,3 +180,42 @@ async fn start_up_log_tells_where_everything_is_without_secrets() {
     // The log goes to a pipe here, not a terminal: no colour codes.
     assert!(!log.contains('\u{1b}'), "ANSI escapes in the log:\n{log}");
 }
+
+/// The number of keys in each of the store's and the stream's databases.
+async fn keys_in(redis: &crate::helpers::TestRedis) -> (u64, u64) {
+    let mut counts = [0, 0];
+    for (db, count) in counts.iter_mut().enumerate() {
+        *count = redis::cmd("DBSIZE")
+            .query_async(&mut redis.connection(db as u8).await)
+            .await
+            .expect("DBSIZE");
+    }
+    (counts[0], counts[1])
+}
+
+#[tokio::test]
+async fn start_up_writes_nothing_to_the_store_before_the_worker_runs() {
+    // A server alone, and a start that cannot bind, leave an empty store empty: the layout
+    // check only reads (the worker stamps an empty store before its first write).
+    let redis = crate::helpers::TestRedis::start().await;
+    let with_redis = |subcommand: &str, bind: &str| {
+        let mut command = tracker();
+        command
+            .args([subcommand, "--bind", bind])
+            .env("STATS_TRACKER_REDIS_URL", redis.url(0))
+            .env("GAME_EVENT_STREAM_REDIS_URL", redis.url(1));
+        command
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let output = with_redis("serve", &addr).output().expect("run");
+    assert_eq!(output.status.code(), Some(4));
+    let mut server = TrackerProcess::spawn(with_redis("serve", "127.0.0.1:0"));
+    let api = server.api_address();
+    let ready = reqwest::get(format!("http://{api}/readyz"))
+        .await
+        .expect("request");
+    assert_eq!(ready.status(), 200);
+    drop(server);
+    assert_eq!(keys_in(&redis).await, (0, 0));
+}
