@@ -68,7 +68,7 @@ pub async fn erase_player(
         let mut boards = Vec::new();
         for board in config.boards.boards() {
             boards.push(keys.board_keys(&board.name, None));
-            for key in scan(store, &keys.board_periods_glob(&board.name)).await? {
+            for key in store.scan(&keys.board_periods_glob(&board.name)).await? {
                 if let Some(period) = period_of_board_key(&keys.board(&board.name), &key) {
                     boards.push(keys.board_keys(&board.name, Some(period)));
                 }
@@ -116,7 +116,7 @@ pub async fn reset_board(
         format!("{}*", escape_glob(&keys.rating_prefix(board))),
         format!("{}*", escape_glob(&keys.history_prefix(board))),
     ] {
-        doomed.extend(scan(store, &pattern).await?);
+        doomed.extend(store.scan(&pattern).await?);
     }
     let mut deleted = 0;
     for chunk in doomed.chunks(500) {
@@ -126,29 +126,6 @@ pub async fn reset_board(
         .query::<i64>(redis::cmd("INCR").arg(keys.generation()))
         .await?;
     Ok(deleted)
-}
-
-/// Every key matching `pattern`.
-async fn scan(store: &Store, pattern: &str) -> Result<Vec<String>, StoreError> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, found): (u64, Vec<String>) = store
-            .query(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(1000),
-            )
-            .await?;
-        keys.extend(found);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
 }
 
 /// The period suffix (`daily:2026-11-25`) of a period board's key, given the all-time board

@@ -20,10 +20,9 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::{Context, Result, bail};
 use redis::aio::ConnectionManager;
 
-use crate::core::keys::{
-    KeySpace, LAYOUT_VERSION, STAMP_FIELD_PREFIX, encode_segment, escape_glob,
-};
+use crate::core::keys::{LAYOUT_VERSION, STAMP_FIELD_PREFIX, encode_segment, escape_glob};
 use crate::core::layout;
+use crate::core::store::Store;
 
 /// Rows read or written per command.
 const CHUNK: usize = 5_000;
@@ -68,8 +67,10 @@ pub struct Report {
     pub rows: usize,
 }
 
-/// Migrates the store behind `conn` (a single Redis) to [`LAYOUT_VERSION`].
-pub async fn run(conn: &mut ConnectionManager, keys: &KeySpace) -> Result<Report> {
+/// Migrates `store` (a single Redis) to [`LAYOUT_VERSION`].
+pub async fn run(store: &Store) -> Result<Report> {
+    let keys = store.keys();
+    let conn = &mut store.connection();
     let from = layout::stored_version(conn, keys).await?;
     let mut report = Report {
         from,
@@ -87,7 +88,7 @@ pub async fn run(conn: &mut ConnectionManager, keys: &KeySpace) -> Result<Report
         Some(_) => {}
     }
     let pattern = format!("{}:{{*}}:board:*:at", escape_glob(keys.prefix()));
-    for at in scan(conn, &pattern).await? {
+    for at in store.scan(&pattern).await? {
         let Some(board) = at.strip_suffix(":at") else {
             continue;
         };
@@ -198,28 +199,6 @@ async fn read_hash(conn: &mut ConnectionManager, key: &str) -> Result<HashMap<St
         fields.extend(found);
         if next == 0 {
             return Ok(fields);
-        }
-        cursor = next;
-    }
-}
-
-async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        keys.extend(found);
-        if next == 0 {
-            keys.sort();
-            keys.dedup();
-            return Ok(keys);
         }
         cursor = next;
     }

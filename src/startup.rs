@@ -81,6 +81,19 @@ pub fn load_games(settings: &Settings) -> Result<Arc<Games>, GamesError> {
     Ok(Arc::new(Games::load(settings.games.file.as_deref())?))
 }
 
+/// The store the settings name, connected lazily (Redis may still be missing).
+fn connect_store(settings: &Settings) -> Result<Store, StartupError> {
+    let key_space = settings
+        .key_space()
+        .map_err(|error| StartupError::Config(error.to_string()))?;
+    Store::connect_lazy(
+        &settings.store_redis(),
+        key_space,
+        Duration::from_millis(settings.store.command_timeout_ms),
+    )
+    .map_err(|error| StartupError::Config(format!("the store Redis URL cannot be used: {error}")))
+}
+
 /// Builds the server's shared state (connects lazily: Redis may still be missing). The
 /// worker's health is read from `server.worker_metrics_url`, else from this process's metrics
 /// (see [`run`] for a server without a worker).
@@ -91,15 +104,7 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
             StartupError::Config(format!("the {what} Redis URL cannot be used: {error}"))
         }
     };
-    let key_space = settings
-        .key_space()
-        .map_err(|error| StartupError::Config(error.to_string()))?;
-    let store = Store::connect_lazy(
-        &settings.store_redis(),
-        key_space,
-        Duration::from_millis(settings.store.command_timeout_ms),
-    )
-    .map_err(invalid("store"))?;
+    let store = connect_store(settings)?;
     // One connection to the stream's Redis for ingest and dead-letter re-drives.
     let stream = lazy_connection(
         &settings.stream_redis(),
@@ -254,13 +259,10 @@ pub async fn run(
 async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
     let store = redis_location(settings.store_url());
     let timeout = Duration::from_millis(settings.store.command_timeout_ms);
-    let keys = settings
-        .key_space()
-        .map_err(|error| StartupError::Config(error.to_string()))?;
-    let mut conn = lazy_connection(&settings.store_redis(), timeout).map_err(|error| {
-        StartupError::Config(format!("the store Redis URL cannot be used: {error}"))
-    })?;
-    let checked = async { layout::usable(layout::stored_version(&mut conn, &keys).await?) };
+    let connected = connect_store(settings)?;
+    let mut conn = connected.connection();
+    let checked =
+        async { layout::usable(layout::stored_version(&mut conn, connected.keys()).await?) };
     match tokio::time::timeout(timeout, checked).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(LayoutError::Redis(error))) => {
@@ -279,17 +281,7 @@ async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
 /// did. Every other tracker process using the store must be stopped.
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
     let store = redis_location(settings.store_url());
-    let keys = settings
-        .key_space()
-        .map_err(|error| StartupError::Config(error.to_string()))?;
-    let mut conn = lazy_connection(
-        &settings.store_redis(),
-        Duration::from_millis(settings.store.command_timeout_ms),
-    )
-    .map_err(|error| {
-        StartupError::Config(format!("the store Redis URL cannot be used: {error}"))
-    })?;
-    let report = crate::migrate::run(&mut conn, &keys)
+    let report = crate::migrate::run(&connect_store(settings)?)
         .await
         .with_context(|| format!("migrating the store at {store}"))?;
     match report.from {

@@ -93,7 +93,7 @@ impl PartitionKeys {
             distinct: format!("{board}{DISTINCT_SUFFIX}"),
             board,
             stamp_field: format!("{STAMP_FIELD_PREFIX}{name}"),
-            stats_prefix: format!("{}:stats:", self.base),
+            stats_prefix: self.stats_prefix(),
         }
     }
     /// A glob matching the period boards of `board` (and their index keys).
@@ -101,7 +101,7 @@ impl PartitionKeys {
         format!("{}@*", escape_glob(&self.board(board)))
     }
     pub fn stats(&self, player: &PlayerId) -> String {
-        format!("{}:stats:{}", self.base, encode_segment(player.as_str()))
+        format!("{}{}", self.stats_prefix(), encode_segment(player.as_str()))
     }
     /// The key prefix of every player's stats hash.
     pub fn stats_prefix(&self) -> String {

@@ -168,6 +168,32 @@ impl Store {
         bounded(self.timeout, attempt).await
     }
 
+    /// Every key matching `pattern` (a `SCAN` of this server, each page bounded by the
+    /// timeout), sorted, each once (`SCAN` may return a key twice).
+    pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = self
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            keys.extend(found);
+            if next == 0 {
+                keys.sort();
+                keys.dedup();
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
     /// Runs one read command (see [`Store::read`]).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.read(|mut conn| async move { cmd.query_async(&mut conn).await })

@@ -83,6 +83,17 @@ pub fn score_of_key(key: &str) -> Option<f64> {
 /// Bytes of a member's stamp.
 pub const STAMP_BYTES: usize = 8;
 
+/// The player of a board member (`<stamp><player>`); `None` if it is not one.
+pub fn player_of(member: &[u8]) -> Option<&str> {
+    let player = std::str::from_utf8(member.get(STAMP_BYTES..)?).ok()?;
+    (!player.is_empty()).then_some(player)
+}
+
+/// The board score a stored (negated) score stands for; -0 and 0 are one score.
+fn score_of_stored(stored: f64) -> f64 {
+    if stored == 0.0 { 0.0 } else { -stored }
+}
+
 /// One row of a board: its score and its member (`<stamp><player>`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -96,7 +107,7 @@ impl Row {
     pub fn from_stored(member: Vec<u8>, stored: &str) -> Option<Row> {
         let stored: f64 = stored.parse().ok()?;
         let row = Row {
-            score: if stored == 0.0 { 0.0 } else { -stored },
+            score: score_of_stored(stored),
             member,
         };
         row.player().is_some().then_some(row)
@@ -104,8 +115,7 @@ impl Row {
 
     /// The player the row belongs to.
     pub fn player(&self) -> Option<&str> {
-        let player = std::str::from_utf8(self.member.get(STAMP_BYTES..)?).ok()?;
-        (!player.is_empty()).then_some(player)
+        player_of(&self.member)
     }
 
     /// Bytes whose order is rank order: the score key, then the member.
@@ -393,7 +403,7 @@ pub async fn ranks(
             Some(RankedEntry {
                 rank: ahead + 1,
                 user_id: (*player).to_owned(),
-                score: json_number(if stored == 0.0 { 0.0 } else { -stored }),
+                score: json_number(score_of_stored(stored)),
             })
         })
         .collect())

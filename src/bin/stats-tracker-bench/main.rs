@@ -1060,8 +1060,8 @@ impl Bench {
                 .await?;
                 let on_board = members
                     .iter()
-                    .filter_map(|member| member.get(rank::STAMP_BYTES..))
-                    .filter_map(|player| String::from_utf8(player.to_vec()).ok())
+                    .filter_map(|member| rank::player_of(member))
+                    .map(str::to_owned)
                     .collect();
                 (products, RANK_PRODUCT.to_owned(), Arc::new(on_board))
             }
