@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::core::store::Connection;
 
 use crate::core::event::{
     Fields, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field, is_stream_id,
@@ -259,7 +259,7 @@ pub async fn letters_by_id(
 /// Where re-drives append: the event stream's Redis and the stream's name.
 #[derive(Clone)]
 pub struct EventStreamSink {
-    pub conn: ConnectionManager,
+    pub conn: Connection,
     pub name: String,
     pub timeout: Duration,
 }

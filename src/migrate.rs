@@ -17,8 +17,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::core::store::Connection;
 use anyhow::{Context, Result, bail};
-use redis::aio::ConnectionManager;
 
 use crate::core::keys::{LAYOUT_VERSION, STAMP_FIELD_PREFIX, encode_segment, escape_glob};
 use crate::core::layout;
@@ -106,7 +106,7 @@ pub async fn run(store: &Store) -> Result<Report> {
 }
 
 /// Converts one layout-1 board; the rows it holds.
-async fn migrate_board(conn: &mut ConnectionManager, board: &str) -> Result<usize> {
+async fn migrate_board(conn: &mut Connection, board: &str) -> Result<usize> {
     let (base, name) = board
         .split_once(":board:")
         .with_context(|| format!("{board} is not a board key"))?;
@@ -163,10 +163,7 @@ async fn migrate_board(conn: &mut ConnectionManager, board: &str) -> Result<usiz
 }
 
 /// A layout-1 board: player → score as Redis writes it (exact text).
-async fn read_all_scores(
-    conn: &mut ConnectionManager,
-    board: &str,
-) -> Result<Vec<(String, String)>> {
+async fn read_all_scores(conn: &mut Connection, board: &str) -> Result<Vec<(String, String)>> {
     let mut scores = Vec::new();
     loop {
         let start = scores.len();
@@ -185,7 +182,7 @@ async fn read_all_scores(
     }
 }
 
-async fn read_hash(conn: &mut ConnectionManager, key: &str) -> Result<HashMap<String, String>> {
+async fn read_hash(conn: &mut Connection, key: &str) -> Result<HashMap<String, String>> {
     let mut fields = HashMap::new();
     let mut cursor: u64 = 0;
     loop {

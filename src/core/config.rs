@@ -75,8 +75,17 @@ pub struct GamesSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// Redis URL of the store (`STATS_TRACKER_REDIS_URL`). May hold a password: never logged.
+    /// Redis URL of the store (`STATS_TRACKER_REDIS_URL`); with `cluster`, one or more seed
+    /// nodes' URLs, comma-separated. May hold a password: never logged.
     pub redis_url: Option<String>,
+    /// Whether `redis_url` names a Redis Cluster rather than a single server.
+    #[serde(default)]
+    pub cluster: bool,
+    /// On a cluster, whether the server's reads go to replicas (writes always go to masters).
+    /// A replica lags its master by its replication delay, usually below a millisecond, more
+    /// while it resynchronises: answers may miss the latest events for that long.
+    #[serde(default)]
+    pub read_from_replicas: bool,
     /// Namespace in front of every key, so several trackers (or tests) can share one Redis.
     pub key_prefix: String,
     /// How long a single store command may take before the caller gets an error (ms).
@@ -105,8 +114,12 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSettings {
-    /// Redis URL of the event stream (`GAME_EVENT_STREAM_REDIS_URL`). Never logged.
+    /// Redis URL of the event stream (`GAME_EVENT_STREAM_REDIS_URL`); with `cluster`, one or
+    /// more seed nodes' URLs, comma-separated. Never logged.
     pub redis_url: Option<String>,
+    /// Whether `redis_url` names a Redis Cluster rather than a single server.
+    #[serde(default)]
+    pub cluster: bool,
     /// Stream key the game servers append to.
     pub name: String,
     /// Consumer group of the tracker's workers (other services use their own groups).
@@ -182,8 +195,33 @@ pub enum StatValues {
 /// One Redis to connect to: its URL (may hold a password: never logged) and TLS options.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RedisEndpoint {
+    /// A server's URL, or with `cluster` one or more seed nodes' URLs, comma-separated.
     pub url: String,
     pub tls: TlsSettings,
+    /// A Redis Cluster rather than a single server.
+    pub cluster: bool,
+    /// Reads go to replicas (clusters only).
+    pub read_from_replicas: bool,
+}
+
+impl RedisEndpoint {
+    /// One server's URL.
+    pub fn server(url: impl Into<String>) -> Self {
+        RedisEndpoint {
+            url: url.into(),
+            ..RedisEndpoint::default()
+        }
+    }
+
+    /// The URLs of `url`: one for a server, each seed node of a cluster.
+    pub fn seed_urls(&self) -> impl Iterator<Item = &str> {
+        seed_urls(&self.url)
+    }
+}
+
+/// The comma-separated URLs of a URL setting, trimmed, empty ones left out.
+fn seed_urls(urls: &str) -> impl Iterator<Item = &str> {
+    urls.split(',').map(str::trim).filter(|url| !url.is_empty())
 }
 
 impl TlsSettings {
@@ -221,6 +259,35 @@ impl TlsSettings {
         }
         Ok(())
     }
+}
+
+/// Refuses a URL setting the client cannot use: not a Redis URL, several URLs without
+/// `cluster`, none at all. The client's reasons never quote the URL, which may hold a password.
+fn check_redis_urls(setting: &str, urls: &str, cluster: bool) -> Result<(), String> {
+    use redis::IntoConnectionInfo;
+    let urls: Vec<&str> = seed_urls(urls).collect();
+    if urls.is_empty() {
+        return Err(format!("{setting}.redis_url is empty"));
+    }
+    if urls.len() > 1 && !cluster {
+        return Err(format!(
+            "{setting}.redis_url lists {} URLs; several seed nodes need {setting}.cluster = true",
+            urls.len()
+        ));
+    }
+    for url in urls {
+        if let Err(error) = url.into_connection_info() {
+            return Err(format!(
+                "{setting}.redis_url is not a Redis URL the tracker can use: {error}"
+            ));
+        }
+        if cluster && url.starts_with("redis+unix") {
+            return Err(format!(
+                "{setting}.redis_url: a Redis Cluster is reached over TCP, not a unix socket"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A secret setting (a token): compared in constant time, never printed.
@@ -381,6 +448,8 @@ impl Settings {
                 redis_url: store_url,
                 key_prefix: key_prefix.to_owned(),
                 command_timeout_ms: 800,
+                cluster: false,
+                read_from_replicas: false,
                 tls: TlsSettings::default(),
             },
             stream: StreamSettings {
@@ -393,6 +462,7 @@ impl Settings {
                 batch_size: 1000,
                 block_ms: 2000,
                 lease_ttl_ms: 10_000,
+                cluster: false,
                 tls: TlsSettings::default(),
             },
             server: ServerSettings {
@@ -498,17 +568,19 @@ impl Settings {
         if !missing.is_empty() {
             return Err(ConfigError::MissingRedisUrls { mode, missing });
         }
-        for (setting, url) in [
-            ("store.redis_url", &self.store.redis_url),
-            ("stream.redis_url", &self.stream.redis_url),
+        for (setting, url, cluster) in [
+            ("store", &self.store.redis_url, self.store.cluster),
+            ("stream", &self.stream.redis_url, self.stream.cluster),
         ] {
-            use redis::IntoConnectionInfo;
-            // The client's reasons never quote the URL, which may hold a password.
-            if let Some(Err(error)) = url.as_deref().map(IntoConnectionInfo::into_connection_info) {
-                return Err(ConfigError::Other(format!(
-                    "{setting} is not a Redis URL the tracker can use: {error}"
-                )));
-            }
+            check_redis_urls(setting, url.as_deref().unwrap_or_default(), cluster)
+                .map_err(ConfigError::Other)?;
+        }
+        if self.store.read_from_replicas && !self.store.cluster {
+            return Err(ConfigError::Other(
+                "store.read_from_replicas needs store.cluster = true (a single server has no \
+                 replicas the tracker reads from)"
+                    .into(),
+            ));
         }
         self.key_space()?;
         self.store
@@ -616,6 +688,8 @@ impl Settings {
         RedisEndpoint {
             url: self.store_url().to_owned(),
             tls: self.store.tls.clone(),
+            cluster: self.store.cluster,
+            read_from_replicas: self.store.read_from_replicas,
         }
     }
 
@@ -624,6 +698,8 @@ impl Settings {
         RedisEndpoint {
             url: self.stream_url().to_owned(),
             tls: self.stream.tls.clone(),
+            cluster: self.stream.cluster,
+            read_from_replicas: false,
         }
     }
 

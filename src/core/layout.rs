@@ -43,12 +43,15 @@ pub async fn stored_version(
     }
     // Before versions were recorded, every store that was written to has the products' index
     // (written with a product's first effects) or the dead letters' position.
-    let written: u32 = redis::cmd("EXISTS")
-        .arg(keys.products())
-        .arg(keys.dead_letters().applied())
-        .query_async(conn)
-        .await?;
-    Ok((written > 0).then_some(1))
+    // Two commands: on a Redis Cluster the two keys live in different hash slots.
+    let mut written = false;
+    for key in [keys.products(), keys.dead_letters().applied()] {
+        written |= redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<bool>(conn)
+            .await?;
+    }
+    Ok(written.then_some(1))
 }
 
 /// Whether a store of layout `found` (`None`: empty) can be used by this release.

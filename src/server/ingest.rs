@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::core::store::Connection;
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::{RefOr, Schema};
@@ -34,7 +34,7 @@ pub const APPEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2
 #[derive(Clone)]
 pub struct Ingest {
     pub token: Secret,
-    pub stream: ConnectionManager,
+    pub stream: Connection,
     pub stream_name: String,
     pub rules: Arc<Rules>,
 }

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::core::store::Connection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::config::{DeadLetterRetention, RedisEndpoint};
@@ -54,7 +54,7 @@ pub enum CommitError {
 
 /// Writes planned batches to the store.
 pub struct Committer {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: KeySpace,
     script: Script,
     /// Most entries one script call applies: a script runs alone, and everything else sent
@@ -127,56 +127,76 @@ impl Committer {
     }
 
     /// The store server's `run_id`: it changes when the server restarts (and so may have come
-    /// back with less than it had, from an AOF or a snapshot) or another server answers.
+    /// back with less than it had, from an AOF or a snapshot) or another server answers. On a
+    /// cluster, every master's, in slot order: a failover or a restarted master changes it.
     pub async fn store_run_id(&self) -> Result<String, StoreError> {
         let mut conn = self.conn.clone();
-        let info: String = bounded(
-            self.timeout,
-            redis::cmd("INFO").arg("server").query_async(&mut conn),
-        )
-        .await?;
-        Ok(info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned())
+        let run_ids = async {
+            let nodes = match conn.cluster_masters().await? {
+                None => vec![None],
+                Some(masters) => masters.into_iter().map(Some).collect(),
+            };
+            let mut run_ids = Vec::new();
+            for node in &nodes {
+                let info: String = conn
+                    .query_node(node.as_ref(), redis::cmd("INFO").arg("server"))
+                    .await?;
+                let run_id = info
+                    .lines()
+                    .find_map(|line| line.strip_prefix("run_id:"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                run_ids.push(run_id);
+            }
+            Ok(run_ids.join(","))
+        };
+        bounded(self.timeout, run_ids).await
     }
 
     /// Loads into `known` the positions and rating states planning needs.
     pub async fn load(&self, needs: &Needs, known: &mut Known) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         if !needs.positions.is_empty() {
-            let mut pipe = redis::pipe();
+            let mut reads = Vec::new();
             for partition in &needs.positions {
                 let keys = self.partition_keys(partition);
-                pipe.get(keys.applied()).get(keys.generation());
+                reads.push(redis::Cmd::get(keys.applied()));
+                reads.push(redis::Cmd::get(keys.generation()));
             }
-            let loaded: Vec<(Option<String>, Option<String>)> =
-                bounded(self.timeout, pipe.query_async(&mut conn)).await?;
-            for (partition, (position, generation)) in needs.positions.iter().zip(loaded) {
-                known.positions.insert(partition.clone(), position);
-                known.generations.insert(partition.clone(), generation);
+            let loaded: Vec<Option<String>> = bounded(self.timeout, conn.query_all(&reads)).await?;
+            for (partition, pair) in needs.positions.iter().zip(loaded.chunks(2)) {
+                let [position, generation] = pair else {
+                    break;
+                };
+                known.positions.insert(partition.clone(), position.clone());
+                known
+                    .generations
+                    .insert(partition.clone(), generation.clone());
             }
         }
         // Chunked: a first batch after start-up may need many thousands of states.
         for chunk in needs.ratings.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for (product, board, player) in chunk {
-                pipe.hgetall(self.keys.product(product).rating(board, player));
-            }
+            let reads: Vec<redis::Cmd> = chunk
+                .iter()
+                .map(|(product, board, player)| {
+                    redis::Cmd::hgetall(self.keys.product(product).rating(board, player))
+                })
+                .collect();
             let states: Vec<HashMap<String, String>> =
-                bounded(self.timeout, pipe.query_async(&mut conn)).await?;
+                bounded(self.timeout, conn.query_all(&reads)).await?;
             for (key, fields) in chunk.iter().cloned().zip(states) {
                 known.ratings.insert(key, rating_from_fields(&fields));
             }
         }
         for chunk in needs.redrives.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for (partition, member) in chunk {
-                pipe.sismember(self.partition_keys(partition).redriven(), member);
-            }
-            let present: Vec<bool> = bounded(self.timeout, pipe.query_async(&mut conn)).await?;
+            let reads: Vec<redis::Cmd> = chunk
+                .iter()
+                .map(|(partition, member)| {
+                    redis::Cmd::sismember(self.partition_keys(partition).redriven(), member)
+                })
+                .collect();
+            let present: Vec<bool> = bounded(self.timeout, conn.query_all(&reads)).await?;
             for (key, present) in chunk.iter().cloned().zip(present) {
                 known.redriven.insert(key, present);
             }
@@ -207,7 +227,7 @@ impl Committer {
                 .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                 .collect();
             let planned_on = planned_on(Partition::Product(product.clone()));
-            calls.extend(self.encode_partition(epoch, planned_on, &keys, ops));
+            calls.push(self.encode_partition(epoch, planned_on, &keys, ops));
         }
         let letters = if batch.dead_letters.is_empty() {
             Vec::new()
@@ -255,7 +275,9 @@ impl Committer {
     }
 
     /// Commits a prepared batch: lists new products, then sends every script call at once, in
-    /// order (the dead letters' first, and waited for if they must go first).
+    /// order (the dead letters' first, and waited for if they must go first). On a Redis
+    /// Cluster, each partition's calls are a pipeline of their own (a pipeline may not span
+    /// hash slots), the partitions' pipelines sent at once.
     pub async fn commit(&self, prepared: &PreparedCommit) -> Result<CommitCounts, CommitError> {
         // First: listed after its effects, a product would stay unlisted if the worker died
         // in between (the replay skips the effects, and so the listing).
@@ -263,13 +285,22 @@ impl Committer {
             bounded(self.timeout, sadd.query_async::<()>(&mut self.conn.clone())).await?;
         }
         let mut applied = 0;
-        let mut calls: Vec<&redis::Cmd> = prepared.letters.iter().collect();
+        let mut chains: Vec<Vec<&redis::Cmd>> = Vec::new();
+        let letters: Vec<&redis::Cmd> = prepared.letters.iter().collect();
         if prepared.letters_first {
-            applied += self.run_scripts(&calls).await?;
-            calls.clear();
+            applied += self.run_scripts(&letters).await?;
+        } else if !letters.is_empty() {
+            chains.push(letters);
         }
-        calls.extend(&prepared.calls);
-        applied += self.run_scripts(&calls).await?;
+        chains.extend(prepared.calls.iter().map(|chain| chain.iter().collect()));
+        if self.conn.is_cluster() {
+            let counts =
+                futures::future::try_join_all(chains.iter().map(|chain| self.run_scripts(chain)))
+                    .await?;
+            applied += counts.iter().sum::<u64>();
+        } else {
+            applied += self.run_scripts(&chains.concat()).await?;
+        }
         Ok(CommitCounts { applied })
     }
 
@@ -438,8 +469,9 @@ struct PlannedOn {
 /// A batch's commit, encoded ahead of time by [`Committer::prepare`].
 #[derive(Default)]
 pub struct PreparedCommit {
-    /// The products' script calls.
-    calls: Vec<redis::Cmd>,
+    /// The products' script calls, a chain per product (each call planned on the position the
+    /// one before it leaves).
+    calls: Vec<Vec<redis::Cmd>>,
     /// The dead letters' script calls.
     letters: Vec<redis::Cmd>,
     /// Whether the dead letters' calls must complete before the products' start.

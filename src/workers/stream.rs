@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::core::store::Connection;
 use redis::{Script, Value};
 
 use crate::core::config::{RedisEndpoint, StreamSettings};
@@ -102,12 +102,12 @@ pub enum StreamError {
 
 /// The consumer group seen from one worker.
 pub struct EventStream {
-    conn: ConnectionManager,
+    conn: Connection,
     /// Used for reads only, one at a time: WATCH belongs to a connection, so no other command
     /// may come between a read's WATCH and its EXEC.
-    reader: ConnectionManager,
+    reader: Connection,
     /// Separate connection for blocking waits: they outlast the normal response timeout.
-    blocking: ConnectionManager,
+    blocking: Connection,
     keys: StreamKeys,
     group: String,
     consumer: String,

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
-use stats_tracker::core::config::{Mode, Settings};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use stats_tracker::core::config::{Mode, RedisEndpoint, Settings};
+use stats_tracker::core::store::{Connection, lazy_connection};
 use stats_tracker::server;
 use stats_tracker::startup::{app_state, load_games};
 use stats_tracker::workers::{Worker, plan::Rules};
@@ -119,6 +120,125 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A connection a test reads and writes Redis through: one server's, or a cluster's (the
+/// tracker's own [`Connection`], which routes by slot).
+pub trait TestConn: ConnectionLike + Clone + Send + Sync {
+    /// Every key matching `pattern`, from every master of a cluster.
+    fn keys(&mut self, pattern: &str) -> impl Future<Output = Vec<String>> + Send;
+}
+
+impl TestConn for MultiplexedConnection {
+    async fn keys(&mut self, pattern: &str) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(self)
+            .await
+            .expect("KEYS")
+    }
+}
+
+impl TestConn for Connection {
+    async fn keys(&mut self, pattern: &str) -> Vec<String> {
+        let nodes = match self.cluster_masters().await.expect("CLUSTER SLOTS") {
+            None => vec![None],
+            Some(masters) => masters.into_iter().map(Some).collect(),
+        };
+        let mut keys = Vec::new();
+        for node in &nodes {
+            let found: Vec<String> = self
+                .query_node(node.as_ref(), redis::cmd("KEYS").arg(pattern))
+                .await
+                .expect("KEYS");
+            keys.extend(found);
+        }
+        keys
+    }
+}
+
+/// A private Redis Cluster (3 masters, 3 replicas on loopback ports), started and stopped by
+/// `scripts/redis-cluster`.
+pub struct TestCluster {
+    dir: TempDir,
+    urls: String,
+}
+
+impl TestCluster {
+    /// Starts a cluster on six free loopback ports (and their cluster bus ports, +10000).
+    pub async fn start() -> Self {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster");
+        for attempt in 0..5u64 {
+            let first_port = free_port_run(attempt);
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let nodes = dir.path().join("cluster");
+            let output = tokio::process::Command::new(&script)
+                .arg("start")
+                .arg(&nodes)
+                .arg(first_port.to_string())
+                .output()
+                .await
+                .expect("run scripts/redis-cluster");
+            if output.status.success() {
+                return Self {
+                    dir,
+                    urls: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+                };
+            }
+            eprintln!(
+                "redis-cluster on port {first_port} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        panic!("could not start a Redis Cluster");
+    }
+
+    /// The seed URLs, comma-separated, as the URL settings take them.
+    pub fn urls(&self) -> &str {
+        &self.urls
+    }
+
+    /// A cluster connection for the test itself.
+    pub fn connection(&self) -> Connection {
+        let endpoint = RedisEndpoint {
+            url: self.urls.clone(),
+            cluster: true,
+            ..RedisEndpoint::default()
+        };
+        lazy_connection(&endpoint, Duration::from_secs(30)).expect("cluster connection")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster");
+        let _ = Command::new(script)
+            .arg("stop")
+            .arg(self.dir.path().join("cluster"))
+            .status();
+    }
+}
+
+/// The first of six consecutive loopback ports in 20000–29999 that are free now, their
+/// cluster bus ports (+10000) too.
+fn free_port_run(attempt: u64) -> u16 {
+    let seed = std::process::id() as u64 * 7919
+        + attempt * 104_729
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for offset in 0..1000u64 {
+        let first = 20_000 + ((seed + offset * 6) % 9_990) as u16;
+        let free = (0..6).all(|i| {
+            [first + i, first + i + 10_000].iter().all(|port| {
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, *port)).is_ok()
+            })
+        });
+        if free {
+            return first;
+        }
+    }
+    panic!("no six free ports in 20000-29999");
 }
 
 /// Settings for a tracker on `redis`: store in db 0, stream in db 1 (as the real game server
@@ -281,7 +401,7 @@ impl Drop for WorkerProcess {
 
 /// Appends events (field/value pairs) to the stream in pipelined chunks; returns their ids.
 pub async fn push_events(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl TestConn,
     events: &[Vec<(String, String)>],
 ) -> Vec<String> {
     push_events_at(conn, events, None).await
@@ -289,7 +409,7 @@ pub async fn push_events(
 
 /// Appends `events` with stream ids at Unix millisecond `at_ms` (`<ms>-*`), or now if `None`.
 pub async fn push_events_at(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl TestConn,
     events: &[Vec<(String, String)>],
     at_ms: Option<u64>,
 ) -> Vec<String> {
@@ -312,7 +432,7 @@ pub async fn push_events_at(
 }
 
 /// Waits until the group has no undelivered and no unacknowledged entries.
-pub async fn wait_until_drained(stream: &mut MultiplexedConnection, within: Duration) {
+pub async fn wait_until_drained(stream: &mut impl TestConn, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         if let Some((lag, pending)) = group_backlog(stream).await
@@ -331,7 +451,7 @@ pub async fn wait_until_drained(stream: &mut MultiplexedConnection, within: Dura
 
 /// The group's (lag, pending), if the group exists. Redis cannot always tell the lag (after a
 /// restart, say); then it is 0 or 1 by whether the group has delivered the stream's last entry.
-pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i64)> {
+pub async fn group_backlog(stream: &mut impl TestConn) -> Option<(i64, i64)> {
     let groups: Vec<BTreeMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(STREAM)
@@ -369,7 +489,7 @@ pub async fn group_backlog(stream: &mut MultiplexedConnection) -> Option<(i64, i
 /// Dead letters as (source id, reason, original fields), in stream order. The tracker writes
 /// `source_id`, `reason` and `board` as the first three pairs, then the original fields.
 pub async fn dead_letters(
-    store: &mut MultiplexedConnection,
+    store: &mut impl TestConn,
     prefix: &str,
 ) -> Vec<(String, String, Vec<Vec<u8>>)> {
     let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")

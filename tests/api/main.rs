@@ -10,6 +10,7 @@ mod traffic;
 mod admin;
 mod boards;
 mod cli;
+mod cluster;
 mod crash;
 mod dashboard;
 mod dead_letters;

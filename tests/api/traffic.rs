@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::helpers::TestConn;
 pub use crate::simulate::{Event, Rng, mixed_run, players};
-use redis::aio::MultiplexedConnection;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::{KeySpace, STAMP_FIELD_PREFIX, encode_segment, is_distinct_key};
 use stats_tracker::leaderboards::rank;
@@ -167,7 +167,7 @@ impl Model {
 
     /// Asserts that the store under `prefix` holds exactly this model: every board, every
     /// stats hash, and no other board or stats keys.
-    pub async fn assert_matches_store(&self, store: &mut MultiplexedConnection, prefix: &str) {
+    pub async fn assert_matches_store(&self, store: &mut impl TestConn, prefix: &str) {
         let keys = KeySpace::new(prefix).expect("prefix");
         for (product, expected) in &self.boards {
             let key = keys
@@ -190,21 +190,10 @@ impl Model {
         let counting = store.clone();
         let count = |pattern: String| {
             let mut store = counting.clone();
-            async move {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(pattern)
-                    .query_async(&mut store)
-                    .await
-                    .expect("KEYS");
-                keys.len()
-            }
+            async move { store.keys(&pattern).await.len() }
         };
         let elo_boards = usize::from(!self.elo.is_empty());
-        let board_keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:{{*}}:board:*"))
-            .query_async(store)
-            .await
-            .expect("KEYS");
+        let board_keys = store.keys(&format!("{prefix}:{{*}}:board:*")).await;
         // All-time boards only: not period boards (`@`), not their distinct scores.
         let all_time: Vec<&String> = board_keys
             .iter()
@@ -261,7 +250,7 @@ impl Model {
 
 /// A board as player → score (the board stores rows in rank order, see
 /// `leaderboards::rank`); panics on a row that is not one, or a player on it twice.
-pub async fn board_scores(store: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, f64> {
+pub async fn board_scores(store: &mut impl TestConn, key: &str) -> BTreeMap<String, f64> {
     let stored: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE")
         .arg(key)
         .arg(0)
@@ -283,7 +272,7 @@ pub async fn board_scores(store: &mut MultiplexedConnection, key: &str) -> BTree
 }
 
 /// A stats hash's stats (without the board stamps it also holds), as integers.
-pub async fn stats_of(store: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, i64> {
+pub async fn stats_of(store: &mut impl TestConn, key: &str) -> BTreeMap<String, i64> {
     let stored: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(key)
         .query_async(store)
@@ -305,7 +294,7 @@ pub async fn stats_of(store: &mut MultiplexedConnection, key: &str) -> BTreeMap<
 /// Asserts that the board at `key` is one: every row a player with their score, each
 /// player's stamp field (in their stats hash) naming their row, and `:distinct` exactly the
 /// distinct scores, scored like the board.
-pub async fn assert_board_is_consistent(store: &mut MultiplexedConnection, key: &str) {
+pub async fn assert_board_is_consistent(store: &mut impl TestConn, key: &str) {
     let stored: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE")
         .arg(key)
         .arg(0)
@@ -360,7 +349,7 @@ pub async fn assert_board_is_consistent(store: &mut MultiplexedConnection, key: 
 /// `events`, `ids` are the events' stream ids), once each, in order.
 pub async fn assert_run_matches(
     mut model: Model,
-    store: &mut MultiplexedConnection,
+    store: &mut impl TestConn,
     prefix: &str,
     events: &[Event],
     bad: &[usize],
