@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::config::Settings;
+use crate::core::config::{RedisEndpoint, Settings};
 use crate::core::event::ReasonKind;
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::StoreError;
@@ -128,7 +128,11 @@ impl Worker {
         Ok(Self {
             sink: Sink {
                 committer: Arc::new(Committer::new(
-                    &settings.store_redis(),
+                    // The worker plans on what it reads: always from the masters.
+                    &RedisEndpoint {
+                        read_from_replicas: false,
+                        ..settings.store_redis()
+                    },
                     settings.key_space()?,
                     settings.worker.entries_per_script_call,
                     settings.dead_letter_retention(),

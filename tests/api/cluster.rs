@@ -238,12 +238,78 @@ async fn every_route_answers_on_a_cluster_as_on_one_server() {
             })
             .collect()
     };
-    assert_same_answers(&without_ids(single_after), &without_ids(cluster_after));
+    let cluster_after = without_ids(cluster_after);
+    assert_same_answers(&without_ids(single_after), &cluster_after);
     let (status, _) = on_cluster.get_json("/readyz").await;
     assert_eq!(status, 200);
 
+    // A server reading from the replicas answers the same once they have caught up (within
+    // their replication delay: milliseconds here).
+    let mut replica_settings = cluster_settings.clone();
+    replica_settings.store.read_from_replicas = true;
+    let from_replicas = TestApp::spawn(&replica_settings, false).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answers = without_ids(answers(&from_replicas, &players).await);
+        if answers == cluster_after {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reads from replicas never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    from_replicas.stop().await;
+    assert!(
+        replica_reads(&cluster).await > 0,
+        "the replicas answered no reads"
+    );
+
     single.stop().await;
     on_cluster.stop().await;
+}
+
+/// Calls of read commands the cluster's replicas answered (`INFO commandstats`).
+async fn replica_reads(cluster: &TestCluster) -> u64 {
+    let mut conn = cluster.connection();
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER SLOTS");
+    let mut calls = 0;
+    for row in slots {
+        for replica in row.iter().skip(3) {
+            let redis::Value::Array(node) = replica else {
+                continue;
+            };
+            let host: String = redis::from_redis_value_ref(&node[0]).expect("host");
+            let port: u16 = redis::from_redis_value_ref(&node[1]).expect("port");
+            let stats: String = conn
+                .query_node(Some(&(host, port)), redis::cmd("INFO").arg("commandstats"))
+                .await
+                .expect("INFO commandstats");
+            for line in stats.lines() {
+                let Some((name, values)) = line.split_once(':') else {
+                    continue;
+                };
+                let read = [
+                    "zrange", "zscore", "zcount", "zcard", "hgetall", "hmget", "lrange",
+                ]
+                .iter()
+                .any(|command| name == format!("cmdstat_{command}"));
+                if read {
+                    calls += values
+                        .split(',')
+                        .find_map(|field| field.strip_prefix("calls="))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+    }
+    calls
 }
 
 /// Removes what differs between two stores fed the same events at different moments: stream
