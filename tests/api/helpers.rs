@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use stats_tracker::core::config::{Mode, RedisEndpoint, Settings};
+use stats_tracker::core::config::{Mode, RedisEndpoint, Settings, TlsSettings};
 use stats_tracker::core::store::{Connection, lazy_connection};
 use stats_tracker::server;
 use stats_tracker::startup::{app_state, load_games};
@@ -162,18 +162,30 @@ impl TestConn for Connection {
 pub struct TestCluster {
     dir: TempDir,
     urls: String,
+    tls: TlsSettings,
 }
 
 impl TestCluster {
     /// Starts a cluster on six free loopback ports (and their cluster bus ports, +10000).
     pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// Like [`TestCluster::start`]; with `Some(dir)`, the nodes speak TLS only, with the
+    /// certificates in `dir` (`ca.crt`, `server.*`, `client.*`), and require a client
+    /// certificate (`client.*`).
+    pub async fn start_with_tls(certificates: Option<&std::path::Path>) -> Self {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster");
         for attempt in 0..5u64 {
             let first_port = free_port_run(attempt);
             let dir = tempfile::tempdir().expect("temporary directory");
             let nodes = dir.path().join("cluster");
-            let output = tokio::process::Command::new(&script)
-                .arg("start")
+            let mut command = tokio::process::Command::new(&script);
+            command.arg("start");
+            if let Some(certificates) = certificates {
+                command.arg("--tls").arg(certificates);
+            }
+            let output = command
                 .arg(&nodes)
                 .arg(first_port.to_string())
                 .output()
@@ -183,6 +195,7 @@ impl TestCluster {
                 return Self {
                     dir,
                     urls: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+                    tls: certificates.map_or_else(TlsSettings::default, cluster_tls),
                 };
             }
             eprintln!(
@@ -198,11 +211,17 @@ impl TestCluster {
         &self.urls
     }
 
+    /// TLS options that verify the cluster and present the client certificate it requires.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
     /// A cluster connection for the test itself.
     pub fn connection(&self) -> Connection {
         let endpoint = RedisEndpoint {
             url: self.urls.clone(),
             cluster: true,
+            tls: self.tls.clone(),
             ..RedisEndpoint::default()
         };
         lazy_connection(&endpoint, Duration::from_secs(30)).expect("cluster connection")
@@ -216,6 +235,17 @@ impl Drop for TestCluster {
             .arg("stop")
             .arg(self.dir.path().join("cluster"))
             .status();
+    }
+}
+
+/// The CA and client certificate of a certificate directory (see
+/// [`TestCluster::start_with_tls`]).
+fn cluster_tls(dir: &std::path::Path) -> TlsSettings {
+    TlsSettings {
+        ca_file: Some(dir.join("ca.crt")),
+        client_cert_file: Some(dir.join("client.crt")),
+        client_key_file: Some(dir.join("client.key")),
+        insecure_skip_verify: false,
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use stats_tracker::core::config::{Settings, TlsSettings};
 
-use crate::helpers::{TestApp, TestRedis, event, push_events, settings, wait_until_drained};
+use crate::helpers::{
+    TestApp, TestCluster, TestRedis, event, push_events, settings, wait_until_drained,
+};
 
 /// A CA and the certificates it signed, in a directory of their own.
 struct Certificates {
@@ -52,7 +54,8 @@ impl Certificates {
         for (name, usage, alt) in [
             (
                 "server",
-                "serverAuth",
+                // clientAuth too: cluster nodes present it to each other.
+                "serverAuth,clientAuth",
                 "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
             ),
             ("client", "clientAuth", ""),
@@ -213,5 +216,68 @@ async fn a_client_certificate_is_presented_when_the_server_requires_one() {
     };
     let app = TestApp::spawn(&over_tls(&redis, port, with_client), false).await;
     assert_eq!(app.get_json("/readyz").await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_tracker_works_on_a_redis_cluster_over_tls() {
+    let certs = Certificates::make();
+    let cluster = TestCluster::start_with_tls(Some(certs.dir.path())).await;
+    assert!(
+        cluster.urls().starts_with("rediss://"),
+        "{}",
+        cluster.urls()
+    );
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    drop(redis);
+    for (url, cluster_flag, tls) in [
+        (
+            &mut settings.store.redis_url,
+            &mut settings.store.cluster,
+            &mut settings.store.tls,
+        ),
+        (
+            &mut settings.stream.redis_url,
+            &mut settings.stream.cluster,
+            &mut settings.stream.tls,
+        ),
+    ] {
+        *url = Some(cluster.urls().to_owned());
+        *cluster_flag = true;
+        *tls = cluster.tls().clone();
+    }
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = cluster.connection();
+    let games: Vec<_> = (0..20)
+        .map(|i| {
+            event(&[
+                ("product_id", if i % 2 == 0 { "exrps" } else { "arena" }),
+                ("type", "game_over"),
+                ("winner_id", "A"),
+                ("loser_id", "B"),
+            ])
+        })
+        .collect();
+    push_events(&mut stream, &games).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    assert_eq!(app.get_json("/readyz").await.0, 200);
+    for product in ["exrps", "arena"] {
+        assert_eq!(
+            app.get_json(&format!("/stats/{product}/A")).await.1,
+            json!({"games": "10", "wins": "10", "losses": "0"}),
+            "{product}"
+        );
+    }
+    app.stop().await;
+
+    // Unverifiable without the CA: the server is refused.
+    settings.store.tls = TlsSettings {
+        ca_file: None,
+        ..cluster.tls().clone()
+    };
+    let app = TestApp::spawn(&settings, false).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
     app.stop().await;
 }
