@@ -14,12 +14,11 @@
 
 use std::time::Duration;
 
-use crate::core::store::Connection;
-
 use crate::core::event::{
     Fields, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field, is_stream_id,
 };
-use crate::core::store::{Store, StoreError, bounded};
+use crate::core::partition::stream_of;
+use crate::core::store::{Connection, Store, StoreError, append_events, bounded};
 
 /// Most letters one listing page or one re-drive takes.
 pub const MAX_LETTERS: usize = 1000;
@@ -256,16 +255,19 @@ pub async fn letters_by_id(
         .collect())
 }
 
-/// Where re-drives append: the event stream's Redis and the stream's name.
+/// Where re-drives append: the event stream's Redis, the stream's name and partition count.
 #[derive(Clone)]
 pub struct EventStreamSink {
     pub conn: Connection,
     pub name: String,
+    /// `stream.partitions`: each letter goes back to its product's partition.
+    pub partitions: u32,
     pub timeout: Duration,
 }
 
-/// Appends each letter's re-drive fields to the event stream, in the order given, all or
-/// none (MULTI/EXEC); the new entries' ids. Leaves the letters in place: see [`redrive`].
+/// Appends each letter's re-drive fields to the event stream (its product's partition), in
+/// the order given, all or none per partition (MULTI/EXEC); the new entries' ids. Leaves the
+/// letters in place: see [`redrive`].
 pub async fn append_redrives(
     sink: &EventStreamSink,
     letters: &[Letter],
@@ -273,18 +275,17 @@ pub async fn append_redrives(
     if letters.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for letter in letters {
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&sink.name).arg("*");
-        for (name, value) in letter.redrive_fields() {
-            xadd.arg(name).arg(value);
-        }
-        pipe.add_command(xadd);
-    }
-    let mut conn = sink.conn.clone();
-    bounded(sink.timeout, pipe.query_async(&mut conn)).await
+    let appends: Vec<(String, Fields)> = letters
+        .iter()
+        .map(|letter| {
+            // A letter without a product id (dead-lettered for that) goes to partition 0,
+            // to be dead-lettered again.
+            let product = String::from_utf8_lossy(letter.product_id().unwrap_or_default());
+            let stream = stream_of(&sink.name, sink.partitions, &product);
+            (stream, letter.redrive_fields())
+        })
+        .collect();
+    bounded(sink.timeout, append_events(&sink.conn, &appends)).await
 }
 
 /// Deletes letters from the dead-letter stream; how many there were.

@@ -14,7 +14,8 @@ use stats_tracker::startup::{self, Parts, exit_code};
 /// The exit codes, for `--help` (`startup::exit_code` defines them).
 const EXIT_CODES: &str = "Exit codes: 0 stopped on SIGINT/SIGTERM, 1 failed while running, \
 2 wrong command line or configuration, 3 games file error, 4 cannot listen on an address, \
-5 the store holds another layout version (see `migrate`).";
+5 the store holds another layout version (see `migrate`), 6 the event stream was set up with \
+another stream.partitions.";
 
 // The worker allocates a little for every field of every event; mimalloc makes that cheap.
 #[global_allocator]

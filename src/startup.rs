@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Settings;
+use crate::core::keys::PoolKeys;
 use crate::core::layout::{self, LayoutError};
 use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::store::{Store, lazy_connection, redis_location};
@@ -40,6 +41,8 @@ pub mod exit_code {
     pub const BIND: u8 = 4;
     /// The store holds another layout version (`stats-tracker migrate` converts older ones).
     pub const LAYOUT: u8 = 5;
+    /// The event stream was set up with another `stream.partitions`.
+    pub const PARTITIONS: u8 = 6;
 }
 
 /// Why the tracker did not start, or stopped with an error.
@@ -58,6 +61,16 @@ pub enum StartupError {
     },
     #[error("store Redis {store}: {cause}")]
     Layout { store: String, cause: LayoutError },
+    #[error(
+        "event stream Redis {stream}: the stream was set up with {stored} partition(s), and \
+         stream.partitions is {configured}; every process must use the same count (changing it \
+         on a running system is not supported: see README, \"Partitioned streams\")"
+    )]
+    Partitions {
+        stream: String,
+        stored: u32,
+        configured: u32,
+    },
     /// A part failed while running.
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
@@ -71,6 +84,7 @@ impl StartupError {
             StartupError::Games(_) => exit_code::GAMES,
             StartupError::Bind { .. } => exit_code::BIND,
             StartupError::Layout { .. } => exit_code::LAYOUT,
+            StartupError::Partitions { .. } => exit_code::PARTITIONS,
             StartupError::Failed(_) => exit_code::FAILURE,
         }
     }
@@ -114,12 +128,14 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
     let event_stream = EventStreamSink {
         conn: stream.clone(),
         name: settings.stream.name.clone(),
+        partitions: settings.stream.partitions,
         timeout: server::APPEND_TIMEOUT,
     };
     let ingest = settings.server.ingest_token.as_ref().map(|token| Ingest {
         token: token.clone(),
         stream,
         stream_name: settings.stream.name.clone(),
+        partitions: settings.stream.partitions,
         rules: Arc::new(Rules::from_games(&games)),
     });
     Ok(AppState {
@@ -207,6 +223,7 @@ pub async fn run(
         Parts::Server => None,
     };
     check_layout(&settings).await?;
+    check_partitions(&settings).await?;
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listener) = api_listener {
         let mut state = app_state(&settings, games.clone())?;
@@ -231,10 +248,7 @@ pub async fn run(
                 .context("worker metrics server failed")
         });
         let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            worker.run(shutdown).await;
-            Ok(())
-        });
+        tasks.spawn(async move { worker.run(shutdown).await.context("the worker stopped") });
     }
 
     let mut result = Ok(());
@@ -272,6 +286,36 @@ async fn check_layout(settings: &Settings) -> Result<(), StartupError> {
         Ok(Err(cause)) => Err(StartupError::Layout { store, cause }),
         Err(_) => {
             tracing::warn!(%store, "the store did not answer the layout check in time; the worker checks before writing");
+            Ok(())
+        }
+    }
+}
+
+/// Refuses a `stream.partitions` other than the one the stream was set up with (recorded by
+/// the first worker). Only reads; a stream that does not answer yet is left to the worker,
+/// which refuses it too.
+async fn check_partitions(settings: &Settings) -> Result<(), StartupError> {
+    let stream = redis_location(settings.stream_url());
+    let timeout = Duration::from_millis(settings.store.command_timeout_ms);
+    let mut conn = lazy_connection(&settings.stream_redis(), timeout)
+        .map_err(|error| StartupError::Config(error.to_string()))?;
+    let keys = PoolKeys::new(&settings.stream.name, &settings.stream.group);
+    let stored = tokio::time::timeout(timeout, workers::pool::stored_partitions(&mut conn, &keys));
+    match stored.await {
+        Ok(Ok(Some(stored))) if stored != settings.stream.partitions => {
+            Err(StartupError::Partitions {
+                stream,
+                stored,
+                configured: settings.stream.partitions,
+            })
+        }
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%stream, %error, "cannot check the stream's partition count now; the worker checks before reading");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(%stream, "the stream did not answer the partition check in time; the worker checks before reading");
             Ok(())
         }
     }

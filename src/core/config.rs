@@ -122,6 +122,10 @@ pub struct StreamSettings {
     pub cluster: bool,
     /// Stream key the game servers append to.
     pub name: String,
+    /// How many streams the events are spread over (by product, see `core::partition`): 1 is
+    /// `name` itself; more are `<name>:0` … `<name>:<N-1>`, shared by the worker pool.
+    #[serde(default = "one_partition")]
+    pub partitions: u32,
     /// Consumer group of the tracker's workers (other services use their own groups).
     pub group: String,
     /// This worker's consumer name; defaults to `<hostname>-<pid>`.
@@ -137,6 +141,13 @@ pub struct StreamSettings {
     #[serde(default)]
     pub tls: TlsSettings,
 }
+
+fn one_partition() -> u32 {
+    1
+}
+
+/// Most stream partitions: each is a stream, a lease and a task per worker.
+pub const MAX_PARTITIONS: u32 = 1024;
 
 /// The HTTP API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -455,6 +466,7 @@ impl Settings {
             stream: StreamSettings {
                 redis_url: stream_url,
                 name: "game_event_stream".to_owned(),
+                partitions: 1,
                 group: "stats-tracker".to_owned(),
                 consumer: None,
                 // Draining the bench's backlog, 1000 was 4–20% faster than 500, at 34 rather than
@@ -665,6 +677,11 @@ impl Settings {
             return Err(ConfigError::Other(
                 "server.admin_token and server.ingest_token must differ".into(),
             ));
+        }
+        if self.stream.partitions == 0 || self.stream.partitions > MAX_PARTITIONS {
+            return Err(ConfigError::Other(format!(
+                "stream.partitions must be between 1 and {MAX_PARTITIONS}"
+            )));
         }
         if self.stream.name.is_empty() || self.stream.group.is_empty() {
             return Err(ConfigError::Other(

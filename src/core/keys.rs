@@ -16,7 +16,7 @@
 //! | `P:{<product>}:generation` | string | bumped by admin deletions and resets |
 //! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
 //! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason; trimmed by count and age |
-//! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products |
+//! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products (with several stream partitions, one each: `applied:<n>`, `fence:<n>`) |
 //! | `P:{~dead_letters}:redriven` | set | ids of re-driven dead letters that were dead-lettered again |
 //! | `P:products` | set | product ids seen by the worker |
 //! | `P:layout` | string | the store's layout version ([`LAYOUT_VERSION`]) |
@@ -62,14 +62,17 @@ pub struct KeySpace {
 pub struct PartitionKeys {
     /// `P:{tag}`, the common beginning of all this partition's keys.
     base: String,
+    /// After the names of the position keys (`applied`, `fence`): `:<n>` for the dead letters
+    /// written from stream partition `n` when there are several, else empty.
+    position_suffix: String,
 }
 
 impl PartitionKeys {
     pub fn applied(&self) -> String {
-        format!("{}:applied", self.base)
+        format!("{}:applied{}", self.base, self.position_suffix)
     }
     pub fn fence(&self) -> String {
-        format!("{}:fence", self.base)
+        format!("{}:fence{}", self.base, self.position_suffix)
     }
     /// Bumped by admin changes (deletions, resets): tells the worker its view is stale.
     pub fn generation(&self) -> String {
@@ -217,12 +220,30 @@ impl KeySpace {
     pub fn product(&self, product: &ProductId) -> PartitionKeys {
         PartitionKeys {
             base: format!("{}:{{{}}}", self.prefix, encode_segment(product.as_str())),
+            position_suffix: String::new(),
         }
     }
 
+    /// The dead letters: their stream, and the position of the letters written from the
+    /// single event stream.
     pub fn dead_letters(&self) -> PartitionKeys {
         PartitionKeys {
             base: format!("{}:{{~dead_letters}}", self.prefix),
+            position_suffix: String::new(),
+        }
+    }
+
+    /// The dead letters as written from stream partition `index` of `partitions`: the one
+    /// dead-letter stream, with a position (`applied`, `fence`) per partition when there are
+    /// several, since each partition's worker writes letters independently.
+    pub fn dead_letters_of(&self, partitions: u32, index: u32) -> PartitionKeys {
+        PartitionKeys {
+            position_suffix: if partitions > 1 {
+                format!(":{index}")
+            } else {
+                String::new()
+            },
+            ..self.dead_letters()
         }
     }
 
@@ -234,6 +255,28 @@ impl KeySpace {
     /// The store's layout version.
     pub fn layout(&self) -> String {
         format!("{}:layout", self.prefix)
+    }
+}
+
+/// Keys of the worker pool, beside the (first) event stream in its hash slot: the live
+/// workers, and the partition count every process must agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKeys {
+    /// Sorted set: consumer name → until when (Redis time, ms) it counts as alive.
+    pub workers: String,
+    /// String: the stream partition count the pool was started with.
+    pub partitions: String,
+}
+
+impl PoolKeys {
+    /// The pool keys of the streams called `name` read by `group`.
+    pub fn new(name: &str, group: &str) -> Self {
+        let tag = hash_tag(name);
+        let group = encode_segment(group);
+        Self {
+            workers: format!("{{{tag}}}:{group}:workers"),
+            partitions: format!("{{{tag}}}:{group}:partitions"),
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     (
         "stats_tracker_worker_consumer_lag",
         Kind::Gauge,
-        "Entries not yet delivered to the tracker's consumer group",
+        "Entries not yet delivered to the tracker's consumer group, over the partitions this worker holds",
     ),
     (
         "stats_tracker_worker_pending_entries",
@@ -89,7 +89,27 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     (
         "stats_tracker_worker_lease_held",
         Kind::Gauge,
-        "1 while this worker holds the stream lease (is the active worker)",
+        "Stream partitions whose lease this worker holds (1 or 0 with one partition)",
+    ),
+    (
+        "stats_tracker_worker_partition_lease_held",
+        Kind::Gauge,
+        "1 while this worker holds the lease of the partition",
+    ),
+    (
+        "stats_tracker_worker_partition_lag",
+        Kind::Gauge,
+        "Entries of the partition not yet delivered to the group, while this worker holds it",
+    ),
+    (
+        "stats_tracker_worker_pool_workers",
+        Kind::Gauge,
+        "Live workers in the pool, as this worker last counted them",
+    ),
+    (
+        "stats_tracker_worker_rebalances_total",
+        Kind::Counter,
+        "Partitions this worker gave back to the pool because it held more than its share",
     ),
     (
         "stats_tracker_worker_rating_cache_entries",

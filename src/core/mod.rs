@@ -8,5 +8,6 @@ pub mod ids;
 pub mod keys;
 pub mod layout;
 pub mod metrics;
+pub mod partition;
 pub mod registry;
 pub mod store;

@@ -202,6 +202,48 @@ impl Connection {
     }
 }
 
+/// Appends events to streams: `(stream key, fields)` in order; their ids in the same order.
+/// The events of one stream are appended all or none (MULTI/EXEC); events of several streams
+/// (partitions, in separate hash slots on a cluster) in one transaction per stream, sent at
+/// once.
+pub async fn append_events(
+    conn: &Connection,
+    events: &[(String, crate::core::event::Fields)],
+) -> redis::RedisResult<Vec<String>> {
+    let mut streams: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (index, (stream, _)) in events.iter().enumerate() {
+        match streams
+            .iter_mut()
+            .find(|(name, _)| *name == stream.as_str())
+        {
+            Some((_, indexes)) => indexes.push(index),
+            None => streams.push((stream, vec![index])),
+        }
+    }
+    let appended = futures::future::try_join_all(streams.iter().map(|(stream, indexes)| {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for &index in indexes {
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(*stream).arg("*");
+            for (name, value) in &events[index].1 {
+                xadd.arg(name.as_slice()).arg(value.as_slice());
+            }
+            pipe.add_command(xadd);
+        }
+        let mut conn = conn.clone();
+        async move { pipe.query_async::<Vec<String>>(&mut conn).await }
+    }))
+    .await?;
+    let mut ids = vec![String::new(); events.len()];
+    for ((_, indexes), stream_ids) in streams.iter().zip(appended) {
+        for (&index, id) in indexes.iter().zip(stream_ids) {
+            ids[index] = id;
+        }
+    }
+    Ok(ids)
+}
+
 /// The hash slot of a command's first argument (its key, for the commands
 /// [`Connection::query_all`] takes).
 pub fn slot_of_first_key(cmd: &Cmd) -> Slot {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use crate::core::store::Connection;
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
@@ -21,7 +20,8 @@ use crate::core::config::Secret;
 use crate::core::event::{
     MAX_MATCH_PLAYERS, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field,
 };
-use crate::core::store::bounded;
+use crate::core::partition::stream_of;
+use crate::core::store::{Connection, append_events, bounded};
 use crate::workers::plan::{Rules, check};
 
 /// Most events one ingest request may carry.
@@ -36,6 +36,8 @@ pub struct Ingest {
     pub token: Secret,
     pub stream: Connection,
     pub stream_name: String,
+    /// `stream.partitions`: events go to their product's partition.
+    pub partitions: u32,
     pub rules: Arc<Rules>,
 }
 
@@ -231,8 +233,7 @@ pub async fn ingest(
             format!("send between 1 and {MAX_INGEST_BATCH} events"),
         ));
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut appends = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         let invalid = |message: String| {
             ApiError::new(ErrorCode::InvalidEvent, format!("event {index}: {message}"))
@@ -252,15 +253,16 @@ pub async fn ingest(
             fields.push((name.as_bytes().to_vec(), value));
         }
         check(&fields, &ingest.rules).map_err(|rejection| invalid(rejection.to_string()))?;
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&ingest.stream_name).arg("*");
-        for (name, value) in &fields {
-            xadd.arg(name.as_slice()).arg(value.as_slice());
-        }
-        pipe.add_command(xadd);
+        // `check` accepted it, so it has a product id.
+        let product = fields
+            .iter()
+            .find(|(name, _)| name.as_slice() == b"product_id")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        let stream = stream_of(&ingest.stream_name, ingest.partitions, &product);
+        appends.push((stream, fields));
     }
-    let mut conn = ingest.stream.clone();
-    let ids: Vec<String> = bounded(APPEND_TIMEOUT, pipe.query_async(&mut conn))
+    let ids = bounded(APPEND_TIMEOUT, append_events(&ingest.stream, &appends))
         .await
         .map_err(ApiError::StreamUnavailable)?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { ids })))

@@ -56,6 +56,8 @@ pub enum CommitError {
 pub struct Committer {
     conn: Connection,
     keys: KeySpace,
+    /// The dead letters' keys, with this stream partition's position.
+    dead_letters: PartitionKeys,
     script: Script,
     /// Most entries one script call applies: a script runs alone, and everything else sent
     /// to Redis meanwhile waits for it, the worker's next read among them (two round trips),
@@ -73,15 +75,20 @@ pub struct CommitCounts {
 }
 
 impl Committer {
+    /// A committer for stream partition `partition` (index, count): its dead letters have a
+    /// position of their own when there are several.
     pub fn new(
         redis: &RedisEndpoint,
         keys: KeySpace,
+        partition: (u32, u32),
         entries_per_call: usize,
         retention: DeadLetterRetention,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
+        let (index, partitions) = partition;
         Ok(Self {
             conn: store::lazy_connection(redis, timeout)?,
+            dead_letters: keys.dead_letters_of(partitions, index),
             keys,
             script: Script::new(concat!(
                 include_str!("../leaderboards/rank.lua"),
@@ -97,7 +104,7 @@ impl Committer {
     fn partition_keys(&self, partition: &Partition) -> PartitionKeys {
         match partition {
             Partition::Product(product) => self.keys.product(product),
-            Partition::DeadLetters => self.keys.dead_letters(),
+            Partition::DeadLetters => self.dead_letters.clone(),
         }
     }
 
@@ -232,14 +239,14 @@ impl Committer {
         let letters = if batch.dead_letters.is_empty() {
             Vec::new()
         } else {
-            let keys = self.keys.dead_letters();
+            let keys = &self.dead_letters;
             let trim = Trim::now(self.retention);
             let ops: Vec<_> = batch
                 .dead_letters
                 .iter()
-                .map(|letter| (letter.id.as_str(), dead_letter_ops(&keys, letter, &trim)))
+                .map(|letter| (letter.id.as_str(), dead_letter_ops(keys, letter, &trim)))
                 .collect();
-            self.encode_partition(epoch, planned_on(Partition::DeadLetters), &keys, ops)
+            self.encode_partition(epoch, planned_on(Partition::DeadLetters), keys, ops)
         };
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose

@@ -14,6 +14,7 @@
 
 mod commit;
 pub mod plan;
+pub mod pool;
 mod recover;
 mod stream;
 
@@ -30,11 +31,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::config::{RedisEndpoint, Settings};
 use crate::core::event::ReasonKind;
+use crate::core::keys::PoolKeys;
 use crate::core::metrics::{ProductLabels, prometheus};
+use crate::core::partition::partition_stream;
+use crate::core::store::Connection;
 use crate::core::store::StoreError;
 use crate::server::listener::Limits;
 use commit::{CommitError, Committer, PreparedCommit};
 use plan::{Known, Needs, Partition, Rules};
+use pool::{Pool, PoolError};
 use stream::{EventStream, Lease, Read, ReadFrom, StreamError};
 
 /// How long one Redis command of the worker may take (blocking waits get more).
@@ -97,12 +102,28 @@ struct Planned {
     started: Instant,
 }
 
-/// A stream worker, ready to run.
+/// A stream worker, ready to run: one task per stream partition, each applying its
+/// partition while it holds the partition's lease, as many at once as the pool gives this
+/// process (see `pool`).
 pub struct Worker {
+    partitions: Vec<PartitionWorker>,
+    pool: Arc<Pool>,
+    /// The stream's Redis, for the pool's heartbeat.
+    stream_conn: Connection,
+    pool_keys: PoolKeys,
+    consumer: String,
+    lease_ttl: Duration,
+}
+
+/// The worker of one stream partition (the whole stream when there is one).
+struct PartitionWorker {
+    /// This partition's index (0 when there is one).
+    partition: u32,
     stream: Arc<EventStream>,
     sink: Sink,
-    rules: Rules,
+    rules: Arc<Rules>,
     rating_cache_entries: usize,
+    pool: Arc<Pool>,
 }
 
 /// Commits and acknowledges planned batches, in the commit task (see [`Commits`]).
@@ -119,63 +140,120 @@ impl Worker {
         // Install the recorder before the first event is counted.
         let _ = prometheus();
         crate::core::metrics::show_counters_at_zero("stats_tracker_worker_");
-        let stream = Arc::new(EventStream::new(
-            &settings.stream_redis(),
-            &settings.stream,
-            settings.consumer_name(),
-            COMMAND_TIMEOUT,
-        )?);
+        let count = settings.stream.partitions;
+        let pool = Arc::new(Pool::new(count));
+        let rules = Arc::new(rules);
+        let labels = Arc::new(ProductLabels::new(settings.server.max_product_labels));
+        let consumer = settings.consumer_name();
+        let mut partitions = Vec::new();
+        for partition in 0..count {
+            let name = partition_stream(&settings.stream.name, count, partition);
+            let stream = Arc::new(EventStream::new(
+                &settings.stream_redis(),
+                &settings.stream,
+                &name,
+                consumer.clone(),
+                COMMAND_TIMEOUT,
+            )?);
+            let committer = Committer::new(
+                // The worker plans on what it reads: always from the masters.
+                &RedisEndpoint {
+                    read_from_replicas: false,
+                    ..settings.store_redis()
+                },
+                settings.key_space()?,
+                (partition, count),
+                settings.worker.entries_per_script_call,
+                settings.dead_letter_retention(),
+                COMMAND_TIMEOUT,
+            )?;
+            partitions.push(PartitionWorker {
+                partition,
+                sink: Sink {
+                    committer: Arc::new(committer),
+                    stream: stream.clone(),
+                    labels: labels.clone(),
+                },
+                stream,
+                rules: rules.clone(),
+                rating_cache_entries: settings.worker.rating_cache_entries,
+                pool: pool.clone(),
+            });
+        }
         Ok(Self {
-            sink: Sink {
-                committer: Arc::new(Committer::new(
-                    // The worker plans on what it reads: always from the masters.
-                    &RedisEndpoint {
-                        read_from_replicas: false,
-                        ..settings.store_redis()
-                    },
-                    settings.key_space()?,
-                    settings.worker.entries_per_script_call,
-                    settings.dead_letter_retention(),
-                    COMMAND_TIMEOUT,
-                )?),
-                stream: stream.clone(),
-                labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
-            },
-            stream,
-            rules,
-            rating_cache_entries: settings.worker.rating_cache_entries,
+            partitions,
+            pool,
+            stream_conn: crate::core::store::lazy_connection(
+                &settings.stream_redis(),
+                COMMAND_TIMEOUT,
+            )?,
+            pool_keys: PoolKeys::new(&settings.stream.name, &settings.stream.group),
+            consumer,
+            lease_ttl: Duration::from_millis(settings.stream.lease_ttl_ms),
         })
     }
 
-    /// Works until `shutdown` is cancelled, surviving Redis outages.
-    pub async fn run(&self, shutdown: CancellationToken) {
-        tracing::info!(consumer = self.stream.consumer(), "worker started");
+    /// Works until `shutdown` is cancelled, surviving Redis outages; fails only if the event
+    /// stream was set up with another partition count.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), PoolError> {
+        tracing::info!(
+            consumer = %self.consumer,
+            partitions = self.partitions.len(),
+            "worker started"
+        );
+        let stop = shutdown.child_token();
+        let heartbeat = async {
+            let beat = pool::heartbeat(
+                &self.pool,
+                self.stream_conn.clone(),
+                self.pool_keys.clone(),
+                &self.consumer,
+                self.lease_ttl,
+                &stop,
+            )
+            .await;
+            // A pool that cannot run stops every partition.
+            stop.cancel();
+            beat
+        };
+        let partitions =
+            futures::future::join_all(self.partitions.iter().map(|p| p.run(stop.clone())));
+        let (beat, _) = tokio::join!(heartbeat, partitions);
+        tracing::info!("worker stopped");
+        beat
+    }
+}
+
+impl PartitionWorker {
+    /// Works on this partition until `shutdown` is cancelled, surviving Redis outages.
+    async fn run(&self, shutdown: CancellationToken) {
         let mut backoff = BACKOFF_MIN;
         while !shutdown.is_cancelled() {
             match self.work_under_lease(&shutdown, &mut backoff).await {
-                Ok(()) => break,
+                Ok(()) => {}
                 Err(WorkerError::Commit(CommitError::Stale)) => {
                     metrics::counter!("stats_tracker_worker_stale_reloads_total").increment(1);
-                    tracing::warn!("the store changed under the worker; reloading its state");
-                    continue;
+                    tracing::warn!(
+                        partition = self.partition,
+                        "the store changed under the worker; reloading its state"
+                    );
                 }
                 Err(
                     error @ (WorkerError::StoreBehind { .. } | WorkerError::StoreRestarted { .. }),
                 ) => {
                     // The next lease start re-derives what the store lost.
-                    tracing::warn!(%error, "reloading to re-derive lost effects");
-                    continue;
+                    tracing::warn!(partition = self.partition, %error, "reloading to re-derive lost effects");
                 }
                 Err(WorkerError::Stream(StreamError::LeaseLost))
                 | Err(WorkerError::Commit(CommitError::Fenced)) => {
-                    tracing::warn!("lost the stream lease; standing by");
-                    metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
-                    continue;
+                    tracing::warn!(
+                        partition = self.partition,
+                        "lost the stream lease; standing by"
+                    );
                 }
                 Err(error) => {
-                    metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
                     metrics::counter!("stats_tracker_worker_redis_errors_total").increment(1);
-                    tracing::warn!(%error, retry_in = ?backoff, "worker interrupted; retrying");
+                    tracing::warn!(partition = self.partition, %error, retry_in = ?backoff, "worker interrupted; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
@@ -184,7 +262,6 @@ impl Worker {
                 }
             }
         }
-        tracing::info!("worker stopped");
     }
 
     /// Takes the lease and processes batches until shutdown (Ok) or an error.
@@ -194,12 +271,15 @@ impl Worker {
         backoff: &mut Duration,
     ) -> Result<(), WorkerError> {
         self.stream.ensure_group().await?;
-        let Some(lease) = self.acquire(shutdown).await? else {
+        let Some((lease, mut claim)) = self.acquire(shutdown).await? else {
             return Ok(());
         };
         *backoff = BACKOFF_MIN;
-        tracing::info!(epoch = lease.epoch, "holding the stream lease");
-        metrics::gauge!("stats_tracker_worker_lease_held").set(1.0);
+        tracing::info!(
+            partition = self.partition,
+            epoch = lease.epoch,
+            "holding the stream lease"
+        );
 
         // First everything pending in the group (a predecessor's unacknowledged entries, in id
         // order), then new entries.
@@ -235,17 +315,18 @@ impl Worker {
                     waited = self.stream.wait_for_new(last_id) => waited?,
                     _ = shutdown.cancelled() => {}
                 }
-                if shutdown.is_cancelled() {
+                if shutdown.is_cancelled() || claim.give_back() {
                     break;
                 }
                 read = self.stream.read(&lease, &next).await?;
                 continue;
             }
-            if shutdown.is_cancelled() || known.cached_entries() > self.rating_cache_entries {
-                // Nothing may stay planned and uncommitted: at shutdown, and before the view is
-                // dropped (a planned batch's states and positions are not in the store yet).
+            let leaving = shutdown.is_cancelled() || claim.give_back();
+            if leaving || known.cached_entries() > self.rating_cache_entries {
+                // Nothing may stay planned and uncommitted: when leaving, and before the view
+                // is dropped (a planned batch's states and positions are not in the store yet).
                 commits.flush().await?;
-                if shutdown.is_cancelled() {
+                if leaving {
                     // Finish what was read; read nothing more.
                     let batch = self.plan_read(&lease, &read, &mut known).await?;
                     commits.send(batch).await?;
@@ -283,27 +364,58 @@ impl Worker {
         if let Err(error) = self.stream.release(&lease).await {
             tracing::warn!(%error, "could not release the stream lease");
         }
-        metrics::gauge!("stats_tracker_worker_lease_held").set(0.0);
+        if claim.given_back {
+            tracing::info!(
+                partition = self.partition,
+                "gave the partition back to the pool"
+            );
+        }
         Ok(())
     }
 
-    /// Waits until this worker holds the lease; `None` if shut down first.
-    async fn acquire(&self, shutdown: &CancellationToken) -> Result<Option<Lease>, WorkerError> {
+    /// Waits until this worker holds the partition's lease, trying only while the pool gives
+    /// this process room for one more partition; `None` if shut down first.
+    async fn acquire(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(Lease, Claim<'_>)>, WorkerError> {
         let mut announced = false;
         loop {
-            match self.stream.try_acquire().await? {
-                Ok(lease) => return Ok(Some(lease)),
-                Err(wait) => {
-                    if !announced {
-                        tracing::info!(?wait, "another worker holds the stream lease; standing by");
-                        announced = true;
+            let wait = if self.pool.try_take() {
+                let claim = Claim {
+                    pool: &self.pool,
+                    partition: self.partition,
+                    given_back: false,
+                };
+                match self.stream.try_acquire().await? {
+                    Ok(lease) => {
+                        self.pool.took();
+                        metrics::gauge!(
+                            "stats_tracker_worker_partition_lease_held",
+                            "partition" => self.partition.to_string()
+                        )
+                        .set(1.0);
+                        return Ok(Some((lease, claim)));
                     }
-                    let wait = wait.min(self.stream.lease_ttl() / 2) + Duration::from_millis(10);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.cancelled() => return Ok(None),
+                    Err(wait) => {
+                        if !announced {
+                            tracing::info!(
+                                partition = self.partition,
+                                ?wait,
+                                "another worker holds the stream lease; standing by"
+                            );
+                            announced = true;
+                        }
+                        wait.min(self.stream.lease_ttl() / 2) + Duration::from_millis(10)
                     }
                 }
+            } else {
+                // This process holds its share: look again when shares may have changed.
+                self.stream.lease_ttl() / 4
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Ok(None),
             }
         }
     }
@@ -532,10 +644,9 @@ impl Worker {
         }
         match self.stream.lag().await {
             Ok((lag, pending)) => {
-                if let Some(lag) = lag {
-                    metrics::gauge!("stats_tracker_worker_consumer_lag").set(lag as f64);
-                }
-                metrics::gauge!("stats_tracker_worker_pending_entries").set(pending as f64);
+                // Redis cannot always tell the lag: then the last known one stands.
+                let lag = lag.unwrap_or_else(|| self.pool.lag_of(self.partition));
+                self.pool.record_lag(self.partition, lag, pending);
             }
             Err(error) => tracing::debug!(%error, "could not sample consumer lag"),
         }
@@ -622,6 +733,40 @@ impl Sink {
             "batch committed"
         );
         Ok(())
+    }
+}
+
+/// A partition task's claim on one of the pool's places for this process; given up when
+/// dropped (lease lost, error, shutdown), unless it was given back to the pool.
+struct Claim<'a> {
+    pool: &'a Pool,
+    partition: u32,
+    given_back: bool,
+}
+
+impl Claim<'_> {
+    /// Whether to hand the partition to another worker (this process holds more than its
+    /// share); once true, stays true.
+    fn give_back(&mut self) -> bool {
+        if !self.given_back && self.pool.should_give_back() {
+            self.given_back = true;
+        }
+        self.given_back
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.given_back {
+            self.pool.record_lag(self.partition, 0, 0);
+        } else {
+            self.pool.release(self.partition);
+        }
+        metrics::gauge!(
+            "stats_tracker_worker_partition_lease_held",
+            "partition" => self.partition.to_string()
+        )
+        .set(0.0);
     }
 }
 

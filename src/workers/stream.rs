@@ -121,9 +121,11 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// The group on the stream `stream` (the single stream, or one partition's).
     pub fn new(
         redis: &RedisEndpoint,
         settings: &StreamSettings,
+        stream: &str,
         consumer: String,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
@@ -132,7 +134,7 @@ impl EventStream {
             conn: store::lazy_connection(redis, timeout)?,
             reader: store::lazy_connection(redis, timeout)?,
             blocking: store::lazy_connection(redis, block + timeout)?,
-            keys: StreamKeys::new(&settings.name, &settings.group),
+            keys: StreamKeys::new(stream, &settings.group),
             group: settings.group.clone(),
             consumer,
             batch_size: settings.batch_size,
@@ -148,10 +150,6 @@ impl EventStream {
     /// Most entries one read returns.
     pub fn batch_size(&self) -> usize {
         self.batch_size
-    }
-
-    pub fn consumer(&self) -> &str {
-        &self.consumer
     }
 
     pub fn lease_ttl(&self) -> Duration {

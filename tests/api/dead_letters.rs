@@ -448,6 +448,7 @@ fn tools(settings: &Settings) -> (Store, EventStreamSink) {
         conn: stats_tracker::core::store::lazy_connection(&settings.stream_redis(), timeout)
             .expect("stream"),
         name: settings.stream.name.clone(),
+        partitions: settings.stream.partitions,
         timeout,
     };
     (store, sink)

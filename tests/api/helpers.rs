@@ -334,7 +334,9 @@ impl TestApp {
         if with_worker {
             let worker = Worker::new(settings, Rules::from_games(&games)).expect("worker");
             let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move { worker.run(shutdown).await }));
+            tasks.push(tokio::spawn(async move {
+                worker.run(shutdown).await.expect("the worker runs");
+            }));
         }
         Self {
             address,
@@ -391,6 +393,18 @@ impl WorkerProcess {
                 &settings.store.key_prefix,
             )
             .env("STATS_TRACKER__STREAM__CONSUMER", consumer)
+            .env(
+                "STATS_TRACKER__STORE__CLUSTER",
+                settings.store.cluster.to_string(),
+            )
+            .env(
+                "STATS_TRACKER__STREAM__CLUSTER",
+                settings.stream.cluster.to_string(),
+            )
+            .env(
+                "STATS_TRACKER__STREAM__PARTITIONS",
+                settings.stream.partitions.to_string(),
+            )
             .env(
                 "STATS_TRACKER__STREAM__BATCH_SIZE",
                 settings.stream.batch_size.to_string(),
@@ -482,9 +496,14 @@ pub async fn wait_until_drained(stream: &mut impl TestConn, within: Duration) {
 /// The group's (lag, pending), if the group exists. Redis cannot always tell the lag (after a
 /// restart, say); then it is 0 or 1 by whether the group has delivered the stream's last entry.
 pub async fn group_backlog(stream: &mut impl TestConn) -> Option<(i64, i64)> {
+    group_backlog_of(stream, STREAM).await
+}
+
+/// [`group_backlog`] of the stream (or partition) `key`.
+pub async fn group_backlog_of(stream: &mut impl TestConn, key: &str) -> Option<(i64, i64)> {
     let groups: Vec<BTreeMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
-        .arg(STREAM)
+        .arg(key)
         .query_async(stream)
         .await
         .ok()?;
@@ -502,7 +521,7 @@ pub async fn group_backlog(stream: &mut impl TestConn) -> Option<(i64, i64)> {
             let delivered: String =
                 redis::from_redis_value_ref(group.get("last-delivered-id")?).ok()?;
             let last: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
-                .arg(STREAM)
+                .arg(key)
                 .arg("+")
                 .arg("-")
                 .arg("COUNT")

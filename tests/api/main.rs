@@ -21,6 +21,7 @@ mod limits;
 mod migrate;
 mod ops;
 mod original;
+mod pool;
 mod ratings;
 mod readme;
 mod server;

@@ -1,0 +1,257 @@
+//! The worker pool on partitioned streams: several worker processes share the partitions of
+//! the event stream on a Redis Cluster, spread them evenly, and take over the partitions of
+//! a worker that dies or stalls, with every event applied exactly once, in order per product.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use stats_tracker::core::partition::{partition_stream, stream_of};
+
+use crate::crash::CHAOS_GAMES;
+use crate::helpers::{
+    STREAM, TestCluster, TestConn, TestRedis, WorkerProcess, group_backlog_of, settings,
+};
+use crate::traffic::{Event, Model, Rng, assert_run_matches_with, mixed_run};
+
+const PARTITIONS: u32 = 8;
+
+/// The products of `events` other than exrps split by match into six variants each, so the
+/// traffic covers most partitions (exrps keeps its name: the model rates it).
+fn spread_products(events: &mut [Event]) {
+    for event in events.iter_mut() {
+        let game = event
+            .iter()
+            .find(|(name, _)| name == "game_id")
+            .map(|(_, game)| game.clone())
+            .unwrap_or_default();
+        for (name, value) in event.iter_mut() {
+            if name == "product_id" && value != "exrps" {
+                let variant = stats_tracker::core::partition::partition_of(&game, 6);
+                *value = format!("{value}-{variant}");
+            }
+        }
+    }
+}
+
+/// Appends each event to its product's partition, in order; the ids.
+async fn push_partitioned(conn: &mut impl TestConn, events: &[Event]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in events.chunks(500) {
+        let xadds: Vec<redis::Cmd> = chunk
+            .iter()
+            .map(|event| {
+                let product = event
+                    .iter()
+                    .find(|(name, _)| name == "product_id")
+                    .map_or("", |(_, product)| product.as_str());
+                let mut xadd = redis::cmd("XADD");
+                xadd.arg(stream_of(STREAM, PARTITIONS, product)).arg("*");
+                for (name, value) in event {
+                    xadd.arg(name).arg(value);
+                }
+                xadd
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        // One command at a time through the cluster connection keeps the order per stream.
+        for xadd in xadds {
+            pipe.add_command(xadd.clone());
+            let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
+            ids.extend(chunk_ids);
+            pipe.clear();
+        }
+    }
+    ids
+}
+
+/// Who holds each partition's lease (consumer name), by partition.
+async fn holders(conn: &mut impl TestConn) -> BTreeMap<u32, String> {
+    let mut holders = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let stream = partition_stream(STREAM, PARTITIONS, partition);
+        let value: Option<String> = redis::cmd("GET")
+            .arg(format!("{{{stream}}}:stats-tracker:lease"))
+            .query_async(conn)
+            .await
+            .expect("GET lease");
+        if let Some((name, _)) = value.as_deref().and_then(|v| v.rsplit_once('|')) {
+            holders.insert(partition, name.to_owned());
+        }
+    }
+    holders
+}
+
+/// Waits until the live workers `names` hold every partition between them, each its share
+/// (2 or 3 of 8 for three workers).
+async fn wait_for_even_spread(conn: &mut impl TestConn, names: &[String], within: Duration) {
+    let deadline = Instant::now() + within;
+    let share = PARTITIONS.div_ceil(names.len() as u32) as usize;
+    loop {
+        let holders = holders(conn).await;
+        let counts: Vec<usize> = names
+            .iter()
+            .map(|name| holders.values().filter(|h| *h == name).count())
+            .collect();
+        let all_held = holders.len() == PARTITIONS as usize
+            && holders.values().all(|holder| names.contains(holder));
+        if all_held && counts.iter().all(|&count| count <= share && count > 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions not spread over {names:?}: {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_until_all_drained(conn: &mut impl TestConn, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut drained = true;
+        for partition in 0..PARTITIONS {
+            let stream = partition_stream(STREAM, PARTITIONS, partition);
+            let backlog = group_backlog_of(conn, &stream).await;
+            drained &= backlog.is_none_or(|(lag, pending)| lag == 0 && pending == 0);
+        }
+        if drained {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pool did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pool_on_eight_partitions_survives_kills_and_a_stall_exactly_once() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let games_file = dir.path().join("games.toml");
+    std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    drop(redis);
+    settings.store.redis_url = Some(cluster.urls().to_owned());
+    settings.stream.redis_url = Some(cluster.urls().to_owned());
+    settings.store.cluster = true;
+    settings.stream.cluster = true;
+    settings.stream.partitions = PARTITIONS;
+    settings.games.file = Some(games_file);
+    settings.stream.batch_size = 20;
+    settings.worker.entries_per_script_call = 7;
+
+    let (mut events, bad) = mixed_run(43, 900, 40, 5);
+    spread_products(&mut events);
+    let mut conn = cluster.connection();
+    let ids = push_partitioned(&mut conn, &events).await;
+    let used: std::collections::BTreeSet<String> = events
+        .iter()
+        .flatten()
+        .filter(|(name, _)| name == "product_id")
+        .map(|(_, product)| stream_of(STREAM, PARTITIONS, product))
+        .collect();
+    assert!(used.len() >= 6, "traffic on {} partitions", used.len());
+
+    let mut names: Vec<String> = (0..3).map(|i| format!("pool-{i}")).collect();
+    let mut workers: Vec<WorkerProcess> = names
+        .iter()
+        .map(|name| WorkerProcess::spawn(&settings, name))
+        .collect();
+    wait_for_even_spread(&mut conn, &names, Duration::from_secs(20)).await;
+
+    // SIGKILLs while the pool works: the dead worker's partitions move to the others when
+    // their leases lapse; a replacement joins and takes its share back.
+    let mut rng = Rng::new(43);
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(400))).await;
+        let victim = rng.below(3) as usize;
+        workers[victim].kill();
+        let survivors: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, name)| name.clone())
+            .collect();
+        wait_for_even_spread(&mut conn, &survivors, Duration::from_secs(20)).await;
+        names[victim] = format!("pool-{victim}-again-{round}");
+        workers[victim] = WorkerProcess::spawn(&settings, &names[victim]);
+        wait_for_even_spread(&mut conn, &names, Duration::from_secs(20)).await;
+    }
+
+    // A worker stalled past its lease: its partitions are taken over; when it wakes, its
+    // stale reads and writes are refused (lease check, fences) and it rejoins.
+    let stalled = Pid::from_raw(workers[0].child.id() as i32);
+    kill(stalled, Signal::SIGSTOP).expect("SIGSTOP");
+    let awake: Vec<String> = names[1..].to_vec();
+    wait_for_even_spread(&mut conn, &awake, Duration::from_secs(20)).await;
+    // More events while it sleeps.
+    let (mut later, later_bad) = mixed_run(44, 200, 40, 5);
+    spread_products(&mut later);
+    let later_ids = push_partitioned(&mut conn, &later).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(stalled, Signal::SIGCONT).expect("SIGCONT");
+    wait_for_even_spread(&mut conn, &names, Duration::from_secs(20)).await;
+    wait_until_all_drained(&mut conn, Duration::from_secs(120)).await;
+
+    let offset = events.len();
+    let all_bad: Vec<usize> = bad
+        .iter()
+        .copied()
+        .chain(later_bad.iter().map(|i| i + offset))
+        .collect();
+    events.extend(later);
+    let all_ids: Vec<String> = ids.into_iter().chain(later_ids).collect();
+    let model = assert_run_matches_with(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut conn,
+        &settings.store.key_prefix,
+        &events,
+        &all_bad,
+        &all_ids,
+        false,
+    )
+    .await;
+    assert!(model.boards.len() >= 6, "{} products", model.boards.len());
+    drop(workers);
+}
+
+#[tokio::test]
+async fn a_process_with_another_partition_count_is_refused() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.stream.partitions = 4;
+    let mut first = WorkerProcess::spawn(&settings, "four");
+    let mut stream = redis.connection(1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored: Option<u32> = redis::cmd("GET")
+            .arg("{game_event_stream}:stats-tracker:partitions")
+            .query_async(&mut stream)
+            .await
+            .expect("GET");
+        if stored == Some(4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool never recorded its count"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stats-tracker"))
+        .args(["worker", "-m", "test", "--metrics-bind", "127.0.0.1:0"])
+        .env("STATS_TRACKER_REDIS_URL", settings.store_url())
+        .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
+        .env("STATS_TRACKER__STREAM__PARTITIONS", "8")
+        .output()
+        .expect("run the worker");
+    assert_eq!(output.status.code(), Some(6), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("4 partition(s)") && stderr.contains("stream.partitions is 8"),
+        "{stderr}"
+    );
+}
