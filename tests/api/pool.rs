@@ -255,3 +255,46 @@ async fn a_process_with_another_partition_count_is_refused() {
         "{stderr}"
     );
 }
+
+/// The README's JavaScript partition function (for game servers) agrees with the tracker's.
+#[test]
+fn the_readme_partition_function_in_javascript_agrees() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let start = readme
+        .find("function partitionOf")
+        .expect("the JavaScript function");
+    let end = start
+        + readme[start..]
+            .find("\n  ```")
+            .expect("the end of its block");
+    let function = &readme[start..end];
+    let mut rng = Rng::new(7);
+    let mut cases: Vec<(String, u32)> = ["exrps", "arena", "игрок", "", "p {1}:x", "ユーザー✓"]
+        .iter()
+        .map(|id| (id.to_string(), 8))
+        .collect();
+    for i in 0..200 {
+        let id: String = (0..1 + rng.below(20))
+            .map(|_| char::from_u32(0x20 + rng.below(0x500) as u32).unwrap_or('x'))
+            .collect();
+        cases.push((id, 1 + (i % 64) as u32));
+    }
+    let input = serde_json::to_string(&cases).expect("JSON");
+    let script = format!(
+        "{function}\nconst cases = {input};\nconsole.log(JSON.stringify(cases.map(([id, n]) => partitionOf(id, n))));"
+    );
+    let output = std::process::Command::new("node")
+        .arg("-e")
+        .arg(&script)
+        .output()
+        .expect("node must be installed (scripts/ensure-tools)");
+    assert!(output.status.success(), "{output:?}");
+    let from_js: Vec<u32> = serde_json::from_slice(&output.stdout).expect("numbers");
+    let from_rust: Vec<u32> = cases
+        .iter()
+        .map(|(id, n)| stats_tracker::core::partition::partition_of(id, *n))
+        .collect();
+    assert_eq!(from_js, from_rust);
+}
