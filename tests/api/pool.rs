@@ -298,3 +298,142 @@ fn the_readme_partition_function_in_javascript_agrees() {
         .collect();
     assert_eq!(from_js, from_rust);
 }
+
+/// Ingest and dead-letter re-drives append to each event's partition, and the pool (one
+/// in-process worker here) applies them.
+#[tokio::test]
+async fn ingest_and_redrives_go_to_the_products_partition() {
+    use serde_json::json;
+    use stats_tracker::core::config::Secret;
+
+    const ADMIN: &str = "admin-token-0123456789";
+    const INGEST: &str = "ingest-token-0123456789";
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.stream.partitions = 4;
+    settings.server.admin_token = Some(Secret::new(ADMIN));
+    settings.server.ingest_token = Some(Secret::new(INGEST));
+    let app = crate::helpers::TestApp::spawn(&settings, true).await;
+    let products = ["exrps", "arena", "squads", "chess", "go", "poker"];
+    let batch: Vec<serde_json::Value> = products
+        .iter()
+        .map(|product| {
+            json!({"product_id": product, "game_id": "g", "type": "game_over", "winner_id": "A", "loser_id": "B"})
+        })
+        .chain([json!({"product_id": "chess", "type": "teleport"})])
+        .collect();
+    let (status, body) = crate::helpers::send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(json!(batch)),
+    )
+    .await;
+    // The teleport is refused by ingest's own validation: nothing appended.
+    assert_eq!(status, 400, "{body}");
+    let batch = &batch[..products.len()];
+    let (status, body) = crate::helpers::send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(INGEST),
+        Some(json!(batch)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let ids = body["ids"].as_array().expect("ids").clone();
+    assert_eq!(ids.len(), products.len());
+    let mut stream = redis.connection(1).await;
+    for (product, id) in products.iter().zip(&ids) {
+        let key = stream_of(STREAM, 4, product);
+        let found: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(id.as_str().expect("id"))
+            .arg(id.as_str().expect("id"))
+            .query_async(&mut stream)
+            .await
+            .expect("XRANGE");
+        assert_eq!(found.len(), 1, "{product}'s event in {key}");
+        assert!(
+            found[0]
+                .1
+                .contains(&("product_id".to_owned(), product.to_string()))
+        );
+    }
+    // A self-match, written to its partition directly, is dead-lettered; re-driven, it goes
+    // back to the same partition and is dead-lettered again, once.
+    let key = stream_of(STREAM, 4, "go");
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg(&[
+            "product_id",
+            "go",
+            "type",
+            "game_over",
+            "winner_id",
+            "A",
+            "loser_id",
+            "A",
+        ])
+        .query_async(&mut stream)
+        .await
+        .expect("XADD");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, stats) = app.get_json("/v1/products/poker/players/A/stats").await;
+        let letters = crate::helpers::dead_letters(&mut redis.connection(0).await, "st_test").await;
+        if stats["stats"]["wins"] == 1 && letters.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not applied: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before: u64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut stream)
+        .await
+        .expect("XLEN");
+    let (status, body) = crate::helpers::send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/dead-letters/redrive",
+        Some(ADMIN),
+        Some(json!({"reason": ""})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let after: u64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut stream)
+        .await
+        .expect("XLEN");
+    assert_eq!(
+        after,
+        before + 1,
+        "the re-driven letter went back to go's partition"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let letters = crate::helpers::dead_letters(&mut redis.connection(0).await, "st_test").await;
+        let redriven = letters.first().is_some_and(|(_, reason, fields)| {
+            reason.contains("same player")
+                && fields
+                    .iter()
+                    .any(|field| field == b"stats_tracker_redrive_of")
+        });
+        if letters.len() == 1 && redriven {
+            let (_, total) = app.get_json("/v1/products").await;
+            assert!(
+                total["products"]
+                    .as_array()
+                    .is_some_and(|p| p.len() >= products.len())
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "letters: {letters:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
