@@ -92,6 +92,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Stream partitions whose lease this worker holds (1 or 0 with one partition)",
     ),
     (
+        "stats_tracker_worker_partitions",
+        Kind::Gauge,
+        "Stream partitions (stream.partitions) this worker shares with the pool",
+    ),
+    (
         "stats_tracker_worker_partition_lease_held",
         Kind::Gauge,
         "1 while this worker holds the lease of the partition",

@@ -115,6 +115,7 @@ impl Worker {
         let _ = prometheus();
         crate::core::metrics::show_counters_at_zero("stats_tracker_worker_");
         let count = settings.stream.partitions;
+        metrics::gauge!("stats_tracker_worker_partitions").set(f64::from(count));
         let pool = Arc::new(Pool::new(count));
         let rules = Arc::new(rules);
         let labels = Arc::new(ProductLabels::new(settings.server.max_product_labels));
