@@ -176,10 +176,7 @@ impl Committer {
                 let [position, generation] = pair else {
                     break;
                 };
-                known.positions.insert(partition.clone(), position.clone());
-                known
-                    .generations
-                    .insert(partition.clone(), generation.clone());
+                known.loaded(partition.clone(), position.clone(), generation.clone());
             }
         }
         // Chunked: a first batch after start-up may need many thousands of states.

@@ -156,6 +156,18 @@ impl Known {
         products.chain(letters).collect()
     }
 
+    /// What the store holds for `partition`, as loaded: its applied position and admin
+    /// generation. With [`Known::advance_past`], the only places positions change.
+    pub fn loaded(
+        &mut self,
+        partition: Partition,
+        position: Option<String>,
+        generation: Option<String>,
+    ) {
+        self.generations.insert(partition.clone(), generation);
+        self.positions.insert(partition, position);
+    }
+
     /// Moves the positions past a planned batch, so the next batch can be planned before this
     /// one is committed. Safe because batches are committed in the order they are planned,
     /// each commit only applies on the position it was planned on, and any failed commit
