@@ -10,9 +10,11 @@
 //! - [`games`] — the games file: boards and stats rules per product;
 //! - [`leaderboards`] — scoring handlers and board queries;
 //! - [`player_stats`] — stats handlers and stats queries;
+//! - [`relay`] — `stats-tracker relay`: the single stream's entries moved into the partitions;
 //! - [`workers`] — the stream worker that applies events exactly once;
 //! - [`server`] — the HTTP API;
-//! - [`startup`] — wiring it together for the `serve`, `worker` and `all` commands;
+//! - [`startup`] — wiring it together for the `serve`, `worker`, `all`, `migrate` and `relay`
+//!   commands;
 //! - [`telemetry`] — logging.
 
 pub mod admin;
@@ -22,6 +24,7 @@ pub mod games;
 pub mod leaderboards;
 pub mod migrate;
 pub mod player_stats;
+pub mod relay;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

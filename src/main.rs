@@ -1,5 +1,5 @@
 //! The `stats-tracker` command: parses the command line, loads settings, sets up logging and
-//! the async runtime (one thread for `worker`), and hands over to [`stats_tracker::startup`].
+//! the async runtime (one thread for `worker`, `migrate` and `relay`), and hands over to [`stats_tracker::startup`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +58,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Move the entries game servers append to the single stream `stream.name` into its
+    /// partitions (stream.partitions > 1), each exactly once and in order, leaving the source
+    /// stream untouched; runs until SIGINT/SIGTERM (safe to kill and start again).
+    Relay {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Run the server and the worker in one process.
     All {
         #[command(flatten)]
@@ -94,8 +101,13 @@ fn disable_transparent_huge_pages() {
     }
 }
 
-/// `stats-tracker migrate`, on a runtime of its own.
-fn migrate(common: &Common) -> ExitCode {
+/// A one-thread command (`migrate`, `relay`): loads the settings, sets up logging, runs
+/// `command` on a runtime of its own; the exit code.
+fn one_thread<F, Fut>(common: &Common, command: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: Future<Output = Result<(), startup::StartupError>>,
+{
     let settings = match Settings::load(common.mode, common.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -114,7 +126,7 @@ fn migrate(common: &Common) -> ExitCode {
             return ExitCode::from(exit_code::FAILURE);
         }
     };
-    match runtime.block_on(startup::migrate(&settings)) {
+    match runtime.block_on(command(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -127,7 +139,18 @@ fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     let (common, parts, bind, metrics_bind) = match cli.command {
-        Command::Migrate { common } => return migrate(&common),
+        Command::Migrate { common } => {
+            return one_thread(&common, |settings| async move {
+                startup::migrate(&settings).await
+            });
+        }
+        Command::Relay { common } => {
+            return one_thread(&common, |settings| async move {
+                let shutdown = CancellationToken::new();
+                startup::cancel_on_signals(shutdown.clone());
+                startup::relay(&settings, shutdown).await
+            });
+        }
         Command::Serve { common, bind } => (common, Parts::Server, bind, None),
         Command::Worker {
             common,

@@ -345,6 +345,31 @@ pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// `stats-tracker relay`: moves the entries of the single stream `stream.name` into its
+/// `stream.partitions` partitions until `shutdown` is cancelled (see [`crate::relay`]).
+/// Refuses one partition, and a stream set up with another partition count.
+pub async fn relay(settings: &Settings, shutdown: CancellationToken) -> Result<(), StartupError> {
+    use crate::relay::{Relay, RelayError};
+    let relay = Relay::new(settings).map_err(|error| match error {
+        RelayError::OnePartition { .. } => StartupError::Config(error.to_string()),
+        error => StartupError::Config(format!("the stream Redis URL cannot be used: {error}")),
+    })?;
+    tracing::info!(
+        stream = %redis_location(settings.stream_url()),
+        stream_name = %settings.stream.name,
+        partitions = settings.stream.partitions,
+        "settings in use"
+    );
+    check_partitions(settings).await?;
+    let stream = redis_location(settings.stream_url());
+    relay
+        .run(&shutdown)
+        .await
+        .map(|_| ())
+        .with_context(|| format!("relaying on the stream Redis {stream}"))
+        .map_err(StartupError::Failed)
+}
+
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.
 pub fn cancel_on_signals(shutdown: CancellationToken) {
     tokio::spawn(async move {

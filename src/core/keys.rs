@@ -306,6 +306,32 @@ impl StreamKeys {
     }
 }
 
+/// Keys of `stats-tracker relay` (see `crate::relay`), each in the hash slot of the stream it
+/// describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayKeys;
+
+impl RelayKeys {
+    /// String beside the source stream `source`: the id of the last source entry the relay
+    /// has moved into the partitions, with every earlier one.
+    pub fn cursor(source: &str) -> String {
+        format!("{{{}}}:relay:cursor", hash_tag(source))
+    }
+
+    /// String beside the partition stream `partition`: the id (in the source stream) of the
+    /// last entry relayed into it. `{<partition>}:relayed`; when the stream name carries a
+    /// hash tag of its own (every partition in one slot), `<partition>:relayed`, so each
+    /// partition still has its own mark.
+    pub fn relayed(partition: &str) -> String {
+        let tag = hash_tag(partition);
+        if tag == partition {
+            format!("{{{tag}}}:relayed")
+        } else {
+            format!("{partition}:relayed")
+        }
+    }
+}
+
 /// The part of a key Redis Cluster hashes: the text between the first `{` and the next `}`
 /// when non-empty, else the whole key.
 fn hash_tag(key: &str) -> &str {
@@ -324,6 +350,33 @@ mod tests {
 
     fn product(raw: &str) -> ProductId {
         ProductId::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn relay_keys_share_their_stream_slot() {
+        use redis::cluster_routing::Slot;
+        let slot = |key: &str| Slot::for_key(key.as_bytes());
+        for (source, partition) in [
+            ("game_event_stream", "game_event_stream:3"),
+            ("{events}", "{events}:3"),
+        ] {
+            let cursor = RelayKeys::cursor(source);
+            let mark = RelayKeys::relayed(partition);
+            assert_eq!(slot(&cursor), slot(source), "{cursor}");
+            assert_eq!(slot(&mark), slot(partition), "{mark}");
+        }
+        assert_eq!(
+            RelayKeys::relayed("game_event_stream:3"),
+            "{game_event_stream:3}:relayed"
+        );
+        assert_eq!(
+            RelayKeys::cursor("game_event_stream"),
+            "{game_event_stream}:relay:cursor"
+        );
+        assert_ne!(
+            RelayKeys::relayed("{events}:3"),
+            RelayKeys::relayed("{events}:4")
+        );
     }
 
     #[test]
