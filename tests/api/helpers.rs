@@ -647,6 +647,32 @@ impl TrackerProcess {
         }
     }
 
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (at most `within`) for the process to exit; its status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("send SIGTERM");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The address the API listens on, from its "HTTP API listening" line.
     pub fn api_address(&mut self) -> SocketAddr {
         let line = self.wait_for_line("HTTP API listening", Duration::from_secs(30));

@@ -24,6 +24,7 @@ mod original;
 mod pool;
 mod ratings;
 mod readme;
+mod relay;
 mod server;
 mod tls;
 mod worker;

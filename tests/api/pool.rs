@@ -19,7 +19,7 @@ const PARTITIONS: u32 = 8;
 
 /// The products of `events` other than exrps split by match into six variants each, so the
 /// traffic covers most partitions (exrps keeps its name: the model rates it).
-fn spread_products(events: &mut [Event]) {
+pub fn spread_products(events: &mut [Event]) {
     for event in events.iter_mut() {
         let game = event
             .iter()
@@ -107,7 +107,7 @@ async fn wait_for_even_spread(conn: &mut impl TestConn, names: &[String], within
     }
 }
 
-async fn wait_until_all_drained(conn: &mut impl TestConn, within: Duration) {
+pub async fn wait_until_all_drained(conn: &mut impl TestConn, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let mut drained = true;
