@@ -33,6 +33,8 @@
 //! the store held when its last batch was acknowledged, so a store that lost acknowledged
 //! writes is noticed and re-derived from the stream), `{<stream>}:<group>:counts` (entries
 //! acknowledged, and entries deleted or trimmed before they were read, for the lost count).
+//! `stats-tracker relay` keeps `{<stream.name>}:relay:cursor` beside the single stream and
+//! `{<partition>}:relayed` beside each partition stream ([`RelayKeys`]).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

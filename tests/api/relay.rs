@@ -257,11 +257,14 @@ async fn relay_through_kills(
     for chunk in chunks.by_ref() {
         push(conn, Some(chunk), &mut pushed, &mut ids).await;
     }
-    let mut relay = spawn_relay(settings);
+    // Two at once, as by mistake: they repeat each other's work, never an entry.
+    let mut relays = [spawn_relay(settings), spawn_relay(settings)];
     let last = ids.last().cloned().unwrap_or_default();
     wait_for_cursor(conn, &last, Duration::from_secs(120)).await;
-    let status = relay.terminate(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "SIGTERM: {status:?}");
+    for relay in &mut relays {
+        let status = relay.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "SIGTERM: {status:?}");
+    }
     let first = assert_relayed(conn, &pushed, &ids).await;
 
     // As if every batch since the start had been relayed and the relay killed before moving
