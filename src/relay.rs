@@ -255,6 +255,10 @@ impl Relay {
                 Err(error) if !error.is_transient() => return Err(error),
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "relay interrupted; retrying");
+                    // Start over from what Redis holds: a server that restarted with less
+                    // (the last writes of its AOF, say) lost marks and the cursor together
+                    // with the appends they describe.
+                    cursor = None;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
