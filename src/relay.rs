@@ -233,23 +233,21 @@ impl Relay {
         let mut backoff = BACKOFF_MIN;
         while !shutdown.is_cancelled() {
             let step = match cursor.clone() {
-                None => self
-                    .start(shutdown, &mut said_waiting)
-                    .await
-                    .map(|start| start.map(|start| (start, true))),
+                None => self.start(shutdown, &mut said_waiting).await.map(|start| {
+                    if let Some(start) = start {
+                        reporter.progress.cursor.clone_from(&start);
+                        cursor = Some(start);
+                    }
+                }),
                 Some(from) => self
                     .relay_next(&from, shutdown, &mut reporter)
                     .await
-                    .map(|next| next.map(|next| (next, false))),
+                    .map(|next| {
+                        if next.is_some() {
+                            cursor = next;
+                        }
+                    }),
             };
-            let step = step.map(|moved| {
-                if let Some((next, started)) = moved {
-                    if started {
-                        reporter.progress.cursor.clone_from(&next);
-                    }
-                    cursor = Some(next);
-                }
-            });
             match step {
                 Ok(()) => backoff = BACKOFF_MIN,
                 Err(error) if !error.is_transient() => return Err(error),
@@ -346,6 +344,7 @@ impl Relay {
             }
             None => "0-0".to_owned(),
         };
+        self.warn_if_removed_after(&start).await?;
         // Recorded at once: a later start begins here whatever becomes of the group. Another
         // relay that got there first wins.
         let (cursor,): (Option<String>,) = bounded(
@@ -395,9 +394,14 @@ impl Relay {
         Ok(Some((pending, delivered)))
     }
 
-    /// Warns when entries after `cursor` were deleted or trimmed from the source stream
-    /// before the relay moved them (while it was stopped, say): they are lost to the tracker.
+    /// Warns when entries after `cursor` may have been deleted or trimmed from the source
+    /// stream before the relay moved them (while it was stopped, say): those are lost to the
+    /// tracker. Seen from the stream's highest deleted id (`XDEL`), or its first entry being
+    /// past the cursor (trimming removed the cursor's own entry, so perhaps more).
     async fn warn_if_removed_after(&self, cursor: &str) -> Result<(), RelayError> {
+        if cursor == "0-0" {
+            return Ok(());
+        }
         let mut conn = self.conn.clone();
         let info: BTreeMap<String, redis::Value> = bounded(
             COMMAND_TIMEOUT,
@@ -407,17 +411,23 @@ impl Relay {
                 .query_async(&mut conn),
         )
         .await?;
-        let removed: Option<String> = info
-            .get("max-deleted-entry-id")
-            .and_then(|value| redis::from_redis_value_ref(value).ok());
-        if let Some(removed) = removed
-            && compare_ids(&removed, cursor).is_gt()
-        {
+        let id_of = |value: &redis::Value| redis::from_redis_value_ref::<String>(value).ok();
+        let deleted = info.get("max-deleted-entry-id").and_then(id_of);
+        let first = match info.get("first-entry") {
+            Some(redis::Value::Array(entry)) => entry.first().and_then(id_of),
+            _ => None,
+        };
+        let after = |id: &Option<String>| {
+            id.as_deref()
+                .is_some_and(|id| compare_ids(id, cursor).is_gt())
+        };
+        if after(&deleted) || after(&first) {
             tracing::warn!(
                 source = %self.source,
                 %cursor,
-                last_removed = %removed,
-                "entries after the relay's cursor were deleted or trimmed from the source stream before they were relayed; those are lost to the tracker"
+                first_entry = first.as_deref().unwrap_or(""),
+                last_deleted = deleted.as_deref().unwrap_or(""),
+                "entries after the relay's cursor may have been deleted or trimmed from the source stream before they were relayed; those are lost to the tracker"
             );
         }
         Ok(())

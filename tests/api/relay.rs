@@ -481,6 +481,41 @@ async fn a_former_single_stream_is_relayed_after_what_its_group_read() {
 }
 
 #[tokio::test]
+async fn a_restarted_relay_warns_when_entries_it_had_not_moved_were_trimmed() {
+    let redis = TestRedis::start().await;
+    let settings = relay_settings(&redis);
+    let mut conn = redis.connection(1).await;
+    let events = traffic(66, 5);
+    let ids = push_events(&mut conn, &events).await;
+    let mut relay = spawn_relay(&settings);
+    wait_for_cursor(&mut conn, &ids[ids.len() - 1], Duration::from_secs(30)).await;
+    relay.kill();
+    // Nothing removed: no warning (it would come before this line).
+    let mut relay = spawn_relay(&settings);
+    relay.wait_for_line("resuming after the stored cursor", Duration::from_secs(30));
+    assert!(
+        !relay
+            .log
+            .iter()
+            .any(|line| line.contains("lost to the tracker")),
+        "{:?}",
+        relay.log
+    );
+    relay.kill();
+    push_events(&mut conn, &events).await;
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(STREAM)
+        .arg("MAXLEN")
+        .arg(3)
+        .query_async(&mut conn)
+        .await
+        .expect("XTRIM");
+    let mut relay = spawn_relay(&settings);
+    relay.wait_for_line("lost to the tracker", Duration::from_secs(30));
+    relay.kill();
+}
+
+#[tokio::test]
 async fn the_worker_pool_applies_relayed_partitions_like_the_reference_model() {
     let redis = TestRedis::start().await;
     let dir = tempfile::tempdir().expect("temporary directory");
