@@ -683,6 +683,13 @@ impl Settings {
                 "stream.partitions must be between 1 and {MAX_PARTITIONS}"
             )));
         }
+        if self.stream.partitions > 1 && self.stream.name.contains(['{', '}']) {
+            return Err(ConfigError::Other(
+                "stream.name must not contain { or } when stream.partitions is above 1: each \
+                 partition's stream is hashed to a slot of its own by its whole name"
+                    .into(),
+            ));
+        }
         if self.stream.name.is_empty() || self.stream.group.is_empty() {
             return Err(ConfigError::Other(
                 "stream.name and stream.group must not be empty".into(),
@@ -810,6 +817,48 @@ mod tests {
             assert_eq!(settings.store_url(), "redis://store:6379/0");
             assert_eq!(settings.stream_url(), "redis://events:6379/1");
             assert!(settings.log.json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cluster_and_partition_settings_that_cannot_work_are_refused() {
+        Jail::expect_with(|jail| {
+            let err = |jail: &mut Jail, vars: &[(&str, &str)]| {
+                jail.clear_env();
+                for (name, value) in vars {
+                    jail.set_env(name, value);
+                }
+                Settings::load(Mode::Development, None)
+                    .unwrap_err()
+                    .to_string()
+            };
+            let two = "redis://10.0.0.1:7000,redis://10.0.0.2:7000";
+            let message = err(jail, &[("STATS_TRACKER_REDIS_URL", two)]);
+            assert!(message.contains("store.cluster = true"), "{message}");
+            let message = err(
+                jail,
+                &[("STATS_TRACKER__STORE__READ_FROM_REPLICAS", "true")],
+            );
+            assert!(message.contains("store.read_from_replicas"), "{message}");
+            let message = err(jail, &[("STATS_TRACKER__STREAM__PARTITIONS", "0")]);
+            assert!(message.contains("stream.partitions"), "{message}");
+            let message = err(
+                jail,
+                &[
+                    ("STATS_TRACKER__STREAM__PARTITIONS", "4"),
+                    ("STATS_TRACKER__STREAM__NAME", "{events}"),
+                ],
+            );
+            assert!(message.contains("stream.name"), "{message}");
+            jail.clear_env();
+            jail.set_env("STATS_TRACKER_REDIS_URL", two);
+            jail.set_env("STATS_TRACKER__STORE__CLUSTER", "true");
+            jail.set_env("STATS_TRACKER__STREAM__PARTITIONS", "8");
+            let settings = Settings::load(Mode::Development, None).unwrap();
+            assert!(settings.store_redis().cluster);
+            assert_eq!(settings.store_redis().seed_urls().count(), 2);
+            assert_eq!(settings.stream.partitions, 8);
             Ok(())
         });
     }
