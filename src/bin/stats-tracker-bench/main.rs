@@ -38,7 +38,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use hyper::StatusCode;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::{KeySpace, PartitionKeys, STAMP_FIELD_PREFIX};
@@ -469,6 +469,33 @@ async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<boo
 
 async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
     let config = Config::from_args(args, traffic)?;
+    let binary = tracker_binary(args)?;
+    let redis = PrivateRedis::start(dir).await?;
+    print_header(&config, &binary, &redis);
+    let mut bench = Bench::new(config, binary, redis, dir).await?;
+
+    bench.figures.ceiling = bench.yardstick("at the start").await?;
+    let backlog = bench.drain_backlog().await?;
+    bench.end_to_end_latency().await?;
+    bench.read_load().await?;
+    bench.memory().await?;
+    bench.plain_commands(&backlog).await?;
+    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
+    bench.verify().await?;
+    bench.print_targets();
+    Ok(print_check_count(&bench.checks))
+}
+
+/// Prints how many checks passed; true if all of them.
+fn print_check_count(checks: &[(String, bool)]) -> bool {
+    let failed = checks.iter().filter(|(_, ok)| !ok).count();
+    println!();
+    println!("checks: {} passed, {failed} failed", checks.len() - failed);
+    failed == 0
+}
+
+/// The stats-tracker binary the children run: `--tracker`, or the one next to this binary.
+fn tracker_binary(args: &Args) -> Result<PathBuf> {
     let binary = match &args.tracker {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -481,62 +508,17 @@ async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
             binary.display()
         );
     }
+    Ok(binary)
+}
 
-    let redis = PrivateRedis::start(dir).await?;
-    print_header(&config, &binary, &redis);
-    let tracker = Tracker {
-        binary,
-        store_url: redis.url(STORE_DB),
-        stream_url: redis.url(STREAM_DB),
-        server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-        metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-        batch_size: config.batch_size,
-        games: Some(match &config.games {
-            Some(file) => file.clone(),
-            None => {
-                let file = dir.join("games.bench.toml");
-                std::fs::write(&file, BENCH_GAMES).context("writing the bench's games file")?;
-                file
-            }
-        }),
-        dir: dir.to_owned(),
-    };
-    // The generator's list: only real traffic draws from it.
-    let players = match config.traffic {
-        TrafficKind::Real => simulate::players(config.players),
-        _ => Vec::new(),
-    };
-    let mut bench = Bench {
-        worker: None,
-        server: None,
-        store: redis.connect(STORE_DB).await?,
-        stream: redis.connect(STREAM_DB).await?,
-        keys: KeySpace::new(PREFIX)?,
-        traffic: Traffic::new(&config.traffic_spec()),
-        players: Arc::new(players),
-        config,
-        tracker,
-        redis,
-        figures: Figures::default(),
-        checks: Vec::new(),
-    };
-
-    bench.figures.ceiling = bench.yardstick("at the start").await?;
-    let backlog = bench.drain_backlog().await?;
-    bench.end_to_end_latency().await?;
-    bench.read_load().await?;
-    bench.memory().await?;
-    bench.plain_commands(&backlog).await?;
-    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
-    bench.verify().await?;
-    bench.print_targets();
-    let failed = bench.checks.iter().filter(|(_, ok)| !ok).count();
-    println!();
-    println!(
-        "checks: {} passed, {failed} failed",
-        bench.checks.len() - failed
-    );
-    Ok(failed == 0)
+/// The games file the children run with: `--games`, or the bench's own written into `dir`.
+fn games_file(config: &Config, dir: &Path) -> Result<PathBuf> {
+    if let Some(file) = &config.games {
+        return Ok(file.clone());
+    }
+    let file = dir.join("games.bench.toml");
+    std::fs::write(&file, BENCH_GAMES).context("writing the bench's games file")?;
+    Ok(file)
 }
 
 fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
@@ -615,6 +597,39 @@ struct Backlog {
 }
 
 impl Bench {
+    /// The bench on the private `redis`, nothing started yet; children's logs go to `dir`.
+    async fn new(config: Config, binary: PathBuf, redis: PrivateRedis, dir: &Path) -> Result<Self> {
+        let tracker = Tracker {
+            binary,
+            store_url: redis.url(STORE_DB),
+            stream_url: redis.url(STREAM_DB),
+            server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            batch_size: config.batch_size,
+            games: Some(games_file(&config, dir)?),
+            dir: dir.to_owned(),
+        };
+        // The generator's list: only real traffic draws from it.
+        let players = match config.traffic {
+            TrafficKind::Real => simulate::players(config.players),
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            worker: None,
+            server: None,
+            store: redis.connect(STORE_DB).await?,
+            stream: redis.connect(STREAM_DB).await?,
+            keys: KeySpace::new(PREFIX)?,
+            traffic: Traffic::new(&config.traffic_spec()),
+            players: Arc::new(players),
+            config,
+            tracker,
+            redis,
+            figures: Figures::default(),
+            checks: Vec::new(),
+        })
+    }
+
     async fn group(&mut self) -> Result<Option<GroupState>> {
         group_state(&mut self.stream, STREAM, GROUP).await
     }
@@ -1296,110 +1311,38 @@ impl Bench {
 
     /// The final checks: every count the traffic implies is what the tracker shows.
     async fn verify(&mut self) -> Result<()> {
+        let notes = self.check_counts().await?;
+        print_checks(&self.checks, &notes);
+        Ok(())
+    }
+
+    /// Adds the final checks to `self.checks`; returns notes on what was not checked.
+    async fn check_counts(&mut self) -> Result<Vec<String>> {
         self.wait_drained(Duration::from_secs(60)).await?;
         let tally: Tally = self.traffic.tally.clone();
         let mut notes = Vec::new();
         if self.config.traffic.fresh_players() {
             self.verify_fresh(&tally).await?;
         } else {
-            self.verify_every_player(&tally, &mut notes).await?;
-        }
-        let dead_letters: u64 = query(
-            redis::cmd("XLEN").arg(self.keys.dead_letters().stream()),
-            &mut self.store,
-        )
-        .await?;
-        self.checks.push((
-            format!(
-                "{dead_letters} dead letters, expected {}",
-                tally.dead_letters
-            ),
-            dead_letters == tally.dead_letters,
-        ));
-        let metrics = scrape(self.tracker.metrics_addr).await?;
-        let counted = metrics
-            .get("stats_tracker_worker_events_total")
-            .copied()
-            .unwrap_or(0.0) as u64;
-        self.checks.push((
-            format!(
-                "worker counted {counted} events in all, expected {}",
-                tally.events
-            ),
-            counted == tally.events,
-        ));
-
-        println!();
-        println!("## Checks");
-        for (what, ok) in &self.checks {
-            println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
-        }
-        for note in notes {
-            println!("note {note}");
-        }
-        Ok(())
-    }
-
-    /// Real traffic: every product's board total and stat sums over every player who played
-    /// (the generator's players, probes and newcomers).
-    async fn verify_every_player(&mut self, tally: &Tally, notes: &mut Vec<String>) -> Result<()> {
-        let mut players: Vec<String> = self.players.to_vec();
-        players.extend(tally.probe_players.iter().cloned());
-        players.extend(tally.newcomers.iter().cloned());
-        for (product, expected) in &tally.stats {
-            if let Some(kinds) = tally.unmodelled.get(product) {
-                notes.push(format!(
-                    "{product:?}: board and stats sums not checked (the traffic has event types the bench does not model: {kinds:?})"
-                ));
-                continue;
-            }
-            let keys = self.keys.product(&ProductId::parse(product)?);
-            // Boards store negated scores (see leaderboards::rank).
-            let board: Vec<(Vec<u8>, f64)> = query(
-                redis::cmd("ZRANGE")
-                    .arg(keys.board(WINS_BOARD))
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES"),
+            let checks = check_every_player(
                 &mut self.store,
+                &self.keys,
+                &self.players,
+                &tally,
+                &mut notes,
             )
             .await?;
-            let board_total: f64 = -board.iter().map(|(_, stored)| stored).sum::<f64>();
-            let points = tally.board_points.get(product).copied().unwrap_or(0);
-            self.checks.push((
-                format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
-                board_total == points as f64,
-            ));
-
-            let mut actual: BTreeMap<String, i64> = BTreeMap::new();
-            for chunk in players.chunks(1_000) {
-                let mut pipe = redis::pipe();
-                for player in chunk {
-                    pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
-                }
-                let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
-                    .query_async(&mut self.store)
-                    .await
-                    .context("HGETALL of stats hashes")?;
-                for hash in hashes {
-                    for (stat, value) in stats_of(hash)? {
-                        *actual.entry(stat).or_default() += value;
-                    }
-                }
-            }
-            // Only the stats the tally models: other rules may add others.
-            for stat in CHECKED_STATS {
-                let want = expected.get(stat).copied().unwrap_or(0) as i64;
-                let got = actual.get(stat).copied().unwrap_or(0);
-                self.checks.push((
-                    format!(
-                        "{product:?} sum of `{stat}` over all players is {got}, expected {want}"
-                    ),
-                    got == want,
-                ));
-            }
+            self.checks.extend(checks);
         }
-        Ok(())
+        let totals = check_totals(
+            &mut self.store,
+            &self.keys,
+            &tally,
+            self.tracker.metrics_addr,
+        )
+        .await?;
+        self.checks.extend(totals);
+        Ok(notes)
     }
 
     /// Fresh-player traffic, where every player plays one game: every product's `wins` board
@@ -1669,6 +1612,117 @@ impl CpuSnapshot {
     }
 }
 
+fn print_checks(checks: &[(String, bool)], notes: &[String]) {
+    println!();
+    println!("## Checks");
+    for (what, ok) in checks {
+        println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
+    }
+    for note in notes {
+        println!("note {note}");
+    }
+}
+
+/// Real traffic: every product's board total and stat sums over every player who played
+/// (the generator's players, probes and newcomers). Each product's reads stay in its hash
+/// slot, so `store` may be a cluster's.
+async fn check_every_player(
+    store: &mut impl ConnectionLike,
+    keys: &KeySpace,
+    generated: &[String],
+    tally: &Tally,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, bool)>> {
+    let mut everyone: Vec<String> = generated.to_vec();
+    everyone.extend(tally.probe_players.iter().cloned());
+    everyone.extend(tally.newcomers.iter().cloned());
+    let mut checks = Vec::new();
+    for (product, expected) in &tally.stats {
+        if let Some(kinds) = tally.unmodelled.get(product) {
+            notes.push(format!(
+                "{product:?}: board and stats sums not checked (the traffic has event types the bench does not model: {kinds:?})"
+            ));
+            continue;
+        }
+        let keys = keys.product(&ProductId::parse(product)?);
+        // Boards store negated scores (see leaderboards::rank).
+        let board: Vec<(Vec<u8>, f64)> = query(
+            redis::cmd("ZRANGE")
+                .arg(keys.board(WINS_BOARD))
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+            store,
+        )
+        .await?;
+        let board_total: f64 = -board.iter().map(|(_, stored)| stored).sum::<f64>();
+        let points = tally.board_points.get(product).copied().unwrap_or(0);
+        checks.push((
+            format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
+            board_total == points as f64,
+        ));
+
+        let mut actual: BTreeMap<String, i64> = BTreeMap::new();
+        for chunk in everyone.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for player in chunk {
+                pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
+            }
+            let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
+                .query_async(store)
+                .await
+                .context("HGETALL of stats hashes")?;
+            for hash in hashes {
+                for (stat, value) in stats_of(hash)? {
+                    *actual.entry(stat).or_default() += value;
+                }
+            }
+        }
+        // Only the stats the tally models: other rules may add others.
+        for stat in CHECKED_STATS {
+            let want = expected.get(stat).copied().unwrap_or(0) as i64;
+            let got = actual.get(stat).copied().unwrap_or(0);
+            checks.push((
+                format!("{product:?} sum of `{stat}` over all players is {got}, expected {want}"),
+                got == want,
+            ));
+        }
+    }
+    Ok(checks)
+}
+
+/// The dead letters and the worker's event counter against the tally.
+async fn check_totals(
+    store: &mut impl ConnectionLike,
+    keys: &KeySpace,
+    tally: &Tally,
+    metrics_addr: SocketAddr,
+) -> Result<Vec<(String, bool)>> {
+    let dead_letters: u64 =
+        query(redis::cmd("XLEN").arg(keys.dead_letters().stream()), store).await?;
+    let metrics = scrape(metrics_addr).await?;
+    let counted = metrics
+        .get("stats_tracker_worker_events_total")
+        .copied()
+        .unwrap_or(0.0) as u64;
+    Ok(vec![
+        (
+            format!(
+                "{dead_letters} dead letters, expected {}",
+                tally.dead_letters
+            ),
+            dead_letters == tally.dead_letters,
+        ),
+        (
+            format!(
+                "worker counted {counted} events in all, expected {}",
+                tally.events
+            ),
+            counted == tally.events,
+        ),
+    ])
+}
+
 /// Appends `rate` events/s of traffic for `duration`, in 5 ms slices; returns how many.
 async fn offer_load(
     conn: &mut MultiplexedConnection,
@@ -1866,7 +1920,7 @@ async fn scrape(addr: SocketAddr) -> Result<BTreeMap<String, f64>> {
 
 async fn query<T: redis::FromRedisValue>(
     command: &redis::Cmd,
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
 ) -> Result<T> {
     command
         .query_async(conn)
