@@ -129,9 +129,12 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "PCT")]
     new_player_share: u64,
     /// Churn: products the games are spread over (`churn-0000` …; the games file does not
-    /// name them, so the default rules apply).
-    #[arg(long, default_value_t = 100)]
-    products: usize,
+    /// name them, so the default rules apply) [default: 100]. Real: copies of each of its
+    /// three products (`exrps`, `exrps-1`, …, each with its original's rules), every match
+    /// going to one of them at random, so that products spread over a cluster's masters
+    /// [default: 1].
+    #[arg(long)]
+    products: Option<usize>,
     /// Churn and big-board: bytes per player id (13 to 128, the longest id the tracker takes).
     #[arg(long, default_value_t = 20)]
     id_bytes: usize,
@@ -249,7 +252,10 @@ impl Config {
             games: args.games.clone(),
             bad_percent: args.bad_percent.min(100),
             new_player_share: args.new_player_share,
-            products: args.products,
+            products: args.products.unwrap_or(match traffic {
+                TrafficKind::Churn => 100,
+                _ => 1,
+            }),
             id_bytes: args.id_bytes,
             seed: args.seed,
             smoke,
@@ -511,14 +517,45 @@ fn tracker_binary(args: &Args) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// The games file the children run with: `--games`, or the bench's own written into `dir`.
+/// The games file the children run with: `--games`, or the bench's own written into `dir`;
+/// when real traffic is spread over copies of its products (`--products`), a copy of that
+/// file in `dir` where every copy has its original's rules.
 fn games_file(config: &Config, dir: &Path) -> Result<PathBuf> {
-    if let Some(file) = &config.games {
-        return Ok(file.clone());
-    }
+    let copies = match config.traffic {
+        TrafficKind::Real => config.products,
+        _ => 1,
+    };
+    let text = match &config.games {
+        Some(file) if copies <= 1 => return Ok(file.clone()),
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the games file {}", file.display()))?,
+        None => BENCH_GAMES.to_owned(),
+    };
+    let text = if copies > 1 {
+        games_with_copies(&text, copies)?
+    } else {
+        text
+    };
     let file = dir.join("games.bench.toml");
-    std::fs::write(&file, BENCH_GAMES).context("writing the bench's games file")?;
+    std::fs::write(&file, text).context("writing the bench's games file")?;
     Ok(file)
+}
+
+/// `games` (a games file) with copies 1 to `copies` − 1 of each of real traffic's products it
+/// lists, each the same table as its original (see [`traffic::copy_name`]).
+fn games_with_copies(games: &str, copies: usize) -> Result<String> {
+    let mut file: toml::Table = games.parse().context("parsing the games file")?;
+    if let Some(toml::Value::Table(products)) = file.get_mut("products") {
+        for (base, _) in PRODUCTS {
+            let Some(rules) = products.get(base).cloned() else {
+                continue;
+            };
+            for k in 1..copies {
+                products.insert(traffic::copy_name(base, k), rules.clone());
+            }
+        }
+    }
+    toml::to_string(&file).context("writing the games file with copies")
 }
 
 fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
@@ -548,10 +585,18 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
     let traffic = match config.traffic {
         TrafficKind::Real => format!(
-            "real (simulate::mixed_run: exrps match sequences, two other products, {}% bad matches), {} players with skewed popularity, {}% of matches bring a new player",
+            "real (simulate::mixed_run: exrps match sequences, two other products, {}% bad matches), {} players with skewed popularity, {}% of matches bring a new player{}",
             config.bad_percent,
             thousands(config.players as u64),
             config.new_player_share,
+            if config.products > 1 {
+                format!(
+                    "; each product as {} copies (exrps, exrps-1, …, with its rules), each match on one of them",
+                    config.products
+                )
+            } else {
+                String::new()
+            },
         ),
         TrafficKind::Churn => format!(
             "churn (every event a game_over between two new players, over {} products), ids of {} bytes",
@@ -578,13 +623,18 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
     println!("tracker: {}", binary.display());
     println!(
-        "games: {}",
+        "games: {}{}",
         config
             .games
             .as_ref()
             .map_or(BENCH_GAMES_LABEL.to_owned(), |file| file
                 .display()
-                .to_string())
+                .to_string()),
+        if config.traffic == TrafficKind::Real && config.products > 1 {
+            "; every copy of a product it lists has the same rules"
+        } else {
+            ""
+        },
     );
 }
 
@@ -1624,8 +1674,9 @@ fn print_checks(checks: &[(String, bool)], notes: &[String]) {
 }
 
 /// Real traffic: every product's board total and stat sums over every player who played
-/// (the generator's players, probes and newcomers). Each product's reads stay in its hash
-/// slot, so `store` may be a cluster's.
+/// (the generator's players, probes and newcomers; with copies of the products, the players
+/// the tally saw in each). Each product's reads stay in its hash slot, so `store` may be a
+/// cluster's.
 async fn check_every_player(
     store: &mut impl ConnectionLike,
     keys: &KeySpace,
@@ -1644,6 +1695,19 @@ async fn check_every_player(
             ));
             continue;
         }
+        let played: Vec<String>;
+        let players = match &tally.players_by_product {
+            Some(by_product) => {
+                played = by_product
+                    .get(product)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                &played
+            }
+            None => &everyone,
+        };
         let keys = keys.product(&ProductId::parse(product)?);
         // Boards store negated scores (see leaderboards::rank).
         let board: Vec<(Vec<u8>, f64)> = query(
@@ -1663,7 +1727,7 @@ async fn check_every_player(
         ));
 
         let mut actual: BTreeMap<String, i64> = BTreeMap::new();
-        for chunk in everyone.chunks(1_000) {
+        for chunk in players.chunks(1_000) {
             let mut pipe = redis::pipe();
             for player in chunk {
                 pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
@@ -2083,6 +2147,36 @@ mod tests {
         assert_eq!((smoke.events, smoke.players), (2_000, 4_000));
         let args = Args::try_parse_from(["bench", "--id-bytes", "129"]).expect("parses");
         assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
+    }
+
+    #[test]
+    fn real_traffic_is_copied_only_when_asked() {
+        assert_eq!(config(&[]).products, 1);
+        assert_eq!(config(&["--products", "3"]).products, 3);
+        assert_eq!(config(&["--traffic", "churn"]).products, 100);
+    }
+
+    #[test]
+    fn games_copies_have_their_originals_rules() {
+        let games = games_with_copies(BENCH_GAMES, 3).expect("copies");
+        let file: toml::Table = games.parse().expect("valid TOML");
+        let products = file["products"].as_table().expect("products");
+        assert_eq!(products.len(), 3, "only exrps is named: {products:?}");
+        assert_eq!(products["exrps-1"], products["exrps"]);
+        assert_eq!(products["exrps-2"], products["exrps"]);
+        assert_eq!(file["unknown_products"].as_str(), Some("default"));
+        // Products named with TOML's quoted keys are copied too.
+        let quoted = "[products.\"arena:2v2 {beta}\"]\nboards = []\n";
+        let file: toml::Table = games_with_copies(quoted, 2)
+            .expect("copies")
+            .parse()
+            .expect("valid TOML");
+        assert!(file["products"].get("arena:2v2 {beta}-1").is_some());
+        // The tracker takes the file, and gives each copy its original's rules.
+        let parsed = stats_tracker::games::Games::parse(&games, "copies").expect("valid games");
+        let rules = |product: &str| parsed.product(&ProductId::parse(product).expect("an id"));
+        assert_eq!(parsed.listed().count(), 3);
+        assert_eq!(rules("exrps-2"), rules("exrps"));
     }
 
     #[test]
