@@ -21,6 +21,7 @@
 //! The worker and the server are child processes of the release `stats-tracker` binary, so
 //! their CPU and memory are measured apart from each other and from this load generator.
 
+mod cluster;
 mod http;
 mod procs;
 mod redisd;
@@ -88,6 +89,10 @@ const DRAIN_MARKS: [u64; 11] = [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
 const MEMORY_PRODUCTS: usize = 4;
 /// Stats hashes measured per product for bytes per player.
 const MEMORY_SAMPLE: usize = 2_000;
+/// `--cluster`: the backlog drained on each store (two drains and two pre-loads: a few
+/// minutes), and the copies of real traffic's products spread over the masters.
+const CLUSTER_EVENTS: u64 = 500_000;
+const CLUSTER_COPIES: usize = 8;
 
 /// Benchmarks the stats tracker end to end on a private, empty redis-server: worker
 /// throughput against a machine yardstick, end-to-end latency, read throughput, memory, and
@@ -132,7 +137,7 @@ struct Args {
     /// name them, so the default rules apply) [default: 100]. Real: copies of each of its
     /// three products (`exrps`, `exrps-1`, …, each with its original's rules), every match
     /// going to one of them at random, so that products spread over a cluster's masters
-    /// [default: 1].
+    /// [default: 1; --cluster: 8].
     #[arg(long)]
     products: Option<usize>,
     /// Churn and big-board: bytes per player id (13 to 128, the longest id the tracker takes).
@@ -165,6 +170,12 @@ struct Args {
     /// counts add up; timings are printed but mean nothing at this size.
     #[arg(long)]
     smoke: bool,
+    /// Drain the same backlog twice, on one private redis-server and on a local Redis Cluster
+    /// (3 masters, 3 replicas, scripts/redis-cluster; store and stream on it, one worker),
+    /// and compare: events/s, Redis CPU per event on each master, worker CPU per event.
+    /// Real traffic only; no latency, read or memory phases [default backlog: 500000].
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// The sizes of one run, `--smoke` defaults applied.
@@ -189,6 +200,7 @@ struct Config {
     id_bytes: usize,
     seed: u64,
     smoke: bool,
+    cluster: bool,
 }
 
 impl Config {
@@ -212,6 +224,7 @@ impl Config {
             _ => pick(args.players.map(|n| n as u64), 20_000, 500),
         } as usize;
         let events = match traffic {
+            TrafficKind::Real if args.cluster => pick(args.events, CLUSTER_EVENTS, 20_000),
             TrafficKind::Real => pick(args.events, 1_000_000, 20_000),
             TrafficKind::Churn => pick(args.events, 300_000, 5_000),
             TrafficKind::BigBoard => (players / 2) as u64,
@@ -254,12 +267,17 @@ impl Config {
             new_player_share: args.new_player_share,
             products: args.products.unwrap_or(match traffic {
                 TrafficKind::Churn => 100,
+                TrafficKind::Real if args.cluster => CLUSTER_COPIES,
                 _ => 1,
             }),
             id_bytes: args.id_bytes,
             seed: args.seed,
             smoke,
+            cluster: args.cluster,
         };
+        if config.cluster && traffic != TrafficKind::Real {
+            bail!("--cluster runs real traffic only (--traffic real, the default)");
+        }
         if config.new_player_share > 100 {
             bail!("--new-player-share is a percentage (0 to 100)");
         }
@@ -321,8 +339,10 @@ fn main() -> ExitCode {
     let kinds = match (args.traffic, args.smoke) {
         (Some(kind), _) => vec![kind],
         // CI's one smoke command covers every kind.
-        (None, true) => vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard],
-        (None, false) => vec![TrafficKind::Real],
+        (None, true) if !args.cluster => {
+            vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard]
+        }
+        (None, _) => vec![TrafficKind::Real],
     };
     let result = runtime.block_on(async {
         // Dropping `run` on a signal drops its child-process guards, which kill the children.
@@ -376,6 +396,8 @@ struct Tracker {
     batch_size: Option<usize>,
     games: Option<PathBuf>,
     dir: PathBuf,
+    /// Store and stream on a Redis Cluster (the URLs are its comma-separated seeds).
+    cluster: bool,
 }
 
 impl Tracker {
@@ -409,6 +431,11 @@ impl Tracker {
         }
         if let Some(games) = &self.games {
             command.env("STATS_TRACKER__GAMES__FILE", games);
+        }
+        if self.cluster {
+            command
+                .env("STATS_TRACKER__STORE__CLUSTER", "true")
+                .env("STATS_TRACKER__STREAM__CLUSTER", "true");
         }
         Proc::spawn(
             &format!("stats-tracker {subcommand}"),
@@ -459,7 +486,12 @@ async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<boo
     for kind in kinds {
         let dir = dir.join(kind.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        results.push((kind.name(), run(args, *kind, &dir).await?));
+        let ok = if args.cluster {
+            cluster::run(args, *kind, &dir).await?
+        } else {
+            run(args, *kind, &dir).await?
+        };
+        results.push((kind.name(), ok));
     }
     if results.len() > 1 {
         println!();
@@ -610,17 +642,25 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
         ),
     };
     println!("traffic: {traffic}");
-    println!(
-        "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, seed {}, worker batch size {}",
-        thousands(config.events),
-        thousands(config.rate),
-        config.duration,
-        config.connections,
-        config.seed,
-        config
-            .batch_size
-            .map_or("default".to_owned(), |size| size.to_string()),
-    );
+    let batch_size = config
+        .batch_size
+        .map_or("default".to_owned(), |size| size.to_string());
+    if config.cluster {
+        println!(
+            "run: a {} events backlog drained by one worker on the redis-server above, then the same backlog on a local Redis Cluster (3 masters, 3 replicas, scripts/redis-cluster); seed {}, worker batch size {batch_size}",
+            thousands(config.events),
+            config.seed,
+        );
+    } else {
+        println!(
+            "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, seed {}, worker batch size {batch_size}",
+            thousands(config.events),
+            thousands(config.rate),
+            config.duration,
+            config.connections,
+            config.seed,
+        );
+    }
     println!("tracker: {}", binary.display());
     println!(
         "games: {}{}",
@@ -638,12 +678,19 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
 }
 
-/// What phase 1 measured, for phase 5's comparison.
+/// What phase 1 measured, for phase 5's comparison (and `--cluster`'s).
 struct Backlog {
     events: u64,
     writes: StoreWrites,
+    /// Sustained, 10% → 90% of the backlog.
     rate: f64,
     redis_busy: f64,
+    /// CPU time over the whole drain.
+    redis_cpu: Duration,
+    worker_cpu: Duration,
+    worker_peak_rss_kib: u64,
+    /// Redis's `INFO commandstats` over the drain.
+    commands: Vec<redisd::CommandStat>,
 }
 
 impl Bench {
@@ -658,6 +705,7 @@ impl Bench {
             batch_size: config.batch_size,
             games: Some(games_file(&config, dir)?),
             dir: dir.to_owned(),
+            cluster: false,
         };
         // The generator's list: only real traffic draws from it.
         let players = match config.traffic {
@@ -900,6 +948,10 @@ impl Bench {
             writes,
             rate: sustained,
             redis_busy,
+            redis_cpu,
+            worker_cpu: worker.cpu,
+            worker_peak_rss_kib: worker.peak_rss_kib,
+            commands,
         })
     }
 
@@ -2150,10 +2202,20 @@ mod tests {
     }
 
     #[test]
-    fn real_traffic_is_copied_only_when_asked() {
-        assert_eq!(config(&[]).products, 1);
-        assert_eq!(config(&["--products", "3"]).products, 3);
+    fn cluster_runs_spread_real_traffic_over_copies() {
+        let real = config(&[]);
+        assert_eq!((real.products, real.cluster), (1, false));
+        let cluster = config(&["--cluster"]);
+        assert_eq!(
+            (cluster.events, cluster.products, cluster.cluster),
+            (CLUSTER_EVENTS, CLUSTER_COPIES, true)
+        );
+        assert_eq!(config(&["--cluster", "--products", "3"]).products, 3);
+        assert_eq!(config(&["--cluster", "--smoke"]).events, 20_000);
         assert_eq!(config(&["--traffic", "churn"]).products, 100);
+        let args =
+            Args::try_parse_from(["bench", "--cluster", "--traffic", "churn"]).expect("parses");
+        assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
     }
 
     #[test]

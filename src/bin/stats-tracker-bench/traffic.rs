@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use crate::simulate::{Event, NEWCOMER_PREFIX, Rng, fresh_game_over, mixed_run_with_newcomers};
 use anyhow::{Context, Result};
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 
 /// What the benchmark sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,6 +145,8 @@ pub struct Tally {
     pub sampled_games: BTreeMap<String, Vec<(String, String)>>,
     /// product → event types seen that this tally does not model.
     pub unmodelled: BTreeMap<String, BTreeSet<String>>,
+    /// product → its events handed out (dead letters under the product they name).
+    pub events_by_product: BTreeMap<String, u64>,
     /// Real traffic spread over copies of its products: product → every player with a stat
     /// the tally models there (`None` otherwise: the checks then read every player).
     pub players_by_product: Option<BTreeMap<String, BTreeSet<String>>>,
@@ -154,17 +156,25 @@ impl Tally {
     /// Counts one event, as the generator `mark`ed it.
     fn record(&mut self, event: &Event, mark: Mark) {
         self.events += 1;
-        if mark == Mark::Bad {
-            self.dead_letters += 1;
-            self.writes.dead_letter_xadds += 1;
-            return;
-        }
         let field = |name: &str| {
             event
                 .iter()
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_str())
         };
+        if let Some(product) = field("product_id") {
+            match self.events_by_product.get_mut(product) {
+                Some(count) => *count += 1,
+                None => {
+                    self.events_by_product.insert(product.to_owned(), 1);
+                }
+            }
+        }
+        if mark == Mark::Bad {
+            self.dead_letters += 1;
+            self.writes.dead_letter_xadds += 1;
+            return;
+        }
         let Some(product) = field("product_id") else {
             return;
         };
@@ -530,7 +540,7 @@ impl Probe {
 }
 
 /// Appends `events` to the stream in one pipeline, in order.
-pub async fn xadd_all(conn: &mut MultiplexedConnection, events: &[Event]) -> Result<()> {
+pub async fn xadd_all(conn: &mut impl ConnectionLike, events: &[Event]) -> Result<()> {
     let mut pipe = redis::pipe();
     for event in events {
         pipe.cmd("XADD").arg(STREAM).arg("*");
@@ -633,6 +643,7 @@ mod tests {
         }
         let tally = &five.tally;
         assert_eq!(tally.stats.len(), 15, "{:?}", tally.stats.keys());
+        assert!(tally.events_by_product.values().all(|&count| count > 0));
         // Weapon picks count on every copy of exrps, as the copied rules say.
         let weapons = |product: &str| tally.stats[product].get("rock_selection_count").copied();
         assert!(weapons("exrps").is_some() && weapons("exrps-4").is_some());
