@@ -153,6 +153,8 @@ struct Node {
     port: u16,
     pid: u32,
     master: bool,
+    /// A replica's master (`INFO replication`).
+    replica_of: Option<u16>,
 }
 
 /// A range of hash slots and the port of the master serving it (`CLUSTER SLOTS`).
@@ -229,6 +231,8 @@ impl LocalCluster {
                 port,
                 pid,
                 master: redisd::info_field(&replication, "role") == Some("master"),
+                replica_of: redisd::info_field(&replication, "master_port")
+                    .and_then(|port| port.parse().ok()),
             });
         }
         let first = cluster
@@ -517,7 +521,15 @@ async fn cluster_drain(
     }
     let replicas: Vec<String> = cluster
         .replicas()
-        .map(|node| format!("127.0.0.1:{} (pid {})", node.port, node.pid))
+        .map(|node| {
+            format!(
+                "127.0.0.1:{} (pid {}, of {})",
+                node.port,
+                node.pid,
+                node.replica_of
+                    .map_or("?".to_owned(), |port| format!(":{port}"))
+            )
+        })
         .collect();
     println!("replicas: {}", replicas.join(", "));
 
@@ -674,8 +686,9 @@ fn print_cluster_drain(drain: &ClusterDrain, bench_cpu: Duration, machine_cpu: D
             .replicas
             .iter()
             .map(|(node, cpu)| format!(
-                "127.0.0.1:{} {:.1} µs",
+                "127.0.0.1:{} (of :{}) {:.1} µs",
                 node.port,
+                node.replica_of.unwrap_or(0),
                 micros_per(*cpu, events)
             ))
             .collect::<Vec<_>>()
