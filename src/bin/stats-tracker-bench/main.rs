@@ -21,6 +21,7 @@
 //! The worker and the server are child processes of the release `stats-tracker` binary, so
 //! their CPU and memory are measured apart from each other and from this load generator.
 
+mod cluster;
 mod http;
 mod procs;
 mod redisd;
@@ -38,7 +39,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use hyper::StatusCode;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use simulate::Rng;
 use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::{KeySpace, PartitionKeys, STAMP_FIELD_PREFIX};
@@ -88,6 +89,10 @@ const DRAIN_MARKS: [u64; 11] = [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
 const MEMORY_PRODUCTS: usize = 4;
 /// Stats hashes measured per product for bytes per player.
 const MEMORY_SAMPLE: usize = 2_000;
+/// `--cluster`: the backlog drained on each store (two drains and two pre-loads: a few
+/// minutes), and the copies of real traffic's products spread over the masters.
+const CLUSTER_EVENTS: u64 = 500_000;
+const CLUSTER_COPIES: usize = 8;
 
 /// Benchmarks the stats tracker end to end on a private, empty redis-server: worker
 /// throughput against a machine yardstick, end-to-end latency, read throughput, memory, and
@@ -129,9 +134,12 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "PCT")]
     new_player_share: u64,
     /// Churn: products the games are spread over (`churn-0000` …; the games file does not
-    /// name them, so the default rules apply).
-    #[arg(long, default_value_t = 100)]
-    products: usize,
+    /// name them, so the default rules apply) [default: 100]. Real: copies of each of its
+    /// three products (`exrps`, `exrps-1`, …, each with its original's rules), every match
+    /// going to one of them at random, so that products spread over a cluster's masters
+    /// [default: 1; --cluster: 8].
+    #[arg(long)]
+    products: Option<usize>,
     /// Churn and big-board: bytes per player id (13 to 128, the longest id the tracker takes).
     #[arg(long, default_value_t = 20)]
     id_bytes: usize,
@@ -162,6 +170,12 @@ struct Args {
     /// counts add up; timings are printed but mean nothing at this size.
     #[arg(long)]
     smoke: bool,
+    /// Drain the same backlog twice, on one private redis-server and on a local Redis Cluster
+    /// (3 masters, 3 replicas, scripts/redis-cluster; store and stream on it, one worker),
+    /// and compare: events/s, Redis CPU per event on each master, worker CPU per event.
+    /// Real traffic only; no latency, read or memory phases [default backlog: 500000].
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// The sizes of one run, `--smoke` defaults applied.
@@ -186,6 +200,7 @@ struct Config {
     id_bytes: usize,
     seed: u64,
     smoke: bool,
+    cluster: bool,
 }
 
 impl Config {
@@ -209,6 +224,7 @@ impl Config {
             _ => pick(args.players.map(|n| n as u64), 20_000, 500),
         } as usize;
         let events = match traffic {
+            TrafficKind::Real if args.cluster => pick(args.events, CLUSTER_EVENTS, 20_000),
             TrafficKind::Real => pick(args.events, 1_000_000, 20_000),
             TrafficKind::Churn => pick(args.events, 300_000, 5_000),
             TrafficKind::BigBoard => (players / 2) as u64,
@@ -249,11 +265,19 @@ impl Config {
             games: args.games.clone(),
             bad_percent: args.bad_percent.min(100),
             new_player_share: args.new_player_share,
-            products: args.products,
+            products: args.products.unwrap_or(match traffic {
+                TrafficKind::Churn => 100,
+                TrafficKind::Real if args.cluster => CLUSTER_COPIES,
+                _ => 1,
+            }),
             id_bytes: args.id_bytes,
             seed: args.seed,
             smoke,
+            cluster: args.cluster,
         };
+        if config.cluster && traffic != TrafficKind::Real {
+            bail!("--cluster runs real traffic only (--traffic real, the default)");
+        }
         if config.new_player_share > 100 {
             bail!("--new-player-share is a percentage (0 to 100)");
         }
@@ -315,8 +339,10 @@ fn main() -> ExitCode {
     let kinds = match (args.traffic, args.smoke) {
         (Some(kind), _) => vec![kind],
         // CI's one smoke command covers every kind.
-        (None, true) => vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard],
-        (None, false) => vec![TrafficKind::Real],
+        (None, true) if !args.cluster => {
+            vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard]
+        }
+        (None, _) => vec![TrafficKind::Real],
     };
     let result = runtime.block_on(async {
         // Dropping `run` on a signal drops its child-process guards, which kill the children.
@@ -370,6 +396,8 @@ struct Tracker {
     batch_size: Option<usize>,
     games: Option<PathBuf>,
     dir: PathBuf,
+    /// Store and stream on a Redis Cluster (the URLs are its comma-separated seeds).
+    cluster: bool,
 }
 
 impl Tracker {
@@ -403,6 +431,11 @@ impl Tracker {
         }
         if let Some(games) = &self.games {
             command.env("STATS_TRACKER__GAMES__FILE", games);
+        }
+        if self.cluster {
+            command
+                .env("STATS_TRACKER__STORE__CLUSTER", "true")
+                .env("STATS_TRACKER__STREAM__CLUSTER", "true");
         }
         Proc::spawn(
             &format!("stats-tracker {subcommand}"),
@@ -453,7 +486,12 @@ async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<boo
     for kind in kinds {
         let dir = dir.join(kind.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        results.push((kind.name(), run(args, *kind, &dir).await?));
+        let ok = if args.cluster {
+            cluster::run(args, *kind, &dir).await?
+        } else {
+            run(args, *kind, &dir).await?
+        };
+        results.push((kind.name(), ok));
     }
     if results.len() > 1 {
         println!();
@@ -469,6 +507,33 @@ async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<boo
 
 async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
     let config = Config::from_args(args, traffic)?;
+    let binary = tracker_binary(args)?;
+    let redis = PrivateRedis::start(dir).await?;
+    print_header(&config, &binary, &redis);
+    let mut bench = Bench::new(config, binary, redis, dir).await?;
+
+    bench.figures.ceiling = bench.yardstick("at the start").await?;
+    let backlog = bench.drain_backlog().await?;
+    bench.end_to_end_latency().await?;
+    bench.read_load().await?;
+    bench.memory().await?;
+    bench.plain_commands(&backlog).await?;
+    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
+    bench.verify().await?;
+    bench.print_targets();
+    Ok(print_check_count(&bench.checks))
+}
+
+/// Prints how many checks passed; true if all of them.
+fn print_check_count(checks: &[(String, bool)]) -> bool {
+    let failed = checks.iter().filter(|(_, ok)| !ok).count();
+    println!();
+    println!("checks: {} passed, {failed} failed", checks.len() - failed);
+    failed == 0
+}
+
+/// The stats-tracker binary the children run: `--tracker`, or the one next to this binary.
+fn tracker_binary(args: &Args) -> Result<PathBuf> {
     let binary = match &args.tracker {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -481,62 +546,48 @@ async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
             binary.display()
         );
     }
+    Ok(binary)
+}
 
-    let redis = PrivateRedis::start(dir).await?;
-    print_header(&config, &binary, &redis);
-    let tracker = Tracker {
-        binary,
-        store_url: redis.url(STORE_DB),
-        stream_url: redis.url(STREAM_DB),
-        server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-        metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-        batch_size: config.batch_size,
-        games: Some(match &config.games {
-            Some(file) => file.clone(),
-            None => {
-                let file = dir.join("games.bench.toml");
-                std::fs::write(&file, BENCH_GAMES).context("writing the bench's games file")?;
-                file
+/// The games file the children run with: `--games`, or the bench's own written into `dir`;
+/// when real traffic is spread over copies of its products (`--products`), a copy of that
+/// file in `dir` where every copy has its original's rules.
+fn games_file(config: &Config, dir: &Path) -> Result<PathBuf> {
+    let copies = match config.traffic {
+        TrafficKind::Real => config.products,
+        _ => 1,
+    };
+    let text = match &config.games {
+        Some(file) if copies <= 1 => return Ok(file.clone()),
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the games file {}", file.display()))?,
+        None => BENCH_GAMES.to_owned(),
+    };
+    let text = if copies > 1 {
+        games_with_copies(&text, copies)?
+    } else {
+        text
+    };
+    let file = dir.join("games.bench.toml");
+    std::fs::write(&file, text).context("writing the bench's games file")?;
+    Ok(file)
+}
+
+/// `games` (a games file) with copies 1 to `copies` − 1 of each of real traffic's products it
+/// lists, each the same table as its original (see [`traffic::copy_name`]).
+fn games_with_copies(games: &str, copies: usize) -> Result<String> {
+    let mut file: toml::Table = games.parse().context("parsing the games file")?;
+    if let Some(toml::Value::Table(products)) = file.get_mut("products") {
+        for (base, _) in PRODUCTS {
+            let Some(rules) = products.get(base).cloned() else {
+                continue;
+            };
+            for k in 1..copies {
+                products.insert(traffic::copy_name(base, k), rules.clone());
             }
-        }),
-        dir: dir.to_owned(),
-    };
-    // The generator's list: only real traffic draws from it.
-    let players = match config.traffic {
-        TrafficKind::Real => simulate::players(config.players),
-        _ => Vec::new(),
-    };
-    let mut bench = Bench {
-        worker: None,
-        server: None,
-        store: redis.connect(STORE_DB).await?,
-        stream: redis.connect(STREAM_DB).await?,
-        keys: KeySpace::new(PREFIX)?,
-        traffic: Traffic::new(&config.traffic_spec()),
-        players: Arc::new(players),
-        config,
-        tracker,
-        redis,
-        figures: Figures::default(),
-        checks: Vec::new(),
-    };
-
-    bench.figures.ceiling = bench.yardstick("at the start").await?;
-    let backlog = bench.drain_backlog().await?;
-    bench.end_to_end_latency().await?;
-    bench.read_load().await?;
-    bench.memory().await?;
-    bench.plain_commands(&backlog).await?;
-    bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
-    bench.verify().await?;
-    bench.print_targets();
-    let failed = bench.checks.iter().filter(|(_, ok)| !ok).count();
-    println!();
-    println!(
-        "checks: {} passed, {failed} failed",
-        bench.checks.len() - failed
-    );
-    Ok(failed == 0)
+        }
+    }
+    toml::to_string(&file).context("writing the games file with copies")
 }
 
 fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
@@ -566,10 +617,18 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     );
     let traffic = match config.traffic {
         TrafficKind::Real => format!(
-            "real (simulate::mixed_run: exrps match sequences, two other products, {}% bad matches), {} players with skewed popularity, {}% of matches bring a new player",
+            "real (simulate::mixed_run: exrps match sequences, two other products, {}% bad matches), {} players with skewed popularity, {}% of matches bring a new player{}",
             config.bad_percent,
             thousands(config.players as u64),
             config.new_player_share,
+            if config.products > 1 {
+                format!(
+                    "; each product as {} copies (exrps, exrps-1, …, with its rules), each match on one of them",
+                    config.products
+                )
+            } else {
+                String::new()
+            },
         ),
         TrafficKind::Churn => format!(
             "churn (every event a game_over between two new players, over {} products), ids of {} bytes",
@@ -583,38 +642,92 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
         ),
     };
     println!("traffic: {traffic}");
-    println!(
-        "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, seed {}, worker batch size {}",
-        thousands(config.events),
-        thousands(config.rate),
-        config.duration,
-        config.connections,
-        config.seed,
-        config
-            .batch_size
-            .map_or("default".to_owned(), |size| size.to_string()),
-    );
+    let batch_size = config
+        .batch_size
+        .map_or("default".to_owned(), |size| size.to_string());
+    if config.cluster {
+        println!(
+            "run: a {} events backlog drained by one worker on the redis-server above, then the same backlog on a local Redis Cluster (3 masters, 3 replicas, scripts/redis-cluster); seed {}, worker batch size {batch_size}",
+            thousands(config.events),
+            config.seed,
+        );
+    } else {
+        println!(
+            "run: {} events backlog, {} events/s offered for {:.0?}, {} connections, seed {}, worker batch size {batch_size}",
+            thousands(config.events),
+            thousands(config.rate),
+            config.duration,
+            config.connections,
+            config.seed,
+        );
+    }
     println!("tracker: {}", binary.display());
     println!(
-        "games: {}",
+        "games: {}{}",
         config
             .games
             .as_ref()
             .map_or(BENCH_GAMES_LABEL.to_owned(), |file| file
                 .display()
-                .to_string())
+                .to_string()),
+        if config.traffic == TrafficKind::Real && config.products > 1 {
+            "; every copy of a product it lists has the same rules"
+        } else {
+            ""
+        },
     );
 }
 
-/// What phase 1 measured, for phase 5's comparison.
+/// What phase 1 measured, for phase 5's comparison (and `--cluster`'s).
 struct Backlog {
     events: u64,
     writes: StoreWrites,
+    /// Sustained, 10% → 90% of the backlog.
     rate: f64,
     redis_busy: f64,
+    /// CPU time over the whole drain.
+    redis_cpu: Duration,
+    worker_cpu: Duration,
+    worker_peak_rss_kib: u64,
+    /// Redis's `INFO commandstats` over the drain.
+    commands: Vec<redisd::CommandStat>,
 }
 
 impl Bench {
+    /// The bench on the private `redis`, nothing started yet; children's logs go to `dir`.
+    async fn new(config: Config, binary: PathBuf, redis: PrivateRedis, dir: &Path) -> Result<Self> {
+        let tracker = Tracker {
+            binary,
+            store_url: redis.url(STORE_DB),
+            stream_url: redis.url(STREAM_DB),
+            server_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            batch_size: config.batch_size,
+            games: Some(games_file(&config, dir)?),
+            dir: dir.to_owned(),
+            cluster: false,
+        };
+        // The generator's list: only real traffic draws from it.
+        let players = match config.traffic {
+            TrafficKind::Real => simulate::players(config.players),
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            worker: None,
+            server: None,
+            store: redis.connect(STORE_DB).await?,
+            stream: redis.connect(STREAM_DB).await?,
+            keys: KeySpace::new(PREFIX)?,
+            traffic: Traffic::new(&config.traffic_spec()),
+            players: Arc::new(players),
+            config,
+            tracker,
+            redis,
+            figures: Figures::default(),
+            checks: Vec::new(),
+        })
+    }
+
     async fn group(&mut self) -> Result<Option<GroupState>> {
         group_state(&mut self.stream, STREAM, GROUP).await
     }
@@ -835,6 +948,10 @@ impl Bench {
             writes,
             rate: sustained,
             redis_busy,
+            redis_cpu,
+            worker_cpu: worker.cpu,
+            worker_peak_rss_kib: worker.peak_rss_kib,
+            commands,
         })
     }
 
@@ -1296,110 +1413,38 @@ impl Bench {
 
     /// The final checks: every count the traffic implies is what the tracker shows.
     async fn verify(&mut self) -> Result<()> {
+        let notes = self.check_counts().await?;
+        print_checks(&self.checks, &notes);
+        Ok(())
+    }
+
+    /// Adds the final checks to `self.checks`; returns notes on what was not checked.
+    async fn check_counts(&mut self) -> Result<Vec<String>> {
         self.wait_drained(Duration::from_secs(60)).await?;
         let tally: Tally = self.traffic.tally.clone();
         let mut notes = Vec::new();
         if self.config.traffic.fresh_players() {
             self.verify_fresh(&tally).await?;
         } else {
-            self.verify_every_player(&tally, &mut notes).await?;
-        }
-        let dead_letters: u64 = query(
-            redis::cmd("XLEN").arg(self.keys.dead_letters().stream()),
-            &mut self.store,
-        )
-        .await?;
-        self.checks.push((
-            format!(
-                "{dead_letters} dead letters, expected {}",
-                tally.dead_letters
-            ),
-            dead_letters == tally.dead_letters,
-        ));
-        let metrics = scrape(self.tracker.metrics_addr).await?;
-        let counted = metrics
-            .get("stats_tracker_worker_events_total")
-            .copied()
-            .unwrap_or(0.0) as u64;
-        self.checks.push((
-            format!(
-                "worker counted {counted} events in all, expected {}",
-                tally.events
-            ),
-            counted == tally.events,
-        ));
-
-        println!();
-        println!("## Checks");
-        for (what, ok) in &self.checks {
-            println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
-        }
-        for note in notes {
-            println!("note {note}");
-        }
-        Ok(())
-    }
-
-    /// Real traffic: every product's board total and stat sums over every player who played
-    /// (the generator's players, probes and newcomers).
-    async fn verify_every_player(&mut self, tally: &Tally, notes: &mut Vec<String>) -> Result<()> {
-        let mut players: Vec<String> = self.players.to_vec();
-        players.extend(tally.probe_players.iter().cloned());
-        players.extend(tally.newcomers.iter().cloned());
-        for (product, expected) in &tally.stats {
-            if let Some(kinds) = tally.unmodelled.get(product) {
-                notes.push(format!(
-                    "{product:?}: board and stats sums not checked (the traffic has event types the bench does not model: {kinds:?})"
-                ));
-                continue;
-            }
-            let keys = self.keys.product(&ProductId::parse(product)?);
-            // Boards store negated scores (see leaderboards::rank).
-            let board: Vec<(Vec<u8>, f64)> = query(
-                redis::cmd("ZRANGE")
-                    .arg(keys.board(WINS_BOARD))
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES"),
+            let checks = check_every_player(
                 &mut self.store,
+                &self.keys,
+                &self.players,
+                &tally,
+                &mut notes,
             )
             .await?;
-            let board_total: f64 = -board.iter().map(|(_, stored)| stored).sum::<f64>();
-            let points = tally.board_points.get(product).copied().unwrap_or(0);
-            self.checks.push((
-                format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
-                board_total == points as f64,
-            ));
-
-            let mut actual: BTreeMap<String, i64> = BTreeMap::new();
-            for chunk in players.chunks(1_000) {
-                let mut pipe = redis::pipe();
-                for player in chunk {
-                    pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
-                }
-                let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
-                    .query_async(&mut self.store)
-                    .await
-                    .context("HGETALL of stats hashes")?;
-                for hash in hashes {
-                    for (stat, value) in stats_of(hash)? {
-                        *actual.entry(stat).or_default() += value;
-                    }
-                }
-            }
-            // Only the stats the tally models: other rules may add others.
-            for stat in CHECKED_STATS {
-                let want = expected.get(stat).copied().unwrap_or(0) as i64;
-                let got = actual.get(stat).copied().unwrap_or(0);
-                self.checks.push((
-                    format!(
-                        "{product:?} sum of `{stat}` over all players is {got}, expected {want}"
-                    ),
-                    got == want,
-                ));
-            }
+            self.checks.extend(checks);
         }
-        Ok(())
+        let totals = check_totals(
+            &mut self.store,
+            &self.keys,
+            &tally,
+            self.tracker.metrics_addr,
+        )
+        .await?;
+        self.checks.extend(totals);
+        Ok(notes)
     }
 
     /// Fresh-player traffic, where every player plays one game: every product's `wins` board
@@ -1669,6 +1714,131 @@ impl CpuSnapshot {
     }
 }
 
+fn print_checks(checks: &[(String, bool)], notes: &[String]) {
+    println!();
+    println!("## Checks");
+    for (what, ok) in checks {
+        println!("{} {what}", if *ok { "ok  " } else { "FAIL" });
+    }
+    for note in notes {
+        println!("note {note}");
+    }
+}
+
+/// Real traffic: every product's board total and stat sums over every player who played
+/// (the generator's players, probes and newcomers; with copies of the products, the players
+/// the tally saw in each). Each product's reads stay in its hash slot, so `store` may be a
+/// cluster's.
+async fn check_every_player(
+    store: &mut impl ConnectionLike,
+    keys: &KeySpace,
+    generated: &[String],
+    tally: &Tally,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, bool)>> {
+    let mut everyone: Vec<String> = generated.to_vec();
+    everyone.extend(tally.probe_players.iter().cloned());
+    everyone.extend(tally.newcomers.iter().cloned());
+    let mut checks = Vec::new();
+    for (product, expected) in &tally.stats {
+        if let Some(kinds) = tally.unmodelled.get(product) {
+            notes.push(format!(
+                "{product:?}: board and stats sums not checked (the traffic has event types the bench does not model: {kinds:?})"
+            ));
+            continue;
+        }
+        let played: Vec<String>;
+        let players = match &tally.players_by_product {
+            Some(by_product) => {
+                played = by_product
+                    .get(product)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                &played
+            }
+            None => &everyone,
+        };
+        let keys = keys.product(&ProductId::parse(product)?);
+        // Boards store negated scores (see leaderboards::rank).
+        let board: Vec<(Vec<u8>, f64)> = query(
+            redis::cmd("ZRANGE")
+                .arg(keys.board(WINS_BOARD))
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+            store,
+        )
+        .await?;
+        let board_total: f64 = -board.iter().map(|(_, stored)| stored).sum::<f64>();
+        let points = tally.board_points.get(product).copied().unwrap_or(0);
+        checks.push((
+            format!("{product:?} `{WINS_BOARD}` board totals {board_total}, expected {points}"),
+            board_total == points as f64,
+        ));
+
+        let mut actual: BTreeMap<String, i64> = BTreeMap::new();
+        for chunk in players.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for player in chunk {
+                pipe.hgetall(keys.stats(&PlayerId::parse(player)?));
+            }
+            let hashes: Vec<BTreeMap<String, Vec<u8>>> = pipe
+                .query_async(store)
+                .await
+                .context("HGETALL of stats hashes")?;
+            for hash in hashes {
+                for (stat, value) in stats_of(hash)? {
+                    *actual.entry(stat).or_default() += value;
+                }
+            }
+        }
+        // Only the stats the tally models: other rules may add others.
+        for stat in CHECKED_STATS {
+            let want = expected.get(stat).copied().unwrap_or(0) as i64;
+            let got = actual.get(stat).copied().unwrap_or(0);
+            checks.push((
+                format!("{product:?} sum of `{stat}` over all players is {got}, expected {want}"),
+                got == want,
+            ));
+        }
+    }
+    Ok(checks)
+}
+
+/// The dead letters and the worker's event counter against the tally.
+async fn check_totals(
+    store: &mut impl ConnectionLike,
+    keys: &KeySpace,
+    tally: &Tally,
+    metrics_addr: SocketAddr,
+) -> Result<Vec<(String, bool)>> {
+    let dead_letters: u64 =
+        query(redis::cmd("XLEN").arg(keys.dead_letters().stream()), store).await?;
+    let metrics = scrape(metrics_addr).await?;
+    let counted = metrics
+        .get("stats_tracker_worker_events_total")
+        .copied()
+        .unwrap_or(0.0) as u64;
+    Ok(vec![
+        (
+            format!(
+                "{dead_letters} dead letters, expected {}",
+                tally.dead_letters
+            ),
+            dead_letters == tally.dead_letters,
+        ),
+        (
+            format!(
+                "worker counted {counted} events in all, expected {}",
+                tally.events
+            ),
+            counted == tally.events,
+        ),
+    ])
+}
+
 /// Appends `rate` events/s of traffic for `duration`, in 5 ms slices; returns how many.
 async fn offer_load(
     conn: &mut MultiplexedConnection,
@@ -1866,7 +2036,7 @@ async fn scrape(addr: SocketAddr) -> Result<BTreeMap<String, f64>> {
 
 async fn query<T: redis::FromRedisValue>(
     command: &redis::Cmd,
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
 ) -> Result<T> {
     command
         .query_async(conn)
@@ -2029,6 +2199,46 @@ mod tests {
         assert_eq!((smoke.events, smoke.players), (2_000, 4_000));
         let args = Args::try_parse_from(["bench", "--id-bytes", "129"]).expect("parses");
         assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
+    }
+
+    #[test]
+    fn cluster_runs_spread_real_traffic_over_copies() {
+        let real = config(&[]);
+        assert_eq!((real.products, real.cluster), (1, false));
+        let cluster = config(&["--cluster"]);
+        assert_eq!(
+            (cluster.events, cluster.products, cluster.cluster),
+            (CLUSTER_EVENTS, CLUSTER_COPIES, true)
+        );
+        assert_eq!(config(&["--cluster", "--products", "3"]).products, 3);
+        assert_eq!(config(&["--cluster", "--smoke"]).events, 20_000);
+        assert_eq!(config(&["--traffic", "churn"]).products, 100);
+        let args =
+            Args::try_parse_from(["bench", "--cluster", "--traffic", "churn"]).expect("parses");
+        assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
+    }
+
+    #[test]
+    fn games_copies_have_their_originals_rules() {
+        let games = games_with_copies(BENCH_GAMES, 3).expect("copies");
+        let file: toml::Table = games.parse().expect("valid TOML");
+        let products = file["products"].as_table().expect("products");
+        assert_eq!(products.len(), 3, "only exrps is named: {products:?}");
+        assert_eq!(products["exrps-1"], products["exrps"]);
+        assert_eq!(products["exrps-2"], products["exrps"]);
+        assert_eq!(file["unknown_products"].as_str(), Some("default"));
+        // Products named with TOML's quoted keys are copied too.
+        let quoted = "[products.\"arena:2v2 {beta}\"]\nboards = []\n";
+        let file: toml::Table = games_with_copies(quoted, 2)
+            .expect("copies")
+            .parse()
+            .expect("valid TOML");
+        assert!(file["products"].get("arena:2v2 {beta}-1").is_some());
+        // The tracker takes the file, and gives each copy its original's rules.
+        let parsed = stats_tracker::games::Games::parse(&games, "copies").expect("valid games");
+        let rules = |product: &str| parsed.product(&ProductId::parse(product).expect("an id"));
+        assert_eq!(parsed.listed().count(), 3);
+        assert_eq!(rules("exrps-2"), rules("exrps"));
     }
 
     #[test]

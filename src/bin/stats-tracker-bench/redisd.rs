@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Value};
 
 use crate::procs::{Proc, ProcStats, find_tool, free_port};
@@ -71,7 +71,8 @@ impl PrivateRedis {
     }
 }
 
-async fn connect(url: &str) -> Result<MultiplexedConnection> {
+/// A connection to `url` with [`PrivateRedis::connect`]'s timeouts.
+pub async fn connect(url: &str) -> Result<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(60)));
@@ -134,7 +135,7 @@ impl GroupState {
 
 /// The state of `group` on `stream`; `None` while the group does not exist yet.
 pub async fn group_state(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     group: &str,
 ) -> Result<Option<GroupState>> {
@@ -168,7 +169,7 @@ pub struct CommandStat {
 }
 
 /// Redis's time per command since the last `CONFIG RESETSTAT`, most expensive first.
-pub async fn command_stats(conn: &mut MultiplexedConnection) -> Result<Vec<CommandStat>> {
+pub async fn command_stats(conn: &mut impl ConnectionLike) -> Result<Vec<CommandStat>> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -194,7 +195,7 @@ pub async fn command_stats(conn: &mut MultiplexedConnection) -> Result<Vec<Comma
     Ok(stats)
 }
 
-pub async fn reset_stats(conn: &mut MultiplexedConnection) -> Result<()> {
+pub async fn reset_stats(conn: &mut impl ConnectionLike) -> Result<()> {
     redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async::<()>(conn)

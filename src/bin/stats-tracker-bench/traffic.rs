@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use crate::simulate::{Event, NEWCOMER_PREFIX, Rng, fresh_game_over, mixed_run_with_newcomers};
 use anyhow::{Context, Result};
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 
 /// What the benchmark sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +43,54 @@ impl TrafficKind {
     /// and stats are checked from counts and a sample of games, not from a list of players.
     pub fn fresh_players(self) -> bool {
         !matches!(self, TrafficKind::Real)
+    }
+}
+
+/// Copy `k` of real traffic's product `base` (`--products`): `base` itself for copy 0, then
+/// `base-1`, `base-2`, …; each copy has its base's rules (the bench's games file says so).
+pub fn copy_name(base: &str, k: usize) -> String {
+    if k == 0 {
+        base.to_owned()
+    } else {
+        format!("{base}-{k}")
+    }
+}
+
+/// The real-traffic product `product` is a copy of (itself when it is no copy).
+pub fn base_product(product: &str) -> &str {
+    match product.rsplit_once('-') {
+        Some((base, k))
+            if PRODUCTS.iter().any(|(name, _)| *name == base)
+                && !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => product,
+    }
+}
+
+/// Spreads real traffic over `copies` copies of its products: each match (a run of events
+/// with the same `game_id`) goes to one copy, drawn from `rng`; events without a product stay
+/// as they are. With one copy nothing changes and `rng` is not drawn from.
+pub fn spread_over_copies(events: &mut [Event], copies: usize, rng: &mut Rng) {
+    if copies <= 1 {
+        return;
+    }
+    let mut game: Option<String> = None;
+    let mut copy = 0;
+    for event in events {
+        let id = event
+            .iter()
+            .find(|(name, _)| name == "game_id")
+            .map(|(_, value)| value.clone());
+        if id.is_none() || id != game {
+            copy = rng.below(copies as u64) as usize;
+            game = id;
+        }
+        if let Some((_, product)) = event.iter_mut().find(|(name, _)| name == "product_id") {
+            *product = copy_name(product, copy);
+        }
     }
 }
 
@@ -97,23 +145,36 @@ pub struct Tally {
     pub sampled_games: BTreeMap<String, Vec<(String, String)>>,
     /// product → event types seen that this tally does not model.
     pub unmodelled: BTreeMap<String, BTreeSet<String>>,
+    /// product → its events handed out (dead letters under the product they name).
+    pub events_by_product: BTreeMap<String, u64>,
+    /// Real traffic spread over copies of its products: product → every player with a stat
+    /// the tally models there (`None` otherwise: the checks then read every player).
+    pub players_by_product: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Tally {
     /// Counts one event, as the generator `mark`ed it.
     fn record(&mut self, event: &Event, mark: Mark) {
         self.events += 1;
-        if mark == Mark::Bad {
-            self.dead_letters += 1;
-            self.writes.dead_letter_xadds += 1;
-            return;
-        }
         let field = |name: &str| {
             event
                 .iter()
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_str())
         };
+        if let Some(product) = field("product_id") {
+            match self.events_by_product.get_mut(product) {
+                Some(count) => *count += 1,
+                None => {
+                    self.events_by_product.insert(product.to_owned(), 1);
+                }
+            }
+        }
+        if mark == Mark::Bad {
+            self.dead_letters += 1;
+            self.writes.dead_letter_xadds += 1;
+            return;
+        }
         let Some(product) = field("product_id") else {
             return;
         };
@@ -152,7 +213,10 @@ impl Tally {
                 }
                 None => self.unmodelled(product, "match_result (unreadable teams)"),
             },
-            "gameplay" if product == "exrps" && field("event_name") == Some("select_weapon") => {
+            "gameplay"
+                if base_product(product) == "exrps"
+                    && field("event_name") == Some("select_weapon") =>
+            {
                 let stat = match field("event_data") {
                     Some("0") => "rock_selection_count",
                     Some("1") => "paper_selection_count",
@@ -161,6 +225,9 @@ impl Tally {
                     _ => "botch_selection_count",
                 };
                 self.add(product, stat);
+                if let Some(player) = field("user_id") {
+                    self.played(product, player);
+                }
                 self.writes.hincrby += 1;
             }
             "gameplay" | "state_change" | "player_disconnect" | "game_removed" => {}
@@ -180,7 +247,8 @@ impl Tally {
                 (true, _) => "draws",
                 _ => "losses",
             };
-            for _ in players {
+            for player in players {
+                self.played(product, player);
                 self.add(product, "games");
                 self.add(product, result);
                 self.writes.hincrby += 2;
@@ -201,6 +269,19 @@ impl Tally {
             .or_default()
             .entry(stat)
             .or_default() += 1;
+    }
+
+    /// Notes that `player` has stats in `product`, when players are followed per product.
+    fn played(&mut self, product: &str, player: &str) {
+        if let Some(players) = self.players_by_product.as_mut() {
+            let players = match players.get_mut(product) {
+                Some(players) => players,
+                None => players.entry(product.to_owned()).or_default(),
+            };
+            if !players.contains(player) {
+                players.insert(player.to_owned());
+            }
+        }
     }
 
     fn unmodelled(&mut self, product: &str, kind: &str) {
@@ -279,6 +360,8 @@ enum Source {
         bad_percent: u64,
         newcomer_percent: u64,
         chunks: u64,
+        /// Copies of each product the matches are spread over (1: the products as they are).
+        copies: usize,
     },
     /// `game_over`s between new players, over `products` (uniformly at random).
     Fresh {
@@ -300,7 +383,8 @@ pub struct TrafficSpec {
     pub players: usize,
     pub bad_percent: u64,
     pub newcomer_percent: u64,
-    /// Churn: how many products.
+    /// Churn: how many products; real: copies of each of its products the matches are
+    /// spread over (1: none).
     pub products: usize,
     /// Churn and big-board: length of player ids.
     pub id_bytes: usize,
@@ -331,15 +415,20 @@ impl Traffic {
                 bad_percent: spec.bad_percent,
                 newcomer_percent: spec.newcomer_percent,
                 chunks: 0,
+                copies: spec.products.max(1),
             },
             TrafficKind::Churn => fresh((0..spec.products).map(churn_product).collect()),
             TrafficKind::BigBoard => fresh(vec![BIG_BOARD_PRODUCT.to_owned()]),
         };
+        let spread = spec.kind == TrafficKind::Real && spec.products > 1;
         Self {
             seed: spec.seed,
             source,
             queue: VecDeque::new(),
-            tally: Tally::default(),
+            tally: Tally {
+                players_by_product: spread.then(BTreeMap::new),
+                ..Tally::default()
+            },
         }
     }
 
@@ -366,17 +455,19 @@ impl Traffic {
                 bad_percent,
                 newcomer_percent,
                 chunks,
+                copies,
             } => {
                 // A seed per chunk: same `--seed`, same traffic, chunk after chunk.
                 let seed = self.seed.wrapping_mul(1_000_003).wrapping_add(*chunks);
                 *chunks += 1;
-                let (events, bad) = mixed_run_with_newcomers(
+                let (mut events, bad) = mixed_run_with_newcomers(
                     seed,
                     MATCHES_PER_CHUNK,
                     *players,
                     *bad_percent,
                     *newcomer_percent,
                 );
+                spread_over_copies(&mut events, *copies, &mut Rng::new(seed ^ 0xC0_9135));
                 let bad: HashSet<usize> = bad.into_iter().collect();
                 self.queue
                     .extend(events.into_iter().enumerate().map(|(index, event)| {
@@ -449,7 +540,7 @@ impl Probe {
 }
 
 /// Appends `events` to the stream in one pipeline, in order.
-pub async fn xadd_all(conn: &mut MultiplexedConnection, events: &[Event]) -> Result<()> {
+pub async fn xadd_all(conn: &mut impl ConnectionLike, events: &[Event]) -> Result<()> {
     let mut pipe = redis::pipe();
     for event in events {
         pipe.cmd("XADD").arg(STREAM).arg("*");
@@ -503,6 +594,68 @@ mod tests {
             .flat_map(|product| tally.sampled_players(product))
             .collect();
         assert_eq!(players.len(), 2_000, "every sampled player is new");
+    }
+
+    #[test]
+    fn copies_keep_matches_whole_and_their_base_rules() {
+        assert_eq!(copy_name("exrps", 0), "exrps");
+        assert_eq!(copy_name("чемпионат", 12), "чемпионат-12");
+        assert_eq!(base_product("exrps-3"), "exrps");
+        assert_eq!(base_product("arena:2v2 {beta}-1"), "arena:2v2 {beta}");
+        assert_eq!(base_product("exrps"), "exrps");
+        assert_eq!(base_product("exrps-x"), "exrps-x");
+        assert_eq!(base_product("churn-0001"), "churn-0001");
+
+        let mut one = Traffic::new(&TrafficSpec {
+            products: 1,
+            ..spec(TrafficKind::Real, 0)
+        });
+        let mut five = Traffic::new(&TrafficSpec {
+            products: 5,
+            ..spec(TrafficKind::Real, 0)
+        });
+        let (plain, spread) = (one.take(20_000), five.take(20_000));
+        assert!(one.tally.players_by_product.is_none());
+        let field = |event: &Event, name: &str| {
+            event
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        // The same events but for the product; a match stays on one copy.
+        let mut product_of_game: BTreeMap<String, String> = BTreeMap::new();
+        for (a, b) in plain.iter().zip(&spread) {
+            let (pa, pb) = (field(a, "product_id"), field(b, "product_id"));
+            assert_eq!(pa.as_deref(), pb.as_deref().map(base_product));
+            let mut a = a.clone();
+            if let Some((_, product)) = a.iter_mut().find(|(name, _)| name == "product_id") {
+                *product = pb.clone().expect("a product");
+            }
+            assert_eq!(&a, b);
+            if let (Some(game), Some(product)) = (field(b, "game_id"), pb)
+                && game != "g"
+            {
+                let first = product_of_game
+                    .entry(game)
+                    .or_insert_with(|| product.clone());
+                assert_eq!(*first, product);
+            }
+        }
+        let tally = &five.tally;
+        assert_eq!(tally.stats.len(), 15, "{:?}", tally.stats.keys());
+        assert!(tally.events_by_product.values().all(|&count| count > 0));
+        // Weapon picks count on every copy of exrps, as the copied rules say.
+        let weapons = |product: &str| tally.stats[product].get("rock_selection_count").copied();
+        assert!(weapons("exrps").is_some() && weapons("exrps-4").is_some());
+        assert_eq!(weapons("чемпионат-2"), None);
+        let sum = |stat: &str, tally: &Tally| -> u64 {
+            tally.stats.values().filter_map(|s| s.get(stat)).sum()
+        };
+        for stat in ["games", "wins", "rock_selection_count"] {
+            assert_eq!(sum(stat, tally), sum(stat, &one.tally), "{stat}");
+        }
+        let players = tally.players_by_product.as_ref().expect("followed");
+        assert_eq!(players.len(), 15);
     }
 
     #[test]
