@@ -390,6 +390,7 @@ impl PartitionWorker {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.pool.room() => {}
                 _ = shutdown.cancelled() => return Ok(None),
             }
         }

@@ -43,6 +43,8 @@ pub struct Pool {
     /// Per partition, the lag and pending entries last sampled while held (0 when not held).
     lags: Vec<AtomicU64>,
     pendings: Vec<AtomicU64>,
+    /// Woken when a task may now take a partition (the share grew, a place was freed).
+    room: tokio::sync::Notify,
 }
 
 impl Pool {
@@ -56,6 +58,7 @@ impl Pool {
             share: AtomicU32::new(1),
             lags: zeros(),
             pendings: zeros(),
+            room: tokio::sync::Notify::new(),
         }
     }
 
@@ -79,6 +82,12 @@ impl Pool {
             });
         self.record_lag(partition, 0, 0);
         self.publish();
+        self.room.notify_waiters();
+    }
+
+    /// Waits until a place may have been freed or the share grown.
+    pub async fn room(&self) {
+        self.room.notified().await;
     }
 
     /// Whether a held partition should be given back: this process holds more than its
@@ -143,7 +152,9 @@ impl Pool {
     /// Applies a heartbeat's count of live workers.
     fn set_live(&self, live: u32) {
         let share = self.partitions.div_ceil(live.max(1));
-        self.share.store(share, Ordering::SeqCst);
+        if self.share.swap(share, Ordering::SeqCst) < share {
+            self.room.notify_waiters();
+        }
         metrics::gauge!("stats_tracker_worker_pool_workers").set(f64::from(live));
     }
 }

@@ -1,9 +1,10 @@
-//! `--cluster`: the same backlog of real traffic drained twice, by one worker each time,
-//! first with store and stream on one private redis-server (phase 1 of the usual run, with its
-//! checks), then on a local Redis Cluster of 3 masters and 3 replicas started with
-//! `scripts/redis-cluster`; then the two side by side: events/s, Redis CPU per event on each
-//! master and over all of them (read from `/proc/<pid>/stat` like the single Redis's), the
-//! replicas' apart, the worker's CPU per event, and the ratio cluster ÷ single.
+//! `--cluster`: the same backlog of real traffic drained twice: first by one worker with store
+//! and stream on one private redis-server (phase 1 of the usual run, with its checks), then by
+//! a pool of `--workers` workers sharing `--partitions` stream partitions on a local Redis
+//! Cluster of 3 masters and 3 replicas started with `scripts/redis-cluster`; then the two side
+//! by side: events/s, Redis CPU per event on each master and over all of them (read from
+//! `/proc/<pid>/stat` like the single Redis's), the replicas' apart, the workers' CPU per
+//! event, and the ratio cluster ÷ single.
 //!
 //! `--products` spreads the traffic's products over copies (`exrps`, `exrps-1`, …), so that
 //! their hash slots, and the work, fall on every master.
@@ -24,12 +25,14 @@ use stats_tracker::core::store::{Connection, lazy_connection};
 
 use crate::procs::{ProcStats, free_port, machine_busy};
 use crate::redisd::{self, CommandStat, group_state};
-use crate::traffic::{STREAM, Tally, Traffic, TrafficKind, xadd_all};
+use crate::simulate::Event;
+use crate::traffic::{STREAM, Tally, Traffic, TrafficKind};
 use crate::{
     Args, Backlog, Bench, Config, GROUP, PREFIX, PRELOAD_CHUNK, Tracker, check_every_player,
     check_totals, drain_line, games_file, mib, micros_per, per_second, print_check_count,
     print_checks, print_header, scrape, simulate, sustained_rate, thousands, tracker_binary,
 };
+use stats_tracker::core::partition::{partition_stream, stream_of};
 use stats_tracker::leaderboards::scoring::WINS_BOARD;
 
 /// How often the cluster drain reads the group's progress (as the single drain does).
@@ -63,7 +66,7 @@ pub async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> 
         &mut bench.store,
         &bench.keys,
         &tally,
-        bench.tracker.metrics_addr,
+        &[bench.tracker.metrics_addr],
     )
     .await?;
     bench.checks.extend(totals);
@@ -87,8 +90,9 @@ pub async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> 
             games: Some(games_file(&config, &cluster_dir)?),
             dir: cluster_dir.clone(),
             cluster: true,
+            partitions: args.partitions.max(1),
         };
-        cluster_drain(&config, &cluster, &tracker).await?
+        cluster_drain(&config, &cluster, &tracker, args.workers.max(1)).await?
     };
     bench.figures.ceiling_at_end = bench.yardstick("at the end").await?;
 
@@ -435,13 +439,18 @@ impl ClusterDrain {
     }
 }
 
-/// Pre-loads the backlog (the same events as the single Redis's) onto `cluster`, drains it
-/// with one worker, measures and checks it. Returns the figures, the checks and the notes.
+/// Pre-loads the backlog (the same events as the single Redis's) onto `cluster`'s partition
+/// streams, drains it with a pool of `workers`, measures and checks it. Returns the figures, the checks and the notes.
 async fn cluster_drain(
     config: &Config,
     cluster: &LocalCluster,
     tracker: &Tracker,
+    workers: u32,
 ) -> Result<(ClusterDrain, Vec<(String, bool)>, Vec<String>)> {
+    let partitions = tracker.partitions;
+    let streams: Vec<String> = (0..partitions)
+        .map(|index| partition_stream(STREAM, partitions, index))
+        .collect();
     let events = config.events;
     let keys = KeySpace::new(PREFIX)?;
     let mut conn = cluster.connection()?;
@@ -449,10 +458,16 @@ async fn cluster_drain(
 
     println!();
     println!(
-        "## 2. The same backlog on a Redis Cluster (3 masters, 3 replicas on loopback, nothing saved; one worker)"
+        "## 2. The same backlog on a Redis Cluster (3 masters, 3 replicas on loopback, nothing saved; {workers} worker(s) sharing {partitions} stream partition(s))"
     );
-    let stream_slot = cluster.slot_of(&mut any_node, STREAM).await?;
-    let stream_master = cluster.master_of(stream_slot);
+    // Where each partition stream lives.
+    let mut stream_masters: BTreeMap<u16, Vec<u32>> = BTreeMap::new();
+    for (index, stream) in streams.iter().enumerate() {
+        let slot = cluster.slot_of(&mut any_node, stream).await?;
+        if let Some(master) = cluster.master_of(slot) {
+            stream_masters.entry(master).or_default().push(index as u32);
+        }
+    }
     let mut traffic = Traffic::new(&config.traffic_spec());
     eprintln!(
         "pre-loading {} events into the cluster …",
@@ -462,14 +477,18 @@ async fn cluster_drain(
     let mut left = events;
     while left > 0 {
         let chunk = left.min(PRELOAD_CHUNK);
-        xadd_all(&mut conn, &traffic.take(chunk as usize)).await?;
+        xadd_partitioned(&mut conn, &traffic.take(chunk as usize), partitions).await?;
         left -= chunk;
     }
     let preload = started.elapsed();
     println!(
-        "pre-loaded the same {} events into `{STREAM}` (slot {stream_slot}, on 127.0.0.1:{}) in {:.2} s",
+        "pre-loaded the same {} events into {} in {:.2} s",
         thousands(events),
-        stream_master.map_or("?".to_owned(), |port| port.to_string()),
+        if partitions == 1 {
+            format!("`{STREAM}`")
+        } else {
+            format!("`{STREAM}:0` … `{STREAM}:{}` by product", partitions - 1)
+        },
         preload.as_secs_f64(),
     );
 
@@ -512,10 +531,15 @@ async fn cluster_drain(
                     }
                 )
             },
-            if stream_master == Some(master.port) {
-                "; the event stream, its group and the lease"
-            } else {
-                ""
+            match stream_masters.get(&master.port) {
+                Some(held) => format!(
+                    "; stream partition(s) {}",
+                    held.iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => String::new(),
             },
         );
     }
@@ -541,19 +565,27 @@ async fn cluster_drain(
     }
     let before = cluster.cpu()?;
     let (bench_before, machine_before) = (ProcStats::current()?.cpu, machine_busy()?);
-    eprintln!("starting the worker on the cluster and timing the drain …");
+    eprintln!("starting {workers} worker(s) on the cluster and timing the drain …");
     let started = Instant::now();
-    let mut worker = tracker.spawn("worker")?;
+    let mut metrics_addrs = Vec::new();
+    let mut pool = Vec::new();
+    for index in 0..workers {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        pool.push(tracker.spawn_worker(index, addr)?);
+        metrics_addrs.push(addr);
+    }
     let deadline = started + Duration::from_secs(60) + Duration::from_millis(events);
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     let mut reported = Instant::now();
     loop {
-        worker.ensure_running()?;
+        for worker in &mut pool {
+            worker.ensure_running()?;
+        }
         cluster.cpu()?;
-        if let Some(state) = group_state(&mut conn, STREAM, GROUP).await? {
-            let done = state.done(events);
+        let (done, drained) = pool_progress(&mut conn, &streams, events).await?;
+        {
             samples.push((started.elapsed(), done));
-            if state.drained() {
+            if drained {
                 break;
             }
             if reported.elapsed() >= Duration::from_secs(5) {
@@ -570,14 +602,20 @@ async fn cluster_drain(
             bail!(
                 "the worker did not drain {events} events from the cluster within {:?} (last state {:?}); its log: {}",
                 deadline - started,
-                group_state(&mut conn, STREAM, GROUP).await?,
-                tracker.dir.join("worker.log").display()
+                pool_progress(&mut conn, &streams, events).await?,
+                tracker.dir.join("worker-0.log").display()
             );
         }
         tokio::time::sleep(GROUP_POLL).await;
     }
     let drain = started.elapsed();
-    let worker_stats = worker.stats()?;
+    let mut worker_cpu = Duration::ZERO;
+    let mut worker_peak_rss_kib = 0;
+    for worker in &pool {
+        let stats = worker.stats()?;
+        worker_cpu += stats.cpu;
+        worker_peak_rss_kib = worker_peak_rss_kib.max(stats.peak_rss_kib);
+    }
     let after = cluster.cpu()?;
     let (bench_cpu, machine_cpu) = (
         ProcStats::current()?.cpu.saturating_sub(bench_before),
@@ -592,8 +630,8 @@ async fn cluster_drain(
         events,
         drain,
         sustained: sustained_rate(&samples, events).unwrap_or(per_second(events, drain)),
-        worker_cpu: worker_stats.cpu,
-        worker_peak_rss_kib: worker_stats.peak_rss_kib,
+        worker_cpu,
+        worker_peak_rss_kib,
         masters: cluster
             .masters()
             .map(|node| (node.clone(), used(node)))
@@ -607,11 +645,26 @@ async fn cluster_drain(
     };
     print_cluster_drain(&result, bench_cpu, machine_cpu);
 
-    let metrics = scrape(tracker.metrics_addr).await?;
-    let counted = metrics
-        .get("stats_tracker_worker_events_total")
-        .copied()
-        .unwrap_or(0.0) as u64;
+    let mut counted = 0;
+    let mut rederivations = 0.0;
+    for addr in &metrics_addrs {
+        let metrics = scrape(*addr).await?;
+        counted += metrics
+            .get("stats_tracker_worker_events_total")
+            .copied()
+            .unwrap_or(0.0) as u64;
+        rederivations += metrics
+            .get("stats_tracker_worker_rederivations_total")
+            .copied()
+            .unwrap_or(0.0);
+    }
+    // Failover safety is re-derivation from the stream, not WAIT: what it costs per batch is
+    // the acknowledged positions recorded in the XACK's transaction (in the figures above).
+    println!(
+        "durability on failover: no WAIT; each acknowledgement records the positions its commit \
+         left (part of the XACK transaction, in the figures above); re-derivations during the \
+         drain: {rederivations}"
+    );
     let mut checks = vec![(
         format!(
             "worker counted every backlog event (stats_tracker_worker_events_total = {counted}, expected {events})"
@@ -622,8 +675,8 @@ async fn cluster_drain(
     let mut notes = Vec::new();
     let per_product = check_every_player(&mut conn, &keys, &players, &tally, &mut notes).await?;
     checks.push(summarize(&per_product, &tally));
-    checks.extend(check_totals(&mut conn, &keys, &tally, tracker.metrics_addr).await?);
-    drop(worker);
+    checks.extend(check_totals(&mut conn, &keys, &tally, &metrics_addrs).await?);
+    drop(pool);
     Ok((result, checks, notes))
 }
 
@@ -738,7 +791,7 @@ fn print_comparison(bench: &Bench, single: &Backlog, cluster: &ClusterDrain) {
     let events = single.events;
     println!();
     println!(
-        "## One redis-server against the cluster (the same {} events, one worker each)",
+        "## One redis-server (one worker) against the cluster (a pool; the same {} events)",
         thousands(events)
     );
     let ceiling = bench.figures.ceiling;
@@ -804,7 +857,7 @@ fn print_comparison(bench: &Bench, single: &Backlog, cluster: &ClusterDrain) {
         micros_per(cluster.worker_cpu, events),
     );
     row(
-        "worker CPU µs per event",
+        "worker CPU µs per event (cluster: the pool summed)",
         format!("{single_worker:.1}"),
         format!("{cluster_worker:.1}"),
         ratio(cluster_worker, single_worker),
@@ -838,7 +891,7 @@ fn print_comparison(bench: &Bench, single: &Backlog, cluster: &ClusterDrain) {
         ),
     );
     row(
-        "worker peak RSS",
+        "worker peak RSS (cluster: the largest)",
         mib(single.worker_peak_rss_kib),
         mib(cluster.worker_peak_rss_kib),
         String::new(),
@@ -863,6 +916,52 @@ fn print_comparison(bench: &Bench, single: &Backlog, cluster: &ClusterDrain) {
             cluster_worker
         )
     );
+}
+
+/// Entries acknowledged over every partition's group, and whether all of them are drained.
+async fn pool_progress(
+    conn: &mut Connection,
+    streams: &[String],
+    events: u64,
+) -> Result<(u64, bool)> {
+    let mut left = 0;
+    let mut drained = true;
+    for stream in streams {
+        match group_state(conn, stream, GROUP).await? {
+            Some(state) => {
+                left += events - state.done(events);
+                drained &= state.drained();
+            }
+            None => {
+                let length: u64 = redis::cmd("XLEN").arg(stream).query_async(conn).await?;
+                left += length;
+                drained &= length == 0;
+            }
+        }
+    }
+    Ok((events.saturating_sub(left), drained))
+}
+
+/// Appends `events` to their products' partitions, in order per partition (one pipeline per
+/// hash slot).
+async fn xadd_partitioned(conn: &mut Connection, events: &[Event], partitions: u32) -> Result<()> {
+    let xadds: Vec<redis::Cmd> = events
+        .iter()
+        .map(|event| {
+            let product = event
+                .iter()
+                .find(|(name, _)| name == "product_id")
+                .map_or("", |(_, product)| product.as_str());
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(stream_of(STREAM, partitions, product)).arg("*");
+            for (name, value) in event {
+                xadd.arg(name).arg(value);
+            }
+            xadd
+        })
+        .collect();
+    let _: Vec<redis::Value> = conn.query_all(&xadds).await?;
+    Ok(())
 }
 
 #[cfg(test)]

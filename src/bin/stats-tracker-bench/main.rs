@@ -170,12 +170,19 @@ struct Args {
     /// counts add up; timings are printed but mean nothing at this size.
     #[arg(long)]
     smoke: bool,
-    /// Drain the same backlog twice, on one private redis-server and on a local Redis Cluster
-    /// (3 masters, 3 replicas, scripts/redis-cluster; store and stream on it, one worker),
-    /// and compare: events/s, Redis CPU per event on each master, worker CPU per event.
-    /// Real traffic only; no latency, read or memory phases [default backlog: 500000].
+    /// Drain the same backlog twice, on one private redis-server (one worker, one stream) and
+    /// on a local Redis Cluster (3 masters, 3 replicas, scripts/redis-cluster; store and
+    /// stream on it, --workers workers sharing --partitions stream partitions), and compare:
+    /// events/s, Redis CPU per event on each master, worker CPU per event. Real traffic only;
+    /// no latency, read or memory phases [default backlog: 500000].
     #[arg(long)]
     cluster: bool,
+    /// With --cluster: worker processes sharing the partitions.
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// With --cluster: stream partitions (`stream.partitions`).
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
 }
 
 /// The sizes of one run, `--smoke` defaults applied.
@@ -398,11 +405,24 @@ struct Tracker {
     dir: PathBuf,
     /// Store and stream on a Redis Cluster (the URLs are its comma-separated seeds).
     cluster: bool,
+    /// `stream.partitions`.
+    partitions: u32,
 }
 
 impl Tracker {
     /// `stats-tracker <subcommand>`, configured only through the variables set here.
     fn spawn(&self, subcommand: &str) -> Result<Proc> {
+        self.spawn_as(subcommand, subcommand, self.metrics_addr)
+    }
+
+    /// Worker `index` of a pool: its own consumer name, metrics address and log.
+    fn spawn_worker(&self, index: u32, metrics_addr: SocketAddr) -> Result<Proc> {
+        self.spawn_as("worker", &format!("worker-{index}"), metrics_addr)
+    }
+
+    /// `stats-tracker <subcommand>` as `name` (consumer and log name), with its worker metrics
+    /// on `metrics_addr`.
+    fn spawn_as(&self, subcommand: &str, name: &str, metrics_addr: SocketAddr) -> Result<Proc> {
         let mut command = Command::new(&self.binary);
         command.args([subcommand, "-m", "development"]);
         // Whatever the caller's shell exports must not redirect the children elsewhere
@@ -423,7 +443,12 @@ impl Tracker {
             .env("STATS_TRACKER__SERVER__BIND", self.server_addr.to_string())
             .env(
                 "STATS_TRACKER__WORKER__METRICS_BIND",
-                self.metrics_addr.to_string(),
+                metrics_addr.to_string(),
+            )
+            .env("STATS_TRACKER__STREAM__CONSUMER", format!("bench-{name}"))
+            .env(
+                "STATS_TRACKER__STREAM__PARTITIONS",
+                self.partitions.to_string(),
             )
             .env("STATS_TRACKER__LOG__LEVEL", "info");
         if let Some(batch_size) = self.batch_size {
@@ -438,9 +463,9 @@ impl Tracker {
                 .env("STATS_TRACKER__STREAM__CLUSTER", "true");
         }
         Proc::spawn(
-            &format!("stats-tracker {subcommand}"),
+            &format!("stats-tracker {name}"),
             command,
-            &self.dir.join(format!("{subcommand}.log")),
+            &self.dir.join(format!("{name}.log")),
         )
     }
 }
@@ -706,6 +731,7 @@ impl Bench {
             games: Some(games_file(&config, dir)?),
             dir: dir.to_owned(),
             cluster: false,
+            partitions: 1,
         };
         // The generator's list: only real traffic draws from it.
         let players = match config.traffic {
@@ -1440,7 +1466,7 @@ impl Bench {
             &mut self.store,
             &self.keys,
             &tally,
-            self.tracker.metrics_addr,
+            &[self.tracker.metrics_addr],
         )
         .await?;
         self.checks.extend(totals);
@@ -1807,20 +1833,24 @@ async fn check_every_player(
     Ok(checks)
 }
 
-/// The dead letters and the worker's event counter against the tally.
+/// The dead letters and the workers' event counters (summed over `metrics_addrs`) against the
+/// tally.
 async fn check_totals(
     store: &mut impl ConnectionLike,
     keys: &KeySpace,
     tally: &Tally,
-    metrics_addr: SocketAddr,
+    metrics_addrs: &[SocketAddr],
 ) -> Result<Vec<(String, bool)>> {
     let dead_letters: u64 =
         query(redis::cmd("XLEN").arg(keys.dead_letters().stream()), store).await?;
-    let metrics = scrape(metrics_addr).await?;
-    let counted = metrics
-        .get("stats_tracker_worker_events_total")
-        .copied()
-        .unwrap_or(0.0) as u64;
+    let mut counted = 0;
+    for addr in metrics_addrs {
+        let metrics = scrape(*addr).await?;
+        counted += metrics
+            .get("stats_tracker_worker_events_total")
+            .copied()
+            .unwrap_or(0.0) as u64;
+    }
     Ok(vec![
         (
             format!(
