@@ -1,0 +1,504 @@
+//! Faults on a Redis Cluster (each test on its own private cluster, `TestCluster`): workers
+//! SIGKILLed at random moments, a master killed so that its promoted replica lacks the last
+//! writes (of products, or of the stream and what shares its master), and hash slots migrated
+//! while the worker applies events. Each run ends with the store equal to the reference model
+//! and every bad event dead-lettered exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use redis::aio::MultiplexedConnection;
+use stats_tracker::core::config::Settings;
+use stats_tracker::core::store::Connection;
+use stats_tracker::workers::plan::compare_ids;
+use tempfile::TempDir;
+
+use crate::crash::CHAOS_GAMES;
+use crate::faults::lease_holder;
+use crate::helpers::{
+    ClusterNode, STREAM, TestApp, TestCluster, WorkerProcess, cluster_settings, group_backlog,
+    metric, push_events, wait_until_drained,
+};
+use crate::traffic::{Event, Model, Rng, assert_run_matches, mixed_run};
+
+/// The key of exrps's applied position (its slot is all of exrps's keys').
+const EXRPS_APPLIED: &str = "st_test:{exrps}:applied";
+/// The stream side's record of acknowledged positions (in the stream's slot).
+const ACKED: &str = "{game_event_stream}:stats-tracker:acked";
+/// The group's counts (in the stream's slot): `acked` is the entries acknowledged.
+const COUNTS: &str = "{game_event_stream}:stats-tracker:counts";
+/// Entries the worker acknowledges between the cut and the master's death: the effects the
+/// promoted replica lacks.
+const LOST_WINDOW: u64 = 300;
+/// exrps's field in that record.
+const EXRPS_RECORD: &str = "product:exrps";
+
+/// Settings for the crash runs on `cluster`: the chaos games file (exrps rated with Elo), small
+/// batches (many commit and acknowledgement windows), several script calls per product and
+/// batch.
+fn chaos_settings(cluster: &TestCluster, dir: &TempDir) -> Settings {
+    let games_file = dir.path().join("games.toml");
+    std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
+    let mut settings = cluster_settings(cluster);
+    settings.games.file = Some(games_file);
+    settings.stream.batch_size = 20;
+    settings.worker.entries_per_script_call = 7;
+    settings
+}
+
+#[tokio::test]
+async fn sigkilled_workers_on_a_cluster_end_exactly_like_the_reference() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = chaos_settings(&cluster, &dir);
+    let mut conn = cluster.connection();
+    let (events, bad) = mixed_run(44, 700, 150, 5);
+    let ids = push_events(&mut conn, &events).await;
+
+    let kills = 6;
+    let mut rng = Rng::new(0xc1_5eed);
+    let mut kills_with_work_left = 0;
+    let started = Instant::now();
+    for round in 0..kills {
+        // A new consumer name each time: the successor must take over the dead one's
+        // unacknowledged entries, not just re-read its own.
+        let name = format!("crashy-{round}");
+        let mut worker = WorkerProcess::spawn(&settings, &name);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while lease_holder(&mut conn).await.as_deref() != Some(name.as_str()) {
+            assert!(Instant::now() < deadline, "{name} never took the lease");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Killed at a random moment while it works.
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(250))).await;
+        worker.kill();
+        if let Some((lag, pending)) = group_backlog(&mut conn).await
+            && lag + pending > 0
+        {
+            kills_with_work_left += 1;
+        }
+    }
+    let _survivor = WorkerProcess::spawn(&settings, "survivor");
+    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+
+    let model = assert_run_matches(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut conn,
+        &settings.store.key_prefix,
+        &events,
+        &bad,
+        &ids,
+    )
+    .await;
+    eprintln!(
+        "cluster chaos: {} events ({} bad), {kills} SIGKILLs ({kills_with_work_left} with work \
+         left), {:.1?}; equal to the reference model ({} boards, {} stats hashes, {} Elo states)",
+        events.len(),
+        bad.len(),
+        started.elapsed(),
+        model.boards.len(),
+        model.stats.len(),
+        model.elo.len(),
+    );
+    assert!(
+        kills_with_work_left >= kills / 2,
+        "only {kills_with_work_left} kills hit a worker with work left; make the run longer"
+    );
+}
+
+/// Appends events to the stream from a task, one `XADD` at a time (so their order is the
+/// stream's whatever redirections the cluster answers), pausing between chunks, while the
+/// test does other things. Holding `gate` pauses it.
+struct Pusher {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    pushed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Pusher {
+    fn start(mut conn: Connection, events: Vec<Event>, chunk: usize, pause: Duration) -> Self {
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let pushed = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let (gate, pushed) = (gate.clone(), pushed.clone());
+            async move {
+                let mut ids: Vec<String> = Vec::with_capacity(events.len());
+                for chunk in events.chunks(chunk) {
+                    {
+                        let _open = gate.lock().await;
+                        for event in chunk {
+                            let mut xadd = redis::cmd("XADD");
+                            xadd.arg(STREAM).arg("*");
+                            for (field, value) in event {
+                                xadd.arg(field).arg(value);
+                            }
+                            let id: String = xadd.query_async(&mut conn).await.expect("XADD");
+                            if let Some(last) = ids.last() {
+                                assert!(compare_ids(last, &id).is_lt(), "{last} then {id}");
+                            }
+                            ids.push(id);
+                            pushed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                ids
+            }
+        });
+        Self { gate, pushed, task }
+    }
+
+    fn pushed(&self) -> usize {
+        self.pushed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every event is pushed; their ids.
+    async fn finish(self) -> Vec<String> {
+        self.task.await.expect("the pusher pushed every event")
+    }
+}
+
+/// Waits (at most `within`) until `condition` holds.
+async fn wait_for<F: Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut condition: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A field of `INFO replication` on `node`.
+async fn replication_field(node: &mut MultiplexedConnection, name: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(node)
+        .await
+        .expect("INFO replication");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A failover that loses writes, step by step: the master's replica is caught up, then frozen
+/// (SIGSTOP) and cut off from its master (`CLIENT KILL TYPE replica`), so that whatever the
+/// master takes from then on never reaches it; the master is SIGKILLed; the replica is thawed
+/// and promoted (`CLUSTER FAILOVER TAKEOVER`, at once rather than after the cluster's own
+/// failure detection). What the promoted replica serves is the cluster's state at the cut.
+struct LossyFailover {
+    master: ClusterNode,
+    replica: ClusterNode,
+}
+
+impl LossyFailover {
+    /// Cuts `master`'s replica off once it holds everything the master had so far.
+    async fn cut(cluster: &TestCluster, master: ClusterNode) -> Self {
+        let replica = cluster
+            .nodes_seen_by(master.port)
+            .await
+            .into_iter()
+            .find(|node| node.master.as_deref() == Some(master.id.as_str()))
+            .expect("the master has a replica");
+        let mut on_master = cluster.node(master.port).await;
+        let on_replica = cluster.node(replica.port).await;
+        let offset: u64 = replication_field(&mut on_master, "master_repl_offset")
+            .await
+            .parse()
+            .expect("offset");
+        wait_for("the replica caught up", Duration::from_secs(10), || {
+            let mut on_replica = on_replica.clone();
+            async move {
+                replication_field(&mut on_replica, "slave_repl_offset")
+                    .await
+                    .parse::<u64>()
+                    .is_ok_and(|at| at >= offset)
+            }
+        })
+        .await;
+        cluster.signal(replica.port, Signal::SIGSTOP);
+        let cut: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query_async(&mut on_master)
+            .await
+            .expect("CLIENT KILL TYPE replica");
+        assert_eq!(cut, 1, "the master had one replica link");
+        drop(on_replica);
+        Self { master, replica }
+    }
+
+    /// Kills the master and thaws the replica; a read-only connection to the replica once it
+    /// has applied everything it had received (its link to the master is down).
+    async fn kill_master(&self, cluster: &TestCluster) -> MultiplexedConnection {
+        cluster.signal(self.master.port, Signal::SIGKILL);
+        cluster.signal(self.replica.port, Signal::SIGCONT);
+        let mut replica = cluster.node(self.replica.port).await;
+        wait_for(
+            "the replica saw its master go",
+            Duration::from_secs(10),
+            || {
+                let mut replica = replica.clone();
+                async move { replication_field(&mut replica, "master_link_status").await == "down" }
+            },
+        )
+        .await;
+        redis::cmd("READONLY")
+            .query_async::<()>(&mut replica)
+            .await
+            .expect("READONLY");
+        replica
+    }
+
+    /// Promotes the replica and waits until every live node agrees on the new map.
+    async fn promote(&self, cluster: &TestCluster) {
+        redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .arg("TAKEOVER")
+            .query_async::<()>(&mut cluster.node(self.replica.port).await)
+            .await
+            .expect("CLUSTER FAILOVER TAKEOVER");
+        let live: Vec<u16> = cluster
+            .ports()
+            .into_iter()
+            .filter(|port| *port != self.master.port)
+            .collect();
+        cluster
+            .wait_until_settled(&live, Duration::from_secs(20))
+            .await;
+        let now = cluster.nodes_seen_by(self.replica.port).await;
+        let promoted = now
+            .iter()
+            .find(|node| node.id == self.replica.id)
+            .expect("the replica");
+        assert!(
+            promoted.master.is_none() && promoted.slots == self.master.slots,
+            "the replica serves its master's slots: {now:?}"
+        );
+    }
+}
+
+/// A GET of `key` on one node.
+async fn get(node: &mut MultiplexedConnection, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(node)
+        .await
+        .expect("GET")
+}
+
+/// Entries the group acknowledged, as counted on one node (the stream's master).
+async fn acked_count(node: &mut MultiplexedConnection) -> u64 {
+    let count: Option<u64> = redis::cmd("HGET")
+        .arg(COUNTS)
+        .arg("acked")
+        .query_async(node)
+        .await
+        .expect("HGET");
+    count.unwrap_or(0)
+}
+
+/// exrps's acknowledged position recorded on one node (the stream's master or its replica).
+async fn exrps_record(node: &mut MultiplexedConnection) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(ACKED)
+        .arg(EXRPS_RECORD)
+        .query_async(node)
+        .await
+        .expect("HGET")
+}
+
+/// Whether position `a` is before `b` (nothing is before everything).
+fn before(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => compare_ids(a, b).is_lt(),
+    }
+}
+
+/// Waits until the worker has acknowledged `LOST_WINDOW` entries after the cut, as counted on
+/// the stream's master (`on_stream_master`), and exrps's record there is past `exrps_at_cut`:
+/// writes that reached the master after its replica was cut off.
+async fn work_past_the_cut(on_stream_master: &MultiplexedConnection, exrps_at_cut: Option<String>) {
+    let acked_at_cut = acked_count(&mut on_stream_master.clone()).await;
+    wait_for(
+        "the worker acknowledged entries past the cut",
+        Duration::from_secs(30),
+        || {
+            let (mut on_stream_master, exrps_at_cut) =
+                (on_stream_master.clone(), exrps_at_cut.clone());
+            async move {
+                acked_count(&mut on_stream_master).await >= acked_at_cut + LOST_WINDOW
+                    && before(
+                        exrps_at_cut.as_deref(),
+                        exrps_record(&mut on_stream_master).await.as_deref(),
+                    )
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_master_of_product_keys_killed_mid_run_loses_nothing_once_re_derived() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = chaos_settings(&cluster, &dir);
+    let port = cluster.ports()[0];
+    let victim = cluster.master_of(EXRPS_APPLIED, port).await;
+    let stream_master = cluster.master_of(STREAM, port).await;
+    assert_ne!(
+        victim.id, stream_master.id,
+        "exrps and the stream on different masters (the cluster's even split puts them so)"
+    );
+    let mut conn = cluster.connection();
+    let mut on_stream_master = cluster.node(stream_master.port).await;
+    let (events, bad) = mixed_run(45, 900, 120, 5);
+    // A backlog, so the worker is busy when the master goes; the rest is appended meanwhile.
+    let backlog = events.len() / 3;
+    let mut ids = push_events(&mut conn, &events[..backlog]).await;
+    let app = TestApp::spawn(&settings, true).await;
+    let pusher = Pusher::start(
+        conn.clone(),
+        events[backlog..].to_vec(),
+        150,
+        Duration::from_millis(40),
+    );
+
+    wait_for("exrps acknowledged", Duration::from_secs(30), || {
+        let mut on_stream_master = on_stream_master.clone();
+        async move { exrps_record(&mut on_stream_master).await.is_some() }
+    })
+    .await;
+    let failover = LossyFailover::cut(&cluster, victim.clone()).await;
+    let pushed_at_cut = pusher.pushed();
+    // The worker goes on committing to exrps's master, and acknowledging, past the cut.
+    let at_cut = get(&mut cluster.node(victim.port).await, EXRPS_APPLIED).await;
+    work_past_the_cut(&on_stream_master, at_cut).await;
+    let mut replica = failover.kill_master(&cluster).await;
+    let acked = exrps_record(&mut on_stream_master).await;
+    let kept = get(&mut replica, EXRPS_APPLIED).await;
+    assert!(
+        before(kept.as_deref(), acked.as_deref()),
+        "the promoted replica lacks acknowledged effects: exrps at {kept:?}, acknowledged at \
+         {acked:?}"
+    );
+    failover.promote(&cluster).await;
+    let pushed_at_promotion = pusher.pushed();
+
+    ids.extend(pusher.finish().await);
+    assert!(
+        pushed_at_promotion < events.len() - backlog,
+        "events were still appended after the failover"
+    );
+    // The worker notices the loss (a refused commit, a changed run_id) and re-derives it.
+    wait_for(
+        "the lost effects re-derived",
+        Duration::from_secs(30),
+        || async { metric(&app, "stats_tracker_worker_rederivations_total").await >= 1.0 },
+    )
+    .await;
+    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+    let rederived = metric(&app, "stats_tracker_worker_rederived_entries_total").await;
+    assert!(rederived > 0.0, "no entry re-derived");
+    assert_run_matches(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut conn,
+        &settings.store.key_prefix,
+        &events,
+        &bad,
+        &ids,
+    )
+    .await;
+    eprintln!(
+        "exrps's master killed: {} events ({} bad), {backlog} before the worker started, \
+         {pushed_at_cut} more appended by the cut, {pushed_at_promotion} by the promotion; the \
+         promoted replica had exrps at {kept:?}, acknowledged at {acked:?}; {rederived} \
+         entries re-derived",
+        events.len(),
+        bad.len(),
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_stream_master_killed_mid_run_loses_nothing_and_doubles_nothing() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = chaos_settings(&cluster, &dir);
+    let port = cluster.ports()[0];
+    let victim = cluster.master_of(STREAM, port).await;
+    let exrps_master = cluster.master_of(EXRPS_APPLIED, port).await;
+    assert_ne!(victim.id, exrps_master.id, "exrps and the stream apart");
+    let mut conn = cluster.connection();
+    let mut on_victim = cluster.node(victim.port).await;
+    let (events, bad) = mixed_run(46, 900, 120, 5);
+    let backlog = events.len() / 2;
+    let mut ids = push_events(&mut conn, &events[..backlog]).await;
+    let app = TestApp::spawn(&settings, true).await;
+    // The rest is appended once the failover is over: an entry the stream's master took after
+    // the cut would be lost with it, which is the producers' loss, not the tracker's.
+    let pusher = Pusher::start(
+        conn.clone(),
+        events[backlog..].to_vec(),
+        150,
+        Duration::from_millis(40),
+    );
+    let paused = pusher.gate.clone().lock_owned().await;
+
+    wait_for("exrps acknowledged", Duration::from_secs(30), || {
+        let mut on_victim = on_victim.clone();
+        async move { exrps_record(&mut on_victim).await.is_some() }
+    })
+    .await;
+    let failover = LossyFailover::cut(&cluster, victim.clone()).await;
+    let at_cut = exrps_record(&mut on_victim).await;
+    work_past_the_cut(&on_victim, at_cut).await;
+    let mut replica = failover.kill_master(&cluster).await;
+    let kept = exrps_record(&mut replica).await;
+    let applied = get(&mut cluster.node(exrps_master.port).await, EXRPS_APPLIED).await;
+    assert!(
+        before(kept.as_deref(), applied.as_deref()),
+        "the promoted replica's record is behind the store: exrps recorded at {kept:?}, \
+         applied at {applied:?}"
+    );
+    failover.promote(&cluster).await;
+    let pushed_before_promotion = pusher.pushed();
+    drop(paused);
+
+    ids.extend(pusher.finish().await);
+    assert_eq!(
+        pushed_before_promotion, 0,
+        "appending waited for the failover"
+    );
+    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+    // Entries the store had applied came again (their acknowledgements were lost) and were
+    // skipped.
+    let replayed = metric(&app, "stats_tracker_worker_replayed_events_total").await;
+    assert!(replayed > 0.0, "nothing delivered twice");
+    assert_run_matches(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut conn,
+        &settings.store.key_prefix,
+        &events,
+        &bad,
+        &ids,
+    )
+    .await;
+    eprintln!(
+        "the stream's master killed: {} events ({} bad), {backlog} before the worker started; \
+         the promoted replica had exrps recorded at {kept:?}, applied at {applied:?}; \
+         {replayed} entries delivered again and skipped",
+        events.len(),
+        bad.len(),
+    );
+    app.stop().await;
+}
