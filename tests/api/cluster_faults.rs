@@ -502,3 +502,108 @@ async fn the_stream_master_killed_mid_run_loses_nothing_and_doubles_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn slots_migrated_mid_run_end_exactly_like_the_reference() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = chaos_settings(&cluster, &dir);
+    let port = cluster.ports()[0];
+    let mut conn = cluster.connection();
+    let (events, bad) = mixed_run(47, 900, 120, 5);
+    let backlog = events.len() / 3;
+    let mut ids = push_events(&mut conn, &events[..backlog]).await;
+    let app = TestApp::spawn(&settings, true).await;
+    let pusher = Pusher::start(
+        conn.clone(),
+        events[backlog..].to_vec(),
+        150,
+        Duration::from_millis(40),
+    );
+    // Once exrps has most of its keys (some 120 players' stats, ratings and histories).
+    let on_stream_master = cluster
+        .node(cluster.master_of(STREAM, port).await.port)
+        .await;
+    wait_for("4,000 entries applied", Duration::from_secs(30), || {
+        let mut on_stream_master = on_stream_master.clone();
+        async move { acked_count(&mut on_stream_master).await >= 4_000 }
+    })
+    .await;
+
+    // exrps's slot, its busiest product's, to the master that serves neither it nor the
+    // stream; then the stream's slot (the lease, counts and records with it) to exrps's first
+    // master. Each while the worker has work left.
+    let stream_master = cluster.master_of(STREAM, port).await;
+    let mut moves = Vec::new();
+    // exrps's keys a few at a time; the stream's one by one, the stream itself apart from
+    // its lease and records for a while.
+    for (key, keys_per_step, pause) in [(EXRPS_APPLIED, 5, 20), (STREAM, 1, 100)] {
+        let from = cluster.master_of(key, port).await;
+        let masters: Vec<ClusterNode> = cluster
+            .nodes_seen_by(port)
+            .await
+            .into_iter()
+            .filter(|node| node.master.is_none() && !node.slots.is_empty())
+            .collect();
+        let to = masters
+            .iter()
+            .find(|node| node.id != from.id && (key == STREAM || node.id != stream_master.id))
+            .expect("another master")
+            .clone();
+        let slot = cluster.slot(key, port).await;
+        let (lag, pending) = group_backlog(&mut conn).await.expect("the group");
+        assert!(lag + pending > 0, "the worker has work left as {key} moves");
+        let applied_before = get_through(&mut conn, EXRPS_APPLIED).await;
+        let started = Instant::now();
+        let moved = cluster
+            .migrate_slot(
+                slot,
+                &from,
+                &to,
+                keys_per_step,
+                Duration::from_millis(pause),
+            )
+            .await;
+        let took = started.elapsed();
+        cluster
+            .wait_until_settled(&cluster.ports(), Duration::from_secs(20))
+            .await;
+        assert_eq!(cluster.master_of(key, port).await.id, to.id, "{key} moved");
+        let applied_after = get_through(&mut conn, EXRPS_APPLIED).await;
+        moves.push(format!(
+            "slot {slot} ({key}): {moved} keys from :{} to :{} in {took:.1?}, exrps applied \
+             {applied_before:?} → {applied_after:?}",
+            from.port, to.port
+        ));
+    }
+
+    ids.extend(pusher.finish().await);
+    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+    assert_run_matches(
+        Model::with_exrps_elo(20.0, 1200.0),
+        &mut conn,
+        &settings.store.key_prefix,
+        &events,
+        &bad,
+        &ids,
+    )
+    .await;
+    let errors = metric(&app, "stats_tracker_worker_redis_errors_total").await;
+    eprintln!(
+        "slots migrated mid-run: {} events ({} bad); {}; the worker retried after {errors} \
+         Redis errors",
+        events.len(),
+        bad.len(),
+        moves.join("; "),
+    );
+    app.stop().await;
+}
+
+/// A GET of `key` through the cluster connection (following redirections).
+async fn get_through(conn: &mut Connection, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("GET")
+}

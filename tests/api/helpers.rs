@@ -356,6 +356,75 @@ impl TestCluster {
             .unwrap_or_else(|| panic!("no master serves slot {slot} of {key}"))
     }
 
+    /// Moves hash slot `slot` from master `from` to master `to` as `redis-cli --cluster
+    /// reshard` does (`CLUSTER SETSLOT … IMPORTING` / `MIGRATING`, `MIGRATE` of its keys,
+    /// `CLUSTER SETSLOT … NODE` on every master), `keys_per_step` keys per `MIGRATE` with
+    /// `pause` between them, so that clients meet the slot half moved (`ASK`, `TRYAGAIN`) for
+    /// a while. Returns the number of keys moved.
+    pub async fn migrate_slot(
+        &self,
+        slot: u16,
+        from: &ClusterNode,
+        to: &ClusterNode,
+        keys_per_step: usize,
+        pause: Duration,
+    ) -> usize {
+        let (mut source, mut target) = (self.node(from.port).await, self.node(to.port).await);
+        let setslot = |state: &str, node: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(node);
+            cmd
+        };
+        setslot("IMPORTING", &from.id)
+            .query_async::<()>(&mut target)
+            .await
+            .expect("SETSLOT IMPORTING");
+        setslot("MIGRATING", &to.id)
+            .query_async::<()>(&mut source)
+            .await
+            .expect("SETSLOT MIGRATING");
+        let mut moved = 0;
+        loop {
+            let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(keys_per_step)
+                .query_async(&mut source)
+                .await
+                .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to.port)
+                .arg("")
+                .arg(0)
+                .arg(10_000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async::<()>(&mut source)
+                .await
+                .expect("MIGRATE");
+            moved += keys.len();
+            tokio::time::sleep(pause).await;
+        }
+        // The target first, as redis-cli does: once the source lets go, the target owns it.
+        let mut masters: Vec<u16> = vec![to.port, from.port];
+        for node in self.nodes_seen_by(from.port).await {
+            if node.master.is_none() && !node.failed && !masters.contains(&node.port) {
+                masters.push(node.port);
+            }
+        }
+        for port in masters {
+            setslot("NODE", &to.id)
+                .query_async::<()>(&mut self.node(port).await)
+                .await
+                .expect("SETSLOT NODE");
+        }
+        moved
+    }
+
     /// Waits until every node on `ports` says the cluster is healthy and they all agree
     /// on which node serves each slot (after a failover or a slot migration).
     pub async fn wait_until_settled(&self, ports: &[u16], within: Duration) {
