@@ -32,8 +32,6 @@ const COUNTS: &str = "{game_event_stream}:stats-tracker:counts";
 /// Entries the worker acknowledges between the cut and the master's death: the effects the
 /// promoted replica lacks.
 const LOST_WINDOW: u64 = 300;
-/// exrps's field in that record.
-const EXRPS_RECORD: &str = "product:exrps";
 
 /// Settings for the crash runs on `cluster`: the chaos games file (exrps rated with Elo), small
 /// batches (many commit and acknowledgement windows), several script calls per product and
@@ -305,15 +303,32 @@ async fn acked_count(node: &mut MultiplexedConnection) -> u64 {
     count.unwrap_or(0)
 }
 
-/// exrps's acknowledged position recorded on one node (the stream's master or its replica).
-async fn exrps_record(node: &mut MultiplexedConnection) -> Option<String> {
+/// A partition's acknowledged position, recorded on one node (the stream's master or its
+/// replica).
+async fn record(node: &mut MultiplexedConnection, partition: &Watched) -> Option<String> {
     redis::cmd("HGET")
         .arg(ACKED)
-        .arg(EXRPS_RECORD)
+        .arg(partition.record)
         .query_async(node)
         .await
         .expect("HGET")
 }
+
+/// A partition the failover tests watch: its applied position's key (its slot is all of the
+/// partition's keys') and its name in the stream side's record.
+struct Watched {
+    applied: &'static str,
+    record: &'static str,
+}
+
+const EXRPS: Watched = Watched {
+    applied: EXRPS_APPLIED,
+    record: "product:exrps",
+};
+const DEAD_LETTERS: Watched = Watched {
+    applied: "st_test:{~dead_letters}:applied",
+    record: "dead_letters",
+};
 
 /// Whether position `a` is before `b` (nothing is before everything).
 fn before(a: Option<&str>, b: Option<&str>) -> bool {
@@ -325,21 +340,24 @@ fn before(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// Waits until the worker has acknowledged `LOST_WINDOW` entries after the cut, as counted on
-/// the stream's master (`on_stream_master`), and exrps's record there is past `exrps_at_cut`:
+/// the stream's master (`on_stream_master`), and `partition`'s record there is past `at_cut`:
 /// writes that reached the master after its replica was cut off.
-async fn work_past_the_cut(on_stream_master: &MultiplexedConnection, exrps_at_cut: Option<String>) {
+async fn work_past_the_cut(
+    on_stream_master: &MultiplexedConnection,
+    partition: &'static Watched,
+    at_cut: Option<String>,
+) {
     let acked_at_cut = acked_count(&mut on_stream_master.clone()).await;
     wait_for(
         "the worker acknowledged entries past the cut",
         Duration::from_secs(30),
         || {
-            let (mut on_stream_master, exrps_at_cut) =
-                (on_stream_master.clone(), exrps_at_cut.clone());
+            let (mut on_stream_master, at_cut) = (on_stream_master.clone(), at_cut.clone());
             async move {
                 acked_count(&mut on_stream_master).await >= acked_at_cut + LOST_WINDOW
                     && before(
-                        exrps_at_cut.as_deref(),
-                        exrps_record(&mut on_stream_master).await.as_deref(),
+                        at_cut.as_deref(),
+                        record(&mut on_stream_master, partition).await.as_deref(),
                     )
             }
         },
@@ -349,19 +367,47 @@ async fn work_past_the_cut(on_stream_master: &MultiplexedConnection, exrps_at_cu
 
 #[tokio::test]
 async fn a_master_of_product_keys_killed_mid_run_loses_nothing_once_re_derived() {
+    store_master_killed_mid_run(&EXRPS, 45).await;
+}
+
+#[tokio::test]
+async fn the_dead_letters_master_killed_mid_run_loses_no_letter_once_re_derived() {
+    store_master_killed_mid_run(&DEAD_LETTERS, 48).await;
+}
+
+/// The master holding `partition` (not the stream) killed while events are appended and the
+/// worker applies them, its replica promoted without the effects of the last `LOST_WINDOW`
+/// entries acknowledged: the worker re-derives them from the stream.
+async fn store_master_killed_mid_run(partition: &'static Watched, seed: u64) {
     let cluster = TestCluster::start().await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let settings = chaos_settings(&cluster, &dir);
     let port = cluster.ports()[0];
-    let victim = cluster.master_of(EXRPS_APPLIED, port).await;
     let stream_master = cluster.master_of(STREAM, port).await;
-    assert_ne!(
-        victim.id, stream_master.id,
-        "exrps and the stream on different masters (the cluster's even split puts them so)"
-    );
+    let mut victim = cluster.master_of(partition.applied, port).await;
+    if victim.id == stream_master.id {
+        // The dead letters share the stream's master in the cluster's even split: their
+        // (still empty) slot goes to another master first.
+        let to = cluster
+            .nodes_seen_by(port)
+            .await
+            .into_iter()
+            .find(|node| node.master.is_none() && node.id != victim.id)
+            .expect("another master");
+        let slot = cluster.slot(partition.applied, port).await;
+        let moved = cluster
+            .migrate_slot(slot, &victim, &to, 10, Duration::ZERO)
+            .await;
+        assert_eq!(moved, 0, "nothing written yet");
+        cluster
+            .wait_until_settled(&cluster.ports(), Duration::from_secs(20))
+            .await;
+        victim = cluster.master_of(partition.applied, port).await;
+    }
+    assert_ne!(victim.id, stream_master.id, "the stream's master survives");
     let mut conn = cluster.connection();
     let mut on_stream_master = cluster.node(stream_master.port).await;
-    let (events, bad) = mixed_run(45, 900, 120, 5);
+    let (events, bad) = mixed_run(seed, 900, 120, 5);
     // A backlog, so the worker is busy when the master goes; the rest is appended meanwhile.
     let backlog = events.len() / 3;
     let mut ids = push_events(&mut conn, &events[..backlog]).await;
@@ -373,23 +419,24 @@ async fn a_master_of_product_keys_killed_mid_run_loses_nothing_once_re_derived()
         Duration::from_millis(40),
     );
 
-    wait_for("exrps acknowledged", Duration::from_secs(30), || {
+    wait_for("first acknowledgements", Duration::from_secs(30), || {
         let mut on_stream_master = on_stream_master.clone();
-        async move { exrps_record(&mut on_stream_master).await.is_some() }
+        async move { record(&mut on_stream_master, partition).await.is_some() }
     })
     .await;
     let failover = LossyFailover::cut(&cluster, victim.clone()).await;
     let pushed_at_cut = pusher.pushed();
-    // The worker goes on committing to exrps's master, and acknowledging, past the cut.
-    let at_cut = get(&mut cluster.node(victim.port).await, EXRPS_APPLIED).await;
-    work_past_the_cut(&on_stream_master, at_cut).await;
+    // The worker goes on committing to the victim, and acknowledging, past the cut.
+    let at_cut = get(&mut cluster.node(victim.port).await, partition.applied).await;
+    work_past_the_cut(&on_stream_master, partition, at_cut).await;
     let mut replica = failover.kill_master(&cluster).await;
-    let acked = exrps_record(&mut on_stream_master).await;
-    let kept = get(&mut replica, EXRPS_APPLIED).await;
+    let acked = record(&mut on_stream_master, partition).await;
+    let kept = get(&mut replica, partition.applied).await;
     assert!(
         before(kept.as_deref(), acked.as_deref()),
-        "the promoted replica lacks acknowledged effects: exrps at {kept:?}, acknowledged at \
-         {acked:?}"
+        "the promoted replica lacks acknowledged effects: {} at {kept:?}, acknowledged at \
+         {acked:?}",
+        partition.record
     );
     failover.promote(&cluster).await;
     let pushed_at_promotion = pusher.pushed();
@@ -419,10 +466,11 @@ async fn a_master_of_product_keys_killed_mid_run_loses_nothing_once_re_derived()
     )
     .await;
     eprintln!(
-        "exrps's master killed: {} events ({} bad), {backlog} before the worker started, \
+        "the master of {} killed: {} events ({} bad), {backlog} before the worker started, \
          {pushed_at_cut} more appended by the cut, {pushed_at_promotion} by the promotion; the \
-         promoted replica had exrps at {kept:?}, acknowledged at {acked:?}; {rederived} \
-         entries re-derived",
+         promoted replica had it at {kept:?}, acknowledged at {acked:?}; {rederived} entries \
+         re-derived",
+        partition.record,
         events.len(),
         bad.len(),
     );
@@ -456,14 +504,14 @@ async fn the_stream_master_killed_mid_run_loses_nothing_and_doubles_nothing() {
 
     wait_for("exrps acknowledged", Duration::from_secs(30), || {
         let mut on_victim = on_victim.clone();
-        async move { exrps_record(&mut on_victim).await.is_some() }
+        async move { record(&mut on_victim, &EXRPS).await.is_some() }
     })
     .await;
     let failover = LossyFailover::cut(&cluster, victim.clone()).await;
-    let at_cut = exrps_record(&mut on_victim).await;
-    work_past_the_cut(&on_victim, at_cut).await;
+    let at_cut = record(&mut on_victim, &EXRPS).await;
+    work_past_the_cut(&on_victim, &EXRPS, at_cut).await;
     let mut replica = failover.kill_master(&cluster).await;
-    let kept = exrps_record(&mut replica).await;
+    let kept = record(&mut replica, &EXRPS).await;
     let applied = get(&mut cluster.node(exrps_master.port).await, EXRPS_APPLIED).await;
     assert!(
         before(kept.as_deref(), applied.as_deref()),
