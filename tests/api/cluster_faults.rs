@@ -422,13 +422,17 @@ async fn store_master_killed_mid_run(partition: &'static Watched, seed: u64, aut
     let mut victim = cluster.master_of(partition.applied, port).await;
     if victim.id == stream_master.id {
         // The dead letters share the stream's master in the cluster's even split: their
-        // (still empty) slot goes to another master first.
+        // (still empty) slot goes first to the master that holds neither the stream nor exrps,
+        // so that the letters lose writes their products keep.
+        let exrps_master = cluster.master_of(EXRPS_APPLIED, port).await;
         let to = cluster
             .nodes_seen_by(port)
             .await
             .into_iter()
-            .find(|node| node.master.is_none() && node.id != victim.id)
-            .expect("another master");
+            .find(|node| {
+                node.master.is_none() && node.id != victim.id && node.id != exrps_master.id
+            })
+            .expect("a third master");
         let slot = cluster.slot(partition.applied, port).await;
         let moved = cluster
             .migrate_slot(slot, &victim, &to, 10, Duration::ZERO)
@@ -440,6 +444,10 @@ async fn store_master_killed_mid_run(partition: &'static Watched, seed: u64, aut
         victim = cluster.master_of(partition.applied, port).await;
     }
     assert_ne!(victim.id, stream_master.id, "the stream's master survives");
+    if partition.record != EXRPS.record {
+        let exrps_master = cluster.master_of(EXRPS_APPLIED, port).await;
+        assert_ne!(victim.id, exrps_master.id, "exrps's master survives");
+    }
     let mut conn = cluster.connection();
     let mut on_stream_master = cluster.node(stream_master.port).await;
     let (events, bad) = mixed_run(seed, 600, 120, 5);
@@ -463,6 +471,32 @@ async fn store_master_killed_mid_run(partition: &'static Watched, seed: u64, aut
     let pushed_at_cut = pusher.pushed();
     // The worker goes on committing to the victim, and acknowledging, past the cut.
     let at_cut = get(&mut cluster.node(victim.port).await, partition.applied).await;
+    if partition.record == DEAD_LETTERS.record {
+        // Among the letters lost, one of an event its product's rules reject (the bad
+        // gameplay events): the product applies entries after it, so its position is past it.
+        let on_victim = cluster.node(victim.port).await;
+        wait_for(
+            "a rejected gameplay event's letter acknowledged past the cut",
+            Duration::from_secs(30),
+            || {
+                let (mut on_victim, mut on_stream_master, at_cut) =
+                    (on_victim.clone(), on_stream_master.clone(), at_cut.clone());
+                let prefix = settings.store.key_prefix.clone();
+                async move {
+                    let recorded = record(&mut on_stream_master, partition).await;
+                    let letters = crate::helpers::dead_letters(&mut on_victim, &prefix).await;
+                    letters.iter().any(|(id, _, fields)| {
+                        before(at_cut.as_deref(), Some(id))
+                            && !before(recorded.as_deref(), Some(id))
+                            && fields
+                                .chunks(2)
+                                .any(|pair| pair[0] == b"type" && pair[1] == b"gameplay")
+                    })
+                }
+            },
+        )
+        .await;
+    }
     work_past_the_cut(&on_stream_master, partition, at_cut).await;
     let mut replica = failover.kill_master(&cluster).await;
     let acked = record(&mut on_stream_master, partition).await;
