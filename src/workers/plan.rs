@@ -379,7 +379,22 @@ pub fn plan(
                 let product = event.product.as_str().to_owned();
                 let partition = Partition::Product(event.product.clone());
                 if known.applied(&partition, id) {
-                    (product, Outcome::Replayed)
+                    // The product is past the entry. A rejected entry moves no position of the
+                    // product's, its later entries do, and its letter is the dead letters'
+                    // write: on a Redis Cluster those live on another master, so the product's
+                    // commit can stand while the letter's failed or was lost in a failover.
+                    // A whole rejection depends on no state (see `check`): it is found again
+                    // and written unless the dead letters are past the entry.
+                    let mut outcome = Outcome::Replayed;
+                    if !known.applied(&Partition::DeadLetters, id)
+                        && let Err(rejection) =
+                            apply(event, id, at_ms, rules, &mut Known::default())
+                        && plan.dead_letter(known, id, rejection, fields, redrive)
+                            == Outcome::DeadLettered
+                    {
+                        outcome = Outcome::DeadLettered;
+                    }
+                    (product, outcome)
                 } else if redrive.is_some_and(|redrive| known.redriven(&partition, &redrive.of)) {
                     (product, Outcome::RedriveDuplicate)
                 } else {
@@ -742,6 +757,58 @@ mod tests {
             "6-0 was dead-lettered before"
         );
         assert_eq!(batch.products.values().next().unwrap()[0].id, "7-0");
+    }
+
+    #[test]
+    fn a_replayed_entry_whose_letter_the_dead_letters_lack_is_dead_lettered_once() {
+        // The product applied 7-0 (past 6-0, which its stats rules reject), but the dead
+        // letters stopped at 4-0: on a cluster the two commit to different masters, and the
+        // letters' write failed, or a failover lost it.
+        let game_over = [
+            ("product_id", "exrps"),
+            ("type", "game_over"),
+            ("winner_id", "A"),
+            ("loser_id", "B"),
+        ];
+        let entries = vec![
+            entry("5-0", &game_over),
+            entry(
+                "6-0",
+                &[
+                    ("product_id", "exrps"),
+                    ("type", "gameplay"),
+                    ("event_name", "select_weapon"),
+                    ("event_data", "rock"),
+                    ("user_id", "A"),
+                ],
+            ),
+            entry("7-0", &game_over),
+        ];
+        let rules = Rules::builtin();
+        assert!(
+            GameEvent::parse(&entries[1].fields).is_ok()
+                && check(&entries[1].fields, &rules).is_err(),
+            "6-0 parses, and its product's rules reject it"
+        );
+        let mut known = Known::default();
+        let product = Partition::Product(ProductId::parse("exrps").unwrap());
+        known.positions.insert(product, Some("7-0".into()));
+        known
+            .positions
+            .insert(Partition::DeadLetters, Some("4-0".into()));
+        let batch = plan_all(&entries, &[], &rules, &mut known);
+        let outcomes: Vec<_> = batch.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Replayed, Outcome::DeadLettered, Outcome::Replayed]
+        );
+        assert!(batch.products.is_empty(), "nothing applied twice");
+        let letters: Vec<&str> = batch.dead_letters.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(letters, vec!["6-0"]);
+        assert!(
+            known.ratings.is_empty(),
+            "no rating state moved by a replay"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::helpers::{
 use crate::traffic::{Model, Rng, assert_run_matches, mixed_run};
 
 /// The consumer name of the current lease holder, if any.
-pub async fn lease_holder(stream: &mut redis::aio::MultiplexedConnection) -> Option<String> {
+pub async fn lease_holder(stream: &mut impl crate::helpers::TestConn) -> Option<String> {
     let value: Option<String> = redis::cmd("GET")
         .arg("{game_event_stream}:stats-tracker:lease")
         .query_async(stream)

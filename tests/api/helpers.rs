@@ -165,6 +165,27 @@ pub struct TestCluster {
     tls: TlsSettings,
 }
 
+/// One node of a [`TestCluster`] as `CLUSTER NODES` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: String,
+    pub port: u16,
+    /// The master this node replicates (`None`: a master).
+    pub master: Option<String>,
+    /// The hash slot ranges it serves (masters), inclusive.
+    pub slots: Vec<(u16, u16)>,
+    /// Whether the cluster holds it failed (`fail` or `fail?`).
+    pub failed: bool,
+}
+
+impl ClusterNode {
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&slot))
+    }
+}
+
 impl TestCluster {
     /// Starts a cluster on six free loopback ports (and their cluster bus ports, +10000).
     pub async fn start() -> Self {
@@ -226,6 +247,218 @@ impl TestCluster {
         };
         lazy_connection(&endpoint, Duration::from_secs(30)).expect("cluster connection")
     }
+
+    /// The nodes' ports, in the order the script started them.
+    pub fn ports(&self) -> Vec<u16> {
+        self.urls
+            .split(',')
+            .map(|url| {
+                url.rsplit_once(':')
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or_else(|| panic!("no port in {url}"))
+            })
+            .collect()
+    }
+
+    /// The process id of the node on `port` (from its pidfile).
+    pub fn pid(&self, port: u16) -> nix::unistd::Pid {
+        let index = self
+            .ports()
+            .iter()
+            .position(|p| *p == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let pidfile = self
+            .dir
+            .path()
+            .join(format!("cluster/node-{index}/redis.pid"));
+        let pid = std::fs::read_to_string(&pidfile).expect("the node's pidfile");
+        nix::unistd::Pid::from_raw(pid.trim().parse().expect("a pid"))
+    }
+
+    /// Sends `signal` to the node on `port`: SIGKILL to kill it, SIGSTOP/SIGCONT to freeze and
+    /// thaw it.
+    pub fn signal(&self, port: u16, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(port), signal).expect("signal a cluster node");
+    }
+
+    /// A plain connection to the node on `port` alone (no redirections), for commands about
+    /// that node (`CLUSTER …`, `INFO`, reads of a replica after `READONLY`).
+    pub async fn node(&self, port: u16) -> MultiplexedConnection {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .expect("valid url")
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .expect("connect to a cluster node")
+    }
+
+    /// The cluster's nodes as the node on `port` sees them.
+    pub async fn nodes_seen_by(&self, port: u16) -> Vec<ClusterNode> {
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("CLUSTER NODES");
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let port = fields[1]
+                    .split(['@', ','])
+                    .next()
+                    .and_then(|addr| addr.rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or(0);
+                let flags = fields[2];
+                let slots = fields[8..]
+                    .iter()
+                    // Slots being imported or migrated show as `[slot->-id]`.
+                    .filter(|range| !range.starts_with('['))
+                    .map(|range| match range.split_once('-') {
+                        Some((low, high)) => {
+                            (low.parse().expect("slot"), high.parse().expect("slot"))
+                        }
+                        None => {
+                            let slot = range.parse().expect("slot");
+                            (slot, slot)
+                        }
+                    })
+                    .collect();
+                ClusterNode {
+                    id: fields[0].to_owned(),
+                    port,
+                    master: (fields[3] != "-").then(|| fields[3].to_owned()),
+                    slots,
+                    failed: flags.split(',').any(|flag| flag.starts_with("fail")),
+                }
+            })
+            .collect()
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`, asked of the node on `port`).
+    pub async fn slot(&self, key: &str, port: u16) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("CLUSTER KEYSLOT")
+    }
+
+    /// The master serving `key`'s slot, as the node on `port` sees it.
+    pub async fn master_of(&self, key: &str, port: u16) -> ClusterNode {
+        let slot = self.slot(key, port).await;
+        self.nodes_seen_by(port)
+            .await
+            .into_iter()
+            .find(|node| node.master.is_none() && !node.failed && node.serves(slot))
+            .unwrap_or_else(|| panic!("no master serves slot {slot} of {key}"))
+    }
+
+    /// Moves hash slot `slot` from master `from` to master `to` as `redis-cli --cluster
+    /// reshard` does (`CLUSTER SETSLOT … IMPORTING` / `MIGRATING`, `MIGRATE` of its keys,
+    /// `CLUSTER SETSLOT … NODE` on every master), `keys_per_step` keys per `MIGRATE` with
+    /// `pause` between them, so that clients meet the slot half moved (`ASK`, `TRYAGAIN`) for
+    /// a while. Returns the number of keys moved.
+    pub async fn migrate_slot(
+        &self,
+        slot: u16,
+        from: &ClusterNode,
+        to: &ClusterNode,
+        keys_per_step: usize,
+        pause: Duration,
+    ) -> usize {
+        let (mut source, mut target) = (self.node(from.port).await, self.node(to.port).await);
+        let setslot = |state: &str, node: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(node);
+            cmd
+        };
+        setslot("IMPORTING", &from.id)
+            .query_async::<()>(&mut target)
+            .await
+            .expect("SETSLOT IMPORTING");
+        setslot("MIGRATING", &to.id)
+            .query_async::<()>(&mut source)
+            .await
+            .expect("SETSLOT MIGRATING");
+        let mut moved = 0;
+        loop {
+            let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(keys_per_step)
+                .query_async(&mut source)
+                .await
+                .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to.port)
+                .arg("")
+                .arg(0)
+                .arg(10_000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async::<()>(&mut source)
+                .await
+                .expect("MIGRATE");
+            moved += keys.len();
+            tokio::time::sleep(pause).await;
+        }
+        // The target first, as redis-cli does: once the source lets go, the target owns it.
+        let mut masters: Vec<u16> = vec![to.port, from.port];
+        for node in self.nodes_seen_by(from.port).await {
+            if node.master.is_none() && !node.failed && !masters.contains(&node.port) {
+                masters.push(node.port);
+            }
+        }
+        for port in masters {
+            setslot("NODE", &to.id)
+                .query_async::<()>(&mut self.node(port).await)
+                .await
+                .expect("SETSLOT NODE");
+        }
+        moved
+    }
+
+    /// Waits until every node on `ports` says the cluster is healthy and they all agree
+    /// on which node serves each slot (after a failover or a slot migration).
+    pub async fn wait_until_settled(&self, ports: &[u16], within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut views = Vec::new();
+            let mut healthy = true;
+            for &port in ports {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut self.node(port).await)
+                    .await
+                    .expect("CLUSTER INFO");
+                healthy &= info.lines().any(|line| line.trim() == "cluster_state:ok");
+                let mut masters: Vec<(String, Vec<(u16, u16)>)> = self
+                    .nodes_seen_by(port)
+                    .await
+                    .into_iter()
+                    .filter(|node| node.master.is_none() && !node.slots.is_empty())
+                    .map(|node| (node.id, node.slots))
+                    .collect();
+                masters.sort();
+                views.push(masters);
+            }
+            if healthy && views.windows(2).all(|pair| pair[0] == pair[1]) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not settle in {within:?}: {views:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for TestCluster {
@@ -277,6 +510,20 @@ pub fn settings(redis: &TestRedis) -> Settings {
     let mut settings = Settings::defaults(Mode::Test);
     settings.store.redis_url = Some(redis.url(0));
     settings.stream.redis_url = Some(redis.url(1));
+    test_settings(settings)
+}
+
+/// [`settings`] for a tracker whose store and stream are both on `cluster`.
+pub fn cluster_settings(cluster: &TestCluster) -> Settings {
+    let mut settings = Settings::defaults(Mode::Test);
+    settings.store.redis_url = Some(cluster.urls().to_owned());
+    settings.stream.redis_url = Some(cluster.urls().to_owned());
+    settings.store.cluster = true;
+    settings.stream.cluster = true;
+    test_settings(settings)
+}
+
+fn test_settings(mut settings: Settings) -> Settings {
     settings.store.key_prefix = "st_test".to_owned();
     settings.stream.block_ms = 200;
     settings.stream.lease_ttl_ms = 1000;

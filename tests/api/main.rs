@@ -11,6 +11,7 @@ mod admin;
 mod boards;
 mod cli;
 mod cluster;
+mod cluster_faults;
 mod crash;
 mod dashboard;
 mod dead_letters;
