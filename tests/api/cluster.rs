@@ -9,8 +9,8 @@ use stats_tracker::core::config::{Secret, Settings};
 
 use crate::crash::CHAOS_GAMES;
 use crate::helpers::{
-    TestApp, TestCluster, TestConn, TestRedis, push_events_at, send, settings, urlencode,
-    wait_until_drained,
+    TestApp, TestCluster, TestConn, TestRedis, cluster_settings, push_events_at, send, settings,
+    urlencode, wait_until_drained,
 };
 use crate::traffic::{Model, assert_run_matches, mixed_run, players};
 
@@ -343,9 +343,7 @@ async fn a_cluster_store_equals_the_reference_model() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let games_file = dir.path().join("games.toml");
     std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
-    let redis = TestRedis::start().await;
-    let mut settings = on_cluster(settings(&redis), &cluster);
-    drop(redis);
+    let mut settings = cluster_settings(&cluster);
     settings.games.file = Some(games_file);
     settings.stream.batch_size = 50;
     settings.worker.entries_per_script_call = 9;

@@ -11,7 +11,8 @@ use stats_tracker::core::partition::{partition_stream, stream_of};
 
 use crate::crash::CHAOS_GAMES;
 use crate::helpers::{
-    STREAM, TestCluster, TestConn, TestRedis, WorkerProcess, group_backlog_of, settings,
+    STREAM, TestCluster, TestConn, TestRedis, WorkerProcess, cluster_settings, group_backlog_of,
+    settings,
 };
 use crate::traffic::{Event, Model, Rng, assert_run_matches_with, mixed_run};
 
@@ -130,13 +131,7 @@ async fn a_pool_on_eight_partitions_survives_kills_and_a_stall_exactly_once() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let games_file = dir.path().join("games.toml");
     std::fs::write(&games_file, CHAOS_GAMES).expect("games file");
-    let redis = TestRedis::start().await;
-    let mut settings = settings(&redis);
-    drop(redis);
-    settings.store.redis_url = Some(cluster.urls().to_owned());
-    settings.stream.redis_url = Some(cluster.urls().to_owned());
-    settings.store.cluster = true;
-    settings.stream.cluster = true;
+    let mut settings = cluster_settings(&cluster);
     settings.stream.partitions = PARTITIONS;
     settings.games.file = Some(games_file);
     settings.stream.batch_size = 20;

@@ -11,7 +11,8 @@ use serde_json::json;
 use stats_tracker::core::config::{Settings, TlsSettings};
 
 use crate::helpers::{
-    TestApp, TestCluster, TestRedis, event, push_events, settings, wait_until_drained,
+    TestApp, TestCluster, TestRedis, cluster_settings, event, push_events, settings,
+    wait_until_drained,
 };
 
 /// A CA and the certificates it signed, in a directory of their own.
@@ -228,25 +229,9 @@ async fn the_tracker_works_on_a_redis_cluster_over_tls() {
         "{}",
         cluster.urls()
     );
-    let redis = TestRedis::start().await;
-    let mut settings = settings(&redis);
-    drop(redis);
-    for (url, cluster_flag, tls) in [
-        (
-            &mut settings.store.redis_url,
-            &mut settings.store.cluster,
-            &mut settings.store.tls,
-        ),
-        (
-            &mut settings.stream.redis_url,
-            &mut settings.stream.cluster,
-            &mut settings.stream.tls,
-        ),
-    ] {
-        *url = Some(cluster.urls().to_owned());
-        *cluster_flag = true;
-        *tls = cluster.tls().clone();
-    }
+    let mut settings = cluster_settings(&cluster);
+    settings.store.tls = cluster.tls().clone();
+    settings.stream.tls = cluster.tls().clone();
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = cluster.connection();
     let games: Vec<_> = (0..20)
