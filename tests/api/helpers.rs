@@ -620,6 +620,52 @@ impl TestApp {
     }
 }
 
+/// `stats-tracker <subcommand> -m test` configured by `settings` alone (through the
+/// environment): Redis URLs, cluster flags, key prefix, games file, stream and worker settings.
+pub fn tracker_command(settings: &Settings, subcommand: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
+    if let Some(file) = &settings.games.file {
+        command.env("STATS_TRACKER__GAMES__FILE", file);
+    }
+    command
+        .args([subcommand, "-m", "test"])
+        .env("STATS_TRACKER_REDIS_URL", settings.store_url())
+        .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
+        .env(
+            "STATS_TRACKER__STORE__KEY_PREFIX",
+            &settings.store.key_prefix,
+        )
+        .env(
+            "STATS_TRACKER__STORE__CLUSTER",
+            settings.store.cluster.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__STREAM__CLUSTER",
+            settings.stream.cluster.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__STREAM__PARTITIONS",
+            settings.stream.partitions.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__STREAM__BATCH_SIZE",
+            settings.stream.batch_size.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__WORKER__ENTRIES_PER_SCRIPT_CALL",
+            settings.worker.entries_per_script_call.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__STREAM__BLOCK_MS",
+            settings.stream.block_ms.to_string(),
+        )
+        .env(
+            "STATS_TRACKER__STREAM__LEASE_TTL_MS",
+            settings.stream.lease_ttl_ms.to_string(),
+        );
+    command
+}
+
 /// A worker running as a child process of the real binary.
 pub struct WorkerProcess {
     pub child: Child,
@@ -627,47 +673,9 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(settings: &Settings, consumer: &str) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
-        if let Some(file) = &settings.games.file {
-            command.env("STATS_TRACKER__GAMES__FILE", file);
-        }
-        let child = command
-            .args(["worker", "-m", "test", "--metrics-bind", "127.0.0.1:0"])
-            .env("STATS_TRACKER_REDIS_URL", settings.store_url())
-            .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
-            .env(
-                "STATS_TRACKER__STORE__KEY_PREFIX",
-                &settings.store.key_prefix,
-            )
+        let child = tracker_command(settings, "worker")
+            .args(["--metrics-bind", "127.0.0.1:0"])
             .env("STATS_TRACKER__STREAM__CONSUMER", consumer)
-            .env(
-                "STATS_TRACKER__STORE__CLUSTER",
-                settings.store.cluster.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__STREAM__CLUSTER",
-                settings.stream.cluster.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__STREAM__PARTITIONS",
-                settings.stream.partitions.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__STREAM__BATCH_SIZE",
-                settings.stream.batch_size.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__WORKER__ENTRIES_PER_SCRIPT_CALL",
-                settings.worker.entries_per_script_call.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__STREAM__BLOCK_MS",
-                settings.stream.block_ms.to_string(),
-            )
-            .env(
-                "STATS_TRACKER__STREAM__LEASE_TTL_MS",
-                settings.stream.lease_ttl_ms.to_string(),
-            )
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

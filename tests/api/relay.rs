@@ -12,7 +12,7 @@ use stats_tracker::core::partition::{partition_of, partition_stream};
 use crate::crash::CHAOS_GAMES;
 use crate::helpers::{
     STREAM, TestCluster, TestConn, TestRedis, TrackerProcess, WorkerProcess, group_backlog_of,
-    push_events, settings,
+    push_events, settings, tracker_command,
 };
 use crate::pool::{spread_products, wait_until_all_drained};
 use crate::traffic::{Event, Model, Rng, assert_run_matches_with, mixed_run};
@@ -27,36 +27,8 @@ type Entry = (String, Vec<Vec<u8>>);
 
 /// `stats-tracker relay` on `settings`' stream Redis, logging at info.
 fn relay_command(settings: &Settings) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
-    command
-        .args(["relay", "-m", "test"])
-        .env("STATS_TRACKER_REDIS_URL", settings.store_url())
-        .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
-        .env(
-            "STATS_TRACKER__STORE__CLUSTER",
-            settings.store.cluster.to_string(),
-        )
-        .env(
-            "STATS_TRACKER__STREAM__CLUSTER",
-            settings.stream.cluster.to_string(),
-        )
-        .env(
-            "STATS_TRACKER__STREAM__PARTITIONS",
-            settings.stream.partitions.to_string(),
-        )
-        .env(
-            "STATS_TRACKER__STREAM__BATCH_SIZE",
-            settings.stream.batch_size.to_string(),
-        )
-        .env(
-            "STATS_TRACKER__STREAM__BLOCK_MS",
-            settings.stream.block_ms.to_string(),
-        )
-        .env(
-            "STATS_TRACKER__STREAM__LEASE_TTL_MS",
-            settings.stream.lease_ttl_ms.to_string(),
-        )
-        .env("RUST_LOG", "info");
+    let mut command = tracker_command(settings, "relay");
+    command.env("RUST_LOG", "info");
     command
 }
 

@@ -583,20 +583,18 @@ async fn cluster_drain(
         }
         cluster.cpu()?;
         let (done, drained) = pool_progress(&mut conn, &streams, events).await?;
-        {
-            samples.push((started.elapsed(), done));
-            if drained {
-                break;
-            }
-            if reported.elapsed() >= Duration::from_secs(5) {
-                reported = Instant::now();
-                eprintln!(
-                    "  … {} of {} events acknowledged ({}/s so far)",
-                    thousands(done),
-                    thousands(events),
-                    thousands(per_second(done, started.elapsed()) as u64)
-                );
-            }
+        samples.push((started.elapsed(), done));
+        if drained {
+            break;
+        }
+        if reported.elapsed() >= Duration::from_secs(5) {
+            reported = Instant::now();
+            eprintln!(
+                "  … {} of {} events acknowledged ({}/s so far)",
+                thousands(done),
+                thousands(events),
+                thousands(per_second(done, started.elapsed()) as u64)
+            );
         }
         if Instant::now() > deadline {
             bail!(
