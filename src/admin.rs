@@ -5,7 +5,7 @@
 use redis::Script;
 
 use crate::core::ids::{PlayerId, ProductId};
-use crate::core::keys::{escape_glob, is_distinct_key};
+use crate::core::keys::{PartitionKeys, escape_glob, is_distinct_key};
 use crate::core::store::{Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::leaderboards::boards::BoardRule;
@@ -45,50 +45,66 @@ pub async fn all_products(store: &Store, games: &Games) -> Result<Vec<ProductId>
     Ok(products)
 }
 
-/// Removes every board entry, stat, rating and rating history of `player` in every product.
-/// Returns how many products were checked.
+/// Removes every board entry, stat, rating and rating history of `player` in every product,
+/// and replaces their id in the products' history by a pseudonym (see
+/// `history::erase`), so that no rebuild brings them back. Returns how many products were
+/// checked.
 pub async fn erase_player(
     store: &Store,
     games: &Games,
     player: &PlayerId,
 ) -> Result<usize, StoreError> {
     let products = all_products(store, games).await?;
-    let script = Script::new(&format!(
-        "{}{ERASE_PLAYER}",
-        include_str!("leaderboards/rank.lua")
-    ));
     for product in &products {
+        // History first: an erasure interrupted after it is finished by running it again;
+        // the other way round, a rebuild in between would bring the player back.
+        crate::history::erase::erase_from_history(store, product, player).await?;
         // A product rejected by the games file can still hold data from an earlier config.
         let Some(config) = games.product(product) else {
             continue;
         };
-        let keys = store.keys().product(product);
-        let mut invocation = script.prepare_invoke();
-        invocation.key(keys.generation()).key(keys.stats(player));
-        let mut boards = Vec::new();
-        for board in config.boards.boards() {
-            boards.push(keys.board_keys(&board.name, None));
-            for key in store.scan(&keys.board_periods_glob(&board.name)).await? {
-                if let Some(period) = period_of_board_key(&keys.board(&board.name), &key) {
-                    boards.push(keys.board_keys(&board.name, Some(period)));
-                }
-            }
-        }
-        for board in &boards {
-            invocation.key(&board.board).key(&board.distinct);
-        }
-        for board in rated_boards(config) {
-            invocation
-                .key(keys.rating(board, player))
-                .key(keys.history(board, player));
-        }
-        invocation.arg(player.as_str()).arg(boards.len());
-        for board in &boards {
-            invocation.arg(&board.stamp_field);
-        }
-        store.invoke::<i64>(&invocation).await?;
+        erase_from(store, &store.keys().product(product), config, player).await?;
     }
     Ok(products.len())
+}
+
+/// Removes `player`'s board entries, stats, ratings and rating histories from the product
+/// keys `keys` (a product's own, or its rebuild shadow's), bumping their generation.
+pub async fn erase_from(
+    store: &Store,
+    keys: &PartitionKeys,
+    config: &ProductGames,
+    player: &PlayerId,
+) -> Result<(), StoreError> {
+    let script = Script::new(&format!(
+        "{}{ERASE_PLAYER}",
+        include_str!("leaderboards/rank.lua")
+    ));
+    let mut invocation = script.prepare_invoke();
+    invocation.key(keys.generation()).key(keys.stats(player));
+    let mut boards = Vec::new();
+    for board in config.boards.boards() {
+        boards.push(keys.board_keys(&board.name, None));
+        for key in store.scan(&keys.board_periods_glob(&board.name)).await? {
+            if let Some(period) = period_of_board_key(&keys.board(&board.name), &key) {
+                boards.push(keys.board_keys(&board.name, Some(period)));
+            }
+        }
+    }
+    for board in &boards {
+        invocation.key(&board.board).key(&board.distinct);
+    }
+    for board in rated_boards(config) {
+        invocation
+            .key(keys.rating(board, player))
+            .key(keys.history(board, player));
+    }
+    invocation.arg(player.as_str()).arg(boards.len());
+    for board in &boards {
+        invocation.arg(&board.stamp_field);
+    }
+    store.invoke::<i64>(&invocation).await?;
+    Ok(())
 }
 
 fn rated_boards(config: &ProductGames) -> impl Iterator<Item = &str> {

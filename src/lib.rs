@@ -8,6 +8,8 @@
 //! - [`core`] — configuration, ids, the event and effect models, key layout, store access,
 //!   metrics plumbing;
 //! - [`games`] — the games file: boards and stats rules per product;
+//! - [`history`] — the tracker's own history of applied entries: rebuild, voids, erasure,
+//!   boards as of a past moment, segment files;
 //! - [`leaderboards`] — scoring handlers and board queries;
 //! - [`player_stats`] — stats handlers and stats queries;
 //! - [`relay`] — `stats-tracker relay`: the single stream's entries moved into the partitions;
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod core;
 pub mod dead_letters;
 pub mod games;
+pub mod history;
 pub mod leaderboards;
 pub mod migrate;
 pub mod player_stats;

@@ -9,13 +9,17 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use stats_tracker::core::config::{Mode, Settings};
-use stats_tracker::startup::{self, Parts, exit_code};
+use stats_tracker::core::ids::ProductId;
+use stats_tracker::history::parse_moment;
+use stats_tracker::history::rebuild::Options;
+use stats_tracker::startup::{self, Parts, StartupError, exit_code};
 
 /// The exit codes, for `--help` (`startup::exit_code` defines them).
 const EXIT_CODES: &str = "Exit codes: 0 stopped on SIGINT/SIGTERM, 1 failed while running, \
 2 wrong command line or configuration, 3 games file error, 4 cannot listen on an address, \
 5 the store holds another layout version (see `migrate`), 6 the event stream was set up with \
-another stream.partitions.";
+another stream.partitions, 7 another rebuild of the product is running, 8 the history cannot \
+serve the rebuild (entries missing, or segment files needed).";
 
 // The worker allocates a little for every field of every event; mimalloc makes that cheap.
 #[global_allocator]
@@ -65,6 +69,35 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Rebuild a product's boards, ratings and stats from its history with the games file as
+    /// it is now (or only some boards: back-fill a new one), leaving voided matches out. Writes
+    /// a shadow copy while the worker goes on, then switches it in atomically; safe to stop
+    /// (SIGINT/SIGTERM or a kill) and run again, which resumes. Prints what it did as JSON.
+    Rebuild {
+        #[command(flatten)]
+        common: Common,
+        /// The product to rebuild.
+        #[arg(long, value_name = "PRODUCT")]
+        product: String,
+        /// Rebuild only this board (repeatable); without it, every board and the stats.
+        #[arg(long = "board", value_name = "BOARD")]
+        boards: Vec<String>,
+        /// Directory of exported segment files [default: history.segments_dir].
+        #[arg(long, value_name = "DIR")]
+        segments: Option<PathBuf>,
+        /// Replay into the shadow and report what would change; switch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rebuild even when the history misses entries the product applied (their effects are
+        /// dropped).
+        #[arg(long)]
+        allow_partial_history: bool,
+    },
+    /// The tracker's own history of applied entries.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Run the server and the worker in one process.
     All {
         #[command(flatten)]
@@ -75,6 +108,26 @@ enum Command {
         /// Address of the worker's metrics endpoint [env: STATS_TRACKER__WORKER__METRICS_BIND].
         #[arg(long, value_name = "ADDR:PORT")]
         metrics_bind: Option<SocketAddr>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HistoryCommand {
+    /// Move a product's oldest history out of Redis into a segment file (zstd-compressed JSON
+    /// lines, readable with `zstd -dc`), which `rebuild` reads back. Prints what it moved.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// The product whose history to export.
+        #[arg(long, value_name = "PRODUCT")]
+        product: String,
+        /// Directory of segment files [default: history.segments_dir].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Export only chunks whose entries are all at or before this stream id (`<ms>-<seq>`)
+        /// or time (RFC 3339); default: every chunk.
+        #[arg(long, value_name = "ID|TIME")]
+        before: Option<String>,
     },
 }
 
@@ -149,6 +202,50 @@ fn main() -> ExitCode {
                 let shutdown = CancellationToken::new();
                 startup::cancel_on_signals(shutdown.clone());
                 startup::relay(&settings, shutdown).await
+            });
+        }
+        Command::Rebuild {
+            common,
+            product,
+            boards,
+            segments,
+            dry_run,
+            allow_partial_history,
+        } => {
+            return one_thread(&common, |settings| async move {
+                let product = ProductId::parse(&product).map_err(|problem| {
+                    StartupError::Config(format!("--product {product:?} {problem}"))
+                })?;
+                let options = Options {
+                    product,
+                    boards,
+                    segments,
+                    dry_run,
+                    allow_partial_history,
+                };
+                let shutdown = CancellationToken::new();
+                startup::cancel_on_signals(shutdown.clone());
+                startup::rebuild(&settings, options, shutdown).await
+            });
+        }
+        Command::History {
+            command:
+                HistoryCommand::Export {
+                    common,
+                    product,
+                    dir,
+                    before,
+                },
+        } => {
+            return one_thread(&common, |settings| async move {
+                let product = ProductId::parse(&product).map_err(|problem| {
+                    StartupError::Config(format!("--product {product:?} {problem}"))
+                })?;
+                let before = before
+                    .map(|before| parse_moment(&before))
+                    .transpose()
+                    .map_err(StartupError::Config)?;
+                startup::export_history(&settings, &product, dir, before).await
             });
         }
         Command::Serve { common, bind } => (common, Parts::Server, bind, None),

@@ -43,6 +43,11 @@ pub mod exit_code {
     pub const LAYOUT: u8 = 5;
     /// The event stream was set up with another `stream.partitions`.
     pub const PARTITIONS: u8 = 6;
+    /// Another rebuild of the same product is running.
+    pub const BUSY: u8 = 7;
+    /// A rebuild cannot replay the product's whole history (it misses entries, or segment
+    /// files are needed).
+    pub const HISTORY: u8 = 8;
 }
 
 /// Why the tracker did not start, or stopped with an error.
@@ -71,6 +76,12 @@ pub enum StartupError {
         stored: u32,
         configured: u32,
     },
+    /// Another process is doing the same (a rebuild of the same product).
+    #[error("{0}")]
+    Busy(String),
+    /// The history cannot serve what was asked.
+    #[error("{0}")]
+    History(String),
     /// A part failed while running.
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
@@ -85,6 +96,8 @@ impl StartupError {
             StartupError::Bind { .. } => exit_code::BIND,
             StartupError::Layout { .. } => exit_code::LAYOUT,
             StartupError::Partitions { .. } => exit_code::PARTITIONS,
+            StartupError::Busy(_) => exit_code::BUSY,
+            StartupError::History(_) => exit_code::HISTORY,
             StartupError::Failed(_) => exit_code::FAILURE,
         }
     }
@@ -138,7 +151,15 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
         partitions: settings.stream.partitions,
         rules: Arc::new(Rules::from_games(&games)),
     });
+    let as_of = match settings.history.enabled {
+        true => Some(
+            crate::history::as_of::AsOf::new(settings, store.clone(), &games)
+                .map_err(invalid("store"))?,
+        ),
+        false => None,
+    };
     Ok(AppState {
+        as_of,
         store,
         labels: Arc::new(ProductLabels::new(settings.server.max_product_labels)),
         stats: Arc::new(games.stats()),
@@ -240,6 +261,7 @@ pub async fn run(
     }
     if let Some(listener) = metrics_listener {
         let worker = Worker::new(&settings, Rules::from_games(&games))
+            .and_then(|worker| worker.serving_rebuilds(&settings, games.clone()))
             .map_err(|error| StartupError::Config(format!("{error:#}")))?;
         let metrics_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -368,6 +390,70 @@ pub async fn relay(settings: &Settings, shutdown: CancellationToken) -> Result<(
         .map(|_| ())
         .with_context(|| format!("relaying on the stream Redis {stream}"))
         .map_err(StartupError::Failed)
+}
+
+/// `stats-tracker rebuild`: rebuilds a product from its history (see
+/// [`crate::history::rebuild`]), printing what it did (or, for a dry run, what would change)
+/// as JSON on stdout. Everything asked for is checked before anything is written.
+pub async fn rebuild(
+    settings: &Settings,
+    mut options: crate::history::rebuild::Options,
+    shutdown: CancellationToken,
+) -> Result<(), StartupError> {
+    use crate::history::rebuild::{Progress, RebuildError, Rebuilder};
+    use std::io::IsTerminal;
+    let games = load_games(settings)?;
+    let store = connect_store(settings)?;
+    check_layout(settings).await?;
+    if options.segments.is_none() {
+        options.segments = settings.history.segments_dir.clone();
+    }
+    let rebuilder = Rebuilder::new(store, settings.store_redis(), games);
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let outcome = rebuilder
+        .run(&options, &mut progress, &shutdown)
+        .await
+        .map_err(|error| match error {
+            RebuildError::UnknownProduct(_)
+            | RebuildError::RejectedProduct(_)
+            | RebuildError::UnknownBoard { .. } => StartupError::Config(error.to_string()),
+            RebuildError::Busy(_) => StartupError::Busy(error.to_string()),
+            RebuildError::Incomplete(_) => StartupError::History(error.to_string()),
+            error => StartupError::Failed(anyhow::anyhow!(
+                "rebuilding product {:?}: {error}",
+                options.product.as_str()
+            )),
+        })?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&outcome).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `stats-tracker history export`: moves a product's oldest history chunks (all, or those up
+/// to `before`) into a segment file under `dir`; prints what it moved as JSON.
+pub async fn export_history(
+    settings: &Settings,
+    product: &crate::core::ids::ProductId,
+    dir: Option<std::path::PathBuf>,
+    before: Option<String>,
+) -> Result<(), StartupError> {
+    let Some(dir) = dir.or_else(|| settings.history.segments_dir.clone()) else {
+        return Err(StartupError::Config(
+            "no directory for segment files: give --dir DIR or set history.segments_dir".into(),
+        ));
+    };
+    let store = connect_store(settings)?;
+    check_layout(settings).await?;
+    let exported = crate::history::segments::export(&store, product, &dir, before.as_deref())
+        .await
+        .map_err(|error| StartupError::Failed(anyhow::anyhow!("exporting history: {error}")))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&exported).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.

@@ -59,8 +59,33 @@ pub struct Settings {
     pub stream: StreamSettings,
     pub server: ServerSettings,
     pub worker: WorkerSettings,
+    pub history: HistorySettings,
     pub games: GamesSettings,
     pub log: LogSettings,
+}
+
+/// The tracker's own history of the entries it applied (see `crate::history`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Keep every applied entry, per product, in the store (what `rebuild` replays).
+    pub enabled: bool,
+    /// Entries kept per product, about (whole chunks go, oldest first); 0: no count limit.
+    pub max_entries: u64,
+    /// Days an entry is kept (by its stream id); 0: no age limit.
+    pub max_age_days: u64,
+    /// Where `stats-tracker history export` writes segment files and `rebuild` reads them.
+    pub segments_dir: Option<std::path::PathBuf>,
+    /// Most entries one read of a board `as_of` a past moment may replay (each such read
+    /// replays the product's history up to the moment).
+    pub as_of_max_entries: u64,
+}
+
+/// How a product's history is trimmed as it is written; 0: no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryRetention {
+    pub max_entries: u64,
+    pub max_age_ms: u64,
 }
 
 /// Where the per-product boards and stats rules come from.
@@ -511,6 +536,16 @@ impl Settings {
                 dead_letter_max_entries: 100_000,
                 dead_letter_max_age_days: 30,
             },
+            // Forever by default: a rebuild can only replay what is kept. About 30-60 bytes of
+            // Redis per entry (BENCHMARKS.md); export old history to segment files to bound it.
+            history: HistorySettings {
+                enabled: true,
+                max_entries: 0,
+                max_age_days: 0,
+                segments_dir: None,
+                // About 2-5 s of replay on 2 cores (BENCHMARKS.md).
+                as_of_max_entries: 100_000,
+            },
             games: GamesSettings::default(),
             log: LogSettings {
                 level: "info".to_owned(),
@@ -612,6 +647,12 @@ impl Settings {
             return Err(ConfigError::Other(
                 "worker.entries_per_script_call must be at least 1".into(),
             ));
+        }
+        if self.history.max_age_days > MAX_DEAD_LETTER_AGE_DAYS {
+            return Err(ConfigError::Other(format!(
+                "history.max_age_days must be at most {MAX_DEAD_LETTER_AGE_DAYS} (0 keeps \
+                 entries until the count limit drops them)"
+            )));
         }
         if self.worker.dead_letter_max_age_days > MAX_DEAD_LETTER_AGE_DAYS {
             return Err(ConfigError::Other(format!(
@@ -737,6 +778,14 @@ impl Settings {
         DeadLetterRetention {
             max_entries: self.worker.dead_letter_max_entries,
             max_age_ms: self.worker.dead_letter_max_age_days * 24 * 60 * 60 * 1000,
+        }
+    }
+
+    /// How each product's history is trimmed as it is written.
+    pub fn history_retention(&self) -> HistoryRetention {
+        HistoryRetention {
+            max_entries: self.history.max_entries,
+            max_age_ms: self.history.max_age_days * 24 * 60 * 60 * 1000,
         }
     }
 

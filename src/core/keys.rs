@@ -15,6 +15,12 @@
 //! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |
 //! | `P:{<product>}:generation` | string | bumped by admin deletions and resets |
 //! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
+//! | `P:{<product>}:events` | list | the product's history: chunks of applied entries, oldest first (see `crate::history`) |
+//! | `P:{<product>}:events:kept`, `…:dropped`, `…:gap`, `…:exported` | string | entries in it; chunks taken off its head; up to where applied entries are missing; up to where it went to segment files |
+//! | `P:{<product>}:voids`, `…:erased` | hash | voided matches and entries; erased players' pseudonyms by a hash of the id |
+//! | `P:{<product>}:rebuild:lock`, `…:hold`, `…:state`, `…:wanted` | string / hash | a rebuild's lock, its switch's hold, its shadow's origin, a rebuild asked for |
+//! | `P:{<product>}:~rebuild:…`, `P:{<product>}:~asof:<token>:…` | (copies) | a rebuild's shadow; a scratch copy for a board `as_of` a past moment |
+//! | `P:rebuilds` | set | products with a rebuild asked for |
 //! | `P:{~dead_letters}:stream` | stream | events the worker could not use, with the reason; trimmed by count and age |
 //! | `P:{~dead_letters}:applied`, `…:fence` | string | as for products (with several stream partitions, one each: `applied:<n>`, `fence:<n>`) |
 //! | `P:{~dead_letters}:redriven` | set | ids of re-driven dead letters that were dead-lettered again |
@@ -140,6 +146,71 @@ impl PartitionKeys {
     pub fn redriven(&self) -> String {
         format!("{}:redriven", self.base)
     }
+    /// The product's event history (see `crate::history`): a list of chunks, oldest first,
+    /// each `<first id> <last id> <count>\n` then a zstd frame of JSON lines.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.base)
+    }
+    /// Entries in [`PartitionKeys::events`].
+    pub fn events_kept(&self) -> String {
+        format!("{}:events:kept", self.base)
+    }
+    /// Chunks ever taken off the head of [`PartitionKeys::events`] (trimmed or exported): a
+    /// reader's position in the list stays valid while chunks go.
+    pub fn events_dropped(&self) -> String {
+        format!("{}:events:dropped", self.base)
+    }
+    /// The id up to which applied entries are missing from the history (applied before
+    /// history was kept, or trimmed by retention); absent while the history is complete.
+    pub fn events_gap(&self) -> String {
+        format!("{}:events:gap", self.base)
+    }
+    /// The id up to which the history was exported to segment files and taken out of Redis.
+    pub fn events_exported(&self) -> String {
+        format!("{}:events:exported", self.base)
+    }
+    /// Voided matches and entries: `game:<id>` or `entry:<id>` → JSON (who, when, why).
+    pub fn voids(&self) -> String {
+        format!("{}:voids", self.base)
+    }
+    /// Erased players: SHA-256 of the id (hex) → the pseudonym that replaced it in history.
+    pub fn erased(&self) -> String {
+        format!("{}:erased", self.base)
+    }
+    /// The rebuild lock: the running rebuild's token, kept alive while it runs.
+    pub fn rebuild_lock(&self) -> String {
+        format!("{}:rebuild:lock", self.base)
+    }
+    /// A rebuild asked for (by a void or its undoing): the generation it was asked at.
+    pub fn rebuild_wanted(&self) -> String {
+        format!("{}:rebuild:wanted", self.base)
+    }
+    /// Set while a rebuild switches the product to its rebuilt copy (with an expiry): the
+    /// worker's commits of the product wait.
+    pub fn rebuild_hold(&self) -> String {
+        format!("{}:rebuild:hold", self.base)
+    }
+    /// What the shadow of a running rebuild was started from (games file, boards, generation).
+    pub fn rebuild_state(&self) -> String {
+        format!("{}:rebuild:state", self.base)
+    }
+    /// The shadow copy a rebuild writes: the same keys under `P:{<product>}:~rebuild`, in the
+    /// product's hash slot, apart from every live key.
+    pub fn shadow(&self) -> PartitionKeys {
+        self.copy(SHADOW_SUFFIX)
+    }
+    /// A copy of the partition's keys under `<base><suffix>` (same hash slot): a rebuild's
+    /// shadow ([`SHADOW_SUFFIX`]), a board computed as of a past moment ([`AS_OF_SUFFIX`]…).
+    pub fn copy(&self, suffix: &str) -> PartitionKeys {
+        PartitionKeys {
+            base: format!("{}{suffix}", self.base),
+            position_suffix: self.position_suffix.clone(),
+        }
+    }
+    /// The common beginning of every key of this partition.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
     /// The dead-letter stream (only meaningful on [`KeySpace::dead_letters`]).
     pub fn stream(&self) -> String {
         format!("{}:stream", self.base)
@@ -150,6 +221,13 @@ impl PartitionKeys {
 /// ones. 1: boards as `player → score` with a byte-ordered rank index beside them; 2: boards
 /// in rank order themselves (members `<stamp><player>`, negated scores).
 pub const LAYOUT_VERSION: u32 = 2;
+
+/// What a product's base is followed by in the keys of a rebuild's shadow copy.
+pub const SHADOW_SUFFIX: &str = ":~rebuild";
+
+/// What a product's base is followed by (then a process's token) in the keys of a copy
+/// computed to read a board as of a past moment.
+pub const AS_OF_SUFFIX: &str = ":~asof:";
 
 /// What a board key is followed by in the name of its distinct scores.
 pub const DISTINCT_SUFFIX: &str = ":distinct";
@@ -182,6 +260,21 @@ pub struct BoardKeys {
 }
 
 impl BoardKeys {
+    /// The same board in the copy of its product whose keys begin with `to` instead of
+    /// `from` (see [`PartitionKeys::copy`]).
+    pub fn rebased(&self, from: &str, to: &str) -> BoardKeys {
+        let rebase = |key: &str| match key.strip_prefix(from) {
+            Some(rest) => format!("{to}{rest}"),
+            None => key.to_owned(),
+        };
+        BoardKeys {
+            board: rebase(&self.board),
+            distinct: rebase(&self.distinct),
+            stamp_field: self.stamp_field.clone(),
+            stats_prefix: rebase(&self.stats_prefix),
+        }
+    }
+
     /// The key holding `player`'s stamp on this board (their stats hash).
     pub fn stamps_of(&self, player: &str) -> String {
         format!("{}{}", self.stats_prefix, encode_segment(player))
@@ -252,6 +345,11 @@ impl KeySpace {
     /// Set of every product id the worker has seen (raw ids as members).
     pub fn products(&self) -> String {
         format!("{}:products", self.prefix)
+    }
+
+    /// Set of products with a rebuild asked for (each with its `rebuild:wanted`).
+    pub fn rebuilds(&self) -> String {
+        format!("{}:rebuilds", self.prefix)
     }
 
     /// The store's layout version.

@@ -132,6 +132,21 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Commits refused because the store was not what they were planned on; the worker reloads",
     ),
     (
+        "stats_tracker_worker_rebuilds_total",
+        Kind::Counter,
+        "Rebuilds the worker ran because voids asked for them, switched in",
+    ),
+    (
+        "stats_tracker_worker_rebuild_failures_total",
+        Kind::Counter,
+        "Rebuilds asked for by voids that failed (tried again a minute later)",
+    ),
+    (
+        "stats_tracker_worker_held_commits_total",
+        Kind::Counter,
+        "Commits that waited while a rebuild switched a product to its rebuilt copy",
+    ),
+    (
         "stats_tracker_worker_lost_entries_total",
         Kind::Counter,
         "Entries deleted or trimmed from the stream before the tracker read them",

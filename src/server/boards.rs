@@ -116,6 +116,21 @@ pub struct ViewParams {
     ranking: Option<String>,
 }
 
+/// Reading a board as it stood at a past moment (documentation only, see [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AsOfParams {
+    /// The board as it stood at this stream id (`1764547200000-0`: every entry up to it) or
+    /// time (RFC 3339, `2026-12-01T04:00:00Z`; or Unix milliseconds), computed from the
+    /// product's history with the games file as it is now, voids left out. Costs a replay of
+    /// the product's history up to then: more than `history.as_of_max_entries` entries is
+    /// refused (422 `as_of_too_costly`), a history that misses entries too (409
+    /// `history_incomplete`). A `window` without a `period` means the period of that moment.
+    #[param(pattern = "^([0-9]{1,19}(-[0-9]{1,19})?|[0-9]{4}-[0-9]{2}-[0-9]{2}T.+)$")]
+    as_of: Option<String>,
+}
+
 /// Where a page starts and how long it is (documentation only, see [`ViewParams`]).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -152,6 +167,17 @@ fn board_view(
     product: &str,
     board: &str,
     query: &QueryParams,
+) -> Result<(BoardView, BoardKeys), ApiError> {
+    board_view_at(state, product, board, query, (state.clock)())
+}
+
+/// [`board_view`] with `now_ms` (Unix ms) choosing a window's default period.
+fn board_view_at(
+    state: &AppState,
+    product: &str,
+    board: &str,
+    query: &QueryParams,
+    now_ms: u64,
 ) -> Result<(BoardView, BoardKeys), ApiError> {
     let product = parse_product(product)?;
     let board_config = find_board(state, &product, board)?;
@@ -194,7 +220,7 @@ fn board_view(
         ));
     }
     let period = match query.one("period")? {
-        None => Period::containing(window, (state.clock)()),
+        None => Period::containing(window, now_ms),
         Some(label) => Period::parse(window, label).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidQuery,
@@ -226,6 +252,9 @@ pub struct PageResponse {
     view: BoardView,
     /// `standard`, `dense` or `ordinal`.
     ranking: &'static str,
+    /// With `as_of`: the last stream id the page counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<String>,
     #[serde(flatten)]
     page: Page,
 }
@@ -250,11 +279,14 @@ fn cursor(raw: &str, name: &str) -> Result<rank::Row, ApiError> {
         ("board" = String, Path, description = "Board name"),
         ViewParams,
         PageParams,
+        AsOfParams,
     ),
     responses(
         (status = 200, description = "The page; `next`/`prev` are cursors for the pages around it", body = PageResponse),
         (status = 400, description = "`invalid_query`, `invalid_cursor`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
         (status = 404, description = "`product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 409, description = "`history_incomplete`: with `as_of`, the history cannot tell (or is not kept)", body = ErrorBody),
+        (status = 422, description = "`as_of_too_costly`: with `as_of`, too many entries to replay", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
@@ -267,10 +299,22 @@ pub async fn entries(
     let query = QueryParams::parse(
         raw,
         &[
-            "window", "period", "limit", "offset", "after", "before", "ranking",
+            "window", "period", "limit", "offset", "after", "before", "ranking", "as_of",
         ],
     )?;
-    let (view, keys) = board_view(&state, &product, &board, &query)?;
+    let as_of = query
+        .one("as_of")?
+        .map(|raw| {
+            crate::history::parse_moment(raw).map_err(|problem| {
+                ApiError::new(ErrorCode::InvalidQuery, format!("`as_of`: {problem}"))
+            })
+        })
+        .transpose()?;
+    let now = match &as_of {
+        Some(until) => crate::workers::plan::id_millis(until),
+        None => (state.clock)(),
+    };
+    let (view, keys) = board_view_at(&state, &product, &board, &query, now)?;
     let limit = query.number("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let ties = query.ties()?;
     let start = match (
@@ -288,6 +332,15 @@ pub async fn entries(
             ));
         }
     };
+    if let Some(until) = as_of {
+        let page = page_as_of(&state, &view, &keys, &until, &start, limit, ties).await?;
+        return Ok(Json(PageResponse {
+            view,
+            ranking: ties.name(),
+            as_of: Some(until),
+            page,
+        }));
+    }
     let page = match cached_page(&state, &keys, &start, limit, ties).await? {
         Some(page) => page,
         None => rank::page(&state.store, &keys, &start, limit, ties).await?,
@@ -295,8 +348,44 @@ pub async fn entries(
     Ok(Json(PageResponse {
         view,
         ranking: ties.name(),
+        as_of: None,
         page,
     }))
+}
+
+/// A page of the board as it stood after entry `until` (see `history::as_of`).
+async fn page_as_of(
+    state: &AppState,
+    view: &BoardView,
+    keys: &BoardKeys,
+    until: &str,
+    start: &PageStart,
+    limit: u64,
+    ties: rank::Ties,
+) -> Result<Page, ApiError> {
+    use crate::history::as_of::AsOfError;
+    let Some(as_of) = &state.as_of else {
+        return Err(ApiError::new(
+            ErrorCode::HistoryIncomplete,
+            "no history is kept (history.enabled = false): boards cannot be read as of a past moment",
+        ));
+    };
+    let product = parse_product(&view.product_id)?;
+    let copy = as_of
+        .compute(&product, until)
+        .await
+        .map_err(|error| match error {
+            AsOfError::Incomplete(message) => ApiError::new(ErrorCode::HistoryIncomplete, message),
+            AsOfError::TooCostly { .. } => {
+                ApiError::new(ErrorCode::AsOfTooCostly, error.to_string())
+            }
+            AsOfError::Store(error) => error.into(),
+            AsOfError::Replay(message) => ApiError::Internal(message),
+        })?;
+    let keys = keys.rebased(copy.live.base(), copy.keys.base());
+    let page = rank::page(&state.store, &keys, start, limit, ties).await;
+    as_of.discard(copy).await?;
+    Ok(page?)
 }
 
 /// The page from the board's recent head, when it lies within it. A head is read for an

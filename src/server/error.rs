@@ -63,8 +63,15 @@ error_codes! {
     NotARatingBoard = "not_a_rating_board" => NOT_FOUND,
     PlayerNotRated = "player_not_rated" => NOT_FOUND,
     PlayerNotOnBoard = "player_not_on_board" => NOT_FOUND,
+    /// No such match or entry in the product's history.
+    MatchNotFound = "match_not_found" => NOT_FOUND,
+    VoidNotFound = "void_not_found" => NOT_FOUND,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     BodyTooLarge = "body_too_large" => PAYLOAD_TOO_LARGE,
+    /// The product's history misses entries: what needs a rebuild is refused.
+    HistoryIncomplete = "history_incomplete" => CONFLICT,
+    /// A board `as_of` a moment would replay more entries than allowed.
+    AsOfTooCostly = "as_of_too_costly" => UNPROCESSABLE_ENTITY,
     /// A bug (logged with its cause, which clients never see).
     InternalError = "internal_error" => INTERNAL_SERVER_ERROR,
     /// The store's or the stream's Redis did not answer in time.

@@ -13,6 +13,7 @@ mod observability;
 mod openapi;
 mod ratings;
 mod routes;
+mod voids;
 mod worker_health;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub access_log: bool,
     /// Where `GET /v1/health/worker` reads the worker's metrics.
     pub worker_metrics: WorkerMetrics,
+    /// Boards as of a past moment; `None` when no history is kept.
+    pub as_of: Option<Arc<crate::history::as_of::AsOf>>,
 }
 
 /// Unix milliseconds now (replaceable, so tests can roll windows over).
@@ -128,6 +131,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::ingest))
         .routes(routes!(admin::erase_player))
         .routes(routes!(admin::reset_board))
+        .routes(routes!(voids::void_match, voids::list_voids))
+        .routes(routes!(voids::undo_void))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
         .routes(routes!(observability::healthz))

@@ -7,13 +7,20 @@
 -- KEYS[2]  fence: the highest worker lease epoch that has written this partition
 -- KEYS[3]  generation: bumped by admin deletions and resets
 -- KEYS[4]  sequence: the last stamp given out (boards order equal scores by it)
--- KEYS[5…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board and
+-- KEYS[5…9] the product's history: chunk list, entries kept, gap, exported, chunks dropped
+--          (see src/history/mod.rs)
+-- KEYS[10] a rebuild's hold: while it exists the product is being switched to its rebuilt
+--          copy, and nothing is written (returns -2)
+-- KEYS[11…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board and
 --          its distinct scores are consecutive
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  the applied position the writer planned after ('' for none)
 -- ARGV[4]  number of entries the call applies (returned)
--- ARGV[5]  number of entries sent: those with operations and always the last (entries
+-- ARGV[5]  the history chunk of the call's entries ('' for none)
+-- ARGV[6]  history retention: most entries kept (0: no limit)
+-- ARGV[7]  history retention: the oldest id kept ('' for no limit)
+-- ARGV[8]  number of entries sent: those with operations and always the last (entries
 --          without operations change nothing but the position, which the last one sets);
 --          then per entry sent, in stream order:
 --            entry id, number of operations, then per operation:
@@ -25,6 +32,14 @@
 -- exactly that position and generation, its view is stale (or a commit it sent before this
 -- one failed) and nothing is written: returns -1. Otherwise returns the number of entries
 -- applied.
+
+-- Whether stream id a is before b (`<ms>-<seq>`, compared as numbers).
+local function id_before(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+end
 
 -- The stamp of the entry being applied (given out on first use: see BOARD).
 local entry_stamp
@@ -178,16 +193,52 @@ if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
 
-local n_entries, n_sent = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n_entries, n_sent = tonumber(ARGV[4]), tonumber(ARGV[8])
 if n_sent == 0 then return 0 end
 if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] or (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then
   return -1
 end
+if redis.call('EXISTS', KEYS[10]) == 1 then return -2 end
 if fence < epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 
-local i = 6
+-- Appends the call's history chunk; drops chunks from the head past the retention. `gap`
+-- records up to where the history misses applied entries: those applied before it was kept
+-- (or while it was off), and those trimmed.
+local function keep_history(chunk)
+  local events, kept_key, gap, exported, dropped = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+  if ARGV[3] ~= '' then
+    local tail = redis.call('LINDEX', events, -1)
+    local recorded = tail and string.match(tail, '^%S+ (%S+) ')
+    if not recorded then
+      recorded = redis.call('GET', exported)
+      local trimmed = redis.call('GET', gap)
+      if trimmed and (not recorded or id_before(recorded, trimmed)) then recorded = trimmed end
+    end
+    if recorded ~= ARGV[3] then redis.call('SET', gap, ARGV[3]) end
+  end
+  redis.call('RPUSH', events, chunk)
+  local kept = redis.call('INCRBY', kept_key, tonumber(string.match(chunk, '^%S+ %S+ (%d+)\n')))
+  local max_entries, min_id = tonumber(ARGV[6]), ARGV[7]
+  while true do
+    local head = redis.call('LINDEX', events, 0)
+    if not head then break end
+    local last, n = string.match(head, '^%S+ (%S+) (%d+)\n')
+    n = tonumber(n)
+    if not ((max_entries > 0 and kept - n >= max_entries) or (min_id ~= '' and id_before(last, min_id))) then
+      break
+    end
+    redis.call('LPOP', events)
+    kept = redis.call('DECRBY', kept_key, n)
+    redis.call('INCR', dropped)
+    redis.call('SET', gap, last)
+  end
+end
+
+if ARGV[5] ~= '' then keep_history(ARGV[5]) end
+
+local i = 9
 local last
 for _ = 1, n_sent do
   last = ARGV[i]

@@ -20,12 +20,13 @@ use crate::core::store::Connection;
 use redis::Script;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
-use crate::core::config::{DeadLetterRetention, RedisEndpoint};
+use crate::core::config::{DeadLetterRetention, HistoryRetention, RedisEndpoint};
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{KeySpace, PartitionKeys};
 use crate::core::layout::{self, LayoutError};
 use crate::core::store::{self, StoreError, bounded};
+use crate::history::voids::VoidSet;
 use crate::leaderboards::boards::rating_from_fields;
 
 /// A Redis command (or one of commit.lua's custom operations) of a commit, with its keys.
@@ -50,6 +51,8 @@ pub enum CommitError {
     Fenced,
     #[error("the store changed under the worker (a plan was made on stale state)")]
     Stale,
+    #[error("a product is being switched to its rebuilt copy")]
+    Held,
 }
 
 /// Writes planned batches to the store.
@@ -64,6 +67,11 @@ pub struct Committer {
     /// so long calls would leave the reads, and then Redis, waiting.
     entries_per_call: usize,
     retention: DeadLetterRetention,
+    /// How products' history is trimmed as chunks are written.
+    history: HistoryRetention,
+    /// Writing copies of the products (a rebuild's shadow, a board as of a past moment) under
+    /// this suffix of their keys' base (`PartitionKeys::copy`) instead of the products.
+    copy: Option<String>,
     timeout: Duration,
 }
 
@@ -97,13 +105,29 @@ impl Committer {
             // A setting of 0 is refused when settings load; never chunk by 0.
             entries_per_call: entries_per_call.max(1),
             retention,
+            history: HistoryRetention::default(),
+            copy: None,
             timeout,
         })
     }
 
+    /// Trims products' history chunks by `retention` as they are written.
+    pub fn with_history_retention(mut self, retention: HistoryRetention) -> Self {
+        self.history = retention;
+        self
+    }
+
+    /// Writes every product's changes to a copy of it (`PartitionKeys::copy` with `suffix`,
+    /// e.g. a rebuild's shadow), and loads positions and rating states from there; writes no
+    /// history and lists no product.
+    pub fn into_copy(mut self, suffix: &str) -> Self {
+        self.copy = Some(suffix.to_owned());
+        self
+    }
+
     fn partition_keys(&self, partition: &Partition) -> PartitionKeys {
         match partition {
-            Partition::Product(product) => self.keys.product(product),
+            Partition::Product(product) => self.product_keys(product),
             Partition::DeadLetters => self.dead_letters.clone(),
         }
     }
@@ -161,6 +185,15 @@ impl Committer {
         bounded(self.timeout, run_ids).await
     }
 
+    /// The keys a product's changes go to: its own, or its copy's.
+    fn product_keys(&self, product: &ProductId) -> PartitionKeys {
+        let keys = self.keys.product(product);
+        match &self.copy {
+            Some(suffix) => keys.copy(suffix),
+            None => keys,
+        }
+    }
+
     /// Loads into `known` the positions and rating states planning needs.
     pub async fn load(&self, needs: &Needs, known: &mut Known) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -178,13 +211,37 @@ impl Committer {
                 };
                 known.loaded(partition.clone(), position.clone(), generation.clone());
             }
+            // Voids are the live product's (a copy leaves the same entries out).
+            let products: Vec<&ProductId> = needs
+                .positions
+                .iter()
+                .filter_map(|partition| match partition {
+                    Partition::Product(product) => Some(product),
+                    Partition::DeadLetters => None,
+                })
+                .collect();
+            let reads: Vec<redis::Cmd> = products
+                .iter()
+                .map(|product| redis::Cmd::hkeys(self.keys.product(product).voids()))
+                .collect();
+            if !reads.is_empty() {
+                let voids: Vec<Vec<String>> = bounded(self.timeout, conn.query_all(&reads)).await?;
+                for (product, fields) in products.into_iter().zip(voids) {
+                    let set = VoidSet::from_fields(fields.iter().map(String::as_str));
+                    if set.is_empty() {
+                        known.voids.remove(product);
+                    } else {
+                        known.voids.insert(product.clone(), set);
+                    }
+                }
+            }
         }
         // Chunked: a first batch after start-up may need many thousands of states.
         for chunk in needs.ratings.chunks(1000) {
             let reads: Vec<redis::Cmd> = chunk
                 .iter()
                 .map(|(product, board, player)| {
-                    redis::Cmd::hgetall(self.keys.product(product).rating(board, player))
+                    redis::Cmd::hgetall(self.product_keys(product).rating(board, player))
                 })
                 .collect();
             let states: Vec<HashMap<String, String>> =
@@ -224,14 +281,19 @@ impl Committer {
             }
         };
         let mut calls = Vec::new();
+        let history_trim = HistoryTrim::now(self.history);
         for (product, events) in &batch.products {
-            let keys = self.keys.product(product);
+            let keys = self.product_keys(product);
             let ops: Vec<_> = events
                 .iter()
                 .map(|event| (event.id.as_str(), change_ops(&keys, event)))
                 .collect();
+            let lines: Vec<Option<&str>> = events
+                .iter()
+                .map(|event| event.history.as_deref().filter(|_| self.copy.is_none()))
+                .collect();
             let planned_on = planned_on(Partition::Product(product.clone()));
-            calls.push(self.encode_partition(epoch, planned_on, &keys, ops));
+            calls.push(self.encode_partition(epoch, planned_on, &keys, ops, &lines, &history_trim));
         }
         let letters = if batch.dead_letters.is_empty() {
             Vec::new()
@@ -243,7 +305,15 @@ impl Committer {
                 .iter()
                 .map(|letter| (letter.id.as_str(), dead_letter_ops(keys, letter, &trim)))
                 .collect();
-            self.encode_partition(epoch, planned_on(Partition::DeadLetters), keys, ops)
+            let lines = vec![None; ops.len()];
+            self.encode_partition(
+                epoch,
+                planned_on(Partition::DeadLetters),
+                keys,
+                ops,
+                &lines,
+                &history_trim,
+            )
         };
         // An entry that is applied to its product and dead-lettered for one of its boards
         // touches two partitions. Its dead letter goes first: planning skips an entry whose
@@ -259,7 +329,7 @@ impl Committer {
         let unlisted: Vec<&ProductId> = batch
             .products
             .keys()
-            .filter(|product| !known.listed.contains(*product))
+            .filter(|product| self.copy.is_none() && !known.listed.contains(*product))
             .collect();
         let products = (!unlisted.is_empty()).then(|| {
             let mut sadd = redis::cmd("SADD");
@@ -316,12 +386,17 @@ impl Committer {
         mut planned_on: PlannedOn,
         keys: &PartitionKeys,
         mut events: Vec<(&str, Vec<Op>)>,
+        lines: &[Option<&str>],
+        history_trim: &HistoryTrim,
     ) -> Vec<redis::Cmd> {
         events
             .chunks_mut(self.entries_per_call)
-            .map(|chunk| {
+            .zip(lines.chunks(self.entries_per_call))
+            .map(|(chunk, lines)| {
                 fold_counts(chunk);
-                let call = self.encode_call(epoch, &planned_on, keys, chunk);
+                let history = history_chunk(chunk, lines);
+                let call =
+                    self.encode_call(epoch, &planned_on, keys, chunk, &history, history_trim);
                 if let Some((last, _)) = chunk.last() {
                     planned_on.position = (*last).to_owned();
                 }
@@ -337,8 +412,10 @@ impl Committer {
         planned_on: &PlannedOn,
         keys: &PartitionKeys,
         events: &[(&str, Vec<Op>)],
+        history: &[u8],
+        history_trim: &HistoryTrim,
     ) -> redis::Cmd {
-        // KEYS[1..4] are taken; every distinct group of op keys (named by its first key: a
+        // KEYS[1..10] are taken; every distinct group of op keys (named by its first key: a
         // board's two keys always come together) gets the next indexes, so that an op only
         // names its first key. Keys come before the arguments in the call, so they are
         // numbered first.
@@ -348,7 +425,26 @@ impl Committer {
             keys.generation(),
             keys.sequence(),
         );
-        let mut key_names: Vec<&str> = vec![&applied, &fence, &generation_key, &sequence];
+        let (events_key, kept, gap, exported, dropped, hold) = (
+            keys.events(),
+            keys.events_kept(),
+            keys.events_gap(),
+            keys.events_exported(),
+            keys.events_dropped(),
+            keys.rebuild_hold(),
+        );
+        let mut key_names: Vec<&str> = vec![
+            &applied,
+            &fence,
+            &generation_key,
+            &sequence,
+            &events_key,
+            &kept,
+            &gap,
+            &exported,
+            &dropped,
+            &hold,
+        ];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
         for op in events.iter().flat_map(|(_, ops)| ops) {
             let groups =
@@ -372,7 +468,10 @@ impl Committer {
         call.arg(epoch)
             .arg(&planned_on.generation)
             .arg(&planned_on.position)
-            .arg(events.len());
+            .arg(events.len())
+            .arg(history)
+            .arg(history_trim.max_entries)
+            .arg(&history_trim.min_id);
         // Entries without operations are left out but for the last, which sets the position.
         let sent: Vec<&(&str, Vec<Op>)> = events
             .iter()
@@ -428,6 +527,7 @@ impl Committer {
             for reply in replies {
                 match reply {
                     Ok(-1) => return Err(CommitError::Stale),
+                    Ok(-2) => return Err(CommitError::Held),
                     Ok(count) => applied += count.unsigned_abs(),
                     Err(error) if error.code() == Some("FENCED") => {
                         return Err(CommitError::Fenced);
@@ -734,6 +834,50 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
     ops
 }
 
+/// The history chunk of one script call's entries: those with a history line (empty when
+/// none has one).
+fn history_chunk(events: &[(&str, Vec<Op>)], lines: &[Option<&str>]) -> Vec<u8> {
+    let kept: Vec<(&str, &str)> = events
+        .iter()
+        .zip(lines)
+        .filter_map(|((id, _), line)| line.map(|line| (*id, line)))
+        .collect();
+    match (kept.first(), kept.last()) {
+        (Some((first, _)), Some((last, _))) => {
+            let lines: Vec<&str> = kept.iter().map(|(_, line)| *line).collect();
+            crate::history::encode_chunk(first, last, &lines)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// How one commit trims products' history: the bounds as of now.
+struct HistoryTrim {
+    max_entries: u64,
+    /// Chunks whose last entry is older than this stream id go ('' for no age limit).
+    min_id: String,
+}
+
+impl HistoryTrim {
+    fn now(retention: HistoryRetention) -> Self {
+        Self {
+            max_entries: retention.max_entries,
+            min_id: if retention.max_age_ms > 0 {
+                format!("{}-0", now_ms().saturating_sub(retention.max_age_ms))
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// How one commit trims the dead-letter stream: `MAXLEN ~` on every `XADD`, and an
 /// `XTRIM MINID ~` after it (one `XADD` takes one strategy only).
 struct Trim {
@@ -745,10 +889,7 @@ struct Trim {
 impl Trim {
     /// The bounds as of now (the age limit counts back from the worker's clock).
     fn now(retention: DeadLetterRetention) -> Self {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let now_ms = now_ms();
         Self {
             max_entries: (retention.max_entries > 0).then_some(retention.max_entries),
             min_id: (retention.max_age_ms > 0)

@@ -15,7 +15,7 @@
 //! 4. on any Redis error: log, back off, start again at 1; on shutdown, or when the pool asks
 //!    for the partition back: finish the batches in flight, release the lease.
 
-mod commit;
+pub mod commit;
 mod pipeline;
 pub mod plan;
 pub mod pool;
@@ -36,6 +36,8 @@ use crate::core::metrics::{ProductLabels, prometheus};
 use crate::core::partition::partition_stream;
 use crate::core::store::Connection;
 use crate::core::store::StoreError;
+use crate::games::Games;
+use crate::history::rebuild::{Rebuilder, serve_requests};
 use crate::server::listener::Limits;
 use commit::{CommitError, Committer, PreparedCommit};
 use pipeline::{Commits, Planned, Sink};
@@ -48,6 +50,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Back-off bounds while Redis is unreachable.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long the worker waits before trying again a commit held by a rebuild's switch.
+const HOLD_WAIT: Duration = Duration::from_millis(50);
 /// How often consumer lag is sampled.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -95,6 +99,9 @@ pub struct Worker {
     pool_keys: PoolKeys,
     consumer: String,
     lease_ttl: Duration,
+    /// Rebuilds asked for by voids, worked through beside the partitions (see
+    /// `history::rebuild::serve_requests`).
+    rebuilds: Option<(Rebuilder, Option<std::path::PathBuf>)>,
 }
 
 /// The worker of one stream partition (the whole stream when there is one).
@@ -117,7 +124,7 @@ impl Worker {
         let count = settings.stream.partitions;
         metrics::gauge!("stats_tracker_worker_partitions").set(f64::from(count));
         let pool = Arc::new(Pool::new(count));
-        let rules = Arc::new(rules);
+        let rules = Arc::new(rules.keeping_history(settings.history.enabled));
         let labels = Arc::new(ProductLabels::new(settings.server.max_product_labels));
         let consumer = settings.consumer_name();
         let mut partitions = Vec::new();
@@ -141,7 +148,8 @@ impl Worker {
                 settings.worker.entries_per_script_call,
                 settings.dead_letter_retention(),
                 COMMAND_TIMEOUT,
-            )?;
+            )?
+            .with_history_retention(settings.history_retention());
             partitions.push(PartitionWorker {
                 partition,
                 sink: Sink {
@@ -165,7 +173,29 @@ impl Worker {
             pool_keys: PoolKeys::new(&settings.stream.name, &settings.stream.group),
             consumer,
             lease_ttl: Duration::from_millis(settings.stream.lease_ttl_ms),
+            rebuilds: None,
         })
+    }
+
+    /// Also works through the rebuilds voids ask for, with `games` (history must be kept).
+    pub fn serving_rebuilds(
+        mut self,
+        settings: &Settings,
+        games: Arc<Games>,
+    ) -> anyhow::Result<Self> {
+        if settings.history.enabled {
+            let store = crate::core::store::Store::connect_lazy(
+                &RedisEndpoint {
+                    read_from_replicas: false,
+                    ..settings.store_redis()
+                },
+                settings.key_space()?,
+                COMMAND_TIMEOUT,
+            )?;
+            let rebuilder = Rebuilder::new(store, settings.store_redis(), games);
+            self.rebuilds = Some((rebuilder, settings.history.segments_dir.clone()));
+        }
+        Ok(self)
     }
 
     /// Works until `shutdown` is cancelled, surviving Redis outages; fails only if the event
@@ -193,7 +223,12 @@ impl Worker {
         };
         let partitions =
             futures::future::join_all(self.partitions.iter().map(|p| p.run(stop.clone())));
-        let (beat, _) = tokio::join!(heartbeat, partitions);
+        let rebuilds = async {
+            if let Some((rebuilder, segments)) = &self.rebuilds {
+                serve_requests(rebuilder, segments.clone(), stop.clone()).await;
+            }
+        };
+        let (beat, _, _) = tokio::join!(heartbeat, partitions, rebuilds);
         tracing::info!("worker stopped");
         beat
     }
@@ -206,6 +241,18 @@ impl PartitionWorker {
         while !shutdown.is_cancelled() {
             match self.work_under_lease(&shutdown, &mut backoff).await {
                 Ok(()) => {}
+                Err(WorkerError::Commit(CommitError::Held)) => {
+                    // A rebuild switches a product over; it holds the product a moment only.
+                    metrics::counter!("stats_tracker_worker_held_commits_total").increment(1);
+                    tracing::info!(
+                        partition = self.partition,
+                        "a product is being switched to its rebuilt copy; waiting"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(HOLD_WAIT) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
                 Err(WorkerError::Commit(CommitError::Stale)) => {
                     metrics::counter!("stats_tracker_worker_stale_reloads_total").increment(1);
                     tracing::warn!(

@@ -18,6 +18,7 @@ use crate::core::effects::Changes;
 use crate::core::event::{Fields, GameEvent, RawEntry, ReasonKind, Redrive, Rejection};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::games::Games;
+use crate::history::voids::VoidSet;
 use crate::leaderboards::ratings::Rating;
 use crate::leaderboards::scoring::{
     BoardRejection, RatingBook, ScoreContext, ScoringHandler, ScoringRegistry,
@@ -28,6 +29,9 @@ use crate::player_stats::handlers::{StatsHandler, StatsRegistry};
 pub struct Rules {
     scoring: ScoringRegistry,
     stats: StatsRegistry,
+    /// Whether every entry applied to a product is planned with its history line (so the
+    /// product's history holds it), also those that change nothing.
+    keep_history: bool,
 }
 
 impl Rules {
@@ -36,7 +40,14 @@ impl Rules {
         Self {
             scoring: games.scoring(),
             stats: games.stats(),
+            keep_history: false,
         }
+    }
+
+    /// These rules, planning history lines (`history.enabled`) or not.
+    pub fn keeping_history(mut self, keep: bool) -> Self {
+        self.keep_history = keep;
+        self
     }
 
     /// The built-in games configuration's rules.
@@ -102,6 +113,8 @@ pub struct Known {
     pub listed: HashSet<ProductId>,
     /// Whether a partition's `redriven` set holds a member (see [`Needs::redrives`]).
     pub redriven: HashMap<(Partition, String), bool>,
+    /// Per product, its voided matches and entries (loaded with its position).
+    pub voids: HashMap<ProductId, VoidSet>,
 }
 
 impl Known {
@@ -135,6 +148,7 @@ impl Known {
             + self.generations.len()
             + self.listed.len()
             + self.redriven.len()
+            + self.voids.len()
     }
 
     /// Drops everything held. Only safe when the store holds every planned change (nothing
@@ -264,6 +278,8 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
 pub struct PlannedEvent {
     pub id: String,
     pub changes: Changes,
+    /// The entry's line in the product's history (when the rules keep history).
+    pub history: Option<String>,
     /// For a re-driven entry, the original event's id: added to the product's `redriven` set
     /// with the changes.
     pub redrive_of: Option<String>,
@@ -303,6 +319,8 @@ pub enum Outcome {
     /// A second copy of a re-driven dead letter (the re-drive was repeated after a crash):
     /// the first was applied or dead-lettered already; skipped.
     RedriveDuplicate,
+    /// An entry of a voided match (or a voided entry): kept in history, not applied.
+    Voided,
 }
 
 impl Outcome {
@@ -313,6 +331,7 @@ impl Outcome {
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Replayed => "replayed",
             Outcome::RedriveDuplicate => "redrive_duplicate",
+            Outcome::Voided => "voided",
         }
     }
 }
@@ -328,7 +347,8 @@ pub struct EntryOutcome {
 /// Everything a batch will write.
 #[derive(Debug, Default, PartialEq)]
 pub struct BatchPlan {
-    /// Per product, the entries with changes, in stream order.
+    /// Per product, the entries applied, in stream order: those with changes, and when history
+    /// is kept every other entry of the product too (its history line).
     pub products: BTreeMap<ProductId, Vec<PlannedEvent>>,
     /// Entries to dead-letter, in stream order.
     pub dead_letters: Vec<DeadLetter>,
@@ -397,6 +417,15 @@ pub fn plan(
                     (product, outcome)
                 } else if redrive.is_some_and(|redrive| known.redriven(&partition, &redrive.of)) {
                     (product, Outcome::RedriveDuplicate)
+                } else if known
+                    .voids
+                    .get(&event.product)
+                    .is_some_and(|voids| voids.covers(id, fields))
+                {
+                    if rules.keep_history {
+                        plan.keep(&event.product, id, Changes::default(), fields, None);
+                    }
+                    (product, Outcome::Voided)
                 } else {
                     match apply(event, id, at_ms, rules, known) {
                         Ok((changes, rejections)) => {
@@ -427,22 +456,28 @@ pub fn plan(
                                 }
                             }
                             let outcome = if !changes.is_empty() {
-                                plan.products
-                                    .entry(event.product.clone())
-                                    .or_default()
-                                    .push(PlannedEvent {
-                                        id: id.to_owned(),
-                                        changes,
-                                        redrive_of: redrive.map(|redrive| redrive.of.clone()),
-                                    });
+                                let redrive_of = redrive.map(|redrive| redrive.of.clone());
+                                plan.keep_if(
+                                    rules,
+                                    &event.product,
+                                    id,
+                                    changes,
+                                    fields,
+                                    redrive_of,
+                                );
                                 if let Some(redrive) = redrive {
                                     known.mark_redriven(partition, &redrive.of);
                                 }
                                 Outcome::Applied
-                            } else if dead {
-                                Outcome::DeadLettered
                             } else {
-                                Outcome::Skipped
+                                if rules.keep_history {
+                                    plan.keep(&event.product, id, changes, fields, None);
+                                }
+                                if dead {
+                                    Outcome::DeadLettered
+                                } else {
+                                    Outcome::Skipped
+                                }
                             };
                             (product, outcome)
                         }
@@ -478,6 +513,51 @@ pub fn plan(
 }
 
 impl BatchPlan {
+    /// Plans an entry of `product` with its changes, and its history line when the rules keep
+    /// history.
+    fn keep_if(
+        &mut self,
+        rules: &Rules,
+        product: &ProductId,
+        id: &str,
+        changes: Changes,
+        fields: &Fields,
+        redrive_of: Option<String>,
+    ) {
+        let history = rules
+            .keep_history
+            .then(|| crate::history::encode_line(id, fields));
+        self.products
+            .entry(product.clone())
+            .or_default()
+            .push(PlannedEvent {
+                id: id.to_owned(),
+                changes,
+                history,
+                redrive_of,
+            });
+    }
+
+    /// Plans an entry of `product` with its history line (history is kept).
+    fn keep(
+        &mut self,
+        product: &ProductId,
+        id: &str,
+        changes: Changes,
+        fields: &Fields,
+        redrive_of: Option<String>,
+    ) {
+        self.products
+            .entry(product.clone())
+            .or_default()
+            .push(PlannedEvent {
+                id: id.to_owned(),
+                changes,
+                history: Some(crate::history::encode_line(id, fields)),
+                redrive_of,
+            });
+    }
+
     /// Each letter the batch writes, as its entry's raw product id (empty for an entry gone
     /// from the stream) and the reason's kind: for metrics.
     pub fn letter_kinds(&self) -> Vec<(String, ReasonKind)> {
@@ -1027,8 +1107,8 @@ mod properties {
                         prop_assert!(!applied);
                         prop_assert_eq!(&letter.fields, &entry.fields);
                     }
-                    Outcome::Replayed | Outcome::RedriveDuplicate => {
-                        prop_assert!(false, "nothing was applied before")
+                    Outcome::Replayed | Outcome::RedriveDuplicate | Outcome::Voided => {
+                        prop_assert!(false, "nothing was applied before, nothing is voided")
                     }
                 }
                 if let Some(letter) = letter {

@@ -98,10 +98,19 @@ impl Chaos {
             &ids,
         )
         .await;
+        // The history holds every applied entry once, written with its effects.
+        crate::history::assert_history_matches(
+            &mut store,
+            &settings.store.key_prefix,
+            &events,
+            &ids,
+            &bad,
+        )
+        .await;
         eprintln!(
             "chaos: {} events ({} bad), {} SIGKILLs ({kills_with_work_left} with work left), \
-             {restarts} Redis restarts, {:.1?} in all; boards, Elo ratings, stats and dead \
-             letters equal the reference model ({} boards, {} stats hashes, {} Elo states)",
+             {restarts} Redis restarts, {:.1?} in all; boards, Elo ratings, stats, dead \
+             letters and history equal the reference model ({} boards, {} stats hashes, {} Elo states)",
             events.len(),
             bad.len(),
             self.kills,

@@ -579,7 +579,9 @@ impl TestApp {
             }
         })];
         if with_worker {
-            let worker = Worker::new(settings, Rules::from_games(&games)).expect("worker");
+            let worker = Worker::new(settings, Rules::from_games(&games))
+                .and_then(|worker| worker.serving_rebuilds(settings, games.clone()))
+                .expect("worker");
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 worker.run(shutdown).await.expect("the worker runs");
@@ -622,13 +624,15 @@ impl TestApp {
 
 /// `stats-tracker <subcommand> -m test` configured by `settings` alone (through the
 /// environment): Redis URLs, cluster flags, key prefix, games file, stream and worker settings.
+/// `subcommand` may be several words (`history export`).
 pub fn tracker_command(settings: &Settings, subcommand: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stats-tracker"));
     if let Some(file) = &settings.games.file {
         command.env("STATS_TRACKER__GAMES__FILE", file);
     }
     command
-        .args([subcommand, "-m", "test"])
+        .args(subcommand.split(' '))
+        .args(["-m", "test"])
         .env("STATS_TRACKER_REDIS_URL", settings.store_url())
         .env("GAME_EVENT_STREAM_REDIS_URL", settings.stream_url())
         .env(

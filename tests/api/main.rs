@@ -18,6 +18,7 @@ mod dead_letters;
 mod durability;
 mod faults;
 mod fuzz;
+mod history;
 mod limits;
 mod migrate;
 mod ops;

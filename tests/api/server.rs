@@ -38,6 +38,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events"),
     ("DELETE", "/v1/admin/players/{user_id}"),
     ("DELETE", "/v1/admin/products/{product_id}/boards/{board}"),
+    ("POST", "/v1/admin/products/{product_id}/voids"),
+    ("GET", "/v1/admin/products/{product_id}/voids"),
+    (
+        "DELETE",
+        "/v1/admin/products/{product_id}/voids/{kind}/{id}",
+    ),
     ("GET", "/v1/admin/dead-letters"),
     ("POST", "/v1/admin/dead-letters/redrive"),
     ("GET", "/healthz"),
@@ -281,7 +287,9 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         let path = template
             .replace("{product_id}", "exrps")
             .replace("{board}", "elo")
-            .replace("{user_id}", "alice");
+            .replace("{user_id}", "alice")
+            .replace("{kind}", "game")
+            .replace("{id}", "g1");
         let mut request = app.http.request(
             method.parse().expect("method"),
             format!("{}{path}", app.address),

@@ -517,19 +517,27 @@ async fn commit_call(
     call.key("t:applied")
         .key("t:fence")
         .key("t:generation")
-        .key("t:sequence")
-        .key("t:stats")
-        // epoch, generation, planned after, one entry applied and sent: id, one operation:
-        // HINCRBY on KEYS[5] with its (fixed) two arguments.
+        .key("t:sequence");
+    // The history's keys and the rebuild hold.
+    for history in ["events", "kept", "gap", "exported", "dropped", "hold"] {
+        call.key(format!("t:{history}"));
+    }
+    call.key("t:stats")
+        // epoch, generation, planned after, one entry applied, no history chunk and no
+        // retention, one entry sent: id, one operation: HINCRBY on KEYS[11] with its (fixed)
+        // two arguments.
         .arg(1)
         .arg("")
         .arg(planned_after)
         .arg(1)
+        .arg("")
+        .arg(0)
+        .arg("")
         .arg(1)
         .arg(id)
         .arg(1)
         .arg("HINCRBY")
-        .arg(5)
+        .arg(11)
         .arg("games")
         .arg(1);
     call.invoke_async(conn)
