@@ -122,12 +122,13 @@ pub struct ViewParams {
 #[allow(dead_code)]
 pub struct AsOfParams {
     /// The board as it stood at this stream id (`1764547200000-0`: every entry up to it) or
-    /// time (RFC 3339, `2026-12-01T04:00:00Z`; or Unix milliseconds), computed from the
-    /// product's history with the games file as it is now, voids left out. Costs a replay of
-    /// the product's history up to then: more than `history.as_of_max_entries` entries is
-    /// refused (422 `as_of_too_costly`), a history that misses entries too (409
-    /// `history_incomplete`). A `window` without a `period` means the period of that moment.
-    #[param(pattern = "^([0-9]{1,19}(-[0-9]{1,19})?|[0-9]{4}-[0-9]{2}-[0-9]{2}T.+)$")]
+    /// Unix millisecond time (`1764547200000`: every entry up to its end), computed from the
+    /// product's history with the games file as it is now, voids left out; an RFC 3339 time
+    /// (`2026-12-01T04:00:00Z`) is accepted too. Costs a replay of the product's history up to
+    /// then: more than `history.as_of_max_entries` entries is refused (422
+    /// `as_of_too_costly`), a history that misses entries too (409 `history_incomplete`). A
+    /// `window` without a `period` means the period of that moment.
+    #[param(pattern = "^[0-9]{1,19}(-[0-9]{1,19})?$")]
     as_of: Option<String>,
 }
 

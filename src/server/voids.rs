@@ -7,7 +7,11 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+
+use super::openapi::schema;
 
 use super::AppState;
 use super::admin::authorize;
@@ -18,21 +22,59 @@ use crate::core::ids::ProductId;
 use crate::history::voids::{self, Void, VoidError, VoidTarget};
 
 /// What to void: exactly one of `game_id` (every entry of the match) and `entry_id` (one
-/// stream entry).
-#[derive(Deserialize, ToSchema)]
+/// stream entry), with an optional `reason` (the schema below says it).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {
-    /// The match's `game_id`.
-    #[schema(min_length = 1, max_length = 256)]
     game_id: Option<String>,
-    /// A stream entry id (`<ms>-<seq>`).
-    #[schema(pattern = "^[0-9]+-[0-9]+$")]
     entry_id: Option<String>,
-    /// Why (kept with the void).
-    #[schema(max_length = 1000)]
     #[serde(default)]
     reason: String,
 }
+
+impl utoipa::PartialSchema for VoidRequest {
+    fn schema() -> RefOr<Schema> {
+        let reason = json!({
+            "type": "string",
+            "maxLength": 1000,
+            "description": "Why (kept with the void).",
+        });
+        schema(json!({
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["game_id"],
+                    "properties": {
+                        "game_id": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 256,
+                            "description": "The match's `game_id`: every entry of it is voided.",
+                        },
+                        "reason": reason,
+                    },
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "required": ["entry_id"],
+                    "properties": {
+                        "entry_id": {
+                            "type": "string",
+                            "pattern": "^[0-9]{1,19}-[0-9]{1,19}$",
+                            "description": "One stream entry's id.",
+                        },
+                        "reason": reason,
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+            "example": {"game_id": "9f1c2a70-0000-4000-8000-000000000001", "reason": "cheating"},
+        }))
+    }
+}
+
+impl ToSchema for VoidRequest {}
 
 /// A void made (or found made before), with the rebuild it asked for.
 #[derive(Serialize, ToSchema)]
@@ -51,6 +93,16 @@ pub struct VoidList {
     pub voids: Vec<Void>,
     /// Whether a rebuild asked for by a void (or its undoing) has not finished yet.
     pub rebuild_pending: bool,
+}
+
+/// What a void names, in the undo route's path.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VoidKind {
+    /// A match, by its `game_id`.
+    Game,
+    /// One stream entry, by its id.
+    Entry,
 }
 
 /// An undone void.
@@ -168,7 +220,7 @@ pub async fn list_voids(
     summary = "Undo a void: the product is rebuilt with the match or entry again",
     params(
         ("product_id" = String, Path, description = "Product (game) id"),
-        ("kind" = String, Path, description = "`game` or `entry`"),
+        ("kind" = inline(VoidKind), Path, description = "`game` or `entry`"),
         ("id" = String, Path, description = "The voided game_id or entry id"),
     ),
     security(("admin_token" = [])),
@@ -185,21 +237,20 @@ pub async fn list_voids(
 pub async fn undo_void(
     State(state): State<AppState>,
     headers: HeaderMap,
-    path: Result<Path<(String, String, String)>, PathRejection>,
+    path: Result<Path<(String, VoidKind, String)>, PathRejection>,
 ) -> Result<Json<VoidUndone>, ApiError> {
     authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
     let Path((product, kind, id)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
-    let target = match kind.as_str() {
-        "game" => VoidTarget::Game(id.clone()),
-        "entry" => VoidTarget::Entry(id.clone()),
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidPath,
-                format!("the kind of a void is `game` or `entry`, not {kind:?}"),
-            ));
-        }
+    let target = match kind {
+        VoidKind::Game => VoidTarget::Game(id.clone()),
+        VoidKind::Entry => VoidTarget::Entry(id.clone()),
     };
+    let kind = match kind {
+        VoidKind::Game => "game",
+        VoidKind::Entry => "entry",
+    }
+    .to_owned();
     refuse_incomplete_history(&state, &product).await?;
     voids::remove(&state.store, &product, &target)
         .await
