@@ -879,3 +879,112 @@ async fn a_board_reads_as_it_stood_at_a_past_entry_or_moment() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_what_would_change_and_changes_nothing() {
+    let (redis, mut settings) = setup(CHAOS_GAMES).await;
+    let mut stream = redis.connection(1).await;
+    let mut store = redis.connection(0).await;
+    let (events, _) = mixed_run(53, 150, 20, 0);
+    apply_all(&settings, &mut stream, &events).await;
+    let before = store.keys("st_test:*").await;
+    let elo = exrps_keys("st_test").board("elo");
+    let board_before = board_rows(&mut store, &elo).await;
+
+    write_games(
+        &redis,
+        &mut settings,
+        &CHAOS_GAMES.replace("k_factor = 20.0", "k_factor = 32.0"),
+    );
+    let report = assert_succeeded(&rebuild(&settings, &["--product", "exrps", "--dry-run"]));
+    assert_eq!(report["switched"], false, "{report}");
+    let changes = report["changes"].as_array().expect("changes");
+    let elo_changes = changes
+        .iter()
+        .find(|board| board["board"] == "elo")
+        .expect("the elo board is compared");
+    assert!(
+        elo_changes["score_changed"].as_u64().unwrap_or(0) > 0,
+        "{elo_changes}"
+    );
+    assert_eq!(elo_changes["players_now"], elo_changes["players_rebuilt"]);
+    let largest = elo_changes["largest"].as_array().expect("largest");
+    assert!(!largest.is_empty() && largest.len() <= 10, "{elo_changes}");
+    let wins_changes = changes
+        .iter()
+        .find(|board| board["board"] == "wins")
+        .expect("the wins board is compared");
+    assert_eq!(
+        wins_changes["score_changed"], 0,
+        "wins do not depend on K: {wins_changes}"
+    );
+    assert_eq!(
+        board_rows(&mut store, &elo).await,
+        board_before,
+        "nothing switched"
+    );
+    assert_eq!(
+        store.keys("st_test:*").await,
+        before,
+        "no shadow left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_player_erased_after_an_export_stays_erased_in_a_rebuild_from_segments() {
+    let (redis, settings) = setup(CHAOS_GAMES).await;
+    let mut stream = redis.connection(1).await;
+    let mut store = redis.connection(0).await;
+    let (events, _) = mixed_run(59, 150, 20, 0);
+    let app = TestApp::spawn(&settings, true).await;
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let dir: PathBuf = redis.socket_dir().join("segments");
+    let exported = tracker_command(&settings, "history export")
+        .args(["--product", "exrps", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("export");
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let victim = events
+        .iter()
+        .find_map(|event| {
+            let exrps = event.iter().any(|(n, v)| n == "product_id" && v == "exrps");
+            let loser = event.iter().find(|(n, _)| n == "loser_id");
+            exrps.then_some(loser).flatten().map(|(_, v)| v.clone())
+        })
+        .expect("an exrps loser");
+    let (status, body) = send_admin(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/admin/players/{}", urlencode(&victim)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+    let exrps = exrps_keys("st_test");
+    let elo_before = board_scores(&mut store, &exrps.board("elo")).await;
+    let dir_text = dir.to_string_lossy().into_owned();
+    assert_succeeded(&rebuild(
+        &settings,
+        &["--product", "exrps", "--segments", &dir_text],
+    ));
+    let elo_after = board_scores(&mut store, &exrps.board("elo")).await;
+    assert!(!elo_after.contains_key(&victim));
+    assert_eq!(
+        elo_after, elo_before,
+        "everyone else's ratings are as they were"
+    );
+    let encoded = stats_tracker::core::keys::encode_segment(&victim);
+    let keys = store.keys("st_test:*").await;
+    assert!(
+        keys.iter()
+            .all(|key| !key.ends_with(&format!(":{encoded}"))),
+        "a key of {victim} is left"
+    );
+}
