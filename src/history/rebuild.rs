@@ -1173,7 +1173,8 @@ pub async fn serve_requests(
                         "rebuilt the product as asked (voids)"
                     );
                 }
-                Err(RebuildError::Busy(_)) => {}
+                // Another process runs it, or this one is stopping: it resumes later.
+                Err(RebuildError::Busy(_) | RebuildError::Stopped) => {}
                 Err(error) => {
                     failed.insert(raw.clone(), Instant::now());
                     metrics::counter!("stats_tracker_worker_rebuild_failures_total").increment(1);

@@ -142,6 +142,7 @@ impl Head {
                 },
                 user_id: row.player.clone(),
                 score: row.score.clone(),
+                percentile: None,
             })
             .collect();
         Some(Page {

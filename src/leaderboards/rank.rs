@@ -145,6 +145,19 @@ pub struct RankedEntry {
     /// The board's score; integral values are written as integers.
     #[schema(value_type = f64)]
     pub score: serde_json::Number,
+    /// In standings and `ranks` answers: the share of the board's players with a strictly
+    /// worse score, in percent (0 to 100, two decimals; 0 for the only player, or when all
+    /// are tied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentile: Option<f64>,
+}
+
+/// The share of `total` players that `behind` is, in percent with two decimals.
+pub fn percentile(behind: u64, total: u64) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    (behind as f64 * 10_000.0 / total as f64).round() / 100.0
 }
 
 /// A page of a board.
@@ -221,6 +234,8 @@ struct Rows {
     skipped: u64,
     /// The first row's rank (by the requested ties).
     first_rank: u64,
+    /// For a player's rows: the players strictly behind them.
+    behind: u64,
     rows: Vec<Row>,
 }
 
@@ -260,11 +275,12 @@ async fn read_rows(
                 .next()
                 .and_then(|v| redis::from_redis_value::<u64>(v).ok())
         };
-        let (total, skipped, first_rank) = (number()?, number()?, number()?);
+        let (total, skipped, first_rank, behind) = (number()?, number()?, number()?, number()?);
         Some(Rows {
             total,
             skipped,
             first_rank,
+            behind,
             rows: rows_of(values),
         })
     }))
@@ -289,6 +305,7 @@ fn rank_rows(rows: &[Row], first_ordinal: u64, first_rank: u64, ties: Ties) -> V
             rank,
             user_id: row.player().unwrap_or_default().to_owned(),
             score: json_number(row.score),
+            percentile: None,
         });
     }
     entries
@@ -390,20 +407,24 @@ pub async fn ranks(
     }
     let reply: Vec<redis::Value> = store.invoke_read(&invocation).await?;
     let mut values = reply.into_iter();
+    let total = values
+        .next()
+        .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+        .unwrap_or_default();
     Ok(players
         .iter()
         .map(|player| {
-            let stored = values
-                .next()
-                .and_then(|v| redis::from_redis_value::<String>(v).ok())?;
-            let ahead = values
-                .next()
-                .and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
+            let mut next = || values.next();
+            let (stored, ahead, behind) = (next(), next(), next());
+            let stored = stored.and_then(|v| redis::from_redis_value::<String>(v).ok())?;
+            let ahead = ahead.and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
+            let behind = behind.and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
             let stored: f64 = stored.parse().ok()?;
             Some(RankedEntry {
                 rank: ahead + 1,
                 user_id: (*player).to_owned(),
                 score: json_number(score_of_stored(stored)),
+                percentile: Some(percentile(behind, total)),
             })
         })
         .collect())
@@ -432,9 +453,10 @@ pub async fn standing(
         return Ok(None);
     };
     let neighbours = rank_rows(&read.rows, read.skipped + 1, read.first_rank, ties);
-    let Some(entry) = neighbours.iter().find(|e| e.user_id == player).cloned() else {
+    let Some(mut entry) = neighbours.iter().find(|e| e.user_id == player).cloned() else {
         return Ok(None);
     };
+    entry.percentile = Some(percentile(read.behind, read.total));
     Ok(Some(Standing {
         total: read.total,
         entry,
@@ -472,6 +494,15 @@ mod tests {
         assert_eq!(score_key(-0.0), score_key(0.0));
         scores.dedup();
         assert_eq!(score_of_key("nothex!!nothex!!"), None);
+    }
+
+    #[test]
+    fn percentiles_are_shares_of_the_board_in_percent_with_two_decimals() {
+        assert_eq!(percentile(0, 1), 0.0, "the only player");
+        assert_eq!(percentile(0, 0), 0.0);
+        assert_eq!(percentile(2, 3), 66.67);
+        assert_eq!(percentile(999_999, 1_000_000), 100.0);
+        assert_eq!(percentile(3, 4), 75.0);
     }
 
     #[test]

@@ -9,14 +9,15 @@
 --             position is where it would sort)
 --   'player'  the rows around player ARGV[5], whose stamp is field ARGV[2] of KEYS[3]
 --   'players' for players ARGV[5…] (stats hashes KEYS[3…], stamp field ARGV[2]): each one's
---             stored score and rank count ('' and 0 when not on the board)
+--             stored score, rank count and players strictly behind ('', 0, 0 when not on
+--             the board)
 -- ARGV[3] most rows ('player': rows above and below)
 -- ARGV[4] 'standard', 'dense' or 'ordinal'
 --
--- Returns {total, rows skipped before the first row, rank of the first row, member, stored
--- score, member, stored score…}, or false for a player not on the board. Later rows' ranks
--- follow from the scores. 'players' returns {score, count, score, count…} instead: ranks are
--- count + 1.
+-- Returns {total, rows skipped before the first row, rank of the first row, players strictly
+-- behind the player ('player'; 0 otherwise), member, stored score, member, stored score…}, or
+-- false for a player not on the board. Later rows' ranks follow from the scores. 'players'
+-- returns {total, score, count, behind, score, count, behind…} instead: ranks are count + 1.
 
 local board, distinct = KEYS[1], KEYS[2]
 local start, from, limit, ties = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -37,8 +38,14 @@ local function ahead(stored, member)
   return redis.call('ZCOUNT', ranked, '-inf', '(' .. stored)
 end
 
+-- Players with a strictly worse score than stored score `stored` (text).
+local function behind(total, stored)
+  return total - redis.call('ZCOUNT', board, '-inf', stored)
+end
+
 if start == 'players' then
-  local reply = {}
+  local total = redis.call('ZCARD', board)
+  local reply = { total }
   for i = 5, #ARGV do
     local player = ARGV[i]
     local stamp = redis.call('HGET', KEYS[i - 2], from)
@@ -47,8 +54,10 @@ if start == 'players' then
     if stored then
       reply[#reply + 1] = stored
       reply[#reply + 1] = ahead(stored, member)
+      reply[#reply + 1] = behind(total, stored)
     else
       reply[#reply + 1] = ''
+      reply[#reply + 1] = 0
       reply[#reply + 1] = 0
     end
   end
@@ -76,6 +85,7 @@ end
 
 local total = redis.call('ZCARD', board)
 local first_row, last_row
+local subject_behind = 0
 
 if start == 'offset' then
   first_row = tonumber(from)
@@ -93,6 +103,7 @@ else
   if not stamp then return false end
   local at = redis.call('ZRANK', board, stamp .. ARGV[5])
   if not at then return false end
+  subject_behind = behind(total, redis.call('ZSCORE', board, stamp .. ARGV[5]))
   first_row = math.max(0, at - limit)
   last_row = at + limit
 end
@@ -105,6 +116,6 @@ local first = first_row + 1
 if #rows > 0 and ties ~= 'ordinal' then
   first = ahead(rows[2], rows[1]) + 1
 end
-local reply = { total, first_row, first }
+local reply = { total, first_row, first, subject_behind }
 for i = 1, #rows do reply[#reply + 1] = rows[i] end
 return reply

@@ -432,6 +432,10 @@ pub struct StandingResponse {
     rank: u64,
     #[schema(value_type = f64)]
     score: serde_json::Number,
+    /// The share of the board's players with a strictly worse score, in percent (0 to 100,
+    /// two decimals; 0 for the only player, or when all are tied): "better than 97% of
+    /// players".
+    percentile: f64,
     /// The rows around the player (the player's included), best first.
     around: Vec<RankedEntry>,
 }
@@ -493,6 +497,7 @@ pub async fn standing(
         user_id: standing.entry.user_id,
         rank: standing.entry.rank,
         score: standing.entry.score,
+        percentile: standing.entry.percentile.unwrap_or_default(),
         around: standing.neighbours,
     }))
 }

@@ -869,3 +869,65 @@ async fn a_player_entering_a_new_period_drops_stamps_of_periods_that_are_gone() 
     assert!(fields.contains(&"~wins".to_owned()), "{fields:?}");
     app.stop().await;
 }
+
+/// A draw between `a` and `b` (both stay on the wins board with what they had).
+fn draw(a: &str, b: &str) -> Event {
+    vec![
+        ("product_id".into(), "exrps".into()),
+        ("type".into(), "draw".into()),
+        ("p1_id".into(), a.into()),
+        ("p2_id".into(), b.into()),
+    ]
+}
+
+#[tokio::test]
+async fn percentiles_count_the_players_strictly_behind_even_at_the_edges() {
+    let redis = TestRedis::start().await;
+    let app = TestApp::spawn(&settings(&redis), true).await;
+    let mut stream = redis.connection(1).await;
+    let standing = |player: &str| format!("/v1/products/exrps/boards/wins/players/{player}");
+    let percentile = |body: &Value| body["percentile"].as_f64().expect("percentile");
+
+    // All tied (two players, 0 wins each): nobody is strictly behind.
+    push_events(&mut stream, &[draw("a", "b")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    for player in ["a", "b"] {
+        let (status, body) = app.get_json(&standing(player)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(percentile(&body), 0.0, "{body}");
+    }
+    // a: 3 wins, b: 0, c: 0, d: 0 → a beats 3 of 4 (75%), the others nobody.
+    let games: Vec<Event> = ["b", "c", "d"]
+        .iter()
+        .map(|loser| game_over("a", loser))
+        .collect();
+    push_events(&mut stream, &games).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, body) = app.get_json(&standing("a")).await;
+    assert_eq!(percentile(&body), 75.0, "{body}");
+    let (_, body) = app.get_json(&standing("c")).await;
+    assert_eq!(percentile(&body), 0.0, "{body}");
+    // e: 1 win over d, and a third wins-board tier: a 3, e 1, b/c/d 0 (5 players).
+    push_events(&mut stream, &[game_over("e", "d")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (_, body) = app
+        .get_json("/v1/products/exrps/boards/wins/ranks?user_id=a&user_id=e&user_id=d")
+        .await;
+    let percentiles: BTreeMap<String, f64> = body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|row| {
+            (
+                row["user_id"].as_str().unwrap_or_default().to_owned(),
+                row["percentile"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(
+        percentiles,
+        BTreeMap::from([("a".into(), 80.0), ("d".into(), 0.0), ("e".into(), 60.0)]),
+        "{body}"
+    );
+    app.stop().await;
+}
