@@ -94,6 +94,7 @@ pub async fn erase_from(
     for board in &boards {
         invocation.key(&board.board).key(&board.distinct);
     }
+    invocation.key(keys.profile(player));
     for board in rated_boards(config) {
         invocation
             .key(keys.rating(board, player))

@@ -81,6 +81,11 @@ pub enum Change {
         entry: String,
         limit: usize,
     },
+    /// Set the player's public profile fields (`name`, `meta`), each only when given.
+    Profile {
+        player: PlayerId,
+        fields: Vec<(&'static str, String)>,
+    },
 }
 
 /// The changes one event causes, gathered from every handler that looked at it.

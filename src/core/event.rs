@@ -235,8 +235,26 @@ pub enum EventKind {
     Match(MatchOutcome),
     /// Something a player did (`gameplay`); rules read its fields by name.
     Gameplay { event_name: String },
+    /// `player_profile`: a player's display name and public metadata (`user_id`, `name`,
+    /// `meta`), returned beside their board entries when asked; never part of ranking.
+    Profile(Profile),
     /// `state_change`, `player_disconnect`, `game_removed`: normal traffic the tracker does not use.
     Ignored,
+}
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest public metadata, in bytes of JSON.
+pub const MAX_META_BYTES: usize = 1024;
+
+/// A player's public profile: what a `player_profile` event sets (at least one of the two).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub player: PlayerId,
+    /// 1 to [`MAX_NAME_CHARS`] characters, no control characters; names are not unique.
+    pub name: Option<String>,
+    /// A JSON object of at most [`MAX_META_BYTES`] bytes, kept as its compact text.
+    pub meta: Option<String>,
 }
 
 /// The result of one match: teams (one player each in one-on-one and free-for-all games)
@@ -343,6 +361,7 @@ impl GameEvent {
             "gameplay" => EventKind::Gameplay {
                 event_name: event.required("event_name")?.to_owned(),
             },
+            "player_profile" => EventKind::Profile(event.profile()?),
             "state_change" | "player_disconnect" | "game_removed" => EventKind::Ignored,
             other => return Err(Rejection::UnknownType(other.to_owned())),
         };
@@ -365,6 +384,45 @@ impl GameEvent {
             field: name.to_owned(),
             problem,
         })
+    }
+
+    /// A `player_profile` event's profile, validated.
+    fn profile(&self) -> Result<Profile, Rejection> {
+        let player = self.player("user_id")?;
+        let name = self.field("name").map(str::to_owned);
+        if let Some(name) = &name
+            && (name.trim().is_empty()
+                || name.chars().count() > MAX_NAME_CHARS
+                || name.chars().any(char::is_control))
+        {
+            return Err(Rejection::invalid_value(
+                "name",
+                name,
+                "1 to 64 characters, not only spaces, no control characters",
+            ));
+        }
+        let meta = match self.field("meta") {
+            None => None,
+            Some(text) => {
+                let parsed: Option<serde_json::Map<String, serde_json::Value>> =
+                    serde_json::from_str(text).ok();
+                let compact = parsed.map(|map| serde_json::Value::Object(map).to_string());
+                match compact {
+                    Some(compact) if compact.len() <= MAX_META_BYTES => Some(compact),
+                    _ => {
+                        return Err(Rejection::invalid_value(
+                            "meta",
+                            text,
+                            "a JSON object of at most 1024 bytes",
+                        ));
+                    }
+                }
+            }
+        };
+        if name.is_none() && meta.is_none() {
+            return Err(Rejection::MissingField("name".into()));
+        }
+        Ok(Profile { player, name, meta })
     }
 
     /// The match outcome, for match events.

@@ -8,6 +8,7 @@
 //! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | the same for one period (`@daily:2026-11-25`); expires |
 //! | `<board key>:distinct` | sorted set | the distinct scores on the board (member: the score as text, scored like the board), for dense ranks |
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number; and `~<board>[@<window>:<period>]` → the player's `<stamp>` on that board |
+//! | `P:{<product>}:profile:<player>` | hash | the player's public profile: `name`, `meta` (JSON text) |
 //! | `P:{<product>}:sequence` | string | the last `<stamp>` given out: entries that changed a score, counted |
 //! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches) |
 //! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
@@ -117,6 +118,10 @@ impl PartitionKeys {
     /// The key prefix of every player's stats hash.
     pub fn stats_prefix(&self) -> String {
         format!("{}:stats:", self.base)
+    }
+    /// A player's public profile (`name`, `meta`), set by `player_profile` events.
+    pub fn profile(&self, player: &PlayerId) -> String {
+        format!("{}:profile:{}", self.base, encode_segment(player.as_str()))
     }
     pub fn rating(&self, board: &str, player: &PlayerId) -> String {
         format!(

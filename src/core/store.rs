@@ -449,6 +449,13 @@ impl Store {
             .await
     }
 
+    /// Runs reads of many keys (see [`Connection::query_all`]: split by hash slot on a
+    /// cluster), bounded by the timeout and retried like [`Store::query`].
+    pub async fn query_all<T: FromRedisValue>(&self, cmds: &[Cmd]) -> Result<Vec<T>, StoreError> {
+        self.read(|mut conn| async move { conn.query_all(cmds).await })
+            .await
+    }
+
     /// Runs a pipeline of read commands (see [`Store::read`]); it must not write.
     pub async fn query_pipe<T: FromRedisValue>(
         &self,

@@ -813,7 +813,7 @@ enum KeyKind {
     /// A board's keys (all-time, periods, distinct scores), a rating state or history of it:
     /// the board's encoded name.
     Board(String),
-    /// A player's stats hash (stats and their stamps on every board).
+    /// A player's stats hash (stats and their stamps on every board), or their profile.
     Stats,
     /// Anything else (positions, sequence, history, voids…): never switched.
     Other,
@@ -824,7 +824,7 @@ impl KeyKind {
         if let Some(board) = rest.strip_prefix("board:") {
             let end = board.find(['@', ':']).unwrap_or(board.len());
             KeyKind::Board(board[..end].to_owned())
-        } else if rest.starts_with("stats:") {
+        } else if rest.starts_with("stats:") || rest.starts_with("profile:") {
             KeyKind::Stats
         } else if let Some(tail) = rest
             .strip_prefix("rating:")

@@ -143,6 +143,8 @@ impl Head {
                 user_id: row.player.clone(),
                 score: row.score.clone(),
                 percentile: None,
+                name: None,
+                meta: None,
             })
             .collect();
         Some(Page {

@@ -150,6 +150,13 @@ pub struct RankedEntry {
     /// are tied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percentile: Option<f64>,
+    /// With `with=names`: the player's display name (`null`: none set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Option<String>>,
+    /// With `with=names`: the player's public metadata, a JSON object (`null`: none set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Option<serde_json::Value>>,
 }
 
 /// The share of `total` players that `behind` is, in percent with two decimals.
@@ -306,6 +313,8 @@ fn rank_rows(rows: &[Row], first_ordinal: u64, first_rank: u64, ties: Ties) -> V
             user_id: row.player().unwrap_or_default().to_owned(),
             score: json_number(row.score),
             percentile: None,
+            name: None,
+            meta: None,
         });
     }
     entries
@@ -425,6 +434,8 @@ pub async fn ranks(
                 user_id: (*player).to_owned(),
                 score: json_number(score_of_stored(stored)),
                 percentile: Some(percentile(behind, total)),
+                name: None,
+                meta: None,
             })
         })
         .collect())

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
+use crate::core::ids::PlayerId;
 use crate::core::keys::BoardKeys;
 use crate::leaderboards::head::Head;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
@@ -87,6 +88,18 @@ impl QueryParams {
             })
     }
 
+    /// Whether `with=names` asks for players' names.
+    fn with_names(&self) -> Result<bool, ApiError> {
+        match self.one("with")? {
+            None => Ok(false),
+            Some("names") => Ok(true),
+            Some(raw) => Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("`with` can only be `names`, not `{raw}`"),
+            )),
+        }
+    }
+
     fn ties(&self) -> Result<Ties, ApiError> {
         match self.one("ranking")? {
             None => Ok(Ties::default()),
@@ -114,6 +127,46 @@ pub struct ViewParams {
     period: Option<String>,
     /// `standard` (1, 2, 2, 4; default), `dense` (1, 2, 2, 3) or `ordinal` (1, 2, 3, 4).
     ranking: Option<String>,
+}
+
+/// Players' names with the rows (documentation only, see [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct NamesParams {
+    /// `names`: each row also has the player's `name` and `meta` (set by `player_profile`
+    /// events; `null` when not set).
+    #[param(pattern = "^names$")]
+    with: Option<String>,
+}
+
+/// Fills in the players' names and metadata of `entries` (their `player_profile`s).
+async fn add_names(
+    state: &AppState,
+    product: &str,
+    entries: &mut [&mut RankedEntry],
+) -> Result<(), ApiError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let product = parse_product(product)?;
+    let keys = state.store.keys().product(&product);
+    let reads: Vec<redis::Cmd> = entries
+        .iter()
+        .map(|entry| {
+            let player = PlayerId::parse(&entry.user_id).ok();
+            let key = player.map_or_else(String::new, |player| keys.profile(&player));
+            let mut read = redis::cmd("HMGET");
+            read.arg(key).arg("name").arg("meta");
+            read
+        })
+        .collect();
+    let profiles: Vec<(Option<String>, Option<String>)> = state.store.query_all(&reads).await?;
+    for (entry, (name, meta)) in entries.iter_mut().zip(profiles) {
+        entry.name = Some(name);
+        entry.meta = Some(meta.and_then(|meta| serde_json::from_str(&meta).ok()));
+    }
+    Ok(())
 }
 
 /// Reading a board as it stood at a past moment (documentation only, see [`ViewParams`]).
@@ -281,6 +334,7 @@ fn cursor(raw: &str, name: &str) -> Result<rank::Row, ApiError> {
         ViewParams,
         PageParams,
         AsOfParams,
+        NamesParams,
     ),
     responses(
         (status = 200, description = "The page; `next`/`prev` are cursors for the pages around it", body = PageResponse),
@@ -300,9 +354,10 @@ pub async fn entries(
     let query = QueryParams::parse(
         raw,
         &[
-            "window", "period", "limit", "offset", "after", "before", "ranking", "as_of",
+            "window", "period", "limit", "offset", "after", "before", "ranking", "as_of", "with",
         ],
     )?;
+    let with_names = query.with_names()?;
     let as_of = query
         .one("as_of")?
         .map(|raw| {
@@ -334,7 +389,15 @@ pub async fn entries(
         }
     };
     if let Some(until) = as_of {
-        let page = page_as_of(&state, &view, &keys, &until, &start, limit, ties).await?;
+        let mut page = page_as_of(&state, &view, &keys, &until, &start, limit, ties).await?;
+        if with_names {
+            add_names(
+                &state,
+                &view.product_id,
+                &mut page.entries.iter_mut().collect::<Vec<_>>(),
+            )
+            .await?;
+        }
         return Ok(Json(PageResponse {
             view,
             ranking: ties.name(),
@@ -342,10 +405,18 @@ pub async fn entries(
             page,
         }));
     }
-    let page = match cached_page(&state, &keys, &start, limit, ties).await? {
+    let mut page = match cached_page(&state, &keys, &start, limit, ties).await? {
         Some(page) => page,
         None => rank::page(&state.store, &keys, &start, limit, ties).await?,
     };
+    if with_names {
+        add_names(
+            &state,
+            &view.product_id,
+            &mut page.entries.iter_mut().collect::<Vec<_>>(),
+        )
+        .await?;
+    }
     Ok(Json(PageResponse {
         view,
         ranking: ties.name(),
@@ -436,6 +507,13 @@ pub struct StandingResponse {
     /// two decimals; 0 for the only player, or when all are tied): "better than 97% of
     /// players".
     percentile: f64,
+    /// With `with=names`: the player's display name (`null`: none set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Option<String>>,
+    /// With `with=names`: the player's public metadata (`null`: none set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Option<serde_json::Value>>,
     /// The rows around the player (the player's included), best first.
     around: Vec<RankedEntry>,
 }
@@ -463,6 +541,7 @@ pub struct AroundParams {
         ("user_id" = String, Path, description = "Player id"),
         ViewParams,
         AroundParams,
+        NamesParams,
     ),
     responses(
         (status = 200, description = "The player's standing", body = StandingResponse),
@@ -477,7 +556,8 @@ pub async fn standing(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StandingResponse>, ApiError> {
     let Path((product, board, player)) = path.map_err(bad_path)?;
-    let query = QueryParams::parse(raw, &["window", "period", "around", "ranking"])?;
+    let query = QueryParams::parse(raw, &["window", "period", "around", "ranking", "with"])?;
+    let with_names = query.with_names()?;
     let (view, keys) = board_view(&state, &product, &board, &query)?;
     let player = parse_player(&player)?;
     let around = query.number("around", 0, MAX_AROUND)?;
@@ -490,9 +570,17 @@ pub async fn standing(
                 format!("player `{player}` is not on board `{board}`"),
             )
         })?;
+    let mut standing = standing;
+    if with_names {
+        let mut rows: Vec<&mut RankedEntry> = standing.neighbours.iter_mut().collect();
+        rows.push(&mut standing.entry);
+        add_names(&state, &view.product_id, &mut rows).await?;
+    }
     Ok(Json(StandingResponse {
         view,
         ranking: ties.name(),
+        name: standing.entry.name,
+        meta: standing.entry.meta,
         total: standing.total,
         user_id: standing.entry.user_id,
         rank: standing.entry.rank,
@@ -536,6 +624,7 @@ pub struct PlayersParams {
         ("board" = String, Path, description = "Board name"),
         ViewParams,
         PlayersParams,
+        NamesParams,
     ),
     responses(
         (status = 200, description = "The players on the board, best first, and those not on it", body = RanksResponse),
@@ -550,7 +639,8 @@ pub async fn ranks(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RanksResponse>, ApiError> {
     let Path((product, board)) = path.map_err(bad_path)?;
-    let query = QueryParams::parse(raw, &["window", "period", "user_id", "ranking"])?;
+    let query = QueryParams::parse(raw, &["window", "period", "user_id", "ranking", "with"])?;
+    let with_names = query.with_names()?;
     let (view, keys) = board_view(&state, &product, &board, &query)?;
     let ties = query.ties()?;
     let mut players: Vec<String> = Vec::new();
@@ -577,6 +667,14 @@ pub async fn ranks(
         }
     }
     entries.sort_by_key(|entry| entry.rank);
+    if with_names {
+        add_names(
+            &state,
+            &view.product_id,
+            &mut entries.iter_mut().collect::<Vec<_>>(),
+        )
+        .await?;
+    }
     Ok(Json(RanksResponse {
         view,
         ranking: ties.name(),

@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::openapi::{id_schema, schema};
 use crate::core::config::Secret;
 use crate::core::event::{
-    MAX_MATCH_PLAYERS, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field,
+    MAX_MATCH_PLAYERS, MAX_NAME_CHARS, REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD, is_reserved_field,
 };
 use crate::core::partition::stream_of;
 use crate::core::store::{Connection, append_events, bounded};
@@ -159,6 +159,22 @@ impl utoipa::PartialSchema for GameEvent {
                     "description": "The sides, each with its place (1 is best; equal places are ties); also accepted as a string of this JSON",
                 }})),
                 event("gameplay", &["event_name"], json!({"event_name": {"type": "string"}})),
+                event("player_profile", &["user_id", "name"], json!({
+                    "user_id": id,
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_NAME_CHARS,
+                        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                        "description": "The player's display name: 1 to 64 characters, not only spaces, no control characters; not unique",
+                    },
+                    "meta": {
+                        "type": "object",
+                        "maxProperties": 4,
+                        "additionalProperties": {"type": "string", "maxLength": 32},
+                        "description": "Public metadata shown with the name (any JSON object of at most 1024 bytes is accepted; this schema states a smaller shape). An event may also carry only `meta`",
+                    },
+                })),
                 event("state_change", &[], json!({})),
                 event("player_disconnect", &[], json!({})),
                 event("game_removed", &[], json!({})),

@@ -295,7 +295,7 @@ mod tests {
         let branches = event["oneOf"]
             .as_array()
             .expect("one branch per event type");
-        assert_eq!(branches.len(), 7);
+        assert_eq!(branches.len(), 8);
         for branch in branches {
             let types = branch["additionalProperties"]["type"]
                 .as_array()

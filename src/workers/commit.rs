@@ -823,6 +823,14 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 keys.history(board, player),
                 vec![text(limit), text(entry)],
             ),
+            Change::Profile { player, fields } => op(
+                "HSET",
+                keys.profile(player),
+                fields
+                    .iter()
+                    .flat_map(|(name, value)| [text(name), text(value)])
+                    .collect(),
+            ),
             // Grouped into board operations above.
             Change::Score { .. } | Change::EnsureOnBoard { .. } => continue,
         });

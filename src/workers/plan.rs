@@ -648,6 +648,16 @@ fn apply(
         .stats
         .get(&event.product)
         .record(event, &mut changes)?;
+    if let crate::core::event::EventKind::Profile(profile) = &event.kind {
+        let fields = [("name", &profile.name), ("meta", &profile.meta)]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.clone()?)))
+            .collect();
+        changes.push(crate::core::effects::Change::Profile {
+            player: profile.player.clone(),
+            fields,
+        });
+    }
     known.ratings.extend(touched);
     Ok((changes, rejections))
 }

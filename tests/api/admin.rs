@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use stats_tracker::core::config::Secret;
 use stats_tracker::core::keys::encode_segment;
 
@@ -324,5 +324,131 @@ async fn resetting_a_board_empties_it_and_ratings_start_over() {
     )
     .await;
     assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn player_names_come_with_entries_when_asked_never_rank_and_go_with_erasure() {
+    let redis = TestRedis::start().await;
+    let mut settings = settings(&redis);
+    settings.server.ingest_token = Some(Secret::new(INGEST));
+    settings.server.admin_token = Some(Secret::new(ADMIN));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let post = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            send(
+                app,
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(INGEST),
+                Some(body),
+            )
+            .await
+        }
+    };
+    // Names through ingest (an array, meta as an object) and through the stream.
+    let (status, body) = post(json!([
+        {"product_id": "exrps", "type": "game_over", "winner_id": "A", "loser_id": "B"},
+        {"product_id": "exrps", "type": "game_over", "winner_id": "A", "loser_id": "C"},
+        {"product_id": "exrps", "type": "player_profile", "user_id": "A", "name": "Ann", "meta": {"flag": "NO"}},
+        {"product_id": "exrps", "type": "player_profile", "user_id": "B", "name": "Ann"},
+    ]))
+    .await;
+    assert_eq!(status, 202, "{body}");
+    push_events(
+        &mut stream,
+        &[vec![
+            ("product_id".into(), "exrps".into()),
+            ("type".into(), "player_profile".into()),
+            ("user_id".into(), "B".into()),
+            ("name".into(), "Bea ✓".into()),
+        ]],
+    )
+    .await;
+    // Refused: a control character, an empty name, meta that is not an object, nothing to set.
+    for bad in [
+        json!({"product_id": "exrps", "type": "player_profile", "user_id": "C", "name": "a\u{7}b"}),
+        json!({"product_id": "exrps", "type": "player_profile", "user_id": "C", "name": "  "}),
+        json!({"product_id": "exrps", "type": "player_profile", "user_id": "C", "meta": "[1]"}),
+        json!({"product_id": "exrps", "type": "player_profile", "user_id": "C"}),
+        json!({"product_id": "exrps", "type": "player_profile", "user_id": "C", "meta": {"x": "y".repeat(1100)}}),
+    ] {
+        let (status, body) = post(bad.clone()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_event")),
+            "{bad}: {body}"
+        );
+    }
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (_, plain) = app.get_json("/v1/products/exrps/boards/wins/entries").await;
+    assert!(
+        plain["entries"][0].get("name").is_none(),
+        "names only when asked: {plain}"
+    );
+    let (status, named) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?with=names")
+        .await;
+    assert_eq!(status, 200, "{named}");
+    let rows: Vec<(String, u64, Value, Value)> = named["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|row| {
+            (
+                row["user_id"].as_str().unwrap_or_default().to_owned(),
+                row["rank"].as_u64().unwrap_or_default(),
+                row["name"].clone(),
+                row["meta"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("A".into(), 1, json!("Ann"), json!({"flag": "NO"})),
+            ("B".into(), 2, json!("Bea ✓"), Value::Null),
+            ("C".into(), 2, Value::Null, Value::Null),
+        ],
+        "names do not change ranking (B, C tied; a later name replaces the first)"
+    );
+    let (_, standing) = app
+        .get_json("/v1/products/exrps/boards/wins/players/B?with=names&around=1")
+        .await;
+    assert_eq!(standing["name"], "Bea ✓", "{standing}");
+    assert_eq!(standing["around"][0]["name"], "Ann", "{standing}");
+    let (_, ranks) = app
+        .get_json("/v1/products/exrps/boards/wins/ranks?user_id=A&user_id=C&with=names")
+        .await;
+    assert_eq!(ranks["entries"][0]["name"], "Ann", "{ranks}");
+    assert_eq!(ranks["entries"][1]["name"], Value::Null, "{ranks}");
+    let (status, body) = app
+        .get_json("/v1/products/exrps/boards/wins/entries?with=avatars")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+
+    // Erased with the player.
+    let (status, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/admin/players/A",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut store = redis.connection(0).await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("st_test:{exrps}:profile:*")
+        .query_async(&mut store)
+        .await
+        .expect("KEYS");
+    assert_eq!(left, vec!["st_test:{exrps}:profile:B".to_owned()]);
     app.stop().await;
 }

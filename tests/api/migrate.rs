@@ -59,10 +59,18 @@ fn migrate(redis: &TestRedis) -> String {
 }
 
 /// Drops the cursors (their encoding is the layout's) from an answer.
-fn without_cursors(mut answer: Value) -> Value {
+/// An answer without its cursors and without the fields added since the fixture was recorded
+/// (`percentile` of standings and of `ranks` entries).
+fn without_cursors_and_newer_fields(mut answer: Value) -> Value {
     if let Some(object) = answer.as_object_mut() {
         object.remove("next");
         object.remove("prev");
+        object.remove("percentile");
+        if let Some(Value::Array(entries)) = object.get_mut("entries") {
+            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("percentile");
+            }
+        }
     }
     answer
 }
@@ -148,8 +156,8 @@ async fn a_store_of_the_previous_layout_is_refused_then_migrated_and_reads_the_s
             continue;
         }
         assert_eq!(
-            without_cursors(body),
-            without_cursors(answer[1].clone()),
+            without_cursors_and_newer_fields(body),
+            without_cursors_and_newer_fields(answer[1].clone()),
             "{path}"
         );
     }
