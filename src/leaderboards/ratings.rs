@@ -4,7 +4,8 @@
 //! Which outcomes each system rates: Elo and Glicko-2 rate one-on-one matches (win, loss,
 //! draw); TrueSkill and Weng-Lin rate any number of teams of any size, with ties.
 //! TrueSkill is patented by Microsoft (free only for Xbox Live and non-commercial use):
-//! Weng-Lin (the OpenSkill model) is the suggested system for team and free-for-all games.
+//! Weng-Lin is the suggested system for team and free-for-all games: `skillratings`' Bradley-Terry
+//! full-pairing model (OpenSkill's `BradleyTerryFull`, not OpenSkill's default Plackett-Luce).
 
 use skillratings::{
     MultiTeamOutcome, Outcomes,
