@@ -37,16 +37,33 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// One history line: `{"id":"<stream id>","fields":{"<name>":"<value>",…}}`. Names and values
 /// that are not UTF-8 are kept with U+FFFD in place of the invalid bytes (the event model
-/// reads UTF-8 only); a name given twice keeps its last value, as the event model reads it.
+/// reads UTF-8 only). (An entry naming a field twice is refused whole, so never in history.)
 pub fn encode_line(id: &str, fields: &Fields) -> String {
-    let mut map = Map::with_capacity(fields.len());
-    for (name, value) in fields {
-        map.insert(
-            String::from_utf8_lossy(name).into_owned(),
-            Value::String(String::from_utf8_lossy(value).into_owned()),
-        );
+    /// The fields as a JSON object, written straight from the entry (no copies).
+    struct FieldMap<'a>(&'a Fields);
+
+    impl serde::Serialize for FieldMap<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value),
+                )
+            }))
+        }
     }
-    let mut line = serde_json::json!({ "id": id, "fields": Value::Object(map) }).to_string();
+
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        id: &'a str,
+        fields: FieldMap<'a>,
+    }
+
+    let mut line = serde_json::to_string(&Line {
+        id,
+        fields: FieldMap(fields),
+    })
+    .unwrap_or_default();
     line.push('\n');
     line
 }

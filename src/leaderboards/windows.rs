@@ -121,6 +121,13 @@ impl Period {
         end.unwrap_or(NaiveDate::MAX)
     }
 
+    /// When the period ends, RFC 3339 in UTC (`2026-11-26T00:00:00Z`).
+    pub fn ends_at(&self) -> String {
+        let end = self.end_after(0);
+        Utc.from_utc_datetime(&end.and_time(chrono::NaiveTime::MIN))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
     /// When the period's data expires (Unix seconds): `retention` periods after it ends.
     pub fn expires_at_s(&self, retention: u32) -> u64 {
         let end = self.end_after(retention);
@@ -179,6 +186,22 @@ mod tests {
         assert_eq!(Period::parse(Window::Daily, "2026-02-30"), None);
         assert_eq!(Period::parse(Window::Weekly, "2026-W54"), None);
         assert_eq!(Period::parse(Window::Daily, "yesterday"), None);
+    }
+
+    #[test]
+    fn periods_say_when_they_end() {
+        assert_eq!(
+            Period::containing(Window::Daily, WEDNESDAY).ends_at(),
+            "2026-11-26T00:00:00Z"
+        );
+        assert_eq!(
+            Period::containing(Window::Weekly, WEDNESDAY).ends_at(),
+            "2026-11-30T00:00:00Z"
+        );
+        assert_eq!(
+            Period::containing(Window::Monthly, WEDNESDAY).ends_at(),
+            "2026-12-01T00:00:00Z"
+        );
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub struct BoardView {
     /// The period's label (`2026-11-25`, `2026-W48`, `2026-11`); absent for all-time.
     #[serde(skip_serializing_if = "Option::is_none")]
     period: Option<String>,
+    /// When the period ends (RFC 3339, UTC): the next one starts then; absent for all-time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
 }
 
 /// Resolves product, board, `window` and `period` (default: the current period by the
@@ -257,6 +260,7 @@ fn board_view_at(
             board: board.to_owned(),
             window: "all",
             period: None,
+            ends_at: None,
         };
         return Ok((view, keys.board_keys(board, None)));
     };
@@ -295,6 +299,7 @@ fn board_view_at(
         board: board.to_owned(),
         window: window.name(),
         period: Some(period.label()),
+        ends_at: Some(period.ends_at()),
     };
     Ok((view, keys.board_keys(board, Some(&period.key_suffix()))))
 }
