@@ -393,39 +393,21 @@ pub async fn entries(
             ));
         }
     };
-    if let Some(until) = as_of {
-        let mut page = page_as_of(&state, &view, &keys, &until, &start, limit, ties).await?;
-        if with_names {
-            add_names(
-                &state,
-                &view.product_id,
-                &mut page.entries.iter_mut().collect::<Vec<_>>(),
-            )
-            .await?;
-        }
-        return Ok(Json(PageResponse {
-            view,
-            ranking: ties.name(),
-            as_of: Some(until),
-            page,
-        }));
-    }
-    let mut page = match cached_page(&state, &keys, &start, limit, ties).await? {
-        Some(page) => page,
-        None => rank::page(&state.store, &keys, &start, limit, ties).await?,
+    let mut page = match &as_of {
+        Some(until) => page_as_of(&state, &view, &keys, until, &start, limit, ties).await?,
+        None => match cached_page(&state, &keys, &start, limit, ties).await? {
+            Some(page) => page,
+            None => rank::page(&state.store, &keys, &start, limit, ties).await?,
+        },
     };
     if with_names {
-        add_names(
-            &state,
-            &view.product_id,
-            &mut page.entries.iter_mut().collect::<Vec<_>>(),
-        )
-        .await?;
+        let mut rows: Vec<&mut RankedEntry> = page.entries.iter_mut().collect();
+        add_names(&state, &view.product_id, &mut rows).await?;
     }
     Ok(Json(PageResponse {
         view,
         ranking: ties.name(),
-        as_of: None,
+        as_of,
         page,
     }))
 }

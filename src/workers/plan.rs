@@ -423,7 +423,7 @@ pub fn plan(
                     .is_some_and(|voids| voids.covers(id, fields))
                 {
                     if rules.keep_history {
-                        plan.keep(&event.product, id, Changes::default(), fields, None);
+                        plan.keep(rules, &event.product, id, Changes::default(), fields, None);
                     }
                     (product, Outcome::Voided)
                 } else {
@@ -457,21 +457,14 @@ pub fn plan(
                             }
                             let outcome = if !changes.is_empty() {
                                 let redrive_of = redrive.map(|redrive| redrive.of.clone());
-                                plan.keep_if(
-                                    rules,
-                                    &event.product,
-                                    id,
-                                    changes,
-                                    fields,
-                                    redrive_of,
-                                );
+                                plan.keep(rules, &event.product, id, changes, fields, redrive_of);
                                 if let Some(redrive) = redrive {
                                     known.mark_redriven(partition, &redrive.of);
                                 }
                                 Outcome::Applied
                             } else {
                                 if rules.keep_history {
-                                    plan.keep(&event.product, id, changes, fields, None);
+                                    plan.keep(rules, &event.product, id, changes, fields, None);
                                 }
                                 if dead {
                                     Outcome::DeadLettered
@@ -515,7 +508,7 @@ pub fn plan(
 impl BatchPlan {
     /// Plans an entry of `product` with its changes, and its history line when the rules keep
     /// history.
-    fn keep_if(
+    fn keep(
         &mut self,
         rules: &Rules,
         product: &ProductId,
@@ -534,26 +527,6 @@ impl BatchPlan {
                 id: id.to_owned(),
                 changes,
                 history,
-                redrive_of,
-            });
-    }
-
-    /// Plans an entry of `product` with its history line (history is kept).
-    fn keep(
-        &mut self,
-        product: &ProductId,
-        id: &str,
-        changes: Changes,
-        fields: &Fields,
-        redrive_of: Option<String>,
-    ) {
-        self.products
-            .entry(product.clone())
-            .or_default()
-            .push(PlannedEvent {
-                id: id.to_owned(),
-                changes,
-                history: Some(crate::history::encode_line(id, fields)),
                 redrive_of,
             });
     }

@@ -77,8 +77,12 @@ async fn apply_all(
     ids
 }
 
-/// The store's history of `product`: every entry's id, in order.
-async fn history_ids(store: &mut impl TestConn, prefix: &str, product: &str) -> Vec<String> {
+/// The store's history of `product`: every entry, in order (each chunk's header checked).
+async fn history_entries(
+    store: &mut impl TestConn,
+    prefix: &str,
+    product: &str,
+) -> Vec<stats_tracker::core::event::RawEntry> {
     let keys = KeySpace::new(prefix)
         .expect("prefix")
         .product(&ProductId::parse(product).expect("id"));
@@ -89,15 +93,24 @@ async fn history_ids(store: &mut impl TestConn, prefix: &str, product: &str) -> 
         .query_async(store)
         .await
         .expect("LRANGE");
-    let mut ids = Vec::new();
+    let mut all = Vec::new();
     for chunk in chunks {
         let (header, entries) = decode_chunk(&chunk).expect("a readable chunk");
         assert_eq!(header.count as usize, entries.len());
         assert_eq!(entries.first().map(|e| e.id.clone()), Some(header.first));
         assert_eq!(entries.last().map(|e| e.id.clone()), Some(header.last));
-        ids.extend(entries.into_iter().map(|entry| entry.id));
+        all.extend(entries);
     }
-    ids
+    all
+}
+
+/// The ids of [`history_entries`].
+async fn history_ids(store: &mut impl TestConn, prefix: &str, product: &str) -> Vec<String> {
+    history_entries(store, prefix, product)
+        .await
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect()
 }
 
 /// The ids each product's history must hold: every event of the product the worker did not
@@ -139,6 +152,26 @@ pub async fn assert_history_matches(
             "history of {product} differs from its entries"
         );
     }
+}
+
+/// The store equals the reference model of `events` with exrps's Elo board at K-factor `k`
+/// (initial rating 1200), `bad` dead-lettered; the model.
+async fn assert_elo_run(
+    store: &mut impl TestConn,
+    k: f64,
+    events: &[Event],
+    bad: &[usize],
+    ids: &[String],
+) -> Model {
+    crate::traffic::assert_run_matches(
+        Model::with_exrps_elo(k, 1200.0),
+        store,
+        "st_test",
+        events,
+        bad,
+        ids,
+    )
+    .await
 }
 
 /// A board as (player, score) rows in rank order.
@@ -205,15 +238,7 @@ async fn a_board_added_later_is_back_filled_equal_to_one_configured_from_the_sta
         board_rows(&mut expected_store, &elo).await,
         "the back-filled board equals the one configured from the start, row for row"
     );
-    let model = crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(20.0, 1200.0),
-        &mut store,
-        "st_test",
-        &events,
-        &bad,
-        &ids,
-    )
-    .await;
+    let model = assert_elo_run(&mut store, 20.0, &events, &bad, &ids).await;
     assert!(!model.elo.is_empty());
     // The wins board was not rebuilt: its ranking is the one configured from the start (its
     // stamps differ: there they also counted the Elo board's changes).
@@ -253,15 +278,7 @@ async fn a_new_k_factor_re_rates_history_while_new_events_keep_coming() {
     assert_eq!(outcome["switched"], true, "{outcome}");
     wait_until_drained(&mut stream, Duration::from_secs(60)).await;
     app.stop().await;
-    crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(32.0, 1200.0),
-        &mut store,
-        "st_test",
-        &events,
-        &bad,
-        &ids,
-    )
-    .await;
+    assert_elo_run(&mut store, 32.0, &events, &bad, &ids).await;
     assert_history_matches(&mut store, "st_test", &events, &ids, &bad).await;
 }
 
@@ -398,15 +415,7 @@ async fn voided_matches_leave_no_trace_and_undoing_a_void_brings_the_match_back(
     wait_for_rebuild(&app, "exrps").await;
 
     let (kept, kept_ids, kept_bad) = without_games(&events, &ids, &bad, &voided);
-    crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(20.0, 1200.0),
-        &mut store,
-        "st_test",
-        &kept,
-        &kept_bad,
-        &kept_ids,
-    )
-    .await;
+    assert_elo_run(&mut store, 20.0, &kept, &kept_bad, &kept_ids).await;
     // Rating histories leave them out too: each player's is as long as their rated matches.
     let exrps = exrps_keys("st_test");
     let (_, listed) = send_admin(
@@ -451,15 +460,7 @@ async fn voided_matches_leave_no_trace_and_undoing_a_void_brings_the_match_back(
         .cloned()
         .collect();
     let (kept, kept_ids, kept_bad) = without_games(&events, &ids, &bad, &still);
-    let model = crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(20.0, 1200.0),
-        &mut store,
-        "st_test",
-        &kept,
-        &kept_bad,
-        &kept_ids,
-    )
-    .await;
+    let model = assert_elo_run(&mut store, 20.0, &kept, &kept_bad, &kept_ids).await;
     for (player, (_, matches)) in &model.elo {
         let history: u64 = redis::cmd("LLEN")
             .arg(exrps.history(
@@ -474,6 +475,80 @@ async fn voided_matches_leave_no_trace_and_undoing_a_void_brings_the_match_back(
     app.stop().await;
 }
 
+/// Exports exrps's whole history to segment files in `dir` (`stats-tracker history export`).
+fn export_exrps(settings: &Settings, dir: &std::path::Path) {
+    let exported = tracker_command(settings, "history export")
+        .args(["--product", "exrps", "--dir"])
+        .arg(dir)
+        .output()
+        .expect("export");
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&exported.stdout).expect("JSON");
+    assert!(report["entries"].as_u64().unwrap_or(0) > 0, "{report}");
+}
+
+/// The first exrps player named in field `field` (`winner_id`, `loser_id`) of `events`.
+fn first_exrps_player(events: &[Event], field: &str) -> String {
+    events
+        .iter()
+        .find_map(|event| {
+            let exrps = event.iter().any(|(n, v)| n == "product_id" && v == "exrps");
+            let named = event.iter().find(|(n, _)| n == field);
+            exrps.then_some(named).flatten().map(|(_, v)| v.clone())
+        })
+        .expect("an exrps player")
+}
+
+/// Erases `player` through the admin route.
+async fn erase(app: &TestApp, player: &str) {
+    let (status, body) = send_admin(
+        app,
+        reqwest::Method::DELETE,
+        &format!("/v1/admin/players/{}", urlencode(player)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `victim` is nowhere in exrps: on no board, in no key name, in no history entry; and the
+/// Elo board is `elo_before` (everyone else's ratings as they were).
+async fn assert_erased_everywhere(
+    store: &mut impl TestConn,
+    victim: &str,
+    elo_before: &BTreeMap<String, f64>,
+) {
+    let exrps = exrps_keys("st_test");
+    let elo_after = board_scores(store, &exrps.board("elo")).await;
+    assert_eq!(
+        &elo_after, elo_before,
+        "everyone else's ratings are as they were"
+    );
+    let wins = board_scores(store, &exrps.board("wins")).await;
+    assert!(!wins.contains_key(victim));
+    let encoded = stats_tracker::core::keys::encode_segment(victim);
+    let keys = store.keys("st_test:*").await;
+    assert!(
+        keys.iter()
+            .all(|key| !key.ends_with(&format!(":{encoded}"))),
+        "a key of {victim} is left"
+    );
+    for entry in history_entries(store, "st_test", "exrps").await {
+        assert!(
+            entry
+                .fields
+                .iter()
+                .all(|(_, value)| !String::from_utf8_lossy(value).contains(victim)),
+            "{victim} in history entry {}",
+            entry.id
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_erased_player_stays_erased_through_a_rebuild() {
     let (redis, settings) = setup(CHAOS_GAMES).await;
@@ -483,63 +558,14 @@ async fn an_erased_player_stays_erased_through_a_rebuild() {
     let app = TestApp::spawn(&settings, true).await;
     push_events(&mut stream, &events).await;
     wait_until_drained(&mut stream, Duration::from_secs(60)).await;
-    let victim = events
-        .iter()
-        .find_map(|event| {
-            let product = event.iter().any(|(n, v)| n == "product_id" && v == "exrps");
-            let winner = event.iter().find(|(n, _)| n == "winner_id");
-            product.then_some(winner).flatten().map(|(_, v)| v.clone())
-        })
-        .expect("an exrps winner");
-    let (status, body) = send_admin(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/v1/admin/players/{}", urlencode(&victim)),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let victim = first_exrps_player(&events, "winner_id");
+    erase(&app, &victim).await;
     app.stop().await;
-    let exrps = exrps_keys("st_test");
-    let elo_before = board_scores(&mut store, &exrps.board("elo")).await;
+    let elo_before = board_scores(&mut store, &exrps_keys("st_test").board("elo")).await;
     assert!(!elo_before.contains_key(&victim));
 
     assert_succeeded(&rebuild(&settings, &["--product", "exrps"]));
-    // Nowhere: not on a board, in no key name, in no history entry.
-    let elo_after = board_scores(&mut store, &exrps.board("elo")).await;
-    assert_eq!(
-        elo_after, elo_before,
-        "everyone else's ratings are as they were"
-    );
-    let wins = board_scores(&mut store, &exrps.board("wins")).await;
-    assert!(!wins.contains_key(&victim));
-    let keys = store.keys("st_test:*").await;
-    let encoded = stats_tracker::core::keys::encode_segment(&victim);
-    assert!(
-        keys.iter()
-            .all(|key| !key.ends_with(&format!(":{encoded}"))),
-        "a key of {victim} is left"
-    );
-    let chunks: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(exrps.events())
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut store)
-        .await
-        .expect("LRANGE");
-    for chunk in chunks {
-        let (_, entries) = decode_chunk(&chunk).expect("chunk");
-        for entry in entries {
-            assert!(
-                entry
-                    .fields
-                    .iter()
-                    .all(|(_, value)| !String::from_utf8_lossy(value).contains(&victim)),
-                "{victim} in history entry {}",
-                entry.id
-            );
-        }
-    }
+    assert_erased_everywhere(&mut store, &victim, &elo_before).await;
 }
 
 #[tokio::test]
@@ -551,18 +577,7 @@ async fn history_exported_to_segments_rebuilds_the_same() {
     let (first, rest) = events.split_at(events.len() / 2);
     let mut ids = apply_all(&settings, &mut stream, first).await;
     let dir: PathBuf = redis.socket_dir().join("segments");
-    let exported = tracker_command(&settings, "history export")
-        .args(["--product", "exrps", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("export");
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&exported.stdout).expect("JSON");
-    assert!(report["entries"].as_u64().unwrap_or(0) > 0, "{report}");
+    export_exrps(&settings, &dir);
     assert!(history_ids(&mut store, "st_test", "exrps").await.is_empty());
     ids.extend(apply_all(&settings, &mut stream, rest).await);
 
@@ -585,15 +600,7 @@ async fn history_exported_to_segments_rebuilds_the_same() {
         &settings,
         &["--product", "exrps", "--segments", &dir_text],
     ));
-    crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(16.0, 1200.0),
-        &mut store,
-        "st_test",
-        &events,
-        &bad,
-        &ids,
-    )
-    .await;
+    assert_elo_run(&mut store, 16.0, &events, &bad, &ids).await;
     // The segment is zstd-compressed JSON lines, one per entry.
     let segment = std::fs::read_dir(dir.join("exrps"))
         .expect("segment dir")
@@ -791,15 +798,7 @@ async fn a_rebuild_killed_at_random_moments_resumes_and_readers_never_see_a_mix(
         );
     }
     worker.kill();
-    crate::traffic::assert_run_matches(
-        Model::with_exrps_elo(40.0, 1200.0),
-        &mut store,
-        "st_test",
-        &events,
-        &bad,
-        &ids,
-    )
-    .await;
+    assert_elo_run(&mut store, 40.0, &events, &bad, &ids).await;
     let leftovers = store.keys("st_test:{exrps}:~rebuild:*").await;
     assert!(leftovers.is_empty(), "the shadow is gone: {leftovers:?}");
     app.stop().await;
@@ -940,51 +939,17 @@ async fn a_player_erased_after_an_export_stays_erased_in_a_rebuild_from_segments
     push_events(&mut stream, &events).await;
     wait_until_drained(&mut stream, Duration::from_secs(60)).await;
     let dir: PathBuf = redis.socket_dir().join("segments");
-    let exported = tracker_command(&settings, "history export")
-        .args(["--product", "exrps", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("export");
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
-    );
-    let victim = events
-        .iter()
-        .find_map(|event| {
-            let exrps = event.iter().any(|(n, v)| n == "product_id" && v == "exrps");
-            let loser = event.iter().find(|(n, _)| n == "loser_id");
-            exrps.then_some(loser).flatten().map(|(_, v)| v.clone())
-        })
-        .expect("an exrps loser");
-    let (status, body) = send_admin(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/v1/admin/players/{}", urlencode(&victim)),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    export_exrps(&settings, &dir);
+    let victim = first_exrps_player(&events, "loser_id");
+    erase(&app, &victim).await;
     app.stop().await;
-    let exrps = exrps_keys("st_test");
-    let elo_before = board_scores(&mut store, &exrps.board("elo")).await;
+    let elo_before = board_scores(&mut store, &exrps_keys("st_test").board("elo")).await;
     let dir_text = dir.to_string_lossy().into_owned();
     assert_succeeded(&rebuild(
         &settings,
         &["--product", "exrps", "--segments", &dir_text],
     ));
-    let elo_after = board_scores(&mut store, &exrps.board("elo")).await;
-    assert!(!elo_after.contains_key(&victim));
-    assert_eq!(
-        elo_after, elo_before,
-        "everyone else's ratings are as they were"
-    );
-    let encoded = stats_tracker::core::keys::encode_segment(&victim);
-    let keys = store.keys("st_test:*").await;
-    assert!(
-        keys.iter()
-            .all(|key| !key.ends_with(&format!(":{encoded}"))),
-        "a key of {victim} is left"
-    );
+    // The history in Redis was exported before the erasure: all of it is in the segment,
+    // which still names the player; the rebuild scrubs it as it reads.
+    assert_erased_everywhere(&mut store, &victim, &elo_before).await;
 }
