@@ -56,14 +56,23 @@ pub async fn erase_player(
 ) -> Result<usize, StoreError> {
     let products = all_products(store, games).await?;
     for product in &products {
-        // History first: an erasure interrupted after it is finished by running it again;
-        // the other way round, a rebuild in between would bring the player back.
-        crate::history::erase::erase_from_history(store, product, player).await?;
-        // A product rejected by the games file can still hold data from an earlier config.
-        let Some(config) = games.product(product) else {
-            continue;
-        };
-        erase_from(store, &store.keys().product(product), config, player).await?;
+        // A product rejected by the games file can still hold data (and history) from an
+        // earlier config.
+        let config = games.product(product);
+        let player_fields = config.map(ProductGames::player_fields).unwrap_or_else(|| {
+            crate::core::event::PLAYER_FIELDS
+                .iter()
+                .map(|field| field.to_string())
+                .collect()
+        });
+        // History first: a rebuild started between the two would bring the player back (one
+        // started before is restarted by the erasure's generation bump). Then once more for
+        // the entries applied meanwhile.
+        let erasure = crate::history::erase::start(store, product, player, &player_fields).await?;
+        if let Some(config) = config {
+            erase_from(store, &store.keys().product(product), config, player).await?;
+        }
+        crate::history::erase::finish(store, product, player, &player_fields, erasure).await?;
     }
     Ok(products.len())
 }

@@ -51,6 +51,19 @@ pub struct ProductGames {
 }
 
 impl ProductGames {
+    /// Every event field that names a player: the event model's (`winner_id`, `loser_id`,
+    /// `p1_id`, `p2_id`, `user_id`, `player_id`, `round_winner_id`, `round_loser_id`; the
+    /// players inside `teams`) and those the product's rules read.
+    pub fn player_fields(&self) -> std::collections::BTreeSet<String> {
+        crate::core::event::PLAYER_FIELDS
+            .iter()
+            .copied()
+            .chain(self.boards.player_fields())
+            .chain(self.stats.player_fields())
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn defaults() -> Self {
         ProductGames {
             boards: BoardSet::new(vec![Board {

@@ -153,7 +153,7 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
     });
     let as_of = match settings.history.enabled {
         true => Some(
-            crate::history::as_of::AsOf::new(settings, store.clone(), &games)
+            crate::history::as_of::AsOf::new(settings, store.clone(), games.clone())
                 .map_err(invalid("store"))?,
         ),
         false => None,
@@ -403,6 +403,10 @@ pub async fn rebuild(
     use crate::history::rebuild::{Progress, RebuildError, Rebuilder};
     use std::io::IsTerminal;
     let games = load_games(settings)?;
+    // The rebuild plans on what it reads: from the masters, as the worker.
+    let mut settings = settings.clone();
+    settings.store.read_from_replicas = false;
+    let settings = &settings;
     let store = connect_store(settings)?;
     check_layout(settings).await?;
     if options.segments.is_none() {

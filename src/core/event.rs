@@ -242,6 +242,22 @@ pub enum EventKind {
     Ignored,
 }
 
+/// Fields that name a player in the events the tracker knows (`teams` holds players too, as
+/// JSON); rules may read player ids from other fields.
+pub const PLAYER_FIELDS: [&str; 8] = [
+    "winner_id",
+    "loser_id",
+    "p1_id",
+    "p2_id",
+    "user_id",
+    "player_id",
+    "round_winner_id",
+    "round_loser_id",
+];
+
+/// The field of a `match_result` holding its teams (player ids inside, as JSON).
+pub const TEAMS_FIELD: &str = "teams";
+
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 /// Longest public metadata, in bytes of JSON.

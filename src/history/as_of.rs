@@ -50,6 +50,7 @@ pub struct AsOf {
     suffix: String,
     segments: Option<PathBuf>,
     max_entries: u64,
+    games: Arc<Games>,
     /// One copy at a time: they share the suffix.
     running: Arc<Mutex<()>>,
 }
@@ -63,7 +64,11 @@ pub struct Copy {
 }
 
 impl AsOf {
-    pub fn new(settings: &Settings, store: Store, games: &Games) -> Result<Arc<Self>, StoreError> {
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        games: Arc<Games>,
+    ) -> Result<Arc<Self>, StoreError> {
         let token = format!(
             "{:x}{:x}",
             std::process::id(),
@@ -88,11 +93,12 @@ impl AsOf {
         Ok(Arc::new(Self {
             store,
             committer,
-            rules: Rules::from_games(games).keeping_history(true),
+            rules: Rules::from_games(&games).keeping_history(true),
             suffix,
             segments: settings.history.segments_dir.clone(),
             max_entries: settings.history.as_of_max_entries,
             running: Arc::new(Mutex::new(())),
+            games,
         }))
     }
 
@@ -121,6 +127,12 @@ impl AsOf {
                  history.segments_dir is not set here"
             )));
         }
+        let Some(config) = self.games.product(product) else {
+            return Err(AsOfError::Incomplete(format!(
+                "product `{product}` is rejected by the games file"
+            )));
+        };
+        let player_fields = config.player_fields();
         let running = Arc::clone(&self.running).lock_owned().await;
         let keys = live.copy(&self.suffix);
         self.discard_keys(&keys).await?;
@@ -134,11 +146,24 @@ impl AsOf {
             segments: self.segments.as_deref(),
             until: Some(until),
             max_entries: Some(self.max_entries),
+            player_fields: &player_fields,
         };
         let mut progress = Progress::new(false);
-        let replayed = replay
-            .run(&mut Known::default(), &mut progress, &|| Ok(()))
-            .await;
+        let replayed = async {
+            replay
+                .run(&mut Known::default(), &mut progress, &|| Ok(()), None)
+                .await?;
+            // Erased players are erased from the past too.
+            let mut conn = self.store.connection();
+            let erasures = super::Erasures::load(&mut conn, &live).await?;
+            for pseudonym in erasures.pseudonyms() {
+                if let Ok(player) = crate::core::ids::PlayerId::parse(pseudonym) {
+                    crate::admin::erase_from(&self.store, &keys, config, &player).await?;
+                }
+            }
+            Ok::<(), RebuildError>(())
+        }
+        .await;
         if let Err(error) = replayed {
             self.discard_keys(&keys).await?;
             return Err(match error {

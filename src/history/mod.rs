@@ -22,7 +22,7 @@ pub mod rebuild;
 pub mod segments;
 pub mod voids;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 
 use serde_json::{Map, Value};
@@ -90,15 +90,16 @@ pub struct ChunkHeader {
 }
 
 /// A chunk as stored: its header line, then the zstd frame of its lines.
-pub fn encode_chunk(first: &str, last: &str, lines: &[&str]) -> Vec<u8> {
+/// `None` if zstd fails (it only does when out of memory).
+pub fn encode_chunk(first: &str, last: &str, lines: &[&str]) -> Option<Vec<u8>> {
     let mut text = String::with_capacity(lines.iter().map(|line| line.len()).sum());
     for line in lines {
         text.push_str(line);
     }
-    let frame = zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL).unwrap_or_default();
+    let frame = zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL).ok()?;
     let mut chunk = format!("{first} {last} {}\n", lines.len()).into_bytes();
     chunk.extend_from_slice(&frame);
-    chunk
+    Some(chunk)
 }
 
 /// Splits a stored chunk into its header and zstd frame.
@@ -244,33 +245,57 @@ pub fn erased_key(player: &str) -> String {
     hex::encode(Sha256::digest(player.as_bytes()))
 }
 
-/// Replaces `player` by `pseudonym` wherever an entry names them: a field whose value is the
-/// id, and inside JSON values (the `teams` of a match result: ids as strings and as keys).
-/// Whether anything changed.
-pub fn pseudonymise(fields: &mut Fields, player: &str, pseudonym: &str) -> bool {
+/// Replaces `player` by `pseudonym` wherever an entry names them as a player: a field of
+/// `player_fields` whose value is the id, and inside `teams` (ids as strings and as keys of
+/// `scores`). Other fields are left alone, whatever they hold. Whether anything changed.
+pub fn pseudonymise(
+    fields: &mut Fields,
+    player_fields: &BTreeSet<String>,
+    player: &str,
+    pseudonym: &str,
+) -> bool {
     let mut changed = false;
-    for (_, value) in fields.iter_mut() {
-        if value.as_slice() == player.as_bytes() {
-            *value = pseudonym.as_bytes().to_vec();
-            changed = true;
-        } else if value.first().is_some_and(|b| matches!(b, b'[' | b'{'))
-            && value
-                .windows(player.len().max(1))
-                .any(|window| window == player.as_bytes())
-            && let Ok(mut json) = serde_json::from_slice::<Value>(value)
-            && replace_in_json(&mut json, &|text| {
-                (text == player).then(|| pseudonym.to_owned())
-            })
-        {
-            *value = json.to_string().into_bytes();
-            changed = true;
-        }
-    }
+    for_player_values(
+        fields,
+        player_fields,
+        &mut |text| (text == player).then(|| pseudonym.to_owned()),
+        &mut changed,
+    );
     changed
 }
 
+/// Calls `replace` on every player id an entry names (fields of `player_fields`, and the ids
+/// inside `teams`), writing back what it returns; sets `changed` when it replaced one.
+fn for_player_values(
+    fields: &mut Fields,
+    player_fields: &BTreeSet<String>,
+    replace: &mut dyn FnMut(&str) -> Option<String>,
+    changed: &mut bool,
+) {
+    for (name, value) in fields.iter_mut() {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(value) else {
+            continue;
+        };
+        if player_fields.contains(name) {
+            if let Some(new) = replace(text) {
+                *value = new.into_bytes();
+                *changed = true;
+            }
+        } else if name == crate::core::event::TEAMS_FIELD
+            && let Ok(mut json) = serde_json::from_str::<Value>(text)
+            && replace_in_json(&mut json, replace)
+        {
+            *value = json.to_string().into_bytes();
+            *changed = true;
+        }
+    }
+}
+
 /// Replaces strings (and object keys) of `json` for which `replace` gives a new text.
-fn replace_in_json(json: &mut Value, replace: &dyn Fn(&str) -> Option<String>) -> bool {
+fn replace_in_json(json: &mut Value, replace: &mut dyn FnMut(&str) -> Option<String>) -> bool {
     match json {
         Value::String(text) => match replace(text) {
             Some(new) => {
@@ -307,20 +332,33 @@ fn replace_in_json(json: &mut Value, replace: &dyn Fn(&str) -> Option<String>) -
     }
 }
 
-/// The erasures of a product: a hash of each erased id → its pseudonym. Applied to entries
-/// read from segment files exported before the erasure.
+/// One erasure of a player: the pseudonym that replaced their id in the entries up to (and
+/// including) `up_to`, the product's applied position when they were erased. A player erased
+/// again (after playing again) gets another pseudonym for the entries since.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Erasure {
+    pub pseudonym: String,
+    pub up_to: String,
+}
+
+/// The erasures of a product: a hash of each erased id → its erasures, oldest first. Applied to
+/// entries read from segment files exported before an erasure, and what a rebuild erases.
 #[derive(Debug, Default, Clone)]
 pub struct Erasures {
-    by_hash: HashMap<String, String>,
+    by_hash: HashMap<String, Vec<Erasure>>,
 }
 
 impl Erasures {
     pub async fn load(conn: &mut Connection, keys: &PartitionKeys) -> Result<Self, StoreError> {
-        let by_hash: HashMap<String, String> = crate::core::store::bounded(
+        let stored: HashMap<String, String> = crate::core::store::bounded(
             std::time::Duration::from_secs(10),
             redis::cmd("HGETALL").arg(keys.erased()).query_async(conn),
         )
         .await?;
+        let by_hash = stored
+            .into_iter()
+            .filter_map(|(hash, json)| Some((hash, serde_json::from_str(&json).ok()?)))
+            .collect();
         Ok(Self { by_hash })
     }
 
@@ -328,30 +366,31 @@ impl Erasures {
         self.by_hash.is_empty()
     }
 
-    /// The pseudonyms of every erased player.
+    /// The pseudonyms of every erasure.
     pub fn pseudonyms(&self) -> impl Iterator<Item = &str> {
-        self.by_hash.values().map(String::as_str)
+        self.by_hash
+            .values()
+            .flatten()
+            .map(|erasure| erasure.pseudonym.as_str())
     }
 
-    /// Replaces every erased id in `entry` by its pseudonym.
-    pub fn scrub(&self, entry: &mut RawEntry) {
+    /// Replaces every erased id that `entry` names as a player (see [`pseudonymise`]) by the
+    /// pseudonym of the erasure that covers the entry; ids in entries after a player's last
+    /// erasure stay (they played again).
+    pub fn scrub(&self, entry: &mut RawEntry, player_fields: &BTreeSet<String>) {
         if self.by_hash.is_empty() {
             return;
         }
-        let lookup = |text: &str| self.by_hash.get(&erased_key(text)).cloned();
-        for (_, value) in entry.fields.iter_mut() {
-            let Ok(text) = std::str::from_utf8(value) else {
-                continue;
-            };
-            if let Some(pseudonym) = lookup(text) {
-                *value = pseudonym.into_bytes();
-            } else if text.starts_with(['[', '{'])
-                && let Ok(mut json) = serde_json::from_str::<Value>(text)
-                && replace_in_json(&mut json, &lookup)
-            {
-                *value = json.to_string().into_bytes();
-            }
-        }
+        let id = entry.id.clone();
+        let mut lookup = |text: &str| {
+            let erasures = self.by_hash.get(&erased_key(text))?;
+            erasures
+                .iter()
+                .find(|erasure| !crate::workers::plan::compare_ids(&id, &erasure.up_to).is_gt())
+                .map(|erasure| erasure.pseudonym.clone())
+        };
+        let mut changed = false;
+        for_player_values(&mut entry.fields, player_fields, &mut lookup, &mut changed);
     }
 }
 
@@ -400,7 +439,7 @@ mod tests {
     fn chunks_round_trip_and_concatenated_frames_read_as_one() {
         let a = encode_line("1-0", &fields(&[("type", "game_over"), ("winner_id", "Ä")]));
         let b = encode_line("2-5", &fields(&[("type", "gameplay")]));
-        let chunk = encode_chunk("1-0", "2-5", &[&a, &b]);
+        let chunk = encode_chunk("1-0", "2-5", &[&a, &b]).unwrap();
         let (header, entries) = decode_chunk(&chunk).unwrap();
         assert_eq!(
             header,
@@ -421,34 +460,58 @@ mod tests {
     }
 
     #[test]
-    fn pseudonymising_reaches_fields_and_json_but_not_other_ids() {
+    fn pseudonymising_reaches_player_fields_and_teams_only() {
+        let players: BTreeSet<String> = ["winner_id", "loser_id"].map(str::to_owned).into();
         let mut entry = fields(&[
             ("winner_id", "bob"),
             ("loser_id", "bobby"),
+            ("event_data", "bob"),
             (
                 "teams",
                 r#"[{"place":1,"players":["bob"],"scores":{"bob":3}},{"place":2,"players":["al"]}]"#,
             ),
         ]);
-        assert!(pseudonymise(&mut entry, "bob", "~erased:1"));
+        assert!(pseudonymise(&mut entry, &players, "bob", "~erased:1"));
         let text: Vec<String> = entry
             .iter()
             .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
             .collect();
         assert_eq!(text[0], "~erased:1");
         assert_eq!(text[1], "bobby");
-        assert!(!text[2].contains("\"bob\""), "{}", text[2]);
-        assert!(text[2].contains("\"al\""));
+        assert_eq!(text[2], "bob", "not a player field");
+        assert!(!text[3].contains("\"bob\""), "{}", text[3]);
+        assert!(text[3].contains("\"al\""));
 
+        // A player erased twice: each erasure covers the entries up to it.
         let mut erasures = Erasures::default();
-        erasures
-            .by_hash
-            .insert(erased_key("al"), "~erased:2".to_owned());
-        let mut raw = RawEntry {
-            id: "1-0".into(),
-            fields: entry,
+        erasures.by_hash.insert(
+            erased_key("al"),
+            vec![
+                Erasure {
+                    pseudonym: "~erased:2".into(),
+                    up_to: "5-0".into(),
+                },
+                Erasure {
+                    pseudonym: "~erased:3".into(),
+                    up_to: "9-0".into(),
+                },
+            ],
+        );
+        let scrubbed = |id: &str| {
+            let mut raw = RawEntry {
+                id: id.into(),
+                fields: fields(&[("loser_id", "al")]),
+            };
+            erasures.scrub(&mut raw, &players);
+            String::from_utf8(raw.fields[0].1.clone()).unwrap()
         };
-        erasures.scrub(&mut raw);
-        assert!(String::from_utf8_lossy(&raw.fields[2].1).contains("~erased:2"));
+        assert_eq!(scrubbed("5-0"), "~erased:2");
+        assert_eq!(scrubbed("6-0"), "~erased:3");
+        assert_eq!(
+            scrubbed("10-0"),
+            "al",
+            "played again after the last erasure"
+        );
+        assert_eq!(erasures.pseudonyms().count(), 2);
     }
 }

@@ -17,7 +17,7 @@
 //! it was started: then the shadow is dropped and the replay starts again. One rebuild per
 //! product at a time (a lock kept alive while it runs).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,13 +29,14 @@ use tokio_util::sync::CancellationToken;
 use super::segments;
 use super::{ChunkCursor, Erasures, HistoryError, decode_chunk, split_chunk};
 use crate::core::config::{DeadLetterRetention, RedisEndpoint};
+use crate::core::effects::Changes;
 use crate::core::event::RawEntry;
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{PartitionKeys, SHADOW_SUFFIX, encode_segment, escape_glob};
 use crate::core::store::{Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::workers::commit::{CommitError, Committer};
-use crate::workers::plan::{self, Known, Rules, compare_ids};
+use crate::workers::plan::{self, Known, PlannedEvent, Rules, compare_ids};
 
 /// Entries replayed per planned batch.
 const BATCH: usize = 2000;
@@ -328,6 +329,7 @@ impl Rebuilder {
         committer.load_script().await?;
         let rules = Rules::from_games(&self.games).keeping_history(true);
         let digest = digest(config, options);
+        let player_fields = config.player_fields();
         let mut outcome = Outcome {
             product: options.product.to_string(),
             entries_replayed: 0,
@@ -348,6 +350,7 @@ impl Rebuilder {
                 segments: options.segments.as_deref(),
                 until: None,
                 max_entries: None,
+                player_fields: &player_fields,
             };
             let go_on = || {
                 lock.check()?;
@@ -361,13 +364,17 @@ impl Rebuilder {
                 .query::<Option<u64>>(redis::cmd("GET").arg(keys.events_kept()))
                 .await?
                 .unwrap_or(0);
-            outcome.entries_replayed += replay.run(&mut known, progress, &go_on).await?;
+            let replayed = replay.run(&mut known, progress, &go_on, None).await?;
+            outcome.entries_replayed += replayed.entries;
+            // Pseudonyms only name players in entries applied before the erasure that made
+            // them, all replayed by now (an erasure since restarts the rebuild).
+            self.erase_pseudonyms(config, keys).await?;
             if options.dry_run {
-                self.erase_pseudonyms(config, keys).await?;
                 outcome.changes = self.compare(config, options, keys).await?;
                 self.drop_shadow(keys).await?;
                 return Ok(outcome);
             }
+            lock.check()?;
             // Hold the product: its commits wait while the last chunks are replayed and the
             // shadow is switched in.
             // A hold left by a rebuild that died is taken over: only the lock holder holds.
@@ -381,10 +388,13 @@ impl Rebuilder {
                 )
                 .await?;
             let switched = async {
+                // The shadow's generation moved with its erasures: reload.
                 known.forget();
-                outcome.entries_replayed += replay.run(&mut known, progress, &go_on).await?;
-                self.erase_pseudonyms(config, keys).await?;
-                self.switch(options, keys, &generation, &lock.token).await
+                let tail = replay
+                    .run(&mut known, progress, &go_on, Some(replayed.next_chunk))
+                    .await?;
+                outcome.entries_replayed += tail.entries;
+                self.switch(options, keys, &generation, lock).await
             }
             .await;
             match switched {
@@ -440,8 +450,12 @@ impl Rebuilder {
         Ok(generation)
     }
 
-    /// Deletes the shadow's keys and the record of what it was started from.
+    /// Deletes the record of what the shadow was started from, then its keys (so that a shadow
+    /// half deleted is never resumed).
     async fn drop_shadow(&self, keys: &PartitionKeys) -> Result<(), RebuildError> {
+        self.store
+            .query::<u64>(redis::cmd("DEL").arg(keys.rebuild_state()))
+            .await?;
         let shadow = self
             .store
             .scan(&format!("{}:*", escape_glob(keys.shadow().base())))
@@ -451,9 +465,6 @@ impl Rebuilder {
                 .query::<u64>(redis::cmd("UNLINK").arg(chunk))
                 .await?;
         }
-        self.store
-            .query::<u64>(redis::cmd("DEL").arg(keys.rebuild_state()))
-            .await?;
         Ok(())
     }
 
@@ -491,7 +502,7 @@ impl Rebuilder {
         options: &Options,
         keys: &PartitionKeys,
         generation: &str,
-        token: &str,
+        lock: &Lock,
     ) -> Result<Switch, RebuildError> {
         let shadow = keys.shadow();
         let all = self
@@ -559,7 +570,8 @@ impl Rebuilder {
             .key(keys.sequence())
             .key(shadow.sequence())
             .key(keys.rebuild_state())
-            .key(keys.rebuild_wanted());
+            .key(keys.rebuild_wanted())
+            .key(&lock.key);
         for (from, to) in &renames {
             invocation.key(from).key(to);
         }
@@ -581,7 +593,7 @@ impl Rebuilder {
         }
         invocation
             .arg(generation)
-            .arg(token)
+            .arg(&lock.token)
             .arg(renames.len())
             .arg(deletes.len())
             .arg(live_stats.len())
@@ -599,6 +611,7 @@ impl Rebuilder {
                  run the rebuild again",
                 options.product
             ))),
+            -4 => Err(RebuildError::LockLost),
             _ => Err(RebuildError::Incomplete(format!(
                 "product {:?} moved on while held: run the rebuild again",
                 options.product
@@ -671,19 +684,43 @@ pub(crate) struct Replay<'a> {
     pub until: Option<&'a str>,
     /// Most entries one run may replay (`None`: no bound).
     pub max_entries: Option<u64>,
+    /// The event fields that name players (erased ones are scrubbed from segment files).
+    pub player_fields: &'a BTreeSet<String>,
+}
+
+/// Where a replay run ended: the next chunk (absolute index) to read, for a run that goes on
+/// from there.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Replayed {
+    pub entries: u64,
+    pub next_chunk: u64,
 }
 
 impl Replay<'_> {
-    /// Replays every entry after the copy's position (up to `until`); the entries replayed.
-    /// `go_on` is asked between batches whether to continue.
+    /// Replays every entry after the copy's position (up to `until`): the segment files and
+    /// the chunks in Redis, or, `from_chunk` given, the chunks from that absolute index on
+    /// (those before it were replayed by an earlier run). `go_on` is asked between batches
+    /// whether to continue.
     pub async fn run(
         &self,
         known: &mut Known,
         progress: &mut Progress,
         go_on: &(dyn Fn() -> Result<(), RebuildError> + Sync),
-    ) -> Result<u64, RebuildError> {
+        from_chunk: Option<u64>,
+    ) -> Result<Replayed, RebuildError> {
         let mut conn = self.store.connection();
         let erasures = Erasures::load(&mut conn, self.keys).await?;
+        // Where the chunks in Redis begin, read before the segment files are: chunks exported
+        // (or trimmed) while the segments are read make the cursor fail instead of leaving a
+        // hole between the two.
+        let first_chunk = match from_chunk {
+            Some(index) => index,
+            None => self
+                .store
+                .query::<Option<u64>>(redis::cmd("GET").arg(self.keys.events_dropped()))
+                .await?
+                .unwrap_or(0),
+        };
         let position: Option<String> = self
             .store
             .query(redis::cmd("GET").arg(self.target.applied()))
@@ -697,7 +734,7 @@ impl Replay<'_> {
             pending: Vec::with_capacity(BATCH),
             replayed: 0,
         };
-        if let Some(dir) = self.segments {
+        if let (Some(dir), None) = (self.segments, from_chunk) {
             for segment in segments::list(dir, self.product)? {
                 if !run.after(&segment.last) {
                     continue;
@@ -706,12 +743,12 @@ impl Replay<'_> {
                     break;
                 }
                 for mut entry in segments::read(&segment)? {
-                    erasures.scrub(&mut entry);
+                    erasures.scrub(&mut entry, self.player_fields);
                     run.push(entry).await?;
                 }
             }
         }
-        let mut cursor = ChunkCursor::at_head(self.keys.clone());
+        let mut cursor = ChunkCursor::at(self.keys.clone(), first_chunk);
         'chunks: loop {
             let page = cursor.next_page(&mut conn, 32).await?;
             if page.is_empty() {
@@ -727,13 +764,16 @@ impl Replay<'_> {
                 }
                 let (_, entries) = decode_chunk(chunk)?;
                 for mut entry in entries {
-                    erasures.scrub(&mut entry);
+                    erasures.scrub(&mut entry, self.player_fields);
                     run.push(entry).await?;
                 }
             }
         }
         run.flush().await?;
-        Ok(run.replayed)
+        Ok(Replayed {
+            entries: run.replayed,
+            next_chunk: cursor.position().unwrap_or(first_chunk),
+        })
     }
 
     /// Whether entry `id` comes after `until`.
@@ -792,6 +832,20 @@ impl Run<'_, '_> {
         let mut batch = plan::plan(&parsed, &[], rules, self.known);
         // Dead letters were written when the entries were first applied.
         batch.dead_letters.clear();
+        // Entries the games file now refuses whole are in no plan, but the copy's position
+        // must pass them like the live product's did, or it could never catch up.
+        let planned = batch
+            .products
+            .entry(self.replay.product.clone())
+            .or_default();
+        if planned.last().is_none_or(|event| event.id != last) {
+            planned.push(PlannedEvent {
+                id: last.clone(),
+                changes: Changes::default(),
+                history: None,
+                redrive_of: None,
+            });
+        }
         let prepared = committer.prepare(COPY_EPOCH, &batch, self.known);
         committer.commit(&prepared).await?;
         self.known.advance_past(&batch);
@@ -838,13 +892,15 @@ impl KeyKind {
 }
 
 /// `KEYS`: live applied, shadow applied, live generation, hold, live sequence, shadow
-/// sequence, rebuild state, rebuild wanted; then the renames (from, to), the live keys to
-/// delete, the live stats hashes and the shadow's (each with its live name) whose board
-/// stamps are merged, the shadow's other keys. `ARGV`: the generation the shadow was started
-/// on, the hold's token, the five counts, then the stamp fields' prefixes (`~<board>`) of the
-/// boards switched alone. 1 when switched; -1 the shadow is not at the live position; -2 the
-/// generation moved; -3 the hold is not ours.
+/// sequence, rebuild state, rebuild wanted, the rebuild lock; then the renames (from, to), the
+/// live keys to delete, the live stats hashes and the shadow's (each with its live name) whose
+/// board stamps are merged, the shadow's other keys. `ARGV`: the generation the shadow was
+/// started on, the lock's (and hold's) token, the five counts, then the stamp fields' prefixes
+/// (`~<board>`) of the boards switched alone (none: a full rebuild). 1 when switched; -1 the
+/// shadow is not at the live position; -2 the generation moved; -3 the hold is not ours; -4
+/// the lock is not ours.
 const SWITCH: &str = r"
+if redis.call('GET', KEYS[9]) ~= ARGV[2] then return -4 end
 if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -3 end
 if (redis.call('GET', KEYS[3]) or '') ~= ARGV[1] then return -2 end
 if (redis.call('GET', KEYS[1]) or '') ~= (redis.call('GET', KEYS[2]) or '') then return -1 end
@@ -858,7 +914,7 @@ local function is_stamp(field)
   end
   return false
 end
-local k = 9
+local k = 10
 for _ = 1, renames do
   if redis.call('EXISTS', KEYS[k]) == 1 then
     redis.call('RENAME', KEYS[k], KEYS[k + 1])
@@ -900,9 +956,10 @@ for _ = 1, leftovers do
   k = k + 1
 end
 redis.call('DEL', KEYS[6], KEYS[2], KEYS[4], KEYS[7])
-local generation = redis.call('INCR', KEYS[3])
+redis.call('INCR', KEYS[3])
+-- A rebuild asked for (by voids) is done by a full one started after it was asked.
 local asked = tonumber(redis.call('GET', KEYS[8]) or '0')
-if asked <= (tonumber(ARGV[1]) or 0) then redis.call('DEL', KEYS[8]) end
+if #prefixes == 0 and asked <= (tonumber(ARGV[1]) or 0) then redis.call('DEL', KEYS[8]) end
 return 1
 ";
 
@@ -1151,6 +1208,15 @@ pub async fn serve_requests(
                         .store
                         .query::<i64>(redis::cmd("SREM").arg(keys.rebuilds()).arg(&raw))
                         .await;
+                    // A void recorded meanwhile lists the product again itself, unless it was
+                    // recorded just before this SREM: look once more.
+                    let asked: Result<bool, StoreError> = rebuilder
+                        .store
+                        .query(redis::cmd("EXISTS").arg(product_keys.rebuild_wanted()))
+                        .await;
+                    if let Ok(true) = asked {
+                        let _ = super::voids::ask_rebuild(&rebuilder.store, &product).await;
+                    }
                     continue;
                 }
                 Ok(Some(_)) => {}

@@ -162,27 +162,23 @@ pub async fn add(
         }
     };
     let json = serde_json::to_string(&void).unwrap_or_default();
-    change_and_ask_rebuild(store, product, Some((&field, &json))).await?;
+    change_and_ask_rebuild(store, product, Change::Set(&field, &json)).await?;
     Ok(void)
 }
 
-/// Undoes a void and asks for a rebuild.
+/// Undoes a void and asks for a rebuild, in one script (a retry after a lost answer finds
+/// it undone).
 pub async fn remove(
     store: &Store,
     product: &ProductId,
     target: &VoidTarget,
 ) -> Result<(), VoidError> {
-    let keys = store.keys().product(product);
-    let removed: u64 = store
-        .query(redis::cmd("HDEL").arg(keys.voids()).arg(target.field()))
-        .await?;
-    if removed == 0 {
+    if !change_and_ask_rebuild(store, product, Change::Remove(&target.field())).await? {
         return Err(VoidError::NotVoided(format!(
             "{} is not voided in product {product:?}",
             target.field()
         )));
     }
-    change_and_ask_rebuild(store, product, None).await?;
     Ok(())
 }
 
@@ -198,19 +194,31 @@ pub async fn list(store: &Store, product: &ProductId) -> Result<Vec<Void>, Store
     Ok(voids)
 }
 
-/// Bumps the product's generation (the worker reloads its voids) and records that a rebuild
-/// is wanted, with `set` (a void's field and record) written in the same script; then lists
-/// the product among those wanting a rebuild.
+/// What a void change writes to the `voids` hash.
+enum Change<'a> {
+    /// A void's field and record.
+    Set(&'a str, &'a str),
+    /// A void's field, removed.
+    Remove(&'a str),
+}
+
+/// Applies `change` to the `voids` hash, bumps the product's generation (the worker reloads
+/// its voids) and records that a rebuild is wanted, in one script; then lists the product among
+/// those wanting a rebuild. `false` (nothing done) when a void to remove is not there.
 async fn change_and_ask_rebuild(
     store: &Store,
     product: &ProductId,
-    set: Option<(&str, &str)>,
-) -> Result<(), StoreError> {
+    change: Change<'_>,
+) -> Result<bool, StoreError> {
     const SCRIPT: &str = r"
-if #ARGV > 0 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[1] == 'set' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+elseif redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then
+  return 0
+end
 local generation = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[3], generation)
-return generation
+return 1
 ";
     let keys = store.keys().product(product);
     let script = redis::Script::new(SCRIPT);
@@ -219,11 +227,15 @@ return generation
         .key(keys.voids())
         .key(keys.generation())
         .key(keys.rebuild_wanted());
-    if let Some((field, record)) = set {
-        invocation.arg(field).arg(record);
+    match change {
+        Change::Set(field, record) => invocation.arg("set").arg(field).arg(record),
+        Change::Remove(field) => invocation.arg("remove").arg(field),
+    };
+    if store.invoke::<i64>(&invocation).await? == 0 {
+        return Ok(false);
     }
-    store.invoke::<i64>(&invocation).await?;
-    ask_rebuild(store, product).await
+    ask_rebuild(store, product).await?;
+    Ok(true)
 }
 
 /// Lists `product` among the products wanting a rebuild (its `rebuild:wanted` says since when).

@@ -146,6 +146,14 @@ impl BoardSet {
         &self.boards
     }
 
+    /// The event fields the boards read a player id from (besides match outcomes).
+    pub fn player_fields(&self) -> impl Iterator<Item = &str> {
+        self.boards.iter().filter_map(|board| match &board.rule {
+            BoardRule::Field { player, .. } => Some(player.as_str()),
+            _ => None,
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<&Board> {
         self.boards.iter().find(|board| board.name == name)
     }

@@ -74,6 +74,16 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// The event fields the rules read a player id from.
+    pub fn player_fields(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().filter_map(|rule| match rule {
+            StatRule::Count { player, .. } | StatRule::Aggregate { player, .. } => {
+                Some(player.as_str())
+            }
+            _ => None,
+        })
+    }
+
     pub fn new(rules: Vec<StatRule>) -> Self {
         Self { rules }
     }

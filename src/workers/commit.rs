@@ -853,7 +853,16 @@ fn history_chunk(events: &[(&str, Vec<Op>)], lines: &[Option<&str>]) -> Vec<u8> 
     match (kept.first(), kept.last()) {
         (Some((first, _)), Some((last, _))) => {
             let lines: Vec<&str> = kept.iter().map(|(_, line)| *line).collect();
-            crate::history::encode_chunk(first, last, &lines)
+            // Without its chunk the commit still applies; the next chunk's script finds the
+            // history behind the position and records the gap (`events:gap`).
+            crate::history::encode_chunk(first, last, &lines).unwrap_or_else(|| {
+                tracing::error!(
+                    first,
+                    last,
+                    "cannot compress a history chunk; its entries are missing from the history"
+                );
+                Vec::new()
+            })
         }
         _ => Vec::new(),
     }

@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 use crate::traffic::{Event, Model, Rng, board_scores, mixed_run};
 use stats_tracker::core::config::{Secret, Settings};
-use stats_tracker::core::ids::ProductId;
+use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 use stats_tracker::history::decode_chunk;
 
@@ -952,4 +952,138 @@ async fn a_player_erased_after_an_export_stays_erased_in_a_rebuild_from_segments
     // The history in Redis was exported before the erasure: all of it is in the segment,
     // which still names the player; the rebuild scrubs it as it reads.
     assert_erased_everywhere(&mut store, &victim, &elo_before).await;
+}
+
+/// An erasure run twice (a retried request, or one run again to finish it) records a second
+/// pseudonym; a rebuild erases both.
+#[tokio::test]
+async fn a_player_erased_twice_stays_erased_through_a_rebuild() {
+    let (redis, settings) = setup(CHAOS_GAMES).await;
+    let mut stream = redis.connection(1).await;
+    let mut store = redis.connection(0).await;
+    let (events, _) = mixed_run(31, 200, 20, 0);
+    let app = TestApp::spawn(&settings, true).await;
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let victim = first_exrps_player(&events, "winner_id");
+    erase(&app, &victim).await;
+    erase(&app, &victim).await;
+    app.stop().await;
+    let elo_before = board_scores(&mut store, &exrps_keys("st_test").board("elo")).await;
+    assert_succeeded(&rebuild(&settings, &["--product", "exrps"]));
+    assert_erased_everywhere(&mut store, &victim, &elo_before).await;
+    let wins = board_scores(&mut store, &exrps_keys("st_test").board("wins")).await;
+    assert!(
+        wins.keys().all(|player| !player.starts_with("~erased:")),
+        "{wins:?}"
+    );
+}
+
+/// Erasing a player whose id is also a common value ("1") rewrites only the fields that name
+/// players: other players' `event_data` of `1` stays, and so do their stats after a rebuild.
+#[tokio::test]
+async fn erasing_player_1_leaves_other_fields_that_hold_1_alone() {
+    let (redis, settings) = setup(CHAOS_GAMES).await;
+    let mut stream = redis.connection(1).await;
+    let mut store = redis.connection(0).await;
+    let event = crate::simulate::event;
+    let mut events: Vec<Event> = vec![event(&[
+        ("product_id", "exrps"),
+        ("game_id", "g1"),
+        ("type", "game_over"),
+        ("winner_id", "1"),
+        ("loser_id", "bob"),
+    ])];
+    for weapon in ["1", "1", "1", "0"] {
+        events.push(event(&[
+            ("product_id", "exrps"),
+            ("game_id", "g2"),
+            ("type", "gameplay"),
+            ("event_name", "select_weapon"),
+            ("event_data", weapon),
+            ("user_id", "alice"),
+        ]));
+    }
+    let app = TestApp::spawn(&settings, true).await;
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let alice = exrps_keys("st_test").stats(&PlayerId::parse("alice").expect("id"));
+    let stats = |store: &mut redis::aio::MultiplexedConnection| {
+        let (mut store, alice) = (store.clone(), alice.clone());
+        async move {
+            let all: BTreeMap<String, String> = redis::cmd("HGETALL")
+                .arg(&alice)
+                .query_async(&mut store)
+                .await
+                .expect("HGETALL");
+            all.into_iter()
+                .filter(|(name, _)| !name.starts_with('~'))
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let before = stats(&mut store).await;
+    assert_eq!(
+        before.get("paper_selection_count").map(String::as_str),
+        Some("3")
+    );
+    erase(&app, "1").await;
+    app.stop().await;
+    assert_succeeded(&rebuild(&settings, &["--product", "exrps"]));
+    assert_eq!(stats(&mut store).await, before, "alice's stats are hers");
+}
+
+/// A `--board` rebuild switches one board: a void's full rebuild stays pending.
+#[tokio::test]
+async fn a_board_rebuild_leaves_a_voids_full_rebuild_pending() {
+    let (redis, settings) = setup(CHAOS_GAMES).await;
+    let mut stream = redis.connection(1).await;
+    let (events, _) = mixed_run(31, 200, 20, 0);
+    apply_all(&settings, &mut stream, &events).await;
+    let game = events
+        .iter()
+        .find_map(|event| {
+            let get = |name: &str| {
+                event
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            (get("product_id").as_deref() == Some("exrps"))
+                .then(|| get("game_id"))
+                .flatten()
+        })
+        .expect("an exrps match");
+    // The server alone: the void is recorded and its rebuild asked for; no worker runs it.
+    let app = TestApp::spawn(&settings, false).await;
+    let (status, body) = send_admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/products/exrps/voids",
+        Some(serde_json::json!({ "game_id": game })),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_succeeded(&rebuild(
+        &settings,
+        &["--product", "exrps", "--board", "elo"],
+    ));
+    let (_, listed) = send_admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/products/exrps/voids",
+        None,
+    )
+    .await;
+    assert_eq!(listed["rebuild_pending"], true, "{listed}");
+    // A full rebuild does it.
+    assert_succeeded(&rebuild(&settings, &["--product", "exrps"]));
+    let (_, listed) = send_admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/products/exrps/voids",
+        None,
+    )
+    .await;
+    assert_eq!(listed["rebuild_pending"], false, "{listed}");
+    app.stop().await;
 }
