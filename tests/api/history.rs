@@ -1087,3 +1087,46 @@ async fn a_board_rebuild_leaves_a_voids_full_rebuild_pending() {
     assert_eq!(listed["rebuild_pending"], false, "{listed}");
     app.stop().await;
 }
+
+/// On a Redis Cluster: history, a rebuild with a new K-factor and a board read as of a past
+/// entry work as on one server (every key of a product, history and shadow included, is in
+/// its hash slot).
+#[tokio::test]
+async fn history_rebuild_and_as_of_work_on_a_redis_cluster() {
+    let cluster = crate::helpers::TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let games = |text: &str, name: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("games file");
+        file
+    };
+    let mut settings = crate::helpers::cluster_settings(&cluster);
+    settings.games.file = Some(games(CHAOS_GAMES, "k20.toml"));
+    let mut conn = cluster.connection();
+    let (events, bad) = mixed_run(61, 300, 30, 3);
+    let app = TestApp::spawn(&settings, true).await;
+    let ids = push_events(&mut conn, &events).await;
+    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+    let page = "/v1/products/exrps/boards/elo/entries?limit=10";
+    let (_, then) = app.get_json(page).await;
+    let last = ids.last().cloned().unwrap_or_default();
+    app.stop().await;
+    assert_history_matches(&mut conn, "st_test", &events, &ids, &bad).await;
+
+    settings.games.file = Some(games(
+        &CHAOS_GAMES.replace("k_factor = 20.0", "k_factor = 28.0"),
+        "k28.toml",
+    ));
+    let outcome = assert_succeeded(&rebuild(&settings, &["--product", "exrps"]));
+    assert_eq!(outcome["switched"], true, "{outcome}");
+    assert_elo_run(&mut conn, 28.0, &events, &bad, &ids).await;
+    assert!(conn.keys("st_test:{exrps}:~rebuild:*").await.is_empty());
+
+    // As of the last entry with the first games file: the board as it was then.
+    settings.games.file = Some(games(CHAOS_GAMES, "k20-again.toml"));
+    let app = TestApp::spawn(&settings, false).await;
+    let (status, as_of) = app.get_json(&format!("{page}&as_of={last}")).await;
+    assert_eq!(status, 200, "{as_of}");
+    assert_eq!(as_of["entries"], then["entries"]);
+    app.stop().await;
+}
