@@ -93,7 +93,7 @@ impl AsOf {
         Ok(Arc::new(Self {
             store,
             committer,
-            rules: Rules::from_games(&games).keeping_history(true),
+            rules: Rules::from_games(&games).replaying(),
             suffix,
             segments: settings.history.segments_dir.clone(),
             max_entries: settings.history.as_of_max_entries,

@@ -25,13 +25,23 @@ use crate::leaderboards::scoring::{
 };
 use crate::player_stats::handlers::{StatsHandler, StatsRegistry};
 
+/// Which of a product's entries a plan holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    /// Those with changes (no history is kept).
+    WithChanges,
+    /// Every entry the product applies, each with its history line.
+    EveryWithHistory,
+    /// Every entry, without history lines: a replay into a copy of the product, whose
+    /// position must pass every entry the product's did.
+    Every,
+}
+
 /// The scoring and stats handlers the worker applies.
 pub struct Rules {
     scoring: ScoringRegistry,
     stats: StatsRegistry,
-    /// Whether every entry applied to a product is planned with its history line (so the
-    /// product's history holds it), also those that change nothing.
-    keep_history: bool,
+    planned: Planned,
 }
 
 impl Rules {
@@ -40,14 +50,31 @@ impl Rules {
         Self {
             scoring: games.scoring(),
             stats: games.stats(),
-            keep_history: false,
+            planned: Planned::WithChanges,
         }
     }
 
-    /// These rules, planning history lines (`history.enabled`) or not.
+    /// These rules, planning every entry of a product with its history line
+    /// (`history.enabled`), or only those with changes.
     pub fn keeping_history(mut self, keep: bool) -> Self {
-        self.keep_history = keep;
+        self.planned = if keep {
+            Planned::EveryWithHistory
+        } else {
+            Planned::WithChanges
+        };
         self
+    }
+
+    /// These rules, planning every entry of a product without history lines: for a replay
+    /// of the history into a copy.
+    pub fn replaying(mut self) -> Self {
+        self.planned = Planned::Every;
+        self
+    }
+
+    /// Whether entries without changes are planned too.
+    fn plans_every_entry(&self) -> bool {
+        self.planned != Planned::WithChanges
     }
 
     /// The built-in games configuration's rules.
@@ -422,7 +449,7 @@ pub fn plan(
                     .get(&event.product)
                     .is_some_and(|voids| voids.covers(id, fields))
                 {
-                    if rules.keep_history {
+                    if rules.plans_every_entry() {
                         plan.keep(rules, &event.product, id, Changes::default(), fields, None);
                     }
                     (product, Outcome::Voided)
@@ -463,7 +490,7 @@ pub fn plan(
                                 }
                                 Outcome::Applied
                             } else {
-                                if rules.keep_history {
+                                if rules.plans_every_entry() {
                                     plan.keep(rules, &event.product, id, changes, fields, None);
                                 }
                                 if dead {
@@ -517,8 +544,7 @@ impl BatchPlan {
         fields: &Fields,
         redrive_of: Option<String>,
     ) {
-        let history = rules
-            .keep_history
+        let history = (rules.planned == Planned::EveryWithHistory)
             .then(|| crate::history::encode_line(id, fields));
         self.products
             .entry(product.clone())
