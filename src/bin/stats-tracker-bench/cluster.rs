@@ -91,6 +91,7 @@ pub async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> 
             dir: cluster_dir.clone(),
             cluster: true,
             partitions: args.partitions.max(1),
+            history: true,
         };
         cluster_drain(&config, &cluster, &tracker, args.workers.max(1)).await?
     };

@@ -407,6 +407,8 @@ struct Tracker {
     cluster: bool,
     /// `stream.partitions`.
     partitions: u32,
+    /// `history.enabled`: whether the worker keeps every applied entry per product.
+    history: bool,
 }
 
 impl Tracker {
@@ -423,8 +425,19 @@ impl Tracker {
     /// `stats-tracker <subcommand>` as `name` (consumer and log name), with its worker metrics
     /// on `metrics_addr`.
     fn spawn_as(&self, subcommand: &str, name: &str, metrics_addr: SocketAddr) -> Result<Proc> {
+        let command = self.command(&[subcommand], name, metrics_addr);
+        Proc::spawn(
+            &format!("stats-tracker {name}"),
+            command,
+            &self.dir.join(format!("{name}.log")),
+        )
+    }
+
+    /// `stats-tracker <args…> -m development` with the settings every child gets: as `name`
+    /// (its consumer name), its worker metrics on `metrics_addr`.
+    fn command(&self, args: &[&str], name: &str, metrics_addr: SocketAddr) -> Command {
         let mut command = Command::new(&self.binary);
-        command.args([subcommand, "-m", "development"]);
+        command.args(args).args(["-m", "development"]);
         // Whatever the caller's shell exports must not redirect the children elsewhere
         // (e.g. to the shared Redis) or change their settings.
         for (name, _) in std::env::vars_os() {
@@ -450,6 +463,10 @@ impl Tracker {
                 "STATS_TRACKER__STREAM__PARTITIONS",
                 self.partitions.to_string(),
             )
+            .env(
+                "STATS_TRACKER__HISTORY__ENABLED",
+                if self.history { "true" } else { "false" },
+            )
             .env("STATS_TRACKER__LOG__LEVEL", "info");
         if let Some(batch_size) = self.batch_size {
             command.env("STATS_TRACKER__STREAM__BATCH_SIZE", batch_size.to_string());
@@ -462,11 +479,7 @@ impl Tracker {
                 .env("STATS_TRACKER__STORE__CLUSTER", "true")
                 .env("STATS_TRACKER__STREAM__CLUSTER", "true");
         }
-        Proc::spawn(
-            &format!("stats-tracker {name}"),
-            command,
-            &self.dir.join(format!("{name}.log")),
-        )
+        command
     }
 }
 
@@ -732,6 +745,7 @@ impl Bench {
             dir: dir.to_owned(),
             cluster: false,
             partitions: 1,
+            history: true,
         };
         // The generator's list: only real traffic draws from it.
         let players = match config.traffic {
