@@ -7,7 +7,9 @@
 //!    2× within an hour; the ratio does not);
 //! 1. worker throughput: a backlog pre-loaded with pipelined `XADD`, drained by a fresh
 //!    worker until the group's lag and pending are 0; its CPU time per event and peak RSS,
-//!    Redis's CPU and per-command time meanwhile;
+//!    Redis's CPU and per-command time meanwhile; then (1b) the history's Redis bytes per
+//!    entry, and `stats-tracker rebuild` of the product with the most history, timed against
+//!    the drain (see `history`);
 //! 2. end-to-end latency: probe `game_over`s among a steady offered load, from `XADD` until
 //!    `GET /stats/…` shows them;
 //! 3. read throughput and latency of the public data routes at N keep-alive connections;
@@ -22,6 +24,7 @@
 //! their CPU and memory are measured apart from each other and from this load generator.
 
 mod cluster;
+mod history;
 mod http;
 mod procs;
 mod redisd;
@@ -516,6 +519,12 @@ struct Figures {
     /// Drain rates of the backlog's first tenth (from 1%, after start-up) and last tenth.
     first_tenth: Option<f64>,
     last_tenth: Option<f64>,
+    /// Every product's history after the drain, and Redis bytes per entry of what the
+    /// latency phase's live load added to it.
+    history: Option<history::HistoryMemory>,
+    history_live_bytes_per_entry: Option<f64>,
+    /// The rebuild after the drain (real traffic).
+    rebuild: Option<history::RebuildFigures>,
 }
 
 /// One run per traffic kind, each on its own Redis and children; true if every check passed.
@@ -552,6 +561,7 @@ async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
 
     bench.figures.ceiling = bench.yardstick("at the start").await?;
     let backlog = bench.drain_backlog().await?;
+    bench.history_and_rebuild(&backlog).await?;
     bench.end_to_end_latency().await?;
     bench.read_load().await?;
     bench.memory().await?;
@@ -722,6 +732,8 @@ struct Backlog {
     writes: StoreWrites,
     /// Sustained, 10% → 90% of the backlog.
     rate: f64,
+    /// Worker start → drained.
+    overall: f64,
     redis_busy: f64,
     /// CPU time over the whole drain.
     redis_cpu: Duration,
@@ -987,6 +999,7 @@ impl Bench {
             events,
             writes,
             rate: sustained,
+            overall,
             redis_busy,
             redis_cpu,
             worker_cpu: worker.cpu,
@@ -1078,6 +1091,7 @@ impl Bench {
             self.traffic.tally.record_probe(probe);
         }
         self.wait_drained(Duration::from_secs(60)).await?;
+        let history_growth = self.history_growth().await?;
 
         let latencies = http::Latencies::new(probes.latencies);
         let offered = per_second(sent, duration);
@@ -1100,6 +1114,9 @@ impl Bench {
             "CPU while under this load (% of one core): {}",
             after.minus(&before).percent_of(elapsed)
         );
+        if let Some(growth) = history_growth {
+            println!("{growth}");
+        }
         // The first tenth starts from what the drain left (often just released), so growth
         // is judged from the second.
         if let (Some(second), Some(last)) = (rss.get(1), rss.last()) {
@@ -1661,11 +1678,11 @@ impl Bench {
             mib(f.drain_peak_rss_kib),
             met(f.drain_peak_rss_kib <= 64 * 1024),
         );
+        let ratio = |rate: f64| {
+            f.ceiling
+                .map_or(String::new(), |c| format!(" (÷ ceiling {:.3})", rate / c))
+        };
         if let (Some(first), Some(last)) = (f.first_tenth, f.last_tenth) {
-            let ratio = |rate: f64| {
-                f.ceiling
-                    .map_or(String::new(), |c| format!(" (÷ ceiling {:.3})", rate / c))
-            };
             println!(
                 "drain as the store fills, first tenth → last tenth of the backlog: {} events/s{} → {} events/s{}, last ÷ first = {:.2}",
                 thousands(first as u64),
@@ -1673,6 +1690,26 @@ impl Bench {
                 thousands(last as u64),
                 ratio(last),
                 last / first,
+            );
+        }
+        if let Some(bytes) = f.history.as_ref().and_then(|h| h.bytes_per_entry()) {
+            println!(
+                "history: {bytes:.1} Redis bytes per entry after the drain{} — no target",
+                f.history_live_bytes_per_entry
+                    .map_or(String::new(), |live| format!(
+                        ", {live:.1} per entry the live load of phase 2 added"
+                    )),
+            );
+        }
+        if let Some(rebuild) = &f.rebuild {
+            println!(
+                "rebuild of {:?} after the drain: {} entries/s{}, the drain {} events/s sustained{}: rebuild ÷ drain = {:.2} — no target",
+                rebuild.product,
+                thousands(rebuild.rate() as u64),
+                ratio(rebuild.rate()),
+                thousands(f.drain_sustained as u64),
+                ratio(f.drain_sustained),
+                rebuild.rate() / f.drain_sustained.max(1e-9),
             );
         }
     }

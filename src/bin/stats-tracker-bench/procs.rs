@@ -4,14 +4,15 @@
 //! Every child is held by a [`Proc`] guard that kills and reaps it when dropped, so an error or
 //! Ctrl-C in the benchmark never leaves a Redis, a worker or a server behind. Should the
 //! benchmark die without unwinding (SIGKILL from a CI timeout), the kernel kills the children
-//! too (`PR_SET_PDEATHSIG`).
+//! too (`PR_SET_PDEATHSIG`). A child run to its end ([`Measured`], a `stats-tracker rebuild`)
+//! is reaped with `wait4`, which gives its CPU time and peak RSS however short it was.
 
 use std::fs::{self, File};
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -34,16 +35,7 @@ impl Proc {
             .try_clone()
             .with_context(|| format!("cannot reopen {}", log.display()))?;
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        // SAFETY: the closure runs in the forked child before exec; prctl is async-signal-safe
-        // and touches no memory shared with the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {name} ({:?})", command.get_program()))?;
@@ -88,6 +80,121 @@ impl Drop for Proc {
         // saves nothing), and it cannot be ignored.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Has the kernel kill the child `command` starts when the thread that started it ends
+/// (`PR_SET_PDEATHSIG`).
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec; prctl is async-signal-safe
+    // and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A child process run to its end, reaped with `wait4` for its resource use; killed (and
+/// reaped) if dropped before it ended.
+pub struct Measured {
+    name: String,
+    pid: libc::pid_t,
+    started: Instant,
+    reaped: bool,
+    stderr: PathBuf,
+}
+
+/// How a [`Measured`] child ended and what it used.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    pub status: ExitStatus,
+    /// From just before it was started until it was seen to have exited (within a poll).
+    pub wall: Duration,
+    /// User + system CPU time of all its threads (`wait4`'s rusage).
+    pub cpu: Duration,
+    /// Peak resident set size, KiB (`ru_maxrss`).
+    pub peak_rss_kib: u64,
+}
+
+impl Measured {
+    /// Starts `command` with its stdout going to the file `stdout` and its stderr to `stderr`.
+    /// Spawn from the benchmark's driving thread, as [`Proc::spawn`].
+    pub fn spawn(name: &str, mut command: Command, stdout: &Path, stderr: &Path) -> Result<Self> {
+        let out =
+            File::create(stdout).with_context(|| format!("cannot create {}", stdout.display()))?;
+        let err =
+            File::create(stderr).with_context(|| format!("cannot create {}", stderr.display()))?;
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        die_with_parent(&mut command);
+        let started = Instant::now();
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", command.get_program()))?;
+        let pid = libc::pid_t::try_from(child.id()).context("a child pid out of range")?;
+        // `child` is dropped without waiting: this guard reaps the process with wait4.
+        drop(child);
+        Ok(Self {
+            name: name.to_owned(),
+            pid,
+            started,
+            reaped: false,
+            stderr: stderr.to_owned(),
+        })
+    }
+
+    /// The child's status and resource use if it has exited (then reaped), `None` while it runs.
+    pub fn try_finish(&mut self) -> Result<Option<Finished>> {
+        if self.reaped {
+            bail!("{} was already reaped", self.name);
+        }
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero rusage is a valid value of the plain C struct wait4 fills in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `status` and `usage` are valid for writes; WNOHANG never blocks.
+        let reaped = unsafe { libc::wait4(self.pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == 0 {
+            return Ok(None);
+        }
+        if reaped < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot wait for {}", self.name));
+        }
+        let wall = self.started.elapsed();
+        self.reaped = true;
+        let time = |tv: libc::timeval| {
+            Duration::from_secs(tv.tv_sec.unsigned_abs())
+                + Duration::from_micros(tv.tv_usec.unsigned_abs())
+        };
+        Ok(Some(Finished {
+            status: ExitStatus::from_raw(status),
+            wall,
+            cpu: time(usage.ru_utime) + time(usage.ru_stime),
+            peak_rss_kib: usage.ru_maxrss.unsigned_abs(),
+        }))
+    }
+
+    /// The last `lines` lines of its stderr, for an error message.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail(&self.stderr, lines)
+    }
+}
+
+impl Drop for Measured {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        let mut status: libc::c_int = 0;
+        // SAFETY: the pid is our unreaped child, so it names no other process; a blocking
+        // wait4 after SIGKILL returns as soon as the kernel has ended it.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, &mut status, 0);
+        }
     }
 }
 
@@ -198,4 +305,38 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measured_children_are_reaped_with_their_status_and_cpu() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo done; echo oops >&2; exit 3"]);
+        let mut child = Measured::spawn("sh", command, &out, &err).expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let finished = loop {
+            if let Some(finished) = child.try_finish().expect("waits") {
+                break finished;
+            }
+            assert!(Instant::now() < deadline, "sh did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(finished.status.code(), Some(3));
+        assert!(finished.peak_rss_kib > 0);
+        assert!(finished.wall > Duration::ZERO);
+        assert_eq!(fs::read_to_string(&out).expect("stdout"), "done\n");
+        assert_eq!(child.stderr_tail(5), "oops");
+        assert!(child.try_finish().is_err(), "reaped once");
+        // Dropped while running: killed and reaped.
+        let mut command = Command::new("sleep");
+        command.arg("60");
+        let mut child = Measured::spawn("sleep", command, &out, &err).expect("starts");
+        assert!(child.try_finish().expect("waits").is_none());
+        drop(child);
+    }
 }
