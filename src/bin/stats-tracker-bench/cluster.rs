@@ -123,7 +123,7 @@ pub async fn run(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> 
 
 /// The per-product checks of [`check_every_player`] as one: with copies of every product
 /// they are hundreds of lines; failures are still named.
-fn summarize(checks: &[(String, bool)], tally: &Tally) -> (String, bool) {
+pub fn summarize(checks: &[(String, bool)], tally: &Tally) -> (String, bool) {
     let failed: Vec<&str> = checks
         .iter()
         .filter(|(_, ok)| !ok)

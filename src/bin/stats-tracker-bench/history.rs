@@ -6,8 +6,11 @@
 //! - then (real traffic) `stats-tracker rebuild --product <the product with the most
 //!   history>` as a child with the worker's settings, timed from its start to its exit, its
 //!   CPU from `wait4`, Redis's from `/proc`, and where its time went (start-up, replay, switch)
-//!   from its shadow's position, read every few milliseconds.
+//!   from its shadow's position, read every few milliseconds;
+//! - `--history-cost`: the same backlog drained with `history.enabled` off and on, each on a
+//!   fresh private Redis, in the order off, on, on, off, and the two settings side by side.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,13 +19,21 @@ use stats_tracker::core::ids::ProductId;
 use stats_tracker::core::keys::KeySpace;
 
 use crate::procs::Measured;
+use crate::redisd::{CommandStat, PrivateRedis, info_field};
 use crate::traffic::{STREAM, TrafficKind};
 use crate::{
-    Backlog, Bench, PREFIX, drain_line, memory_usage, mib, micros_per, per_second, query, thousands,
+    Args, Backlog, Bench, Config, PREFIX, check_every_player, check_totals, drain_line,
+    memory_usage, mib, micros_per, per_second, print_check_count, print_checks, print_header,
+    query, thousands, tracker_binary,
 };
 
 /// How often a running rebuild's shadow position is read.
 const REBUILD_POLL: Duration = Duration::from_millis(5);
+/// `--history-cost`: the backlog each of the four drains gets.
+pub const HISTORY_COST_EVENTS: u64 = 500_000;
+/// `--history-cost`: `history.enabled` of each drain, in order (off, on, on, off: a machine
+/// drifting faster or slower through the run weighs on both settings alike).
+const HISTORY_COST_ORDER: [bool; 4] = [false, true, true, false];
 
 /// One product's history in Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,6 +447,299 @@ impl Bench {
             thousands(backlog.overall as u64),
         );
     }
+}
+
+/// What one `--history-cost` drain measured.
+struct CostDrain {
+    history: bool,
+    backlog: Backlog,
+    /// Redis's `used_memory` after the drain.
+    used_memory: u64,
+    memory: HistoryMemory,
+}
+
+/// `--history-cost`: the same backlog drained with history off and on, each drain on a fresh
+/// private Redis; true if every check passed.
+pub async fn run_cost(args: &Args, traffic: TrafficKind, dir: &Path) -> Result<bool> {
+    let config = Config::from_args(args, traffic)?;
+    let binary = tracker_binary(args)?;
+    let mut drains: Vec<CostDrain> = Vec::new();
+    let mut checks = Vec::new();
+    let mut notes = Vec::new();
+    let (mut ceiling, mut ceiling_at_end) = (None, None);
+    for (index, history) in HISTORY_COST_ORDER.into_iter().enumerate() {
+        let setting = if history { "on" } else { "off" };
+        let sub = dir.join(format!("drain-{}-history-{setting}", index + 1));
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        let redis = PrivateRedis::start(&sub).await?;
+        if index == 0 {
+            print_header(&config, &binary, &redis);
+        }
+        let mut bench = Bench::new(config.clone(), binary.clone(), redis, &sub).await?;
+        bench.tracker.history = history;
+        if index == 0 {
+            ceiling = bench.yardstick("at the start").await?;
+        }
+        bench.figures.ceiling = ceiling;
+        println!();
+        println!(
+            "# Drain {} of {}: history {setting} (STATS_TRACKER__HISTORY__ENABLED={history}), a fresh redis-server",
+            index + 1,
+            HISTORY_COST_ORDER.len()
+        );
+        let backlog = bench.drain_backlog().await?;
+        bench.wait_drained(Duration::from_secs(60)).await?;
+        let memory = history_memory(&mut bench.store, &bench.keys).await?;
+        print_history(&memory, None);
+        let info: String = query(redis::cmd("INFO").arg("memory"), &mut bench.store).await?;
+        let used_memory = info_field(&info, "used_memory")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        println!(
+            "redis used_memory after the drain: {}",
+            info_field(&info, "used_memory_human").unwrap_or("?")
+        );
+        let label = format!("drain {} (history {setting})", index + 1);
+        let tally = bench.traffic.tally.clone();
+        let mut drain_notes = Vec::new();
+        let per_product = check_every_player(
+            &mut bench.store,
+            &bench.keys,
+            &bench.players,
+            &tally,
+            &mut drain_notes,
+        )
+        .await?;
+        bench
+            .checks
+            .push(crate::cluster::summarize(&per_product, &tally));
+        let totals = check_totals(
+            &mut bench.store,
+            &bench.keys,
+            &tally,
+            &[bench.tracker.metrics_addr],
+        )
+        .await?;
+        bench.checks.extend(totals);
+        let applied = tally.events - tally.dead_letters;
+        bench.checks.push(if history {
+            (
+                format!(
+                    "history keeps every applied entry: {} kept, {applied} applied",
+                    memory.kept()
+                ),
+                memory.kept() == applied,
+            )
+        } else {
+            (
+                format!(
+                    "no history kept with history.enabled=false ({} products with a history list)",
+                    memory.products.len()
+                ),
+                memory.products.is_empty(),
+            )
+        });
+        if index + 1 == HISTORY_COST_ORDER.len() {
+            // Stopped first: its Redis is measured alone.
+            bench.worker = None;
+            ceiling_at_end = bench.yardstick("at the end").await?;
+        }
+        checks.extend(
+            bench
+                .checks
+                .drain(..)
+                .map(|(what, ok)| (format!("{label}: {what}"), ok)),
+        );
+        notes.extend(
+            drain_notes
+                .into_iter()
+                .map(|note| format!("{label}: {note}")),
+        );
+        drains.push(CostDrain {
+            history,
+            backlog,
+            used_memory,
+            memory,
+        });
+    }
+    print_cost(&drains, ceiling, ceiling_at_end);
+    print_checks(&checks, &notes);
+    Ok(print_check_count(&checks))
+}
+
+/// The mean of `f` over the drains with history `on`.
+fn mean(drains: &[CostDrain], on: bool, f: impl Fn(&CostDrain) -> f64) -> f64 {
+    let values: Vec<f64> = drains.iter().filter(|d| d.history == on).map(f).collect();
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Script calls and time in commands (scripts and `EXEC` left out: they wrap other
+/// commands, which count on their own lines) of a drain's `INFO commandstats`, per event.
+fn command_costs(commands: &[CommandStat], events: u64) -> (f64, f64) {
+    let script = |name: &str| matches!(name, "evalsha" | "eval");
+    let calls: u64 = commands
+        .iter()
+        .filter(|c| script(&c.name))
+        .map(|c| c.calls)
+        .sum();
+    let own: u64 = commands
+        .iter()
+        .filter(|c| !script(&c.name) && c.name != "exec")
+        .map(|c| c.usec)
+        .sum();
+    (
+        calls as f64 / events.max(1) as f64,
+        own as f64 / events.max(1) as f64,
+    )
+}
+
+fn print_cost(drains: &[CostDrain], ceiling: Option<f64>, ceiling_at_end: Option<f64>) {
+    let Some(events) = drains.first().map(|d| d.backlog.events) else {
+        return;
+    };
+    println!();
+    println!(
+        "## History off against on (the same {} events, drains in the order {})",
+        thousands(events),
+        drains
+            .iter()
+            .map(|d| if d.history { "on" } else { "off" })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(ceiling) = ceiling {
+        println!(
+            "ceiling: {} ops/s at the start, {} at the end",
+            thousands(ceiling as u64),
+            ceiling_at_end.map_or("not measured".to_owned(), |end| thousands(end as u64)),
+        );
+    }
+    let row = |what: &str, off: String, on: String, ratio: String| {
+        println!("{what:<48} {off:>18} {on:>18} {ratio:>10}");
+    };
+    let each = |on: bool, f: &dyn Fn(&CostDrain) -> String| {
+        drains
+            .iter()
+            .filter(|d| d.history == on)
+            .map(f)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ratio = |off: f64, on: f64| {
+        if off > 0.0 {
+            format!("{:.2}", on / off)
+        } else {
+            "—".to_owned()
+        }
+    };
+    row(
+        "",
+        "history off".to_owned(),
+        "history on".to_owned(),
+        "on ÷ off".to_owned(),
+    );
+    row(
+        "events/s (sustained), each drain",
+        each(false, &|d| thousands(d.backlog.rate as u64)),
+        each(true, &|d| thousands(d.backlog.rate as u64)),
+        String::new(),
+    );
+    let rate = |d: &CostDrain| d.backlog.rate;
+    let (off_rate, on_rate) = (mean(drains, false, rate), mean(drains, true, rate));
+    row(
+        "— mean",
+        thousands(off_rate as u64),
+        thousands(on_rate as u64),
+        ratio(off_rate, on_rate),
+    );
+    if let Some(ceiling) = ceiling {
+        row(
+            "— ÷ ceiling (the start's)",
+            format!("{:.3}", off_rate / ceiling),
+            format!("{:.3}", on_rate / ceiling),
+            String::new(),
+        );
+    }
+    let redis_us = |d: &CostDrain| micros_per(d.backlog.redis_cpu, d.backlog.events);
+    row(
+        "Redis CPU µs per event, each drain",
+        each(false, &|d| format!("{:.1}", redis_us(d))),
+        each(true, &|d| format!("{:.1}", redis_us(d))),
+        String::new(),
+    );
+    let (off_redis, on_redis) = (mean(drains, false, redis_us), mean(drains, true, redis_us));
+    row(
+        "— mean",
+        format!("{off_redis:.1}"),
+        format!("{on_redis:.1}"),
+        ratio(off_redis, on_redis),
+    );
+    let worker_us = |d: &CostDrain| micros_per(d.backlog.worker_cpu, d.backlog.events);
+    let (off_worker, on_worker) = (
+        mean(drains, false, worker_us),
+        mean(drains, true, worker_us),
+    );
+    row(
+        "worker CPU µs per event (mean)",
+        format!("{off_worker:.1}"),
+        format!("{on_worker:.1}"),
+        ratio(off_worker, on_worker),
+    );
+    let calls = |d: &CostDrain| command_costs(&d.backlog.commands, d.backlog.events).0;
+    let own = |d: &CostDrain| command_costs(&d.backlog.commands, d.backlog.events).1;
+    row(
+        "script calls per event (mean)",
+        format!("{:.3}", mean(drains, false, calls)),
+        format!("{:.3}", mean(drains, true, calls)),
+        ratio(mean(drains, false, calls), mean(drains, true, calls)),
+    );
+    row(
+        "Redis time in commands µs per event (mean)",
+        format!("{:.2}", mean(drains, false, own)),
+        format!("{:.2}", mean(drains, true, own)),
+        ratio(mean(drains, false, own), mean(drains, true, own)),
+    );
+    let used = |d: &CostDrain| d.used_memory as f64;
+    let (off_used, on_used) = (mean(drains, false, used), mean(drains, true, used));
+    row(
+        "Redis used_memory after the drain (mean)",
+        mib((off_used / 1024.0) as u64),
+        mib((on_used / 1024.0) as u64),
+        ratio(off_used, on_used),
+    );
+    let per_entry = |d: &CostDrain| d.memory.bytes_per_entry().unwrap_or(0.0);
+    row(
+        "history bytes per entry (mean)",
+        "—".to_owned(),
+        format!("{:.1}", mean(drains, true, per_entry)),
+        String::new(),
+    );
+    println!(
+        "{}",
+        drain_line(
+            "drain, history off (mean)",
+            off_rate,
+            ceiling,
+            off_redis,
+            off_worker
+        )
+    );
+    println!(
+        "{}",
+        drain_line(
+            "drain, history on (mean)",
+            on_rate,
+            ceiling,
+            on_redis,
+            on_worker
+        )
+    );
+    println!(
+        "keeping history costs {:+.1}% events/s, {:+.1} µs of Redis CPU and {:+.1} µs of worker CPU per event",
+        100.0 * (on_rate / off_rate.max(1e-9) - 1.0),
+        on_redis - off_redis,
+        on_worker - off_worker,
+    );
 }
 
 #[cfg(test)]

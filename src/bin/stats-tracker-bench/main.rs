@@ -186,6 +186,12 @@ struct Args {
     /// With --cluster: stream partitions (`stream.partitions`).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
+    /// What keeping history costs: the same backlog drained four times, each by a fresh worker
+    /// on a fresh private redis-server, with history.enabled off, on, on, off; then events/s,
+    /// Redis and worker CPU per event and Redis memory of the two settings side by side. Real
+    /// traffic only; no latency, read or memory phases [default backlog: 500000].
+    #[arg(long, conflicts_with = "cluster")]
+    history_cost: bool,
 }
 
 /// The sizes of one run, `--smoke` defaults applied.
@@ -211,6 +217,7 @@ struct Config {
     seed: u64,
     smoke: bool,
     cluster: bool,
+    history_cost: bool,
 }
 
 impl Config {
@@ -235,6 +242,9 @@ impl Config {
         } as usize;
         let events = match traffic {
             TrafficKind::Real if args.cluster => pick(args.events, CLUSTER_EVENTS, 20_000),
+            TrafficKind::Real if args.history_cost => {
+                pick(args.events, history::HISTORY_COST_EVENTS, 20_000)
+            }
             TrafficKind::Real => pick(args.events, 1_000_000, 20_000),
             TrafficKind::Churn => pick(args.events, 300_000, 5_000),
             TrafficKind::BigBoard => (players / 2) as u64,
@@ -284,9 +294,13 @@ impl Config {
             seed: args.seed,
             smoke,
             cluster: args.cluster,
+            history_cost: args.history_cost,
         };
         if config.cluster && traffic != TrafficKind::Real {
             bail!("--cluster runs real traffic only (--traffic real, the default)");
+        }
+        if config.history_cost && traffic != TrafficKind::Real {
+            bail!("--history-cost runs real traffic only (--traffic real, the default)");
         }
         if config.new_player_share > 100 {
             bail!("--new-player-share is a percentage (0 to 100)");
@@ -349,7 +363,7 @@ fn main() -> ExitCode {
     let kinds = match (args.traffic, args.smoke) {
         (Some(kind), _) => vec![kind],
         // CI's one smoke command covers every kind.
-        (None, true) if !args.cluster => {
+        (None, true) if !args.cluster && !args.history_cost => {
             vec![TrafficKind::Real, TrafficKind::Churn, TrafficKind::BigBoard]
         }
         (None, _) => vec![TrafficKind::Real],
@@ -535,6 +549,8 @@ async fn run_kinds(args: &Args, kinds: &[TrafficKind], dir: &Path) -> Result<boo
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let ok = if args.cluster {
             cluster::run(args, *kind, &dir).await?
+        } else if args.history_cost {
+            history::run_cost(args, *kind, &dir).await?
         } else {
             run(args, *kind, &dir).await?
         };
@@ -693,7 +709,13 @@ fn print_header(config: &Config, binary: &Path, redis: &PrivateRedis) {
     let batch_size = config
         .batch_size
         .map_or("default".to_owned(), |size| size.to_string());
-    if config.cluster {
+    if config.history_cost {
+        println!(
+            "run: a {} events backlog drained four times, each by a fresh worker on a fresh redis-server, with history.enabled off, on, on, off; seed {}, worker batch size {batch_size}",
+            thousands(config.events),
+            config.seed,
+        );
+    } else if config.cluster {
         println!(
             "run: a {} events backlog drained by one worker on the redis-server above, then the same backlog on a local Redis Cluster (3 masters, 3 replicas, scripts/redis-cluster); seed {}, worker batch size {batch_size}",
             thousands(config.events),
@@ -2296,6 +2318,24 @@ mod tests {
         assert_eq!(config(&["--traffic", "churn"]).products, 100);
         let args =
             Args::try_parse_from(["bench", "--cluster", "--traffic", "churn"]).expect("parses");
+        assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
+    }
+
+    #[test]
+    fn history_cost_drains_real_traffic_alone() {
+        let cost = config(&["--history-cost"]);
+        assert_eq!(
+            (cost.events, cost.history_cost, cost.products),
+            (history::HISTORY_COST_EVENTS, true, 1)
+        );
+        assert_eq!(config(&["--history-cost", "--smoke"]).events, 20_000);
+        assert_eq!(
+            config(&["--history-cost", "--events", "1000"]).events,
+            1_000
+        );
+        assert!(Args::try_parse_from(["bench", "--history-cost", "--cluster"]).is_err());
+        let args = Args::try_parse_from(["bench", "--history-cost", "--traffic", "churn"])
+            .expect("parses");
         assert!(Config::from_args(&args, TrafficKind::Churn).is_err());
     }
 
