@@ -169,10 +169,11 @@ fn print_history(history: &HistoryMemory, stream_bytes_per_entry: Option<f64>) {
         );
     }
     println!(
-        "history: {} entries in {} chunks over {} products, {} in Redis (MEMORY USAGE of every `…:events` list) = {} bytes per entry{}",
+        "history: {} entries in {} chunks over {} product{}, {} in Redis (MEMORY USAGE of every `…:events` list) = {} bytes per entry{}",
         thousands(history.kept()),
         thousands(history.chunks()),
         history.products.len(),
+        if history.products.len() == 1 { "" } else { "s" },
         mib(history.bytes() / 1024),
         history
             .bytes_per_entry()
