@@ -802,9 +802,8 @@ struct Run<'r, 'a> {
 }
 
 /// A copy's commit under way.
-type InFlight<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(), CommitError>> + Send + 'a>,
->;
+type InFlight<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommitError>> + Send + 'a>>;
 
 impl Run<'_, '_> {
     fn after(&self, id: &str) -> bool {
