@@ -795,9 +795,10 @@ struct Run<'r, 'a> {
     position: String,
     pending: Vec<RawEntry>,
     replayed: u64,
-    /// The commit of the batch planned last, running while the next one is planned (as the
-    /// worker overlaps them: `Known` moves past a batch as it is planned, and its commit is
-    /// refused unless the store is where the plan expected).
+    /// The commit of the batch planned last, awaited before the next batch's commit is sent.
+    /// (A future runs only when awaited: this does not yet overlap committing with planning
+    /// as the worker does, which would be safe since `Known` moves past a batch as it is
+    /// planned and a commit is refused unless the store is where its plan expected.)
     in_flight: Option<InFlight<'a>>,
 }
 
