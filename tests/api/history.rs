@@ -64,19 +64,29 @@ fn assert_succeeded(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("rebuild prints JSON")
 }
 
-/// Pushes `events` and lets an in-process tracker (server and worker) apply them all.
+/// Pushes `events` and lets an in-process tracker (server and worker) apply them all; the
+/// tracker keeps running. Their stream ids.
+async fn serve_applied(
+    settings: &Settings,
+    stream: &mut impl TestConn,
+    events: &[Event],
+) -> (TestApp, Vec<String>) {
+    let app = TestApp::spawn(settings, true).await;
+    let ids = push_events(stream, events).await;
+    wait_until_drained(stream, Duration::from_secs(60)).await;
+    (app, ids)
+}
+
+/// [`serve_applied`], then the tracker stopped.
 async fn apply_all(
     settings: &Settings,
     stream: &mut impl TestConn,
     events: &[Event],
 ) -> Vec<String> {
-    let app = TestApp::spawn(settings, true).await;
-    let ids = push_events(stream, events).await;
-    wait_until_drained(stream, Duration::from_secs(60)).await;
+    let (app, ids) = serve_applied(settings, stream, events).await;
     app.stop().await;
     ids
 }
-
 /// The store's history of `product`: every entry, in order (each chunk's header checked).
 async fn history_entries(
     store: &mut impl TestConn,
@@ -353,9 +363,7 @@ async fn voided_matches_leave_no_trace_and_undoing_a_void_brings_the_match_back(
     let mut stream = redis.connection(1).await;
     let mut store = redis.connection(0).await;
     let (events, bad) = mixed_run(29, 300, 40, 0);
-    let app = TestApp::spawn(&settings, true).await;
-    let ids = push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, ids) = serve_applied(&settings, &mut stream, &events).await;
 
     // Five exrps matches in the middle.
     let games: Vec<String> = events
@@ -555,9 +563,7 @@ async fn an_erased_player_stays_erased_through_a_rebuild() {
     let mut stream = redis.connection(1).await;
     let mut store = redis.connection(0).await;
     let (events, _) = mixed_run(31, 200, 20, 0);
-    let app = TestApp::spawn(&settings, true).await;
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, _) = serve_applied(&settings, &mut stream, &events).await;
     let victim = first_exrps_player(&events, "winner_id");
     erase(&app, &victim).await;
     app.stop().await;
@@ -831,9 +837,7 @@ async fn a_board_reads_as_it_stood_at_a_past_entry_or_moment() {
     };
     settings.history.as_of_max_entries = exrps(first) + 10;
     assert!(exrps(&events) > exrps(first) + 10);
-    let app = TestApp::spawn(&settings, true).await;
-    let ids = push_events(&mut stream, first).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, ids) = serve_applied(&settings, &mut stream, first).await;
     let then = ids.last().cloned().unwrap_or_default();
     let page = "/v1/products/exrps/boards/elo/entries?limit=20&offset=5";
     let wins = "/v1/products/exrps/boards/wins/entries?limit=1000&ranking=dense";
@@ -935,9 +939,7 @@ async fn a_player_erased_after_an_export_stays_erased_in_a_rebuild_from_segments
     let mut stream = redis.connection(1).await;
     let mut store = redis.connection(0).await;
     let (events, _) = mixed_run(59, 150, 20, 0);
-    let app = TestApp::spawn(&settings, true).await;
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, _) = serve_applied(&settings, &mut stream, &events).await;
     let dir: PathBuf = redis.socket_dir().join("segments");
     export_exrps(&settings, &dir);
     let victim = first_exrps_player(&events, "loser_id");
@@ -962,9 +964,7 @@ async fn a_player_erased_twice_stays_erased_through_a_rebuild() {
     let mut stream = redis.connection(1).await;
     let mut store = redis.connection(0).await;
     let (events, _) = mixed_run(31, 200, 20, 0);
-    let app = TestApp::spawn(&settings, true).await;
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, _) = serve_applied(&settings, &mut stream, &events).await;
     let victim = first_exrps_player(&events, "winner_id");
     erase(&app, &victim).await;
     erase(&app, &victim).await;
@@ -1004,9 +1004,7 @@ async fn erasing_player_1_leaves_other_fields_that_hold_1_alone() {
             ("user_id", "alice"),
         ]));
     }
-    let app = TestApp::spawn(&settings, true).await;
-    push_events(&mut stream, &events).await;
-    wait_until_drained(&mut stream, Duration::from_secs(60)).await;
+    let (app, _) = serve_applied(&settings, &mut stream, &events).await;
     let alice = exrps_keys("st_test").stats(&PlayerId::parse("alice").expect("id"));
     let stats = |store: &mut redis::aio::MultiplexedConnection| {
         let (mut store, alice) = (store.clone(), alice.clone());
@@ -1104,9 +1102,7 @@ async fn history_rebuild_and_as_of_work_on_a_redis_cluster() {
     settings.games.file = Some(games(CHAOS_GAMES, "k20.toml"));
     let mut conn = cluster.connection();
     let (events, bad) = mixed_run(61, 300, 30, 3);
-    let app = TestApp::spawn(&settings, true).await;
-    let ids = push_events(&mut conn, &events).await;
-    wait_until_drained(&mut conn, Duration::from_secs(60)).await;
+    let (app, ids) = serve_applied(&settings, &mut conn, &events).await;
     let page = "/v1/products/exrps/boards/elo/entries?limit=10";
     let (_, then) = app.get_json(page).await;
     let last = ids.last().cloned().unwrap_or_default();
