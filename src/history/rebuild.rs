@@ -733,7 +733,6 @@ impl Replay<'_> {
             position: position.unwrap_or_default(),
             pending: Vec::with_capacity(BATCH),
             replayed: 0,
-            in_flight: None,
         };
         if let (Some(dir), None) = (self.segments, from_chunk) {
             for segment in segments::list(dir, self.product)? {
@@ -771,7 +770,6 @@ impl Replay<'_> {
             }
         }
         run.flush().await?;
-        run.settle().await?;
         Ok(Replayed {
             entries: run.replayed,
             next_chunk: cursor.position().unwrap_or(first_chunk),
@@ -791,20 +789,11 @@ struct Run<'r, 'a> {
     known: &'r mut Known,
     progress: &'r mut Progress,
     go_on: &'r (dyn Fn() -> Result<(), RebuildError> + Sync),
-    /// The id of the last entry planned ('' for none).
+    /// The id of the last entry replayed ('' for none).
     position: String,
     pending: Vec<RawEntry>,
     replayed: u64,
-    /// The commit of the batch planned last, awaited before the next batch's commit is sent.
-    /// (A future runs only when awaited: this does not yet overlap committing with planning
-    /// as the worker does, which would be safe since `Known` moves past a batch as it is
-    /// planned and a commit is refused unless the store is where its plan expected.)
-    in_flight: Option<InFlight<'a>>,
 }
-
-/// A copy's commit under way.
-type InFlight<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommitError>> + Send + 'a>>;
 
 impl Run<'_, '_> {
     fn after(&self, id: &str) -> bool {
@@ -858,14 +847,9 @@ impl Run<'_, '_> {
             });
         }
         let prepared = committer.prepare(COPY_EPOCH, &batch, self.known);
+        committer.commit(&prepared).await?;
         self.known.advance_past(&batch);
-        self.settle().await?;
-        self.in_flight = Some(Box::pin(async move {
-            committer.commit(&prepared).await.map(|_| ())
-        }));
         if self.known.cached_entries() > 100_000 {
-            // Only once the store holds everything planned.
-            self.settle().await?;
             self.known.forget();
         }
         let count = self.pending.len() as u64;
@@ -873,16 +857,6 @@ impl Run<'_, '_> {
         self.position = last;
         self.replayed += count;
         self.progress.advance(count);
-        Ok(())
-    }
-}
-
-impl Run<'_, '_> {
-    /// Waits for the commit under way.
-    async fn settle(&mut self) -> Result<(), RebuildError> {
-        if let Some(commit) = self.in_flight.take() {
-            commit.await?;
-        }
         Ok(())
     }
 }
