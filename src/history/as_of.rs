@@ -44,7 +44,7 @@ pub enum AsOfError {
 /// Computes copies of products as of past moments.
 pub struct AsOf {
     store: Store,
-    committer: Committer,
+    committer: Arc<Committer>,
     rules: Rules,
     /// This process's copy suffix (`:~asof:<token>`).
     suffix: String,
@@ -92,7 +92,7 @@ impl AsOf {
         .into_copy(&suffix);
         Ok(Arc::new(Self {
             store,
-            committer,
+            committer: Arc::new(committer),
             rules: Rules::from_games(&games).replaying(),
             suffix,
             segments: settings.history.segments_dir.clone(),

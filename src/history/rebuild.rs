@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::segments;
 use super::{ChunkCursor, Erasures, HistoryError, decode_chunk, split_chunk};
@@ -33,9 +34,9 @@ use crate::core::effects::Changes;
 use crate::core::event::RawEntry;
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{PartitionKeys, SHADOW_SUFFIX, encode_segment, escape_glob};
-use crate::core::store::{Store, StoreError};
+use crate::core::store::{Connection, Store, StoreError};
 use crate::games::{Games, ProductGames};
-use crate::workers::commit::{CommitError, Committer};
+use crate::workers::commit::{CommitCounts, CommitError, Committer};
 use crate::workers::plan::{self, Known, PlannedEvent, Rules, compare_ids};
 
 /// Entries replayed per planned batch.
@@ -87,6 +88,8 @@ pub enum RebuildError {
     Store(#[from] StoreError),
     #[error("writing the rebuilt copy: {0}")]
     Commit(#[from] CommitError),
+    #[error("writing the rebuilt copy: the commit task ended: {0}")]
+    CommitTask(#[from] tokio::task::JoinError),
     #[error("the rebuild lost its lock (stalled longer than {LOCK_TTL:?})")]
     LockLost,
     #[error("stopped before the switch; run it again to resume")]
@@ -314,18 +317,20 @@ impl Rebuilder {
         progress: &mut Progress,
         stop: &CancellationToken,
     ) -> Result<Outcome, RebuildError> {
-        let committer = Committer::new(
-            &RedisEndpoint {
-                read_from_replicas: false,
-                ..self.endpoint.clone()
-            },
-            self.store.keys().clone(),
-            (0, 1),
-            200,
-            DeadLetterRetention::default(),
-            self.timeout,
-        )?
-        .into_copy(SHADOW_SUFFIX);
+        let committer = Arc::new(
+            Committer::new(
+                &RedisEndpoint {
+                    read_from_replicas: false,
+                    ..self.endpoint.clone()
+                },
+                self.store.keys().clone(),
+                (0, 1),
+                200,
+                DeadLetterRetention::default(),
+                self.timeout,
+            )?
+            .into_copy(SHADOW_SUFFIX),
+        );
         committer.load_script().await?;
         let rules = Rules::from_games(&self.games).replaying();
         let digest = digest(config, options);
@@ -672,7 +677,7 @@ enum Switch {
 pub(crate) struct Replay<'a> {
     pub store: &'a Store,
     /// Writes to the copy (`Committer::into_copy`).
-    pub committer: &'a Committer,
+    pub committer: &'a Arc<Committer>,
     pub rules: &'a Rules,
     pub product: &'a ProductId,
     /// The live product's keys (its history, erasures, voids).
@@ -732,8 +737,37 @@ impl Replay<'_> {
             go_on,
             position: position.unwrap_or_default(),
             pending: Vec::with_capacity(BATCH),
+            committing: None,
             replayed: 0,
         };
+        let mut cursor = ChunkCursor::at(self.keys.clone(), first_chunk);
+        let replayed = async {
+            self.replay_into(&mut run, &mut conn, &erasures, &mut cursor, from_chunk)
+                .await?;
+            run.flush().await
+        }
+        .await;
+        // Even when the replay failed: a commit left running could land after the caller
+        // discarded the copy.
+        let committed = run.settle().await;
+        replayed?;
+        committed?;
+        Ok(Replayed {
+            entries: run.replayed,
+            next_chunk: cursor.position().unwrap_or(first_chunk),
+        })
+    }
+
+    /// Pushes every entry to replay through `run`: the segment files (unless going on from
+    /// a chunk), then the chunks in Redis.
+    async fn replay_into(
+        &self,
+        run: &mut Run<'_, '_>,
+        conn: &mut Connection,
+        erasures: &Erasures,
+        cursor: &mut ChunkCursor,
+        from_chunk: Option<u64>,
+    ) -> Result<(), RebuildError> {
         if let (Some(dir), None) = (self.segments, from_chunk) {
             for segment in segments::list(dir, self.product)? {
                 if !run.after(&segment.last) {
@@ -748,9 +782,8 @@ impl Replay<'_> {
                 }
             }
         }
-        let mut cursor = ChunkCursor::at(self.keys.clone(), first_chunk);
         'chunks: loop {
-            let page = cursor.next_page(&mut conn, 32).await?;
+            let page = cursor.next_page(conn, 32).await?;
             if page.is_empty() {
                 break;
             }
@@ -769,11 +802,7 @@ impl Replay<'_> {
                 }
             }
         }
-        run.flush().await?;
-        Ok(Replayed {
-            entries: run.replayed,
-            next_chunk: cursor.position().unwrap_or(first_chunk),
-        })
+        Ok(())
     }
 
     /// Whether entry `id` comes after `until`.
@@ -792,6 +821,8 @@ struct Run<'r, 'a> {
     /// The id of the last entry replayed ('' for none).
     position: String,
     pending: Vec<RawEntry>,
+    /// The commit of the batch before, running while this one is read and planned.
+    committing: Option<AbortOnDropHandle<Result<CommitCounts, CommitError>>>,
     replayed: u64,
 }
 
@@ -819,7 +850,8 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Plans and commits the batch to the copy, then empties it.
+    /// Plans the batch and starts its commit to the copy (once the batch before is
+    /// committed), then empties it.
     async fn flush(&mut self) -> Result<(), RebuildError> {
         let Some(last) = self.pending.last() else {
             return Ok(());
@@ -847,9 +879,17 @@ impl Run<'_, '_> {
             });
         }
         let prepared = committer.prepare(COPY_EPOCH, &batch, self.known);
-        committer.commit(&prepared).await?;
+        // Planned on the view the batch before leaves, which its commit writes: the next
+        // batch is read and planned while Redis runs this one.
+        self.settle().await?;
+        let committer = Arc::clone(committer);
+        self.committing = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            committer.commit(&prepared).await
+        })));
         self.known.advance_past(&batch);
         if self.known.cached_entries() > 100_000 {
+            // The view may be dropped only once the store holds all it planned.
+            self.settle().await?;
             self.known.forget();
         }
         let count = self.pending.len() as u64;
@@ -857,6 +897,16 @@ impl Run<'_, '_> {
         self.position = last;
         self.replayed += count;
         self.progress.advance(count);
+        Ok(())
+    }
+}
+
+impl Run<'_, '_> {
+    /// Waits for the commit started last, if any.
+    async fn settle(&mut self) -> Result<(), RebuildError> {
+        if let Some(committing) = self.committing.take() {
+            committing.await??;
+        }
         Ok(())
     }
 }
