@@ -183,8 +183,9 @@ struct GamesFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProductConfig {
-    boards: Option<Vec<BoardConfig>>,
-    stats: Option<Vec<StatConfig>>,
+    /// Read as tables first, so that a board's errors can name the board.
+    boards: Option<Vec<toml::Table>>,
+    stats: Option<Vec<toml::Table>>,
 }
 
 impl ProductConfig {
@@ -192,14 +193,19 @@ impl ProductConfig {
         let defaults = ProductGames::defaults();
         let boards = match self.boards {
             None => defaults.boards,
-            Some(configs) => {
+            Some(tables) => {
                 let mut names = HashSet::new();
-                let mut boards = Vec::with_capacity(configs.len());
-                for config in configs {
-                    if !names.insert(config.name.clone()) {
-                        return Err(format!("board `{}`: defined twice", config.name));
-                    }
+                let mut boards = Vec::with_capacity(tables.len());
+                for (index, table) in tables.into_iter().enumerate() {
+                    let label = match table.get("name").and_then(toml::Value::as_str) {
+                        Some(name) => format!("board `{name}`"),
+                        None => format!("board {}", index + 1),
+                    };
+                    let config = BoardConfig::read(table).map_err(|m| format!("{label}: {m}"))?;
                     let name = config.name.clone();
+                    if !names.insert(name.clone()) {
+                        return Err(format!("board `{name}`: defined twice"));
+                    }
                     boards.push(config.build().map_err(|m| format!("board `{name}`: {m}"))?);
                 }
                 BoardSet::new(boards)
@@ -207,15 +213,18 @@ impl ProductConfig {
         };
         let stats = match self.stats {
             None => defaults.stats,
-            Some(configs) => RuleSet::new(
-                configs
+            Some(tables) => RuleSet::new(
+                tables
                     .into_iter()
                     .enumerate()
-                    .map(|(i, config)| {
-                        let rule = config.rule.clone();
-                        config
-                            .build()
-                            .map_err(|m| format!("stats rule {} (`{rule}`): {m}", i + 1))
+                    .map(|(index, table)| {
+                        let rule = table
+                            .get("rule")
+                            .and_then(toml::Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned();
+                        read_stat_rule(table)
+                            .map_err(|m| format!("stats rule {} (`{rule}`): {m}", index + 1))
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -224,233 +233,224 @@ impl ProductConfig {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Reads a games file table as `T`; the message of why not.
+fn read_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(table)).map_err(|error| error.message().to_owned())
+}
+
+/// One board of the games file: the fields every kind has, and its kind with that kind's own
+/// fields (any other field is refused).
 struct BoardConfig {
     name: String,
-    kind: String,
-    when: Option<Condition>,
-    player: Option<String>,
-    field: Option<String>,
-    initial_rating: Option<f64>,
-    k_factor: Option<f64>,
-    initial_deviation: Option<f64>,
-    initial_volatility: Option<f64>,
-    tau: Option<f64>,
-    mu: Option<f64>,
-    sigma: Option<f64>,
-    beta: Option<f64>,
-    draw_probability: Option<f64>,
-    dynamics: Option<f64>,
-    display: Option<Display>,
-    min_matches: Option<u64>,
-    history: Option<usize>,
-    /// Period boards kept next to the all-time one (default: all of them).
+    /// Period boards kept next to the all-time one (default: all of them, none for ratings).
     windows: Option<Vec<String>>,
     /// Closed periods kept per window, e.g. `{ daily = 7 }`.
     retention: Option<BTreeMap<String, u32>>,
+    kind: BoardKind,
 }
 
+/// The fields of a board that do not depend on its kind.
+#[derive(Deserialize)]
+struct BoardCommon {
+    name: String,
+    windows: Option<Vec<String>>,
+    retention: Option<BTreeMap<String, u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum BoardKind {
+    Wins(WinsBoard),
+    Count(CountBoard),
+    Sum(AggregateBoard),
+    Max(AggregateBoard),
+    Min(AggregateBoard),
+    Last(AggregateBoard),
+    Elo(EloBoard),
+    Glicko2(Glicko2Board),
+    Trueskill(TrueSkillBoard),
+    WengLin(WengLinBoard),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WinsBoard {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountBoard {
+    /// The events counted.
+    when: Condition,
+    /// The field naming the player.
+    player: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateBoard {
+    when: Condition,
+    player: String,
+    /// The numeric field aggregated.
+    field: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EloBoard {
+    #[serde(default = "elo_initial_rating")]
+    initial_rating: f64,
+    #[serde(default = "elo_k_factor")]
+    k_factor: f64,
+    #[serde(default)]
+    min_matches: u64,
+    #[serde(default = "rating_history")]
+    history: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Glicko2Board {
+    #[serde(default = "glicko2_initial_rating")]
+    initial_rating: f64,
+    #[serde(default = "glicko2_initial_deviation")]
+    initial_deviation: f64,
+    #[serde(default = "glicko2_initial_volatility")]
+    initial_volatility: f64,
+    #[serde(default = "glicko2_tau")]
+    tau: f64,
+    #[serde(default)]
+    min_matches: u64,
+    #[serde(default = "rating_history")]
+    history: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrueSkillBoard {
+    #[serde(default = "skill_mu")]
+    mu: f64,
+    #[serde(default = "skill_sigma")]
+    sigma: f64,
+    #[serde(default = "skill_beta")]
+    beta: f64,
+    #[serde(default = "skill_draw_probability")]
+    draw_probability: f64,
+    #[serde(default = "skill_dynamics")]
+    dynamics: f64,
+    #[serde(default)]
+    display: Display,
+    #[serde(default)]
+    min_matches: u64,
+    #[serde(default = "rating_history")]
+    history: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WengLinBoard {
+    #[serde(default = "skill_mu")]
+    mu: f64,
+    #[serde(default = "skill_sigma")]
+    sigma: f64,
+    #[serde(default = "skill_beta")]
+    beta: f64,
+    #[serde(default)]
+    display: Display,
+    #[serde(default)]
+    min_matches: u64,
+    #[serde(default = "rating_history")]
+    history: usize,
+}
+
+// serde's `default` takes functions: the rating systems' defaults as such.
+fn elo_initial_rating() -> f64 {
+    defaults::elo::INITIAL_RATING
+}
+fn elo_k_factor() -> f64 {
+    defaults::elo::K_FACTOR
+}
+fn glicko2_initial_rating() -> f64 {
+    defaults::glicko2::INITIAL_RATING
+}
+fn glicko2_initial_deviation() -> f64 {
+    defaults::glicko2::INITIAL_DEVIATION
+}
+fn glicko2_initial_volatility() -> f64 {
+    defaults::glicko2::INITIAL_VOLATILITY
+}
+fn glicko2_tau() -> f64 {
+    defaults::glicko2::TAU
+}
+fn skill_mu() -> f64 {
+    defaults::skill::MU
+}
+fn skill_sigma() -> f64 {
+    defaults::skill::SIGMA
+}
+fn skill_beta() -> f64 {
+    defaults::skill::BETA
+}
+fn skill_draw_probability() -> f64 {
+    defaults::skill::DRAW_PROBABILITY
+}
+fn skill_dynamics() -> f64 {
+    defaults::skill::DYNAMICS
+}
+fn rating_history() -> usize {
+    DEFAULT_HISTORY
+}
+
+/// History entries a rating board keeps per player unless it says.
+const DEFAULT_HISTORY: usize = 100;
 /// Most history entries a board may keep per player.
 const MAX_HISTORY: usize = 10_000;
 
+/// The kinds a board can be (`BoardKind`'s tags).
+const BOARD_KINDS: [&str; 10] = [
+    "wins",
+    "count",
+    "sum",
+    "max",
+    "min",
+    "last",
+    "elo",
+    "glicko2",
+    "trueskill",
+    "weng_lin",
+];
+
 impl BoardConfig {
-    /// Names of the optional fields that are set.
-    fn present(&self) -> Vec<&'static str> {
-        let checks: [(&'static str, bool); 16] = [
-            ("when", self.when.is_some()),
-            ("player", self.player.is_some()),
-            ("field", self.field.is_some()),
-            ("initial_rating", self.initial_rating.is_some()),
-            ("k_factor", self.k_factor.is_some()),
-            ("initial_deviation", self.initial_deviation.is_some()),
-            ("initial_volatility", self.initial_volatility.is_some()),
-            ("tau", self.tau.is_some()),
-            ("mu", self.mu.is_some()),
-            ("sigma", self.sigma.is_some()),
-            ("beta", self.beta.is_some()),
-            ("draw_probability", self.draw_probability.is_some()),
-            ("dynamics", self.dynamics.is_some()),
-            ("display", self.display.is_some()),
-            ("min_matches", self.min_matches.is_some()),
-            ("history", self.history.is_some()),
-        ];
-        checks
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(name, _)| *name)
-            .collect()
+    /// Splits a board's table into the common fields and its kind's.
+    fn read(mut table: toml::Table) -> Result<Self, String> {
+        let common: toml::Table = ["name", "windows", "retention"]
+            .into_iter()
+            .filter_map(|key| table.remove(key).map(|value| (key.to_owned(), value)))
+            .collect();
+        let common: BoardCommon = read_table(common)?;
+        let kind = match table.get("kind") {
+            None => return Err("`kind` is required".into()),
+            Some(kind) => kind.as_str().unwrap_or_default().to_owned(),
+        };
+        if !BOARD_KINDS.contains(&kind.as_str()) {
+            return Err(format!(
+                "`kind` `{kind}` is unknown; use {}",
+                BOARD_KINDS.join(", ")
+            ));
+        }
+        let kind = read_table(table).map_err(|message| format!("kind `{kind}`: {message}"))?;
+        Ok(BoardConfig {
+            name: common.name,
+            windows: common.windows,
+            retention: common.retention,
+            kind,
+        })
     }
 
     fn build(self) -> Result<Board, String> {
         if self.name.is_empty() || self.name.len() > 64 {
             return Err("`name` must be 1-64 bytes".into());
         }
-        const RATED: &[&str] = &["min_matches", "history"];
-        let allowed: Vec<&str> = match self.kind.as_str() {
-            "wins" => vec![],
-            "count" => vec!["when", "player"],
-            "sum" | "max" | "min" | "last" => vec!["when", "player", "field"],
-            "elo" => [&["initial_rating", "k_factor"][..], RATED].concat(),
-            "glicko2" => [
-                &[
-                    "initial_rating",
-                    "initial_deviation",
-                    "initial_volatility",
-                    "tau",
-                ][..],
-                RATED,
-            ]
-            .concat(),
-            "trueskill" => [
-                &[
-                    "mu",
-                    "sigma",
-                    "beta",
-                    "draw_probability",
-                    "dynamics",
-                    "display",
-                ][..],
-                RATED,
-            ]
-            .concat(),
-            "weng_lin" => [&["mu", "sigma", "beta", "display"][..], RATED].concat(),
-            other => {
-                return Err(format!(
-                    "`kind` `{other}` is unknown; use wins, count, sum, max, min, last, elo, glicko2, trueskill or weng_lin"
-                ));
-            }
-        };
-        if let Some(field) = self.present().into_iter().find(|f| !allowed.contains(f)) {
-            return Err(format!(
-                "field `{field}` does not apply to kind `{}`",
-                self.kind
-            ));
-        }
-        let positive = |name: &str, value: Option<f64>, default: f64| -> Result<f64, String> {
-            let value = value.unwrap_or(default);
-            if value.is_finite() && value > 0.0 {
-                Ok(value)
-            } else {
-                Err(format!("`{name}` must be a positive number, not {value}"))
-            }
-        };
-        let history = self.history.unwrap_or(100);
-        if history > MAX_HISTORY {
-            return Err(format!("`history` must be at most {MAX_HISTORY}"));
-        }
-        let rated = |system| BoardRule::Rated {
-            system,
-            min_matches: self.min_matches.unwrap_or(0),
-            history,
-        };
-        let field_rule = |how: Aggregate, needs_field: bool| -> Result<BoardRule, String> {
-            let when = self
-                .when
-                .clone()
-                .ok_or("`when` is required (the events to count)")?;
-            let player = self
-                .player
-                .clone()
-                .ok_or("`player` is required (the field naming the player)")?;
-            let field = match (needs_field, self.field.clone()) {
-                (true, None) => return Err("`field` is required (the numeric field)".into()),
-                (_, field) => field,
-            };
-            Ok(BoardRule::Field {
-                when,
-                player,
-                field,
-                how,
-            })
-        };
-        let rule = match self.kind.as_str() {
-            "wins" => BoardRule::Wins,
-            "count" => field_rule(Aggregate::Sum, false)?,
-            "sum" => field_rule(Aggregate::Sum, true)?,
-            "max" => field_rule(Aggregate::Max, true)?,
-            "min" => field_rule(Aggregate::Min, true)?,
-            "last" => field_rule(Aggregate::Last, true)?,
-            "elo" => {
-                let RatingSystem::Elo {
-                    initial_rating,
-                    k_factor,
-                } = defaults::ELO
-                else {
-                    unreachable!("defaults::ELO is an Elo system")
-                };
-                rated(RatingSystem::Elo {
-                    initial_rating: self.initial_rating.unwrap_or(initial_rating),
-                    k_factor: positive("k_factor", self.k_factor, k_factor)?,
-                })
-            }
-            "glicko2" => {
-                let RatingSystem::Glicko2 {
-                    initial_rating,
-                    initial_deviation,
-                    initial_volatility,
-                    tau,
-                } = defaults::GLICKO2
-                else {
-                    unreachable!("defaults::GLICKO2 is a Glicko-2 system")
-                };
-                rated(RatingSystem::Glicko2 {
-                    initial_rating: self.initial_rating.unwrap_or(initial_rating),
-                    initial_deviation: positive(
-                        "initial_deviation",
-                        self.initial_deviation,
-                        initial_deviation,
-                    )?,
-                    initial_volatility: positive(
-                        "initial_volatility",
-                        self.initial_volatility,
-                        initial_volatility,
-                    )?,
-                    tau: positive("tau", self.tau, tau)?,
-                })
-            }
-            "trueskill" => {
-                let RatingSystem::TrueSkill {
-                    mu,
-                    sigma,
-                    beta,
-                    draw_probability,
-                    dynamics,
-                    ..
-                } = defaults::TRUESKILL
-                else {
-                    unreachable!("defaults::TRUESKILL is a TrueSkill system")
-                };
-                let draw_probability = self.draw_probability.unwrap_or(draw_probability);
-                if !(0.0..1.0).contains(&draw_probability) {
-                    return Err(format!(
-                        "`draw_probability` must be in [0, 1), not {draw_probability}"
-                    ));
-                }
-                rated(RatingSystem::TrueSkill {
-                    mu: self.mu.unwrap_or(mu),
-                    sigma: positive("sigma", self.sigma, sigma)?,
-                    beta: positive("beta", self.beta, beta)?,
-                    draw_probability,
-                    dynamics: positive("dynamics", self.dynamics, dynamics)?,
-                    display: self.display.unwrap_or_default(),
-                })
-            }
-            _ => {
-                let RatingSystem::WengLin {
-                    mu, sigma, beta, ..
-                } = defaults::WENG_LIN
-                else {
-                    unreachable!("defaults::WENG_LIN is a Weng-Lin system")
-                };
-                rated(RatingSystem::WengLin {
-                    mu: self.mu.unwrap_or(mu),
-                    sigma: positive("sigma", self.sigma, sigma)?,
-                    beta: positive("beta", self.beta, beta)?,
-                    display: self.display.unwrap_or_default(),
-                })
-            }
-        };
+        let rule = self.kind.rule()?;
         // Rating boards keep no windows unless asked: a rating is not earned per period, and
         // a period copy of it costs as much as the board itself on every match.
         let rated = matches!(rule, BoardRule::Rated { .. });
@@ -460,6 +460,107 @@ impl BoardConfig {
             rule,
             windows,
         })
+    }
+}
+
+impl BoardKind {
+    /// The board's rule, its parameters checked.
+    fn rule(self) -> Result<BoardRule, String> {
+        let field = |board: AggregateBoard, how| BoardRule::Field {
+            when: board.when,
+            player: board.player,
+            field: Some(board.field),
+            how,
+        };
+        Ok(match self {
+            BoardKind::Wins(WinsBoard {}) => BoardRule::Wins,
+            BoardKind::Count(board) => BoardRule::Field {
+                when: board.when,
+                player: board.player,
+                field: None,
+                how: Aggregate::Sum,
+            },
+            BoardKind::Sum(board) => field(board, Aggregate::Sum),
+            BoardKind::Max(board) => field(board, Aggregate::Max),
+            BoardKind::Min(board) => field(board, Aggregate::Min),
+            BoardKind::Last(board) => field(board, Aggregate::Last),
+            BoardKind::Elo(board) => rated(
+                RatingSystem::Elo {
+                    initial_rating: finite("initial_rating", board.initial_rating)?,
+                    k_factor: positive("k_factor", board.k_factor)?,
+                },
+                board.min_matches,
+                board.history,
+            )?,
+            BoardKind::Glicko2(board) => rated(
+                RatingSystem::Glicko2 {
+                    initial_rating: finite("initial_rating", board.initial_rating)?,
+                    initial_deviation: positive("initial_deviation", board.initial_deviation)?,
+                    initial_volatility: positive("initial_volatility", board.initial_volatility)?,
+                    tau: positive("tau", board.tau)?,
+                },
+                board.min_matches,
+                board.history,
+            )?,
+            BoardKind::Trueskill(board) => {
+                if !(0.0..1.0).contains(&board.draw_probability) {
+                    return Err(format!(
+                        "`draw_probability` must be in [0, 1), not {}",
+                        board.draw_probability
+                    ));
+                }
+                rated(
+                    RatingSystem::TrueSkill {
+                        mu: finite("mu", board.mu)?,
+                        sigma: positive("sigma", board.sigma)?,
+                        beta: positive("beta", board.beta)?,
+                        draw_probability: board.draw_probability,
+                        dynamics: positive("dynamics", board.dynamics)?,
+                        display: board.display,
+                    },
+                    board.min_matches,
+                    board.history,
+                )?
+            }
+            BoardKind::WengLin(board) => rated(
+                RatingSystem::WengLin {
+                    mu: finite("mu", board.mu)?,
+                    sigma: positive("sigma", board.sigma)?,
+                    beta: positive("beta", board.beta)?,
+                    display: board.display,
+                },
+                board.min_matches,
+                board.history,
+            )?,
+        })
+    }
+}
+
+/// A rating board's rule.
+fn rated(system: RatingSystem, min_matches: u64, history: usize) -> Result<BoardRule, String> {
+    if history > MAX_HISTORY {
+        return Err(format!("`history` must be at most {MAX_HISTORY}"));
+    }
+    Ok(BoardRule::Rated {
+        system,
+        min_matches,
+        history,
+    })
+}
+
+fn positive(name: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("`{name}` must be a positive number, not {value}"))
+    }
+}
+
+fn finite(name: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("`{name}` must be a finite number, not {value}"))
     }
 }
 
@@ -511,155 +612,163 @@ fn unknown_window(name: &str) -> String {
     format!("window `{name}` is unknown; use daily, weekly or monthly")
 }
 
+/// One stats rule of the games file: its `rule` tag and that rule's own fields (any other
+/// field is refused).
+#[derive(Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+enum StatConfig {
+    MatchResults(MatchResultsRule),
+    Count(CountRule),
+    Sum(AggregateRule),
+    Max(AggregateRule),
+    Min(AggregateRule),
+    Last(AggregateRule),
+    WinStreak(WinStreakRule),
+    Rounds(RoundsRule),
+    MatchScores(MatchScoresRule),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StatConfig {
-    rule: String,
-    when: Option<Condition>,
-    player: Option<String>,
+struct MatchResultsRule {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountRule {
+    when: Condition,
+    player: String,
     stat: Option<String>,
     by: Option<String>,
     map: Option<BTreeMap<String, String>>,
     integer_default: Option<String>,
     default: Option<String>,
-    field: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateRule {
+    when: Condition,
+    player: String,
+    field: String,
+    stat: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WinStreakRule {
     current: Option<String>,
     best: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoundsRule {
     won: Option<String>,
     lost: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchScoresRule {
     total: Option<String>,
+    best: Option<String>,
+}
+
+/// The rules a stats rule can be (`StatConfig`'s tags).
+const STAT_RULES: [&str; 9] = [
+    "match_results",
+    "count",
+    "sum",
+    "max",
+    "min",
+    "last",
+    "win_streak",
+    "rounds",
+    "match_scores",
+];
+
+/// Reads and checks one stats rule of the games file.
+fn read_stat_rule(table: toml::Table) -> Result<StatRule, String> {
+    let rule = match table.get("rule") {
+        None => return Err("`rule` is required".into()),
+        Some(rule) => rule.as_str().unwrap_or_default().to_owned(),
+    };
+    if !STAT_RULES.contains(&rule.as_str()) {
+        return Err(format!(
+            "`rule` `{rule}` is unknown; use {}",
+            STAT_RULES.join(", ")
+        ));
+    }
+    let rule = read_table::<StatConfig>(table)?.build()?;
+    // The stats hash also holds the player's board stamps under this prefix.
+    if let Some(name) = rule
+        .stat_names()
+        .into_iter()
+        .find(|name| name.starts_with(STAMP_FIELD_PREFIX))
+    {
+        return Err(format!(
+            "stat name `{name}` starts with `{STAMP_FIELD_PREFIX}`, which is reserved"
+        ));
+    }
+    Ok(rule)
 }
 
 impl StatConfig {
-    fn present(&self) -> Vec<&'static str> {
-        let checks: [(&'static str, bool); 13] = [
-            ("when", self.when.is_some()),
-            ("player", self.player.is_some()),
-            ("stat", self.stat.is_some()),
-            ("by", self.by.is_some()),
-            ("map", self.map.is_some()),
-            ("integer_default", self.integer_default.is_some()),
-            ("default", self.default.is_some()),
-            ("field", self.field.is_some()),
-            ("current", self.current.is_some()),
-            ("best", self.best.is_some()),
-            ("won", self.won.is_some()),
-            ("lost", self.lost.is_some()),
-            ("total", self.total.is_some()),
-        ];
-        checks
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(name, _)| *name)
-            .collect()
-    }
-
     fn build(self) -> Result<StatRule, String> {
-        let rule = self.build_rule()?;
-        // The stats hash also holds the player's board stamps under this prefix.
-        if let Some(name) = rule
-            .stat_names()
-            .into_iter()
-            .find(|name| name.starts_with(STAMP_FIELD_PREFIX))
-        {
-            return Err(format!(
-                "stat name `{name}` starts with `{STAMP_FIELD_PREFIX}`, which is reserved"
-            ));
-        }
-        Ok(rule)
-    }
-
-    fn build_rule(self) -> Result<StatRule, String> {
-        let allowed: &[&str] = match self.rule.as_str() {
-            "match_results" => &[],
-            "count" => &[
-                "when",
-                "player",
-                "stat",
-                "by",
-                "map",
-                "integer_default",
-                "default",
-            ],
-            "sum" | "max" | "min" | "last" => &["when", "player", "field", "stat"],
-            "win_streak" => &["current", "best"],
-            "rounds" => &["won", "lost"],
-            "match_scores" => &["total", "best"],
-            other => {
-                return Err(format!(
-                    "`rule` `{other}` is unknown; use match_results, count, sum, max, min, last, win_streak, rounds or match_scores"
-                ));
-            }
+        let named = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.into());
+        let aggregate = |rule: AggregateRule, how| StatRule::Aggregate {
+            when: rule.when,
+            player: rule.player,
+            field: rule.field,
+            stat: rule.stat,
+            how,
         };
-        if let Some(field) = self.present().into_iter().find(|f| !allowed.contains(f)) {
-            return Err(format!(
-                "field `{field}` does not apply to rule `{}`",
-                self.rule
-            ));
-        }
-        let named =
-            |value: Option<String>, default: &str| value.unwrap_or_else(|| default.to_owned());
-        let when = || {
-            self.when
-                .clone()
-                .ok_or("`when` is required (the events the rule counts)")
-        };
-        let player = || {
-            self.player
-                .clone()
-                .ok_or("`player` is required (the field naming the player)")
-        };
-        Ok(match self.rule.as_str() {
-            "match_results" => StatRule::MatchResults,
-            "count" => {
-                if self.stat.is_some() == self.by.is_some() {
+        Ok(match self {
+            StatConfig::MatchResults(MatchResultsRule {}) => StatRule::MatchResults,
+            StatConfig::Count(rule) => {
+                if rule.stat.is_some() == rule.by.is_some() {
                     return Err(
                         "give either `stat` (one counter) or `by` with `map` (a counter per value)"
                             .into(),
                     );
                 }
-                if self.by.is_some() && self.map.as_ref().is_none_or(BTreeMap::is_empty) {
+                if rule.by.is_some() && rule.map.as_ref().is_none_or(BTreeMap::is_empty) {
                     return Err("`by` needs a non-empty `map` of value = stat name".into());
                 }
+                if rule.by.is_none()
+                    && (rule.map.is_some()
+                        || rule.integer_default.is_some()
+                        || rule.default.is_some())
+                {
+                    return Err(
+                        "`map`, `integer_default` and `default` apply only with `by`".into(),
+                    );
+                }
                 StatRule::Count {
-                    when: when()?,
-                    player: player()?,
-                    stat: self.stat.clone(),
-                    by: self.by.clone(),
-                    map: self.map.clone().unwrap_or_default(),
-                    integer_default: self.integer_default.clone(),
-                    default: self.default.clone(),
+                    when: rule.when,
+                    player: rule.player,
+                    stat: rule.stat,
+                    by: rule.by,
+                    map: rule.map.unwrap_or_default(),
+                    integer_default: rule.integer_default,
+                    default: rule.default,
                 }
             }
-            "sum" | "max" | "min" | "last" => StatRule::Aggregate {
-                when: when()?,
-                player: player()?,
-                field: self
-                    .field
-                    .clone()
-                    .ok_or("`field` is required (the numeric field)")?,
-                stat: self
-                    .stat
-                    .clone()
-                    .ok_or("`stat` is required (the stat's name)")?,
-                how: match self.rule.as_str() {
-                    "sum" => Aggregate::Sum,
-                    "max" => Aggregate::Max,
-                    "min" => Aggregate::Min,
-                    _ => Aggregate::Last,
-                },
+            StatConfig::Sum(rule) => aggregate(rule, Aggregate::Sum),
+            StatConfig::Max(rule) => aggregate(rule, Aggregate::Max),
+            StatConfig::Min(rule) => aggregate(rule, Aggregate::Min),
+            StatConfig::Last(rule) => aggregate(rule, Aggregate::Last),
+            StatConfig::WinStreak(rule) => StatRule::WinStreak {
+                current: named(rule.current, "current_win_streak"),
+                best: named(rule.best, "best_win_streak"),
             },
-            "win_streak" => StatRule::WinStreak {
-                current: named(self.current, "current_win_streak"),
-                best: named(self.best, "best_win_streak"),
+            StatConfig::Rounds(rule) => StatRule::Rounds {
+                won: named(rule.won, "rounds_won"),
+                lost: named(rule.lost, "rounds_lost"),
             },
-            "rounds" => StatRule::Rounds {
-                won: named(self.won, "rounds_won"),
-                lost: named(self.lost, "rounds_lost"),
-            },
-            _ => StatRule::MatchScores {
-                total: named(self.total, "total_score"),
-                best: named(self.best, "best_score"),
+            StatConfig::MatchScores(rule) => StatRule::MatchScores {
+                total: named(rule.total, "total_score"),
+                best: named(rule.best, "best_score"),
             },
         })
     }
@@ -751,7 +860,7 @@ mod tests {
         let cases = [
             (
                 "[products.exrps]\nboards = [{ name = \"elo\", kind = \"elo\", mu = 3.0 }]",
-                "product `exrps`, board `elo`: field `mu` does not apply to kind `elo`",
+                "product `exrps`, board `elo`: kind `elo`: unknown field `mu`, expected one of `initial_rating`, `k_factor`, `min_matches`, `history`",
             ),
             (
                 "[products.exrps]\nboards = [{ name = \"elo\", kind = \"elo\", k_factor = -1.0 }]",
@@ -759,7 +868,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"b\", kind = \"chess\" }]",
-                "product `g`, board `b`: `kind` `chess` is unknown",
+                "product `g`, board `b`: `kind` `chess` is unknown; use wins, count, sum, max, min, last, elo, glicko2, trueskill, weng_lin",
             ),
             (
                 "[products.g]\nboards = [{ name = \"b\", kind = \"wins\" }, { name = \"b\", kind = \"wins\" }]",
@@ -767,7 +876,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"k\", kind = \"sum\", player = \"user_id\", when = { type = \"gameplay\" } }]",
-                "product `g`, board `k`: `field` is required",
+                "product `g`, board `k`: kind `sum`: missing field `field`",
             ),
             (
                 "[products.g]\n[[products.g.stats]]\nrule = \"count\"\nwhen = { type = \"gameplay\" }\nplayer = \"user_id\"",
@@ -792,6 +901,30 @@ mod tests {
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\", \"daily\"] }]",
                 "`windows` lists `daily` twice",
+            ),
+            (
+                "[products.g]\nboards = [{ kind = \"wins\" }]",
+                "product `g`, board 1: missing field `name`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"w\" }]",
+                "product `g`, board `w`: `kind` is required",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", player = \"user_id\" }]",
+                "product `g`, board `w`: kind `wins`: unknown field `player`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"e\", kind = \"elo\", k_factor = \"high\" }]",
+                "product `g`, board `e`: kind `elo`: invalid type: string \"high\", expected f64",
+            ),
+            (
+                "[products.g]\n[[products.g.stats]]\nrule = \"win_streak\"\nplayer = \"user_id\"",
+                "product `g`, stats rule 1 (`win_streak`): unknown field `player`, expected `current` or `best`",
+            ),
+            (
+                "[products.g]\n[[products.g.stats]]\nrule = \"count\"\nwhen = { type = \"gameplay\" }\nplayer = \"user_id\"\nstat = \"n\"\nmap = { \"0\" = \"zero\" }",
+                "`map`, `integer_default` and `default` apply only with `by`",
             ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),

@@ -413,28 +413,49 @@ fn from_weng_lin(r: WengLinRating) -> Rating {
 pub mod defaults {
     use super::{Display, RatingSystem};
 
+    pub mod elo {
+        pub const INITIAL_RATING: f64 = 1000.0;
+        pub const K_FACTOR: f64 = 32.0;
+    }
+
+    pub mod glicko2 {
+        pub const INITIAL_RATING: f64 = 1500.0;
+        pub const INITIAL_DEVIATION: f64 = 350.0;
+        pub const INITIAL_VOLATILITY: f64 = 0.06;
+        pub const TAU: f64 = 0.5;
+    }
+
+    /// TrueSkill's and Weng-Lin's (they share their scale).
+    pub mod skill {
+        pub const MU: f64 = 25.0;
+        pub const SIGMA: f64 = MU / 3.0;
+        pub const BETA: f64 = MU / 6.0;
+        pub const DRAW_PROBABILITY: f64 = 0.1;
+        pub const DYNAMICS: f64 = MU / 300.0;
+    }
+
     pub const ELO: RatingSystem = RatingSystem::Elo {
-        initial_rating: 1000.0,
-        k_factor: 32.0,
+        initial_rating: elo::INITIAL_RATING,
+        k_factor: elo::K_FACTOR,
     };
     pub const GLICKO2: RatingSystem = RatingSystem::Glicko2 {
-        initial_rating: 1500.0,
-        initial_deviation: 350.0,
-        initial_volatility: 0.06,
-        tau: 0.5,
+        initial_rating: glicko2::INITIAL_RATING,
+        initial_deviation: glicko2::INITIAL_DEVIATION,
+        initial_volatility: glicko2::INITIAL_VOLATILITY,
+        tau: glicko2::TAU,
     };
     pub const TRUESKILL: RatingSystem = RatingSystem::TrueSkill {
-        mu: 25.0,
-        sigma: 25.0 / 3.0,
-        beta: 25.0 / 6.0,
-        draw_probability: 0.1,
-        dynamics: 25.0 / 300.0,
+        mu: skill::MU,
+        sigma: skill::SIGMA,
+        beta: skill::BETA,
+        draw_probability: skill::DRAW_PROBABILITY,
+        dynamics: skill::DYNAMICS,
         display: Display::Conservative,
     };
     pub const WENG_LIN: RatingSystem = RatingSystem::WengLin {
-        mu: 25.0,
-        sigma: 25.0 / 3.0,
-        beta: 25.0 / 6.0,
+        mu: skill::MU,
+        sigma: skill::SIGMA,
+        beta: skill::BETA,
         display: Display::Conservative,
     };
 }
