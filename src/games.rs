@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
 use crate::core::keys::STAMP_FIELD_PREFIX;
+use crate::core::validation::Validation;
 use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, default_windows};
 use crate::leaderboards::ratings::{Display, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
@@ -292,6 +293,8 @@ struct AggregateBoard {
     player: String,
     /// The numeric field aggregated.
     field: String,
+    #[serde(default)]
+    validate: Validation,
 }
 
 #[derive(Deserialize)]
@@ -466,11 +469,15 @@ impl BoardConfig {
 impl BoardKind {
     /// The board's rule, its parameters checked.
     fn rule(self) -> Result<BoardRule, String> {
-        let field = |board: AggregateBoard, how| BoardRule::Field {
-            when: board.when,
-            player: board.player,
-            field: Some(board.field),
-            how,
+        let field = |board: AggregateBoard, how| -> Result<BoardRule, String> {
+            board.validate.check_applies(how)?;
+            Ok(BoardRule::Field {
+                when: board.when,
+                player: board.player,
+                field: Some(board.field),
+                how,
+                validate: board.validate,
+            })
         };
         Ok(match self {
             BoardKind::Wins(WinsBoard {}) => BoardRule::Wins,
@@ -479,11 +486,12 @@ impl BoardKind {
                 player: board.player,
                 field: None,
                 how: Aggregate::Sum,
+                validate: Validation::default(),
             },
-            BoardKind::Sum(board) => field(board, Aggregate::Sum),
-            BoardKind::Max(board) => field(board, Aggregate::Max),
-            BoardKind::Min(board) => field(board, Aggregate::Min),
-            BoardKind::Last(board) => field(board, Aggregate::Last),
+            BoardKind::Sum(board) => field(board, Aggregate::Sum)?,
+            BoardKind::Max(board) => field(board, Aggregate::Max)?,
+            BoardKind::Min(board) => field(board, Aggregate::Min)?,
+            BoardKind::Last(board) => field(board, Aggregate::Last)?,
             BoardKind::Elo(board) => rated(
                 RatingSystem::Elo {
                     initial_rating: finite("initial_rating", board.initial_rating)?,
@@ -925,6 +933,14 @@ mod tests {
             (
                 "[products.g]\n[[products.g.stats]]\nrule = \"count\"\nwhen = { type = \"gameplay\" }\nplayer = \"user_id\"\nstat = \"n\"\nmap = { \"0\" = \"zero\" }",
                 "`map`, `integer_default` and `default` apply only with `by`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"m\", kind = \"max\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { max_change = 10 } }]",
+                "product `g`, board `m`: `validate.max_change` applies to sum boards only",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"m\", kind = \"sum\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { maximum = 10 } }]",
+                "product `g`, board `m`: kind `sum`: unknown field `maximum`, expected one of `min`, `max`, `integer`, `max_change`, `increment_only`",
             ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),

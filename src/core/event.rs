@@ -61,11 +61,17 @@ pub enum ReasonKind {
     /// A board's rating system cannot rate the outcome (Elo given a team match).
     UnratableOutcome,
     Deleted,
+    /// A board's validation rules refused the value (`core::validation`).
+    BelowMinimum,
+    AboveMaximum,
+    NotInteger,
+    Decrement,
+    ChangeTooLarge,
 }
 
 impl ReasonKind {
     /// Every kind, in label order.
-    pub const ALL: [ReasonKind; 10] = [
+    pub const ALL: [ReasonKind; 15] = [
         ReasonKind::MissingField,
         ReasonKind::InvalidId,
         ReasonKind::NotUtf8,
@@ -76,6 +82,11 @@ impl ReasonKind {
         ReasonKind::UnknownProduct,
         ReasonKind::UnratableOutcome,
         ReasonKind::Deleted,
+        ReasonKind::BelowMinimum,
+        ReasonKind::AboveMaximum,
+        ReasonKind::NotInteger,
+        ReasonKind::Decrement,
+        ReasonKind::ChangeTooLarge,
     ];
 
     /// The label value.
@@ -91,6 +102,11 @@ impl ReasonKind {
             ReasonKind::UnknownProduct => "unknown_product",
             ReasonKind::UnratableOutcome => "unratable_outcome",
             ReasonKind::Deleted => "deleted",
+            ReasonKind::BelowMinimum => "below_minimum",
+            ReasonKind::AboveMaximum => "above_maximum",
+            ReasonKind::NotInteger => "not_integer",
+            ReasonKind::Decrement => "decrement",
+            ReasonKind::ChangeTooLarge => "change_too_large",
         }
     }
 }

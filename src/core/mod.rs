@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod partition;
 pub mod registry;
 pub mod store;
+pub mod validation;

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
+use crate::core::validation::Validation;
 
 use super::ratings::{RatedTeam, Rating, RatingSystem};
 use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
@@ -48,6 +49,8 @@ pub enum BoardRule {
         player: String,
         field: Option<String>,
         how: Aggregate,
+        /// Values an event may bring (a counter's 1 is never checked).
+        validate: Validation,
     },
     /// A skill rating, updated by every match outcome.
     Rated {
@@ -192,6 +195,7 @@ impl ScoringHandler for BoardSet {
                     player,
                     field,
                     how,
+                    validate,
                 } => {
                     if !matches(event, when) {
                         continue;
@@ -201,6 +205,19 @@ impl ScoringHandler for BoardSet {
                         Some(field) => number(event, field)?,
                         None => 1.0,
                     };
+                    if let Err(violation) = validate.check(value) {
+                        cx.rejections.push(BoardRejection {
+                            board: board.name.clone(),
+                            kind: violation.kind,
+                            reason: format!(
+                                "board `{}`: field `{}` of player {player}: {}",
+                                board.name,
+                                field.as_deref().unwrap_or_default(),
+                                violation.text
+                            ),
+                        });
+                        continue;
+                    }
                     let targets = board.targets(cx.at_ms);
                     board.score(cx, &targets, &player, *how, value);
                 }
@@ -324,6 +341,7 @@ impl Board {
                 player,
                 field,
                 how,
+                validate,
             } => {
                 let kind = match (how, field) {
                     (Aggregate::Sum, None) => "count",
@@ -332,7 +350,12 @@ impl Board {
                     (Aggregate::Min, _) => "min",
                     (Aggregate::Last, _) => "last",
                 };
-                json!({ "kind": kind, "when": when, "player": player, "field": field })
+                let mut description =
+                    json!({ "kind": kind, "when": when, "player": player, "field": field });
+                if *validate != Validation::default() {
+                    description["validate"] = json!(validate);
+                }
+                description
             }
             BoardRule::Rated {
                 system,

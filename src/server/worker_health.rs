@@ -58,7 +58,9 @@ pub struct WorkerHealth {
     /// Dead letters written, by reason kind, most first: one letter per reason, so an event
     /// that several boards could not rate counts once per board. Kinds: `missing_field`,
     /// `invalid_id`, `not_utf8`, `duplicate_field`, `unknown_type`, `self_match`,
-    /// `invalid_value`, `unknown_product`, `unratable_outcome`, `deleted`.
+    /// `invalid_value`, `unknown_product`, `unratable_outcome`, `deleted`, and a board's
+    /// validation rules: `below_minimum`, `above_maximum`, `not_integer`, `decrement`,
+    /// `change_too_large`.
     pub dead_letters_by_reason: Vec<ReasonCount>,
     /// Batches committed and acknowledged.
     pub batches_total: f64,

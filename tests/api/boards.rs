@@ -931,3 +931,128 @@ async fn percentiles_count_the_players_strictly_behind_even_at_the_edges() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn values_breaking_a_boards_validation_are_dead_lettered_for_that_board_only() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.arcade]
+boards = [
+  { name = "kills", kind = "sum", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { max = 1000, integer = true, max_change = 50 } },
+  { name = "best", kind = "max", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { min = 0, max = 100 } },
+]
+
+[[products.arcade.stats]]
+rule = "sum"
+when = { type = "gameplay", event_name = "kills" }
+player = "user_id"
+field = "event_data"
+stat = "kills"
+"#,
+    )
+    .expect("write games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let admin = "admin-token-0123456789";
+    settings.server.admin_token = Some(stats_tracker::core::config::Secret::new(admin));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let kills = |value: &str| {
+        crate::helpers::event(&[
+            ("product_id", "arcade"),
+            ("type", "gameplay"),
+            ("event_name", "kills"),
+            ("event_data", value),
+            ("user_id", "A"),
+        ])
+    };
+    // 7: both boards. 60: too big a jump for the sum. 2.5: not an integer for the sum.
+    // 1e9: above both maximums. -3: below the best board's minimum.
+    let values = ["7", "60", "2.5", "1e9", "-3"];
+    let events: Vec<_> = values.iter().map(|value| kills(value)).collect();
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let score = |board: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .get_json(&format!("/v1/products/arcade/boards/{board}/players/A"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["score"].as_f64().expect("score")
+        }
+    };
+    assert_eq!(score("kills").await, 7.0 - 3.0);
+    assert_eq!(score("best").await, 60.0);
+    // The stat has no rules: every value counts.
+    let stats = crate::helpers::stats_of(&app, "arcade", "A").await;
+    assert_eq!(stats["kills"], json!(7.0 + 60.0 + 2.5 + 1e9 - 3.0));
+
+    // One letter per board that refused a value, naming the board, the rule and the values.
+    let (status, page) = crate::helpers::send(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/dead-letters?product=arcade",
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let letters: BTreeSet<(String, String)> = page["letters"]
+        .as_array()
+        .expect("letters")
+        .iter()
+        .map(|letter| {
+            (
+                letter["board"].as_str().unwrap_or_default().to_owned(),
+                letter["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (
+            "kills",
+            "value 60 changes the sum by more than the maximum 50",
+        ),
+        ("kills", "value 2.5 is not an integer"),
+        ("kills", "value 1000000000 is above the maximum 1000"),
+        ("best", "value 1000000000 is above the maximum 100"),
+        ("best", "value -3 is below the minimum 0"),
+    ]
+    .into_iter()
+    .map(|(board, text)| {
+        (
+            board.to_owned(),
+            format!("board `{board}`: field `event_data` of player A: {text}"),
+        )
+    })
+    .collect();
+    assert_eq!(letters, expected);
+    for (rule, count) in [
+        ("change_too_large", 1.0),
+        ("not_integer", 1.0),
+        ("above_maximum", 2.0),
+        ("below_minimum", 1.0),
+        ("decrement", 0.0),
+    ] {
+        let series = format!(
+            "stats_tracker_worker_dead_letters_total{{product=\"arcade\",reason=\"{rule}\"}}"
+        );
+        assert_eq!(
+            crate::helpers::metric(&app, &series).await,
+            count,
+            "{series}"
+        );
+    }
+    // The board's description shows its rules.
+    let (_, boards) = app.get_json("/v1/products/arcade/boards").await;
+    assert_eq!(
+        boards["boards"][0]["validate"],
+        json!({"max": 1000.0, "integer": true, "max_change": 50.0})
+    );
+    app.stop().await;
+}
