@@ -935,8 +935,8 @@ mod tests {
                 "`map`, `integer_default` and `default` apply only with `by`",
             ),
             (
-                "[products.g]\nboards = [{ name = \"m\", kind = \"max\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { max_change = 10 } }]",
-                "product `g`, board `m`: `validate.max_change` applies to sum boards only",
+                "[products.g]\nboards = [{ name = \"m\", kind = \"min\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { increment_only = true } }]",
+                "product `g`, board `m`: `validate.increment_only` does not apply to min boards",
             ),
             (
                 "[products.g]\nboards = [{ name = \"m\", kind = \"sum\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { maximum = 10 } }]",

@@ -20,6 +20,18 @@ pub enum Aggregate {
     Last,
 }
 
+impl Aggregate {
+    /// The stored value after `value` is combined with `current` (`None`: nothing stored).
+    pub fn combine(self, current: Option<f64>, value: f64) -> f64 {
+        match (self, current) {
+            (_, None) | (Aggregate::Last, _) => value,
+            (Aggregate::Sum, Some(current)) => current + value,
+            (Aggregate::Max, Some(current)) => current.max(value),
+            (Aggregate::Min, Some(current)) => current.min(value),
+        }
+    }
+}
+
 /// Which period board a score change goes to, besides the all-time board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodTarget {

@@ -171,6 +171,24 @@ impl ScoringHandler for BoardSet {
             .collect()
     }
 
+    fn scored_players(&self, event: &GameEvent) -> Vec<(String, PlayerId)> {
+        self.boards
+            .iter()
+            .filter_map(|board| match &board.rule {
+                BoardRule::Field {
+                    when,
+                    player,
+                    how,
+                    validate,
+                    ..
+                } if validate.reads_current(*how) && matches(event, when) => {
+                    Some((board.name.clone(), event.player(player).ok()?))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn score(&self, event: &GameEvent, cx: &mut ScoreContext<'_>) -> Result<(), Rejection> {
         for board in &self.boards {
             match &board.rule {
@@ -205,7 +223,11 @@ impl ScoringHandler for BoardSet {
                         Some(field) => number(event, field)?,
                         None => 1.0,
                     };
-                    if let Err(violation) = validate.check(value) {
+                    let reads_current = validate.reads_current(*how);
+                    let current = reads_current
+                        .then(|| cx.scores.get(&board.name, &player))
+                        .flatten();
+                    if let Err(violation) = validate.check(*how, value, current) {
                         cx.rejections.push(BoardRejection {
                             board: board.name.clone(),
                             kind: violation.kind,
@@ -217,6 +239,10 @@ impl ScoringHandler for BoardSet {
                             ),
                         });
                         continue;
+                    }
+                    if reads_current {
+                        cx.scores
+                            .set(&board.name, &player, how.combine(current, value));
                     }
                     let targets = board.targets(cx.at_ms);
                     board.score(cx, &targets, &player, *how, value);

@@ -19,6 +19,14 @@ pub trait RatingBook {
     fn set(&mut self, board: &str, player: &PlayerId, rating: Rating);
 }
 
+/// Players' current all-time scores on the boards whose validation compares a value with
+/// them (see [`ScoringHandler::scored_players`]), known to the worker. `None`: not on the
+/// board.
+pub trait ScoreBook {
+    fn get(&self, board: &str, player: &PlayerId) -> Option<f64>;
+    fn set(&mut self, board: &str, player: &PlayerId, score: f64);
+}
+
 /// A board that could not use an event another board used; becomes a dead letter naming the
 /// board, while the event's other effects still apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +44,7 @@ pub struct ScoreContext<'a> {
     /// The event's time: the millisecond part of its stream id.
     pub at_ms: u64,
     pub ratings: &'a mut dyn RatingBook,
+    pub scores: &'a mut dyn ScoreBook,
     pub changes: &'a mut Changes,
     pub rejections: &'a mut Vec<BoardRejection>,
 }
@@ -46,6 +55,12 @@ pub trait ScoringHandler: Send + Sync {
     /// Boards whose rating states `score` reads: the worker loads the players' states of
     /// these boards before calling `score`.
     fn rating_boards(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The boards and players whose current scores `score` reads for `event`: the worker
+    /// loads them before calling `score`.
+    fn scored_players(&self, _event: &GameEvent) -> Vec<(String, PlayerId)> {
         Vec::new()
     }
 

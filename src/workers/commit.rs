@@ -55,6 +55,14 @@ pub enum CommitError {
     Held,
 }
 
+/// A player's stored all-time score on a board (negated, as boards keep it), or nil:
+/// `KEYS[1]` their stats hash (which holds their stamp), `KEYS[2]` the board, `ARGV[1]` the
+/// stamp's field, `ARGV[2]` the player.
+const READ_SCORE: &str = r"
+local stamp = redis.call('HGET', KEYS[1], ARGV[1])
+return stamp and redis.call('ZSCORE', KEYS[2], stamp .. ARGV[2])
+";
+
 /// Writes planned batches to the store.
 pub struct Committer {
     conn: Connection,
@@ -248,6 +256,28 @@ impl Committer {
                 bounded(self.timeout, conn.query_all(&reads)).await?;
             for (key, fields) in chunk.iter().cloned().zip(states) {
                 known.ratings.insert(key, rating_from_fields(&fields));
+            }
+        }
+        for chunk in needs.scores.chunks(1000) {
+            let reads: Vec<redis::Cmd> = chunk
+                .iter()
+                .map(|(product, board, player)| {
+                    let keys = self.product_keys(product);
+                    let board = keys.board_keys(board, None);
+                    let mut read = redis::cmd("EVAL");
+                    read.arg(READ_SCORE)
+                        .arg(2)
+                        .arg(keys.stats(player))
+                        .arg(&board.board)
+                        .arg(&board.stamp_field)
+                        .arg(player.as_str());
+                    read
+                })
+                .collect();
+            let scores: Vec<Option<f64>> = bounded(self.timeout, conn.query_all(&reads)).await?;
+            for (key, score) in chunk.iter().cloned().zip(scores) {
+                // Boards store scores negated (rank order).
+                known.scores.insert(key, score.map(|stored| -stored));
             }
         }
         for chunk in needs.redrives.chunks(1000) {

@@ -545,8 +545,7 @@ impl PartitionWorker {
                     .iter()
                     .map(|(partition, _)| partition.clone())
                     .collect(),
-                ratings: Vec::new(),
-                redrives: Vec::new(),
+                ..Needs::default()
             };
             self.sink.committer.load(&needs, known).await?;
         }

@@ -21,7 +21,7 @@ use crate::games::Games;
 use crate::history::voids::VoidSet;
 use crate::leaderboards::ratings::Rating;
 use crate::leaderboards::scoring::{
-    BoardRejection, RatingBook, ScoreContext, ScoringHandler, ScoringRegistry,
+    BoardRejection, RatingBook, ScoreBook, ScoreContext, ScoringHandler, ScoringRegistry,
 };
 use crate::player_stats::handlers::{StatsHandler, StatsRegistry};
 
@@ -136,6 +136,9 @@ pub struct Known {
     pub generations: HashMap<Partition, Option<String>>,
     /// Rating state per (product, board, player) (`None`: never rated).
     pub ratings: HashMap<(ProductId, String, PlayerId), Option<Rating>>,
+    /// All-time score per (product, board, player) on boards whose validation compares a
+    /// value with it (`None`: not on the board).
+    pub scores: HashMap<(ProductId, String, PlayerId), Option<f64>>,
     /// Products this worker has added to the discovery index.
     pub listed: HashSet<ProductId>,
     /// Whether a partition's `redriven` set holds a member (see [`Needs::redrives`]).
@@ -171,6 +174,7 @@ impl Known {
     /// products' positions and re-drive markers too).
     pub fn cached_entries(&self) -> usize {
         self.ratings.len()
+            + self.scores.len()
             + self.positions.len()
             + self.generations.len()
             + self.listed.len()
@@ -225,6 +229,8 @@ impl Known {
 pub struct Needs {
     pub positions: Vec<Partition>,
     pub ratings: Vec<(ProductId, String, PlayerId)>,
+    /// Players' all-time scores on boards whose validation reads them.
+    pub scores: Vec<(ProductId, String, PlayerId)>,
     /// Members of partitions' `redriven` sets to look up: a re-driven entry's original id in
     /// its product's, its letter id in the dead letters'.
     pub redrives: Vec<(Partition, String)>,
@@ -257,6 +263,7 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
         positions.insert(Partition::DeadLetters);
     }
     let mut ratings = BTreeSet::new();
+    let mut scores = BTreeSet::new();
     let mut redrives = BTreeSet::new();
     let mut boards_of: HashMap<&ProductId, Vec<String>> = HashMap::new();
     for parsed in batch {
@@ -278,6 +285,12 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
         if !known.positions.contains_key(&partition) {
             positions.insert(partition);
         }
+        for (board, player) in rules.scoring.get(&event.product).scored_players(event) {
+            let key = (event.product.clone(), board, player);
+            if !known.scores.contains_key(&key) {
+                scores.insert(key);
+            }
+        }
         let Some(outcome) = event.outcome() else {
             continue;
         };
@@ -296,6 +309,7 @@ pub fn needs(batch: &[ParsedEntry<'_>], rules: &Rules, known: &Known) -> Needs {
     Needs {
         positions: positions.into_iter().collect(),
         ratings: ratings.into_iter().collect(),
+        scores: scores.into_iter().collect(),
         redrives: redrives.into_iter().collect(),
     }
 }
@@ -386,6 +400,28 @@ pub struct BatchPlan {
 struct ProductBook<'a> {
     product: &'a ProductId,
     ratings: &'a mut HashMap<(ProductId, String, PlayerId), Option<Rating>>,
+}
+
+/// The all-time scores of one product's players an event's validation reads and moves.
+struct ProductScores<'a> {
+    product: &'a ProductId,
+    scores: &'a mut HashMap<(ProductId, String, PlayerId), Option<f64>>,
+}
+
+impl ScoreBook for ProductScores<'_> {
+    fn get(&self, board: &str, player: &PlayerId) -> Option<f64> {
+        self.scores
+            .get(&(self.product.clone(), board.to_owned(), player.clone()))
+            .copied()
+            .flatten()
+    }
+
+    fn set(&mut self, board: &str, player: &PlayerId, score: f64) {
+        self.scores.insert(
+            (self.product.clone(), board.to_owned(), player.clone()),
+            Some(score),
+        );
+    }
 }
 
 impl RatingBook for ProductBook<'_> {
@@ -635,10 +671,22 @@ fn apply(
             }
         }
     }
+    // Scores too: a rejected event moves none.
+    let mut scored = HashMap::new();
+    for (board, player) in scoring.scored_players(event) {
+        let key = (event.product.clone(), board, player);
+        let score = known.scores.get(&key).copied().flatten();
+        scored.insert(key, score);
+    }
+    let mut scores = ProductScores {
+        product: &event.product,
+        scores: &mut scored,
+    };
     let mut context = ScoreContext {
         id,
         at_ms,
         ratings: &mut book,
+        scores: &mut scores,
         changes: &mut changes,
         rejections: &mut rejections,
     };
@@ -658,6 +706,7 @@ fn apply(
         });
     }
     known.ratings.extend(touched);
+    known.scores.extend(scored);
     Ok((changes, rejections))
 }
 

@@ -942,7 +942,8 @@ async fn values_breaking_a_boards_validation_are_dead_lettered_for_that_board_on
 [products.arcade]
 boards = [
   { name = "kills", kind = "sum", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { max = 1000, integer = true, max_change = 50 } },
-  { name = "best", kind = "max", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { min = 0, max = 100 } },
+  { name = "best", kind = "max", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { min = 0, max = 100, max_change = 40 } },
+  { name = "latest", kind = "last", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { max = 1000, increment_only = true } },
 ]
 
 [[products.arcade.stats]]
@@ -958,7 +959,6 @@ stat = "kills"
     settings.games.file = Some(games_file);
     let admin = "admin-token-0123456789";
     settings.server.admin_token = Some(stats_tracker::core::config::Secret::new(admin));
-    let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
     let kills = |value: &str| {
         crate::helpers::event(&[
@@ -969,11 +969,21 @@ stat = "kills"
             ("user_id", "A"),
         ])
     };
-    // 7: both boards. 60: too big a jump for the sum. 2.5: not an integer for the sum.
-    // 1e9: above both maximums. -3: below the best board's minimum.
-    let values = ["7", "60", "2.5", "1e9", "-3"];
-    let events: Vec<_> = values.iter().map(|value| kills(value)).collect();
-    push_events(&mut stream, &events).await;
+    // Two runs of the tracker: the second reads the scores the first left from the store.
+    let app = TestApp::spawn(&settings, true).await;
+    let first: Vec<_> = ["7", "30", "2.5"]
+        .iter()
+        .map(|value| kills(value))
+        .collect();
+    push_events(&mut stream, &first).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    app.stop().await;
+    let app = TestApp::spawn(&settings, true).await;
+    let second: Vec<_> = ["1e9", "-3", "95"]
+        .iter()
+        .map(|value| kills(value))
+        .collect();
+    push_events(&mut stream, &second).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
 
     let score = |board: &'static str| {
@@ -986,11 +996,12 @@ stat = "kills"
             body["score"].as_f64().expect("score")
         }
     };
-    assert_eq!(score("kills").await, 7.0 - 3.0);
-    assert_eq!(score("best").await, 60.0);
+    assert_eq!(score("kills").await, 7.0 + 30.0 - 3.0);
+    assert_eq!(score("best").await, 30.0);
+    assert_eq!(score("latest").await, 95.0);
     // The stat has no rules: every value counts.
     let stats = crate::helpers::stats_of(&app, "arcade", "A").await;
-    assert_eq!(stats["kills"], json!(7.0 + 60.0 + 2.5 + 1e9 - 3.0));
+    assert_eq!(stats["kills"], json!(7.0 + 30.0 + 2.5 + 1e9 - 3.0 + 95.0));
 
     // One letter per board that refused a value, naming the board, the rule and the values.
     let (status, page) = crate::helpers::send(
@@ -1014,14 +1025,27 @@ stat = "kills"
         })
         .collect();
     let expected: BTreeSet<(String, String)> = [
-        (
-            "kills",
-            "value 60 changes the sum by more than the maximum 50",
-        ),
         ("kills", "value 2.5 is not an integer"),
         ("kills", "value 1000000000 is above the maximum 1000"),
+        (
+            "kills",
+            "value 95 changes the score by 95, more than the maximum 50",
+        ),
         ("best", "value 1000000000 is above the maximum 100"),
         ("best", "value -3 is below the minimum 0"),
+        (
+            "best",
+            "value 95 changes the score by 65 (from 30), more than the maximum 40",
+        ),
+        (
+            "latest",
+            "value 2.5 would lower the score (from 30), which may only grow",
+        ),
+        ("latest", "value 1000000000 is above the maximum 1000"),
+        (
+            "latest",
+            "value -3 would lower the score (from 30), which may only grow",
+        ),
     ]
     .into_iter()
     .map(|(board, text)| {
@@ -1032,12 +1056,13 @@ stat = "kills"
     })
     .collect();
     assert_eq!(letters, expected);
+    // Counted by rule (both runs are in this process, which holds the metrics).
     for (rule, count) in [
-        ("change_too_large", 1.0),
-        ("not_integer", 1.0),
-        ("above_maximum", 2.0),
+        ("change_too_large", 2.0),
+        ("above_maximum", 3.0),
         ("below_minimum", 1.0),
-        ("decrement", 0.0),
+        ("decrement", 2.0),
+        ("not_integer", 1.0),
     ] {
         let series = format!(
             "stats_tracker_worker_dead_letters_total{{product=\"arcade\",reason=\"{rule}\"}}"
