@@ -234,9 +234,18 @@ impl ProductConfig {
     }
 }
 
-/// Reads a games file table as `T`; the message of why not.
+/// Reads a games file table as `T`; the message of why not, naming the field.
 fn read_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(table)).map_err(|error| error.message().to_owned())
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().message().to_owned();
+        match path.as_str() {
+            "" | "." | "?" => message,
+            // "unknown field `x`…" names it already.
+            field if message.contains(&format!("`{field}`")) => message,
+            field => format!("`{field}`: {message}"),
+        }
+    })
 }
 
 /// One board of the games file: the fields every kind has, and its kind with that kind's own
@@ -258,8 +267,7 @@ struct BoardCommon {
     retention: Option<BTreeMap<String, u32>>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// A board's kind, with that kind's own fields (`BOARD_KINDS` names them, in this order).
 enum BoardKind {
     Wins(WinsBoard),
     Count(CountBoard),
@@ -408,7 +416,7 @@ const DEFAULT_HISTORY: usize = 100;
 /// Most history entries a board may keep per player.
 const MAX_HISTORY: usize = 10_000;
 
-/// The kinds a board can be (`BoardKind`'s tags).
+/// The kinds a board can be (`BoardKind::read` reads each).
 const BOARD_KINDS: [&str; 10] = [
     "wins",
     "count",
@@ -430,17 +438,16 @@ impl BoardConfig {
             .filter_map(|key| table.remove(key).map(|value| (key.to_owned(), value)))
             .collect();
         let common: BoardCommon = read_table(common)?;
-        let kind = match table.get("kind") {
+        let kind = match table.remove("kind") {
             None => return Err("`kind` is required".into()),
-            Some(kind) => kind.as_str().unwrap_or_default().to_owned(),
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => return Err(format!("`kind` must be a string, not {other}")),
         };
         if !BOARD_KINDS.contains(&kind.as_str()) {
-            return Err(format!(
-                "`kind` `{kind}` is unknown; use {}",
-                BOARD_KINDS.join(", ")
-            ));
+            return Err(unknown_kind(&kind));
         }
-        let kind = read_table(table).map_err(|message| format!("kind `{kind}`: {message}"))?;
+        let kind =
+            BoardKind::read(&kind, table).map_err(|message| format!("kind `{kind}`: {message}"))?;
         Ok(BoardConfig {
             name: common.name,
             windows: common.windows,
@@ -466,7 +473,28 @@ impl BoardConfig {
     }
 }
 
+fn unknown_kind(kind: &str) -> String {
+    format!("`kind` `{kind}` is unknown; use {}", BOARD_KINDS.join(", "))
+}
+
 impl BoardKind {
+    /// Reads the fields of a board of kind `kind` (its table less the common fields).
+    fn read(kind: &str, table: toml::Table) -> Result<Self, String> {
+        Ok(match kind {
+            "wins" => BoardKind::Wins(read_table(table)?),
+            "count" => BoardKind::Count(read_table(table)?),
+            "sum" => BoardKind::Sum(read_table(table)?),
+            "max" => BoardKind::Max(read_table(table)?),
+            "min" => BoardKind::Min(read_table(table)?),
+            "last" => BoardKind::Last(read_table(table)?),
+            "elo" => BoardKind::Elo(read_table(table)?),
+            "glicko2" => BoardKind::Glicko2(read_table(table)?),
+            "trueskill" => BoardKind::Trueskill(read_table(table)?),
+            "weng_lin" => BoardKind::WengLin(read_table(table)?),
+            other => return Err(unknown_kind(other)),
+        })
+    }
+
     /// The board's rule, its parameters checked.
     fn rule(self) -> Result<BoardRule, String> {
         let field = |board: AggregateBoard, how| -> Result<BoardRule, String> {
@@ -620,10 +648,8 @@ fn unknown_window(name: &str) -> String {
     format!("window `{name}` is unknown; use daily, weekly or monthly")
 }
 
-/// One stats rule of the games file: its `rule` tag and that rule's own fields (any other
-/// field is refused).
-#[derive(Deserialize)]
-#[serde(tag = "rule", rename_all = "snake_case")]
+/// One stats rule of the games file: its `rule` and that rule's own fields (any other field is
+/// refused; `STAT_RULES` names the rules, in this order).
 enum StatConfig {
     MatchResults(MatchResultsRule),
     Count(CountRule),
@@ -682,7 +708,7 @@ struct MatchScoresRule {
     best: Option<String>,
 }
 
-/// The rules a stats rule can be (`StatConfig`'s tags).
+/// The rules a stats rule can be (`StatConfig::read` reads each).
 const STAT_RULES: [&str; 9] = [
     "match_results",
     "count",
@@ -696,18 +722,13 @@ const STAT_RULES: [&str; 9] = [
 ];
 
 /// Reads and checks one stats rule of the games file.
-fn read_stat_rule(table: toml::Table) -> Result<StatRule, String> {
-    let rule = match table.get("rule") {
+fn read_stat_rule(mut table: toml::Table) -> Result<StatRule, String> {
+    let rule = match table.remove("rule") {
         None => return Err("`rule` is required".into()),
-        Some(rule) => rule.as_str().unwrap_or_default().to_owned(),
+        Some(toml::Value::String(rule)) => rule,
+        Some(other) => return Err(format!("`rule` must be a string, not {other}")),
     };
-    if !STAT_RULES.contains(&rule.as_str()) {
-        return Err(format!(
-            "`rule` `{rule}` is unknown; use {}",
-            STAT_RULES.join(", ")
-        ));
-    }
-    let rule = read_table::<StatConfig>(table)?.build()?;
+    let rule = StatConfig::read(&rule, table)?.build()?;
     // The stats hash also holds the player's board stamps under this prefix.
     if let Some(name) = rule
         .stat_names()
@@ -722,6 +743,26 @@ fn read_stat_rule(table: toml::Table) -> Result<StatRule, String> {
 }
 
 impl StatConfig {
+    fn read(rule: &str, table: toml::Table) -> Result<Self, String> {
+        Ok(match rule {
+            "match_results" => StatConfig::MatchResults(read_table(table)?),
+            "count" => StatConfig::Count(read_table(table)?),
+            "sum" => StatConfig::Sum(read_table(table)?),
+            "max" => StatConfig::Max(read_table(table)?),
+            "min" => StatConfig::Min(read_table(table)?),
+            "last" => StatConfig::Last(read_table(table)?),
+            "win_streak" => StatConfig::WinStreak(read_table(table)?),
+            "rounds" => StatConfig::Rounds(read_table(table)?),
+            "match_scores" => StatConfig::MatchScores(read_table(table)?),
+            other => {
+                return Err(format!(
+                    "`rule` `{other}` is unknown; use {}",
+                    STAT_RULES.join(", ")
+                ));
+            }
+        })
+    }
+
     fn build(self) -> Result<StatRule, String> {
         let named = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.into());
         let aggregate = |rule: AggregateRule, how| StatRule::Aggregate {
@@ -924,7 +965,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"e\", kind = \"elo\", k_factor = \"high\" }]",
-                "product `g`, board `e`: kind `elo`: invalid type: string \"high\", expected f64",
+                "product `g`, board `e`: kind `elo`: `k_factor`: invalid type: string \"high\", expected f64",
             ),
             (
                 "[products.g]\n[[products.g.stats]]\nrule = \"win_streak\"\nplayer = \"user_id\"",
@@ -940,7 +981,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"m\", kind = \"sum\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { maximum = 10 } }]",
-                "product `g`, board `m`: kind `sum`: unknown field `maximum`, expected one of `min`, `max`, `integer`, `max_change`, `increment_only`",
+                "product `g`, board `m`: kind `sum`: `validate.maximum`: unknown field `maximum`, expected one of `min`, `max`, `integer`, `max_change`, `increment_only`",
             ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),

@@ -23,7 +23,7 @@ use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::config::{DeadLetterRetention, HistoryRetention, RedisEndpoint};
 use crate::core::effects::{Aggregate, Change, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
-use crate::core::keys::{KeySpace, PartitionKeys};
+use crate::core::keys::{BoardKeys, KeySpace, PartitionKeys};
 use crate::core::layout::{self, LayoutError};
 use crate::core::store::{self, StoreError, bounded};
 use crate::history::voids::VoidSet;
@@ -54,14 +54,6 @@ pub enum CommitError {
     #[error("a product is being switched to its rebuilt copy")]
     Held,
 }
-
-/// A player's stored all-time score on a board (negated, as boards keep it), or nil:
-/// `KEYS[1]` their stats hash (which holds their stamp), `KEYS[2]` the board, `ARGV[1]` the
-/// stamp's field, `ARGV[2]` the player.
-const READ_SCORE: &str = r"
-local stamp = redis.call('HGET', KEYS[1], ARGV[1])
-return stamp and redis.call('ZSCORE', KEYS[2], stamp .. ARGV[2])
-";
 
 /// Writes planned batches to the store.
 pub struct Committer {
@@ -259,25 +251,44 @@ impl Committer {
             }
         }
         for chunk in needs.scores.chunks(1000) {
-            let reads: Vec<redis::Cmd> = chunk
+            // A player's score is at their stamp on the board (their stats hash holds it):
+            // the stamps first, then the scores of those that have one. Plain reads, which a
+            // cluster routes by their keys.
+            let boards: Vec<(String, BoardKeys)> = chunk
                 .iter()
                 .map(|(product, board, player)| {
                     let keys = self.product_keys(product);
-                    let board = keys.board_keys(board, None);
-                    let mut read = redis::cmd("EVAL");
-                    read.arg(READ_SCORE)
-                        .arg(2)
-                        .arg(keys.stats(player))
-                        .arg(&board.board)
-                        .arg(&board.stamp_field)
-                        .arg(player.as_str());
-                    read
+                    (keys.stats(player), keys.board_keys(board, None))
                 })
                 .collect();
-            let scores: Vec<Option<f64>> = bounded(self.timeout, conn.query_all(&reads)).await?;
-            for (key, score) in chunk.iter().cloned().zip(scores) {
+            let reads: Vec<redis::Cmd> = boards
+                .iter()
+                .map(|(stats, board)| redis::Cmd::hget(stats, &board.stamp_field))
+                .collect();
+            let stamps: Vec<Option<Vec<u8>>> =
+                bounded(self.timeout, conn.query_all(&reads)).await?;
+            let mut reads = Vec::new();
+            for ((_, _, player), ((_, board), stamp)) in
+                chunk.iter().zip(boards.iter().zip(&stamps))
+            {
+                if let Some(stamp) = stamp {
+                    let member = [stamp.as_slice(), player.as_str().as_bytes()].concat();
+                    reads.push(redis::Cmd::zscore(&board.board, member));
+                }
+            }
+            let mut scores = if reads.is_empty() {
+                Vec::new()
+            } else {
+                bounded(self.timeout, conn.query_all::<Option<f64>>(&reads)).await?
+            }
+            .into_iter();
+            for (key, stamp) in chunk.iter().cloned().zip(&stamps) {
                 // Boards store scores negated (rank order).
-                known.scores.insert(key, score.map(|stored| -stored));
+                let score = match stamp {
+                    Some(_) => scores.next().flatten().map(|stored| -stored),
+                    None => None,
+                };
+                known.scores.insert(key, score);
             }
         }
         for chunk in needs.redrives.chunks(1000) {
@@ -354,6 +365,22 @@ impl Committer {
             .dead_letters
             .iter()
             .any(|letter| letter.reasons.iter().any(|reason| reason.board.is_some()));
+        // A board's validation may have refused a value against a score of the worker's view:
+        // before its letter is written, the products must still be at the generation the view
+        // holds (an admin change since, found only at the products' commit, would make the
+        // letter wrong, and a re-plan would not take it back).
+        let generations = if letters_first {
+            batch
+                .products
+                .keys()
+                .map(|product| {
+                    let planned = planned_on(Partition::Product(product.clone()));
+                    (self.product_keys(product).generation(), planned.generation)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Discovery index, outside the product slots; idempotent, so no position needed. Only
         // products this worker has not listed yet: that is rarely any.
         let unlisted: Vec<&ProductId> = batch
@@ -374,6 +401,7 @@ impl Committer {
             calls,
             letters,
             letters_first,
+            generations,
             products,
         }
     }
@@ -392,6 +420,21 @@ impl Committer {
         let mut chains: Vec<Vec<&redis::Cmd>> = Vec::new();
         let letters: Vec<&redis::Cmd> = prepared.letters.iter().collect();
         if prepared.letters_first {
+            let reads: Vec<redis::Cmd> = prepared
+                .generations
+                .iter()
+                .map(|(key, _)| redis::Cmd::get(key))
+                .collect();
+            let now: Vec<Option<String>> =
+                bounded(self.timeout, self.conn.clone().query_all(&reads)).await?;
+            let moved = prepared
+                .generations
+                .iter()
+                .zip(now)
+                .any(|((_, planned), now)| now.unwrap_or_default() != *planned);
+            if moved {
+                return Err(CommitError::Stale);
+            }
             applied += self.run_scripts(&letters).await?;
         } else if !letters.is_empty() {
             chains.push(letters);
@@ -610,6 +653,9 @@ pub struct PreparedCommit {
     letters: Vec<redis::Cmd>,
     /// Whether the dead letters' calls must complete before the products' start.
     letters_first: bool,
+    /// Then: each product's generation key and the generation the batch was planned on,
+    /// checked before the letters are written.
+    generations: Vec<(String, String)>,
     /// `SADD` of the products not listed yet to the discovery index.
     products: Option<redis::Cmd>,
 }

@@ -1081,3 +1081,68 @@ stat = "kills"
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_value_refused_against_a_score_an_admin_reset_removed_is_applied_not_lettered() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.arcade]
+boards = [
+  { name = "best", kind = "max", when = { type = "gameplay", event_name = "kills" }, player = "user_id", field = "event_data", validate = { max_change = 10 } },
+]
+"#,
+    )
+    .expect("write games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let admin = "admin-token-0123456789";
+    settings.server.admin_token = Some(stats_tracker::core::config::Secret::new(admin));
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let kills = |value: &str| {
+        crate::helpers::event(&[
+            ("product_id", "arcade"),
+            ("type", "gameplay"),
+            ("event_name", "kills"),
+            ("event_data", value),
+            ("user_id", "A"),
+        ])
+    };
+    push_events(&mut stream, &[kills("5")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    // The worker's view holds A's 5; the reset empties the board under it.
+    let (status, body) = crate::helpers::send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/admin/products/arcade/boards/best",
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // 40 is too far from 5, but there is no 5 any more: a first value, applied.
+    push_events(&mut stream, &[kills("40")]).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let (status, body) = app
+        .get_json("/v1/products/arcade/boards/best/players/A")
+        .await;
+    assert_eq!(
+        (status, body["score"].as_f64()),
+        (200, Some(40.0)),
+        "{body}"
+    );
+    let (status, page) = crate::helpers::send(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/dead-letters?product=arcade",
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["letters"], json!([]), "{page}");
+    app.stop().await;
+}

@@ -370,3 +370,64 @@ async fn a_cluster_store_equals_the_reference_model() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn validation_reads_scores_of_several_products_in_one_batch_on_a_cluster() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let games_file = dir.path().join("games.toml");
+    // Products in different hash slots, each with a board whose rule reads the current best.
+    let products = ["alpha", "bravo", "charlie", "delta"];
+    let mut games = String::new();
+    for product in products {
+        games.push_str(&format!(
+            "[products.{product}]\nboards = [{{ name = \"best\", kind = \"max\", when = {{ type = \"gameplay\", event_name = \"score\" }}, player = \"user_id\", field = \"event_data\", validate = {{ max_change = 10 }} }}]\n"
+        ));
+    }
+    std::fs::write(&games_file, games).expect("games file");
+    let mut settings = cluster_settings(&cluster);
+    settings.games.file = Some(games_file);
+    let score = |product: &str, value: &str| {
+        crate::helpers::event(&[
+            ("product_id", product),
+            ("type", "gameplay"),
+            ("event_name", "score"),
+            ("event_data", value),
+            ("user_id", "P"),
+        ])
+    };
+    let mut conn = cluster.connection();
+    // Two runs: the second loads every product's score from the cluster in its first batch.
+    let app = TestApp::spawn(&settings, true).await;
+    let first: Vec<_> = products.iter().map(|product| score(product, "5")).collect();
+    push_events_at(&mut conn, &first, None).await;
+    wait_until_drained(&mut conn, Duration::from_secs(30)).await;
+    app.stop().await;
+    let app = TestApp::spawn(&settings, true).await;
+    // 12 is within 10 of 5; 40 is not.
+    let second: Vec<_> = products
+        .iter()
+        .flat_map(|product| [score(product, "12"), score(product, "40")])
+        .collect();
+    push_events_at(&mut conn, &second, None).await;
+    wait_until_drained(&mut conn, Duration::from_secs(30)).await;
+    for product in products {
+        let (status, body) = app
+            .get_json(&format!("/v1/products/{product}/boards/best/players/P"))
+            .await;
+        assert_eq!(
+            (status, body["score"].as_f64()),
+            (200, Some(12.0)),
+            "{body}"
+        );
+    }
+    let series = |product: &str| {
+        format!(
+            "stats_tracker_worker_dead_letters_total{{product=\"{product}\",reason=\"change_too_large\"}}"
+        )
+    };
+    for product in products {
+        assert_eq!(crate::helpers::metric(&app, &series(product)).await, 1.0);
+    }
+    app.stop().await;
+}
