@@ -685,6 +685,8 @@ struct AggregateRule {
     player: String,
     field: String,
     stat: String,
+    #[serde(default)]
+    validate: Validation,
 }
 
 #[derive(Deserialize)]
@@ -765,12 +767,24 @@ impl StatConfig {
 
     fn build(self) -> Result<StatRule, String> {
         let named = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.into());
-        let aggregate = |rule: AggregateRule, how| StatRule::Aggregate {
-            when: rule.when,
-            player: rule.player,
-            field: rule.field,
-            stat: rule.stat,
-            how,
+        let aggregate = |rule: AggregateRule, how| -> Result<StatRule, String> {
+            rule.validate.check_applies(how)?;
+            // A stat's current value is not in the worker's view.
+            if rule.validate.reads_current(how) {
+                return Err(
+                    "`validate.max_change` and `validate.increment_only` apply to `sum` stats \
+                     rules only (boards take them for every aggregate)"
+                        .into(),
+                );
+            }
+            Ok(StatRule::Aggregate {
+                when: rule.when,
+                player: rule.player,
+                field: rule.field,
+                stat: rule.stat,
+                how,
+                validate: rule.validate,
+            })
         };
         Ok(match self {
             StatConfig::MatchResults(MatchResultsRule {}) => StatRule::MatchResults,
@@ -803,10 +817,10 @@ impl StatConfig {
                     default: rule.default,
                 }
             }
-            StatConfig::Sum(rule) => aggregate(rule, Aggregate::Sum),
-            StatConfig::Max(rule) => aggregate(rule, Aggregate::Max),
-            StatConfig::Min(rule) => aggregate(rule, Aggregate::Min),
-            StatConfig::Last(rule) => aggregate(rule, Aggregate::Last),
+            StatConfig::Sum(rule) => aggregate(rule, Aggregate::Sum)?,
+            StatConfig::Max(rule) => aggregate(rule, Aggregate::Max)?,
+            StatConfig::Min(rule) => aggregate(rule, Aggregate::Min)?,
+            StatConfig::Last(rule) => aggregate(rule, Aggregate::Last)?,
             StatConfig::WinStreak(rule) => StatRule::WinStreak {
                 current: named(rule.current, "current_win_streak"),
                 best: named(rule.best, "best_win_streak"),
@@ -982,6 +996,10 @@ mod tests {
             (
                 "[products.g]\nboards = [{ name = \"m\", kind = \"sum\", when = { type = \"gameplay\" }, player = \"user_id\", field = \"event_data\", validate = { maximum = 10 } }]",
                 "product `g`, board `m`: kind `sum`: `validate.maximum`: unknown field `maximum`, expected one of `min`, `max`, `integer`, `max_change`, `increment_only`",
+            ),
+            (
+                "[products.g]\n[[products.g.stats]]\nrule = \"max\"\nwhen = { type = \"gameplay\" }\nplayer = \"user_id\"\nfield = \"event_data\"\nstat = \"best\"\nvalidate = { max_change = 5 }",
+                "product `g`, stats rule 1 (`max`): `validate.max_change` and `validate.increment_only` apply to `sum` stats rules only",
             ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use crate::core::effects::{Aggregate, Change, Changes};
 use crate::core::event::{EventKind, GameEvent, MatchResult, Rejection};
+use crate::core::validation::Validation;
 use crate::leaderboards::boards::{Condition, matches, number};
 
-use super::handlers::StatsHandler;
+use super::handlers::{StatRejection, StatsHandler};
 
 /// One statistics rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,9 @@ pub enum StatRule {
         field: String,
         stat: String,
         how: Aggregate,
+        /// Values an event may bring (rules that read the current value are refused for
+        /// stats when the games file is read).
+        validate: Validation,
     },
     /// Current and best run of matches won in a row (a draw or loss ends a run).
     WinStreak { current: String, best: String },
@@ -90,9 +94,14 @@ impl RuleSet {
 }
 
 impl StatsHandler for RuleSet {
-    fn record(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection> {
+    fn record(
+        &self,
+        event: &GameEvent,
+        changes: &mut Changes,
+        refused: &mut Vec<StatRejection>,
+    ) -> Result<(), Rejection> {
         for rule in &self.rules {
-            rule.record(event, changes)?;
+            rule.record(event, changes, refused)?;
         }
         Ok(())
     }
@@ -114,7 +123,12 @@ impl StatsHandler for RuleSet {
 const MATCH_RESULTS_ZERO_START: [&str; 3] = ["games", "wins", "losses"];
 
 impl StatRule {
-    fn record(&self, event: &GameEvent, changes: &mut Changes) -> Result<(), Rejection> {
+    fn record(
+        &self,
+        event: &GameEvent,
+        changes: &mut Changes,
+        refused: &mut Vec<StatRejection>,
+    ) -> Result<(), Rejection> {
         match self {
             StatRule::MatchResults => {
                 let Some(outcome) = event.outcome() else {
@@ -180,12 +194,24 @@ impl StatRule {
                 field,
                 stat,
                 how,
+                validate,
             } => {
                 if !matches(event, when) {
                     return Ok(());
                 }
                 let player = event.player(player)?;
                 let value = number(event, field)?;
+                if let Err(violation) = validate.check(*how, value, None) {
+                    refused.push(StatRejection {
+                        stat: stat.clone(),
+                        kind: violation.kind,
+                        reason: format!(
+                            "stat `{stat}`: field `{field}` of player {player}: {}",
+                            violation.text
+                        ),
+                    });
+                    return Ok(());
+                }
                 changes.push(Change::Stat {
                     player,
                     stat: stat.clone(),

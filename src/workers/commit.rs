@@ -356,15 +356,17 @@ impl Committer {
                 &history_trim,
             )
         };
-        // An entry that is applied to its product and dead-lettered for one of its boards
-        // touches two partitions. Its dead letter goes first: planning skips an entry whose
+        // An entry that is applied to its product and dead-lettered for one of its boards (or
+        // stats) touches two partitions. Its dead letter goes first: planning skips an entry whose
         // product already applied it, so a crash between the two commits would otherwise lose
         // the letter for good; the other way round, the replay re-plans the product and skips
         // the letter already written.
-        let letters_first = batch
-            .dead_letters
-            .iter()
-            .any(|letter| letter.reasons.iter().any(|reason| reason.board.is_some()));
+        let letters_first = batch.dead_letters.iter().any(|letter| {
+            letter
+                .reasons
+                .iter()
+                .any(|reason| reason.board.is_some() || reason.stat.is_some())
+        });
         // A board's validation may have refused a value against a score of the worker's view:
         // before its letter is written, the products must still be at the generation the view
         // holds (an admin change since, found only at the products' commit, would make the

@@ -21,7 +21,7 @@ use crate::games::Games;
 use crate::history::voids::VoidSet;
 use crate::leaderboards::ratings::Rating;
 use crate::leaderboards::scoring::{
-    BoardRejection, RatingBook, ScoreBook, ScoreContext, ScoringHandler, ScoringRegistry,
+    RatingBook, ScoreBook, ScoreContext, ScoringHandler, ScoringRegistry,
 };
 use crate::player_stats::handlers::{StatsHandler, StatsRegistry};
 
@@ -344,6 +344,9 @@ pub struct DeadLetter {
 pub struct LetterReason {
     /// The board that could not use the event; none when the whole event was refused.
     pub board: Option<String>,
+    /// The stat that refused a value of the event (the letter's `board` is empty, its text
+    /// names the stat).
+    pub stat: Option<String>,
     pub kind: ReasonKind,
     /// The reason's text, stored with the letter.
     pub text: String,
@@ -503,14 +506,7 @@ pub fn plan(
                             if dead {
                                 plan.dead_letters.push(DeadLetter {
                                     id: id.to_owned(),
-                                    reasons: rejections
-                                        .into_iter()
-                                        .map(|r| LetterReason {
-                                            board: Some(r.board),
-                                            kind: r.kind,
-                                            text: r.reason,
-                                        })
-                                        .collect(),
+                                    reasons: rejections,
                                     fields: fields.clone(),
                                     redrive_letter: redrive.map(|redrive| redrive.letter.clone()),
                                 });
@@ -633,6 +629,7 @@ impl BatchPlan {
             id: id.to_owned(),
             reasons: vec![LetterReason {
                 board: None,
+                stat: None,
                 kind: rejection.kind(),
                 text: rejection.to_string(),
             }],
@@ -652,7 +649,7 @@ fn apply(
     at_ms: u64,
     rules: &Rules,
     known: &mut Known,
-) -> Result<(Changes, Vec<BoardRejection>), Rejection> {
+) -> Result<(Changes, Vec<LetterReason>), Rejection> {
     let mut changes = Changes::default();
     let mut rejections = Vec::new();
     // Rate on a copy: if the event is rejected, the ratings it touched stay as they were.
@@ -691,10 +688,11 @@ fn apply(
         rejections: &mut rejections,
     };
     scoring.score(event, &mut context)?;
+    let mut refused = Vec::new();
     rules
         .stats
         .get(&event.product)
-        .record(event, &mut changes)?;
+        .record(event, &mut changes, &mut refused)?;
     if let crate::core::event::EventKind::Profile(profile) = &event.kind {
         let fields = [("name", &profile.name), ("meta", &profile.meta)]
             .into_iter()
@@ -707,7 +705,19 @@ fn apply(
     }
     known.ratings.extend(touched);
     known.scores.extend(scored);
-    Ok((changes, rejections))
+    let boards = rejections.into_iter().map(|rejection| LetterReason {
+        board: Some(rejection.board),
+        stat: None,
+        kind: rejection.kind,
+        text: rejection.reason,
+    });
+    let stats = refused.into_iter().map(|rejection| LetterReason {
+        board: None,
+        stat: Some(rejection.stat),
+        kind: rejection.kind,
+        text: rejection.reason,
+    });
+    Ok((changes, boards.chain(stats).collect()))
 }
 
 /// Checks one event as the worker would apply it (ratings as for new players), without I/O:

@@ -933,7 +933,7 @@ async fn percentiles_count_the_players_strictly_behind_even_at_the_edges() {
 }
 
 #[tokio::test]
-async fn values_breaking_a_boards_validation_are_dead_lettered_for_that_board_only() {
+async fn values_breaking_validation_rules_are_dead_lettered_for_that_board_or_stat_only() {
     let redis = TestRedis::start().await;
     let games_file = redis.socket_dir().join("games.toml");
     std::fs::write(
@@ -952,6 +952,14 @@ when = { type = "gameplay", event_name = "kills" }
 player = "user_id"
 field = "event_data"
 stat = "kills"
+
+[[products.arcade.stats]]
+rule = "sum"
+when = { type = "gameplay", event_name = "kills" }
+player = "user_id"
+field = "event_data"
+stat = "checked_kills"
+validate = { max = 100, integer = true }
 "#,
     )
     .expect("write games file");
@@ -999,11 +1007,15 @@ stat = "kills"
     assert_eq!(score("kills").await, 7.0 + 30.0 - 3.0);
     assert_eq!(score("best").await, 30.0);
     assert_eq!(score("latest").await, 95.0);
-    // The stat has no rules: every value counts.
+    // A stat without rules counts every value; one with rules, those they allow.
     let stats = crate::helpers::stats_of(&app, "arcade", "A").await;
     assert_eq!(stats["kills"], json!(7.0 + 30.0 + 2.5 + 1e9 - 3.0 + 95.0));
+    assert_eq!(
+        stats["checked_kills"].as_f64(),
+        Some(7.0 + 30.0 - 3.0 + 95.0)
+    );
 
-    // One letter per board that refused a value, naming the board, the rule and the values.
+    // One letter per board or stat that refused a value, naming it, the rule and the values.
     let (status, page) = crate::helpers::send(
         &app,
         reqwest::Method::GET,
@@ -1054,15 +1066,27 @@ stat = "kills"
             format!("board `{board}`: field `event_data` of player A: {text}"),
         )
     })
+    .chain(
+        [
+            "value 2.5 is not an integer",
+            "value 1000000000 is above the maximum 100",
+        ]
+        .map(|text| {
+            (
+                String::new(),
+                format!("stat `checked_kills`: field `event_data` of player A: {text}"),
+            )
+        }),
+    )
     .collect();
     assert_eq!(letters, expected);
     // Counted by rule (both runs are in this process, which holds the metrics).
     for (rule, count) in [
         ("change_too_large", 2.0),
-        ("above_maximum", 3.0),
+        ("above_maximum", 4.0),
         ("below_minimum", 1.0),
         ("decrement", 2.0),
-        ("not_integer", 1.0),
+        ("not_integer", 2.0),
     ] {
         let series = format!(
             "stats_tracker_worker_dead_letters_total{{product=\"arcade\",reason=\"{rule}\"}}"
