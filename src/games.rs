@@ -15,8 +15,8 @@ use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
 use crate::core::keys::STAMP_FIELD_PREFIX;
 use crate::core::validation::Validation;
-use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, default_windows};
-use crate::leaderboards::ratings::{Display, RatingSystem, defaults};
+use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, DAY_MS, default_windows};
+use crate::leaderboards::ratings::{Display, Inactivity, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
 use crate::leaderboards::windows::{Window, WindowRule};
 use crate::player_stats::handlers::StatsHandler;
@@ -333,6 +333,8 @@ struct Glicko2Board {
     min_matches: u64,
     #[serde(default = "rating_history")]
     history: usize,
+    /// Days per rating period of inactivity (the deviation grows by Glickman's formula).
+    inactivity_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -354,6 +356,9 @@ struct TrueSkillBoard {
     min_matches: u64,
     #[serde(default = "rating_history")]
     history: usize,
+    /// Days per period of inactivity, each growing σ by `inactivity_growth`.
+    inactivity_days: Option<u32>,
+    inactivity_growth: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +376,9 @@ struct WengLinBoard {
     min_matches: u64,
     #[serde(default = "rating_history")]
     history: usize,
+    /// Days per period of inactivity, each growing σ by `inactivity_growth`.
+    inactivity_days: Option<u32>,
+    inactivity_growth: Option<f64>,
 }
 
 // serde's `default` takes functions: the rating systems' defaults as such.
@@ -527,6 +535,7 @@ impl BoardKind {
                 },
                 board.min_matches,
                 board.history,
+                None,
             )?,
             BoardKind::Glicko2(board) => rated(
                 RatingSystem::Glicko2 {
@@ -537,6 +546,7 @@ impl BoardKind {
                 },
                 board.min_matches,
                 board.history,
+                inactivity(board.inactivity_days, None, None)?,
             )?,
             BoardKind::Trueskill(board) => {
                 if !(0.0..1.0).contains(&board.draw_probability) {
@@ -556,6 +566,11 @@ impl BoardKind {
                     },
                     board.min_matches,
                     board.history,
+                    inactivity(
+                        board.inactivity_days,
+                        board.inactivity_growth,
+                        Some(board.dynamics),
+                    )?,
                 )?
             }
             BoardKind::WengLin(board) => rated(
@@ -567,13 +582,23 @@ impl BoardKind {
                 },
                 board.min_matches,
                 board.history,
+                inactivity(
+                    board.inactivity_days,
+                    board.inactivity_growth,
+                    Some(defaults::skill::DYNAMICS),
+                )?,
             )?,
         })
     }
 }
 
 /// A rating board's rule.
-fn rated(system: RatingSystem, min_matches: u64, history: usize) -> Result<BoardRule, String> {
+fn rated(
+    system: RatingSystem,
+    min_matches: u64,
+    history: usize,
+    inactivity: Option<Inactivity>,
+) -> Result<BoardRule, String> {
     if history > MAX_HISTORY {
         return Err(format!("`history` must be at most {MAX_HISTORY}"));
     }
@@ -581,7 +606,29 @@ fn rated(system: RatingSystem, min_matches: u64, history: usize) -> Result<Board
         system,
         min_matches,
         history,
+        inactivity,
     })
+}
+
+/// A rating board's inactivity rule from its `inactivity_days` and `inactivity_growth`
+/// (`default_growth` when not given; `None` for Glicko-2, which grows by the volatility).
+fn inactivity(
+    days: Option<u32>,
+    growth: Option<f64>,
+    default_growth: Option<f64>,
+) -> Result<Option<Inactivity>, String> {
+    match (days, growth) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err("`inactivity_growth` needs `inactivity_days`".into()),
+        (Some(0), _) => Err("`inactivity_days` must be at least 1".into()),
+        (Some(days), growth) => Ok(Some(Inactivity {
+            period_ms: u64::from(days) * DAY_MS,
+            growth: growth
+                .or(default_growth)
+                .map(|growth| positive("inactivity_growth", growth))
+                .transpose()?,
+        })),
+    }
 }
 
 fn positive(name: &str, value: f64) -> Result<f64, String> {

@@ -10,7 +10,7 @@ use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::validation::Validation;
 
-use super::ratings::{RatedTeam, Rating, RatingSystem};
+use super::ratings::{Inactivity, RatedTeam, Rating, RatingSystem};
 use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
 use super::windows::{Period, Window, WindowRule};
 
@@ -37,6 +37,9 @@ pub fn number(event: &GameEvent, field: &str) -> Result<f64, Rejection> {
         .ok_or_else(|| Rejection::invalid_value(field, raw, "a number between -1e15 and 1e15"))
 }
 
+/// A day in milliseconds (inactivity periods are whole days).
+pub const DAY_MS: u64 = 86_400_000;
+
 /// How one board scores.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BoardRule {
@@ -59,6 +62,8 @@ pub enum BoardRule {
         min_matches: u64,
         /// Rating history entries kept per player.
         history: usize,
+        /// How an inactive player's deviation grows (`None`: it does not).
+        inactivity: Option<Inactivity>,
     },
 }
 
@@ -251,9 +256,15 @@ impl ScoringHandler for BoardSet {
                     system,
                     min_matches,
                     history,
+                    inactivity,
                 } => {
                     let Some(outcome) = event.outcome() else {
                         continue;
+                    };
+                    let at_ms = cx.at_ms;
+                    let stored = |rating: Rating| match inactivity {
+                        Some(inactivity) => system.decayed(rating, inactivity, at_ms),
+                        None => rating,
                     };
                     let teams: Vec<RatedTeam> = outcome
                         .teams
@@ -262,7 +273,11 @@ impl ScoringHandler for BoardSet {
                             let ratings = team
                                 .players
                                 .iter()
-                                .map(|p| cx.ratings.get(&board.name, p).unwrap_or(system.initial()))
+                                .map(|p| {
+                                    stored(
+                                        cx.ratings.get(&board.name, p).unwrap_or(system.initial()),
+                                    )
+                                })
                                 .collect();
                             (ratings, team.place)
                         })
@@ -285,7 +300,10 @@ impl ScoringHandler for BoardSet {
                     for (index, team) in outcome.teams.iter().enumerate() {
                         for (slot, player) in team.players.iter().enumerate() {
                             let old = before[index][slot];
-                            let new = rated[index][slot];
+                            let mut new = rated[index][slot];
+                            if inactivity.is_some() {
+                                new.rated_at_ms = Some(at_ms);
+                            }
                             cx.ratings.set(&board.name, player, new);
                             cx.changes.push(Change::Rating {
                                 board: board.name.clone(),
@@ -328,12 +346,16 @@ impl ScoringHandler for BoardSet {
 /// The hash fields a rating is stored as. `f64`'s `Display` is the shortest text that parses
 /// back to the same value, so stored ratings reload bit for bit.
 pub fn rating_fields(rating: &Rating) -> Vec<(&'static str, String)> {
-    vec![
+    let mut fields = vec![
         ("rating", rating.rating.to_string()),
         ("deviation", rating.deviation.to_string()),
         ("volatility", rating.volatility.to_string()),
         ("matches", rating.matches.to_string()),
-    ]
+    ];
+    if let Some(at_ms) = rating.rated_at_ms {
+        fields.push(("rated_at_ms", at_ms.to_string()));
+    }
+    fields
 }
 
 /// Reads a rating back from its hash fields; `None` when absent or damaged.
@@ -344,6 +366,7 @@ pub fn rating_from_fields(fields: &std::collections::HashMap<String, String>) ->
         deviation: get("deviation")?,
         volatility: get("volatility")?,
         matches: fields.get("matches")?.parse().ok()?,
+        rated_at_ms: fields.get("rated_at_ms").and_then(|v| v.parse().ok()),
     })
 }
 
@@ -387,6 +410,7 @@ impl Board {
                 system,
                 min_matches,
                 history,
+                inactivity,
             } => {
                 let mut settings = match *system {
                     RatingSystem::Elo {
@@ -426,6 +450,12 @@ impl Board {
                 settings["kind"] = json!(system.name());
                 settings["min_matches"] = json!(min_matches);
                 settings["history"] = json!(history);
+                if let Some(inactivity) = inactivity {
+                    settings["inactivity_days"] = json!(inactivity.period_ms / DAY_MS);
+                    if let Some(growth) = inactivity.growth {
+                        settings["inactivity_growth"] = json!(growth);
+                    }
+                }
                 settings
             }
         };

@@ -25,6 +25,23 @@ pub struct Rating {
     pub volatility: f64,
     /// Matches rated so far.
     pub matches: u64,
+    /// When the player was last rated (Unix milliseconds, the event's time); kept only by
+    /// boards with an inactivity rule, which grow the deviation from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rated_at_ms: Option<u64>,
+}
+
+/// How a rating board grows an inactive player's deviation: per full `period_ms` since they
+/// were last rated, as Glickman's Glicko-2 does for a rating period without games (by the
+/// player's volatility), or for TrueSkill and Weng-Lin by `growth` added in quadrature;
+/// never beyond the initial deviation. Applied when the player is next rated, by the event's
+/// time, so a replay decays exactly as the live run did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Inactivity {
+    pub period_ms: u64,
+    /// TrueSkill's and Weng-Lin's growth per period (`None` for Glicko-2, which grows by the
+    /// player's volatility).
+    pub growth: Option<f64>,
 }
 
 /// What a board shows for a TrueSkill or Weng-Lin rating.
@@ -105,6 +122,7 @@ impl RatingSystem {
             deviation,
             volatility,
             matches: 0,
+            rated_at_ms: None,
         }
     }
 
@@ -149,6 +167,41 @@ impl RatingSystem {
             self.name(),
             teams.len()
         ))
+    }
+
+    /// `rating` as it stands at `at_ms` after the inactivity since it was last rated.
+    pub fn decayed(&self, rating: Rating, inactivity: &Inactivity, at_ms: u64) -> Rating {
+        let Some(rated_at_ms) = rating.rated_at_ms else {
+            return rating;
+        };
+        let periods = at_ms.saturating_sub(rated_at_ms) / inactivity.period_ms.max(1);
+        if periods == 0 {
+            return rating;
+        }
+        let ceiling = self.initial().deviation;
+        let deviation = match *self {
+            RatingSystem::Elo { .. } => return rating,
+            RatingSystem::Glicko2 { .. } => {
+                let mut decayed = to_glicko2(&rating);
+                // One period at a time, as the paper rates them; capped, so a long absence
+                // costs no more than a few dozen steps.
+                for _ in 0..periods.min(10_000) {
+                    decayed = glicko2::decay_deviation(&decayed);
+                    if decayed.deviation >= ceiling {
+                        break;
+                    }
+                }
+                decayed.deviation
+            }
+            RatingSystem::TrueSkill { .. } | RatingSystem::WengLin { .. } => {
+                let growth = inactivity.growth.unwrap_or_default();
+                (rating.deviation.powi(2) + periods as f64 * growth.powi(2)).sqrt()
+            }
+        };
+        Rating {
+            deviation: deviation.min(ceiling).max(rating.deviation),
+            ..rating
+        }
     }
 
     /// New ratings after a match, team by team, player by player (each `matches` + 1).
@@ -363,6 +416,7 @@ fn from_elo(r: EloRating) -> Rating {
         deviation: 0.0,
         volatility: 0.0,
         matches: 0,
+        rated_at_ms: None,
     }
 }
 fn to_glicko2(r: &Rating) -> Glicko2Rating {
@@ -378,6 +432,7 @@ fn from_glicko2(r: Glicko2Rating) -> Rating {
         deviation: r.deviation,
         volatility: r.volatility,
         matches: 0,
+        rated_at_ms: None,
     }
 }
 fn to_trueskill(r: &Rating) -> TrueSkillRating {
@@ -392,6 +447,7 @@ fn from_trueskill(r: TrueSkillRating) -> Rating {
         deviation: r.uncertainty,
         volatility: 0.0,
         matches: 0,
+        rated_at_ms: None,
     }
 }
 fn to_weng_lin(r: &Rating) -> WengLinRating {
@@ -406,6 +462,7 @@ fn from_weng_lin(r: WengLinRating) -> Rating {
         deviation: r.uncertainty,
         volatility: 0.0,
         matches: 0,
+        rated_at_ms: None,
     }
 }
 
@@ -541,6 +598,60 @@ mod tests {
     }
 
     #[test]
+    fn inactive_deviations_grow_per_whole_period_by_glickmans_step_or_the_growth() {
+        const WEEK: u64 = 7 * 86_400_000;
+        let weekly = Inactivity {
+            period_ms: WEEK,
+            growth: None,
+        };
+        let glicko2 = defaults::GLICKO2;
+        let rated = Rating {
+            rating: 1700.0,
+            deviation: 50.0,
+            volatility: 0.06,
+            matches: 12,
+            rated_at_ms: Some(1_000),
+        };
+        // Within the first period: unchanged.
+        assert_eq!(glicko2.decayed(rated, &weekly, 1_000 + WEEK - 1), rated);
+        // Three whole periods: φ' = √(φ² + 3σ²) on Glicko-2's scale (Glickman's step for a
+        // period without games, three times).
+        let scale = 173.7178;
+        let expected = ((50.0_f64 / scale).powi(2) + 3.0 * 0.06_f64.powi(2)).sqrt() * scale;
+        let decayed = glicko2.decayed(rated, &weekly, 1_000 + 3 * WEEK + 5);
+        close(decayed.deviation, expected, 1e-9);
+        assert_eq!(
+            (decayed.rating, decayed.matches, decayed.rated_at_ms),
+            (1700.0, 12, Some(1_000))
+        );
+        // Never past the initial deviation; never for a rating without a time.
+        let decayed = glicko2.decayed(rated, &weekly, 1_000 + 100_000 * WEEK);
+        assert_eq!(decayed.deviation, 350.0);
+        let untimed = Rating {
+            rated_at_ms: None,
+            ..rated
+        };
+        assert_eq!(glicko2.decayed(untimed, &weekly, u64::MAX), untimed);
+        // TrueSkill: σ² grows by the growth² per period.
+        let trueskill = defaults::TRUESKILL;
+        let growing = Inactivity {
+            period_ms: WEEK,
+            growth: Some(0.5),
+        };
+        let sure = Rating {
+            rating: 30.0,
+            deviation: 1.0,
+            volatility: 0.0,
+            matches: 40,
+            rated_at_ms: Some(0),
+        };
+        let decayed = trueskill.decayed(sure, &growing, 4 * WEEK);
+        close(decayed.deviation, (1.0_f64 + 4.0 * 0.25).sqrt(), 1e-12);
+        // Elo has no deviation to grow.
+        assert_eq!(defaults::ELO.decayed(sure, &growing, 4 * WEEK), sure);
+    }
+
+    #[test]
     fn glicko2_one_match_goes_through_the_crate() {
         let system = defaults::GLICKO2;
         let a = Rating {
@@ -548,12 +659,14 @@ mod tests {
             deviation: 200.0,
             volatility: 0.06,
             matches: 0,
+            rated_at_ms: None,
         };
         let b = Rating {
             rating: 1400.0,
             deviation: 30.0,
             volatility: 0.06,
             matches: 3,
+            rated_at_ms: None,
         };
         let rated = system.rate(&[(vec![a], 1), (vec![b], 2)]).unwrap();
         // The crate's own documented figures for this match.

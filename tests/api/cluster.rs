@@ -317,7 +317,7 @@ async fn replica_reads(cluster: &TestCluster) -> u64 {
 fn strip_ids(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            for name in ["id", "at_ms", "source_id", "next"] {
+            for name in ["id", "at_ms", "rated_at_ms", "source_id", "next"] {
                 map.remove(name);
             }
             map.values_mut().for_each(strip_ids);

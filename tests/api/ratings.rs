@@ -694,3 +694,74 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
     assert_eq!(board("rounds").await, vec![("A".to_owned(), 1.0)]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_inactive_players_deviation_grows_per_period_by_the_events_time() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.duel]
+boards = [
+  { name = "glicko2", kind = "glicko2", inactivity_days = 7 },
+]
+"#,
+    )
+    .expect("games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let game_over = |winner: &str, loser: &str| {
+        event(&[
+            ("product_id", "duel"),
+            ("type", "game_over"),
+            ("winner_id", winner),
+            ("loser_id", loser),
+        ])
+    };
+    const DAY: u64 = 86_400_000;
+    let start = 1_790_000_000_000;
+    crate::helpers::push_events_at(&mut stream, &[game_over("A", "B")], Some(start)).await;
+    // Two days later: within A's first week, no growth. 30 days after that: four weeks.
+    crate::helpers::push_events_at(&mut stream, &[game_over("A", "C")], Some(start + 2 * DAY))
+        .await;
+    crate::helpers::push_events_at(&mut stream, &[game_over("A", "D")], Some(start + 32 * DAY))
+        .await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let (status, history) = app
+        .get_json("/v1/products/duel/boards/glicko2/players/A/history")
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let entries = history["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 3);
+    let deviation = |entry: &serde_json::Value, state: &str| {
+        entry[state]["deviation"].as_f64().expect("deviation")
+    };
+    // Newest first: the second match started from the first's state as it was.
+    assert_eq!(
+        deviation(&entries[1], "state_before"),
+        deviation(&entries[2], "state_after")
+    );
+    // The third, from the second's grown by four of Glickman's steps for a period without
+    // games: φ' = √(φ² + 4σ²) on Glicko-2's scale.
+    let scale = 173.7178;
+    let phi = deviation(&entries[1], "state_after") / scale;
+    let sigma = entries[1]["state_after"]["volatility"]
+        .as_f64()
+        .expect("volatility");
+    let expected = (phi.powi(2) + 4.0 * sigma.powi(2)).sqrt() * scale;
+    let grown = deviation(&entries[0], "state_before");
+    assert!((grown - expected).abs() < 1e-9, "{grown} vs {expected}");
+    assert!(grown > deviation(&entries[1], "state_after"));
+    // The state says when it was last rated; the board describes its rule.
+    let (_, rating) = app
+        .get_json("/v1/products/duel/boards/glicko2/players/A/rating")
+        .await;
+    assert_eq!(rating["state"]["rated_at_ms"], json!(start + 32 * DAY));
+    let (_, boards) = app.get_json("/v1/products/duel/boards").await;
+    assert_eq!(boards["boards"][0]["inactivity_days"], 7);
+    app.stop().await;
+}
