@@ -335,6 +335,8 @@ struct Glicko2Board {
     history: usize,
     /// Days per rating period of inactivity (the deviation grows by Glickman's formula).
     inactivity_days: Option<u32>,
+    /// Days per rating period: a period's matches are rated together, as the paper intends.
+    rating_period_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -536,6 +538,7 @@ impl BoardKind {
                 board.min_matches,
                 board.history,
                 None,
+                None,
             )?,
             BoardKind::Glicko2(board) => rated(
                 RatingSystem::Glicko2 {
@@ -547,6 +550,7 @@ impl BoardKind {
                 board.min_matches,
                 board.history,
                 inactivity(board.inactivity_days, None, None)?,
+                board.rating_period_days,
             )?,
             BoardKind::Trueskill(board) => {
                 if !(0.0..1.0).contains(&board.draw_probability) {
@@ -571,6 +575,7 @@ impl BoardKind {
                         board.inactivity_growth,
                         Some(board.dynamics),
                     )?,
+                    None,
                 )?
             }
             BoardKind::WengLin(board) => rated(
@@ -587,6 +592,7 @@ impl BoardKind {
                     board.inactivity_growth,
                     Some(defaults::skill::DYNAMICS),
                 )?,
+                None,
             )?,
         })
     }
@@ -598,15 +604,29 @@ fn rated(
     min_matches: u64,
     history: usize,
     inactivity: Option<Inactivity>,
+    rating_period_days: Option<u32>,
 ) -> Result<BoardRule, String> {
     if history > MAX_HISTORY {
         return Err(format!("`history` must be at most {MAX_HISTORY}"));
     }
+    let rating_period_ms = match (rating_period_days, inactivity) {
+        (None, _) => None,
+        (Some(0), _) => return Err("`rating_period_days` must be at least 1".into()),
+        (Some(_), Some(_)) => {
+            return Err(
+                "`rating_period_days` already grows an idle player's deviation per \
+                        period without games; drop `inactivity_days`"
+                    .into(),
+            );
+        }
+        (Some(days), None) => Some(u64::from(days) * DAY_MS),
+    };
     Ok(BoardRule::Rated {
         system,
         min_matches,
         history,
         inactivity,
+        rating_period_ms,
     })
 }
 
@@ -1047,6 +1067,22 @@ mod tests {
             (
                 "[products.g]\n[[products.g.stats]]\nrule = \"max\"\nwhen = { type = \"gameplay\" }\nplayer = \"user_id\"\nfield = \"event_data\"\nstat = \"best\"\nvalidate = { max_change = 5 }",
                 "product `g`, stats rule 1 (`max`): `validate.max_change` and `validate.increment_only` apply to `sum` stats rules only",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"r\", kind = \"glicko2\", rating_period_days = 7, inactivity_days = 7 }]",
+                "product `g`, board `r`: `rating_period_days` already grows an idle player's deviation per period without games; drop `inactivity_days`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"r\", kind = \"glicko2\", rating_period_days = 0 }]",
+                "product `g`, board `r`: `rating_period_days` must be at least 1",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"r\", kind = \"elo\", rating_period_days = 1 }]",
+                "product `g`, board `r`: kind `elo`: unknown field `rating_period_days`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"r\", kind = \"weng_lin\", inactivity_growth = 0.5 }]",
+                "product `g`, board `r`: `inactivity_growth` needs `inactivity_days`",
             ),
             ("[products.g]\nbords = []", "unknown field `bords`"),
             ("unknown_products = \"maybe\"", "unknown variant `maybe`"),

@@ -10,7 +10,7 @@
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number; and `~<board>[@<window>:<period>]` → the player's `<stamp>` on that board |
 //! | `P:{<product>}:profile:<player>` | hash | the player's public profile: `name`, `meta` (JSON text) |
 //! | `P:{<product>}:sequence` | string | the last `<stamp>` given out: entries that changed a score, counted |
-//! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches) |
+//! | `P:{<product>}:rating:<board>:<player>` | hash | rating state (rating, deviation, volatility, matches; rated_at_ms with inactivity decay; period, period_start, period_results with Glicko-2 rating periods) |
 //! | `P:{<product>}:history:<board>:<player>` | list | rating history, newest first, JSON entries |
 //! | `P:{<product>}:applied` | string | id of the last stream entry applied to this product |
 //! | `P:{<product>}:fence` | string | highest worker lease epoch that wrote this product |

@@ -10,7 +10,9 @@ use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::validation::Validation;
 
-use super::ratings::{Inactivity, RatedTeam, Rating, RatingSystem};
+use super::ratings::{
+    Inactivity, OpenPeriod, PeriodResult, PeriodStart, RatedTeam, Rating, RatingSystem,
+};
 use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
 use super::windows::{Period, Window, WindowRule};
 
@@ -37,7 +39,7 @@ pub fn number(event: &GameEvent, field: &str) -> Result<f64, Rejection> {
         .ok_or_else(|| Rejection::invalid_value(field, raw, "a number between -1e15 and 1e15"))
 }
 
-/// A day in milliseconds (inactivity periods are whole days).
+/// A day in milliseconds (inactivity and rating periods are whole days).
 pub const DAY_MS: u64 = 86_400_000;
 
 /// How one board scores.
@@ -64,6 +66,9 @@ pub enum BoardRule {
         history: usize,
         /// How an inactive player's deviation grows (`None`: it does not).
         inactivity: Option<Inactivity>,
+        /// Glicko-2's rating period, if matches are rated together per period (each period
+        /// without games then grows the deviation by Glickman's step).
+        rating_period_ms: Option<u64>,
     },
 }
 
@@ -257,14 +262,27 @@ impl ScoringHandler for BoardSet {
                     min_matches,
                     history,
                     inactivity,
+                    rating_period_ms,
                 } => {
                     let Some(outcome) = event.outcome() else {
                         continue;
                     };
                     let at_ms = cx.at_ms;
-                    let stored = |rating: Rating| match inactivity {
-                        Some(inactivity) => system.decayed(rating, inactivity, at_ms),
-                        None => rating,
+                    // The state the match is rated from, at the event's time.
+                    let stored = |rating: Rating| match (rating_period_ms, inactivity) {
+                        (Some(period_ms), _) => system.in_period(rating, at_ms / period_ms),
+                        (None, Some(inactivity)) => system.decayed(
+                            Rating {
+                                period: None,
+                                ..rating
+                            },
+                            inactivity,
+                            at_ms,
+                        ),
+                        (None, None) => Rating {
+                            period: None,
+                            ..rating
+                        },
                     };
                     let teams: Vec<RatedTeam> = outcome
                         .teams
@@ -299,12 +317,11 @@ impl ScoringHandler for BoardSet {
                     let targets = board.targets(cx.at_ms);
                     for (index, team) in outcome.teams.iter().enumerate() {
                         for (slot, player) in team.players.iter().enumerate() {
-                            let old = before[index][slot];
-                            let mut new = rated[index][slot];
+                            let old = &before[index][slot];
+                            let mut new = rated[index][slot].clone();
                             if inactivity.is_some() {
                                 new.rated_at_ms = Some(at_ms);
                             }
-                            cx.ratings.set(&board.name, player, new);
                             cx.changes.push(Change::Rating {
                                 board: board.name.clone(),
                                 player: player.clone(),
@@ -321,10 +338,10 @@ impl ScoringHandler for BoardSet {
                                     "result": format!("{:?}", outcome.result_of(index)).to_lowercase(),
                                     "place": team.place,
                                     "expected": expected.get(index),
-                                    "before": system.display(&old),
+                                    "before": system.display(old),
                                     "after": system.display(&new),
-                                    "change": system.display(&new) - system.display(&old),
-                                    "state_before": rating_json(&old),
+                                    "change": system.display(&new) - system.display(old),
+                                    "state_before": rating_json(old),
                                     "state_after": rating_json(&new),
                                 });
                                 cx.changes.push(Change::History {
@@ -334,6 +351,7 @@ impl ScoringHandler for BoardSet {
                                     limit: *history,
                                 });
                             }
+                            cx.ratings.set(&board.name, player, new);
                         }
                     }
                 }
@@ -355,7 +373,64 @@ pub fn rating_fields(rating: &Rating) -> Vec<(&'static str, String)> {
     if let Some(at_ms) = rating.rated_at_ms {
         fields.push(("rated_at_ms", at_ms.to_string()));
     }
+    if let Some(period) = &rating.period {
+        let start = &period.start;
+        let results: Vec<String> = period
+            .results
+            .iter()
+            .map(|r| format!("{} {} {}", r.opponent_rating, r.opponent_deviation, r.score))
+            .collect();
+        fields.extend([
+            ("period", period.index.to_string()),
+            (
+                "period_start",
+                format!("{} {} {}", start.rating, start.deviation, start.volatility),
+            ),
+            ("period_results", results.join(",")),
+        ]);
+    }
     fields
+}
+
+/// Three numbers separated by spaces, as `rating_fields` writes a period's start and results.
+fn three_numbers(text: &str) -> Option<[f64; 3]> {
+    let mut numbers = text.split(' ').map(|n| n.parse::<f64>().ok());
+    let three = [numbers.next()??, numbers.next()??, numbers.next()??];
+    numbers.next().is_none().then_some(three)
+}
+
+/// A rating period from its hash fields; `Some(None)` when the state has none, `None` when
+/// they are damaged.
+fn period_from_fields(
+    fields: &std::collections::HashMap<String, String>,
+) -> Option<Option<OpenPeriod>> {
+    let Some(index) = fields.get("period") else {
+        return Some(None);
+    };
+    let [rating, deviation, volatility] = three_numbers(fields.get("period_start")?)?;
+    let results = match fields.get("period_results").map(String::as_str) {
+        None | Some("") => Vec::new(),
+        Some(results) => results
+            .split(',')
+            .map(|result| {
+                let [opponent_rating, opponent_deviation, score] = three_numbers(result)?;
+                Some(PeriodResult {
+                    opponent_rating,
+                    opponent_deviation,
+                    score,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?,
+    };
+    Some(Some(OpenPeriod {
+        index: index.parse().ok()?,
+        start: PeriodStart {
+            rating,
+            deviation,
+            volatility,
+        },
+        results,
+    }))
 }
 
 /// Reads a rating back from its hash fields; `None` when absent or damaged.
@@ -367,6 +442,7 @@ pub fn rating_from_fields(fields: &std::collections::HashMap<String, String>) ->
         volatility: get("volatility")?,
         matches: fields.get("matches")?.parse().ok()?,
         rated_at_ms: fields.get("rated_at_ms").and_then(|v| v.parse().ok()),
+        period: period_from_fields(fields)?,
     })
 }
 
@@ -411,6 +487,7 @@ impl Board {
                 min_matches,
                 history,
                 inactivity,
+                rating_period_ms,
             } => {
                 let mut settings = match *system {
                     RatingSystem::Elo {
@@ -450,6 +527,9 @@ impl Board {
                 settings["kind"] = json!(system.name());
                 settings["min_matches"] = json!(min_matches);
                 settings["history"] = json!(history);
+                if let Some(period_ms) = rating_period_ms {
+                    settings["rating_period_days"] = json!(period_ms / DAY_MS);
+                }
                 if let Some(inactivity) = inactivity {
                     settings["inactivity_days"] = json!(inactivity.period_ms / DAY_MS);
                     if let Some(growth) = inactivity.growth {

@@ -18,7 +18,7 @@ use skillratings::{
 /// One player's rating state, the same shape for every system: `rating` is Elo's rating,
 /// Glicko-2's rating or TrueSkill/Weng-Lin's μ; `deviation` is Glicko-2's RD or σ;
 /// `volatility` is Glicko-2's only.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rating {
     pub rating: f64,
     pub deviation: f64,
@@ -29,7 +29,46 @@ pub struct Rating {
     /// boards with an inactivity rule, which grow the deviation from it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rated_at_ms: Option<u64>,
+    /// The Glicko-2 rating period the player is in (boards with `rating_period_days`):
+    /// `rating`, `deviation` and `volatility` are then what the period's results so far make
+    /// of its start, which is what they will be when it closes unless the player plays again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<OpenPeriod>,
 }
+
+/// A player's Glicko-2 rating period in progress: the paper rates all of a period's games
+/// together, each against the opponent's rating at the start of the period.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct OpenPeriod {
+    /// The period's number: it starts `index` periods after the Unix epoch.
+    pub index: u64,
+    /// The player's state when the period started (what opponents are rated against).
+    pub start: PeriodStart,
+    /// The period's results so far, oldest first.
+    pub results: Vec<PeriodResult>,
+}
+
+/// A Glicko-2 state at the start of a rating period.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PeriodStart {
+    pub rating: f64,
+    pub deviation: f64,
+    pub volatility: f64,
+}
+
+/// One game of a rating period, from the player's side.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PeriodResult {
+    /// The opponent's rating and deviation at the start of the period.
+    pub opponent_rating: f64,
+    pub opponent_deviation: f64,
+    /// 1 for a win, 0.5 for a draw, 0 for a loss.
+    pub score: f64,
+}
+
+/// Most results a player's rating period holds (they are stored with the state and rated
+/// again at each game); a period that is full closes early and the next starts at once.
+pub const MAX_PERIOD_RESULTS: usize = 1000;
 
 /// How a rating board grows an inactive player's deviation: per full `period_ms` since they
 /// were last rated, as Glickman's Glicko-2 does for a rating period without games (by the
@@ -123,6 +162,7 @@ impl RatingSystem {
             volatility,
             matches: 0,
             rated_at_ms: None,
+            period: None,
         }
     }
 
@@ -181,18 +221,7 @@ impl RatingSystem {
         let ceiling = self.initial().deviation;
         let deviation = match *self {
             RatingSystem::Elo { .. } => return rating,
-            RatingSystem::Glicko2 { .. } => {
-                let mut decayed = to_glicko2(&rating);
-                // One period at a time, as the paper rates them; capped, so a long absence
-                // costs no more than a few dozen steps.
-                for _ in 0..periods.min(10_000) {
-                    decayed = glicko2::decay_deviation(&decayed);
-                    if decayed.deviation >= ceiling {
-                        break;
-                    }
-                }
-                decayed.deviation
-            }
+            RatingSystem::Glicko2 { .. } => glicko2_idle(&rating, periods, ceiling),
             RatingSystem::TrueSkill { .. } | RatingSystem::WengLin { .. } => {
                 let growth = inactivity.growth.unwrap_or_default();
                 (rating.deviation.powi(2) + periods as f64 * growth.powi(2)).sqrt()
@@ -200,6 +229,44 @@ impl RatingSystem {
         };
         Rating {
             deviation: deviation.min(ceiling).max(rating.deviation),
+            ..rating
+        }
+    }
+
+    /// `rating` as it enters rating period `index` (Glicko-2 boards with rating periods).
+    /// A state of an earlier period closes it (what its results made of its start becomes the
+    /// new start) and grows by Glickman's step for each period without games since, never
+    /// past the initial deviation. A state already in `index` stays in its period (so does
+    /// one in a later period: an event older than the player's last counts in theirs), unless
+    /// that period is full, which closes it and starts the next at once.
+    pub fn in_period(&self, rating: Rating, index: u64) -> Rating {
+        let (index, idle) = match &rating.period {
+            Some(open) if open.index >= index && open.results.len() < MAX_PERIOD_RESULTS => {
+                return rating;
+            }
+            Some(open) if open.index >= index => (open.index, 0),
+            Some(open) => (index, index - open.index - 1),
+            None => (index, 0),
+        };
+        let deviation = if idle == 0 {
+            rating.deviation
+        } else {
+            let ceiling = self.initial().deviation;
+            glicko2_idle(&rating, idle, ceiling)
+                .min(ceiling)
+                .max(rating.deviation)
+        };
+        Rating {
+            deviation,
+            period: Some(OpenPeriod {
+                index,
+                start: PeriodStart {
+                    rating: rating.rating,
+                    deviation,
+                    volatility: rating.volatility,
+                },
+                results: Vec::new(),
+            }),
             ..rating
         }
     }
@@ -238,6 +305,17 @@ impl RatingSystem {
                     tau,
                     ..Glicko2Config::new()
                 };
+                if let (Some(period_a), Some(period_b)) = (&a.period, &b.period) {
+                    return Ok(vec![
+                        vec![rated_in_period(period_a, period_b, &result, &config)],
+                        vec![rated_in_period(
+                            period_b,
+                            period_a,
+                            &reversed(&result),
+                            &config,
+                        )],
+                    ]);
+                }
                 let (a, b) = glicko2::glicko2(&to_glicko2(a), &to_glicko2(b), &result, &config);
                 Ok(vec![vec![from_glicko2(a)], vec![from_glicko2(b)]])
             }
@@ -407,6 +485,77 @@ fn outcome(first: u32, second: u32) -> Outcomes {
     }
 }
 
+/// The outcome from the second side's view.
+fn reversed(outcome: &Outcomes) -> Outcomes {
+    match outcome {
+        Outcomes::WIN => Outcomes::LOSS,
+        Outcomes::LOSS => Outcomes::WIN,
+        Outcomes::DRAW => Outcomes::DRAW,
+    }
+}
+
+/// Glickman's step for a rating period without games, `periods` times (φ' = √(φ² + σ²)),
+/// stopping at `ceiling`: the deviation it reaches.
+fn glicko2_idle(rating: &Rating, periods: u64, ceiling: f64) -> f64 {
+    let mut decayed = to_glicko2(rating);
+    // One period at a time, as the paper rates them; capped, so a long absence costs no more
+    // than a few dozen steps before the ceiling.
+    for _ in 0..periods.min(10_000) {
+        decayed = glicko2::decay_deviation(&decayed);
+        if decayed.deviation >= ceiling {
+            break;
+        }
+    }
+    decayed.deviation
+}
+
+/// A player's state after one more game in their open rating period: the period's start
+/// rated on all its results together (`glicko2_rating_period`), the new one against the
+/// opponent's start.
+fn rated_in_period(
+    player: &OpenPeriod,
+    opponent: &OpenPeriod,
+    outcome: &Outcomes,
+    config: &Glicko2Config,
+) -> Rating {
+    let mut period = player.clone();
+    period.results.push(PeriodResult {
+        opponent_rating: opponent.start.rating,
+        opponent_deviation: opponent.start.deviation,
+        score: outcome.to_chess_points(),
+    });
+    let results: Vec<(Glicko2Rating, Outcomes)> = period
+        .results
+        .iter()
+        .map(|result| {
+            let opponent = Glicko2Rating {
+                rating: result.opponent_rating,
+                deviation: result.opponent_deviation,
+                // The formula reads only the opponent's rating and deviation.
+                volatility: 0.0,
+            };
+            let outcome = if result.score >= 1.0 {
+                Outcomes::WIN
+            } else if result.score <= 0.0 {
+                Outcomes::LOSS
+            } else {
+                Outcomes::DRAW
+            };
+            (opponent, outcome)
+        })
+        .collect();
+    let start = Glicko2Rating {
+        rating: period.start.rating,
+        deviation: period.start.deviation,
+        volatility: period.start.volatility,
+    };
+    let rated = glicko2::glicko2_rating_period(&start, &results, config);
+    Rating {
+        period: Some(period),
+        ..from_glicko2(rated)
+    }
+}
+
 fn to_elo(r: &Rating) -> EloRating {
     EloRating { rating: r.rating }
 }
@@ -417,6 +566,7 @@ fn from_elo(r: EloRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        period: None,
     }
 }
 fn to_glicko2(r: &Rating) -> Glicko2Rating {
@@ -433,6 +583,7 @@ fn from_glicko2(r: Glicko2Rating) -> Rating {
         volatility: r.volatility,
         matches: 0,
         rated_at_ms: None,
+        period: None,
     }
 }
 fn to_trueskill(r: &Rating) -> TrueSkillRating {
@@ -448,6 +599,7 @@ fn from_trueskill(r: TrueSkillRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        period: None,
     }
 }
 fn to_weng_lin(r: &Rating) -> WengLinRating {
@@ -463,6 +615,7 @@ fn from_weng_lin(r: WengLinRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        period: None,
     }
 }
 
@@ -542,7 +695,9 @@ mod tests {
         let a = solo(&system, 1613.0, 0.0);
         let b = solo(&system, 1477.0, 0.0);
         let expected = 1.0 / (1.0 + 10f64.powf((1477.0 - 1613.0) / 400.0));
-        let p = system.win_probabilities(&[vec![a], vec![b]]).unwrap();
+        let p = system
+            .win_probabilities(&[vec![a.clone()], vec![b.clone()]])
+            .unwrap();
         close(p[0], expected, 1e-12);
         close(p[0] + p[1], 1.0, 1e-12);
     }
@@ -557,7 +712,9 @@ mod tests {
         let b = solo(&system, 1400.0, 0.0);
         let expected_a = 1.0 / (1.0 + 10f64.powf(-200.0 / 400.0));
         // The favourite loses.
-        let rated = system.rate(&[(vec![a], 2), (vec![b], 1)]).unwrap();
+        let rated = system
+            .rate(&[(vec![a.clone()], 2), (vec![b.clone()], 1)])
+            .unwrap();
         close(rated[0][0].rating, 1600.0 + 32.0 * (0.0 - expected_a), 1e-9);
         close(
             rated[1][0].rating,
@@ -567,7 +724,9 @@ mod tests {
         assert_eq!(rated[0][0].matches, 1);
         // A draw between equals changes nothing.
         let even = system.initial();
-        let drawn = system.rate(&[(vec![even], 1), (vec![even], 1)]).unwrap();
+        let drawn = system
+            .rate(&[(vec![even.clone()], 1), (vec![even.clone()], 1)])
+            .unwrap();
         close(drawn[0][0].rating, 1500.0, 1e-12);
     }
 
@@ -611,27 +770,31 @@ mod tests {
             volatility: 0.06,
             matches: 12,
             rated_at_ms: Some(1_000),
+            period: None,
         };
         // Within the first period: unchanged.
-        assert_eq!(glicko2.decayed(rated, &weekly, 1_000 + WEEK - 1), rated);
+        assert_eq!(
+            glicko2.decayed(rated.clone(), &weekly, 1_000 + WEEK - 1),
+            rated
+        );
         // Three whole periods: φ' = √(φ² + 3σ²) on Glicko-2's scale (Glickman's step for a
         // period without games, three times).
         let scale = 173.7178;
         let expected = ((50.0_f64 / scale).powi(2) + 3.0 * 0.06_f64.powi(2)).sqrt() * scale;
-        let decayed = glicko2.decayed(rated, &weekly, 1_000 + 3 * WEEK + 5);
+        let decayed = glicko2.decayed(rated.clone(), &weekly, 1_000 + 3 * WEEK + 5);
         close(decayed.deviation, expected, 1e-9);
         assert_eq!(
             (decayed.rating, decayed.matches, decayed.rated_at_ms),
             (1700.0, 12, Some(1_000))
         );
         // Never past the initial deviation; never for a rating without a time.
-        let decayed = glicko2.decayed(rated, &weekly, 1_000 + 100_000 * WEEK);
+        let decayed = glicko2.decayed(rated.clone(), &weekly, 1_000 + 100_000 * WEEK);
         assert_eq!(decayed.deviation, 350.0);
         let untimed = Rating {
             rated_at_ms: None,
-            ..rated
+            ..rated.clone()
         };
-        assert_eq!(glicko2.decayed(untimed, &weekly, u64::MAX), untimed);
+        assert_eq!(glicko2.decayed(untimed.clone(), &weekly, u64::MAX), untimed);
         // TrueSkill: σ² grows by the growth² per period.
         let trueskill = defaults::TRUESKILL;
         let growing = Inactivity {
@@ -644,11 +807,116 @@ mod tests {
             volatility: 0.0,
             matches: 40,
             rated_at_ms: Some(0),
+            period: None,
         };
-        let decayed = trueskill.decayed(sure, &growing, 4 * WEEK);
+        let decayed = trueskill.decayed(sure.clone(), &growing, 4 * WEEK);
         close(decayed.deviation, (1.0_f64 + 4.0 * 0.25).sqrt(), 1e-12);
         // Elo has no deviation to grow.
-        assert_eq!(defaults::ELO.decayed(sure, &growing, 4 * WEEK), sure);
+        assert_eq!(
+            defaults::ELO.decayed(sure.clone(), &growing, 4 * WEEK),
+            sure
+        );
+    }
+
+    /// A Glicko-2 state with the given rating, deviation and volatility.
+    fn glicko2_state(rating: f64, deviation: f64, volatility: f64) -> Rating {
+        Rating {
+            rating,
+            deviation,
+            volatility,
+            matches: 10,
+            rated_at_ms: None,
+            period: None,
+        }
+    }
+
+    #[test]
+    fn a_rating_periods_games_are_rated_together_as_in_glickmans_worked_example() {
+        // Glickman, "Example of the Glicko-2 system": a 1500/200/0.06 player beats a
+        // 1400/30 player and loses to 1550/100 and 1700/300 players in one rating period;
+        // after it: 1464.06 / 151.52 / 0.05999.
+        let system = defaults::GLICKO2;
+        let period = 7;
+        let mut player = system.in_period(glicko2_state(1500.0, 200.0, 0.06), period);
+        let opponents = [(1400.0, 30.0, 2), (1550.0, 100.0, 1), (1700.0, 300.0, 1)];
+        for (rating, deviation, opponent_place) in opponents {
+            let opponent = system.in_period(glicko2_state(rating, deviation, 0.06), period);
+            let player_place = if opponent_place == 1 { 2 } else { 1 };
+            let rated = system
+                .rate(&[
+                    (vec![player], player_place),
+                    (vec![opponent], opponent_place),
+                ])
+                .unwrap();
+            player = rated[0][0].clone();
+        }
+        // The paper rounds its intermediate steps (μ′ = −0.2069 → 1464.06); unrounded it is
+        // 1464.0507, as the crate's own test has it.
+        close(player.rating, 1464.06, 0.01);
+        close(player.deviation, 151.52, 0.01);
+        close(player.volatility, 0.05999, 0.00001);
+        assert_eq!(player.matches, 13);
+        let open = player.period.clone().unwrap();
+        assert_eq!((open.index, open.results.len()), (period, 3));
+        assert_eq!(open.start.rating, 1500.0);
+        // Game by game (every game its own period) gives another answer: the reason for
+        // periods.
+        let mut one_by_one = glicko2_state(1500.0, 200.0, 0.06);
+        for (rating, deviation, opponent_place) in opponents {
+            let opponent = glicko2_state(rating, deviation, 0.06);
+            let player_place = if opponent_place == 1 { 2 } else { 1 };
+            one_by_one = system
+                .rate(&[
+                    (vec![one_by_one], player_place),
+                    (vec![opponent], opponent_place),
+                ])
+                .unwrap()[0][0]
+                .clone();
+        }
+        assert!((one_by_one.rating - player.rating).abs() > 0.01);
+
+        // The next period starts from the result; two idle periods later it has grown by two
+        // of Glickman's steps (capped at the initial deviation, never shrunk).
+        let next = system.in_period(player.clone(), period + 1);
+        let start = next.period.clone().unwrap().start;
+        assert_eq!(
+            (start.rating, start.deviation, start.volatility),
+            (player.rating, player.deviation, player.volatility)
+        );
+        assert!(next.period.as_ref().unwrap().results.is_empty());
+        let later = system.in_period(player.clone(), period + 3);
+        let scale = 173.7178;
+        let grown =
+            ((player.deviation / scale).powi(2) + 2.0 * player.volatility.powi(2)).sqrt() * scale;
+        close(later.deviation, grown, 1e-9);
+        assert_eq!(
+            later.period.as_ref().unwrap().start.deviation,
+            later.deviation
+        );
+        // Still in its period (or an older event): nothing changes.
+        assert_eq!(system.in_period(player.clone(), period), player);
+        assert_eq!(system.in_period(player.clone(), period - 1), player);
+    }
+
+    #[test]
+    fn a_full_rating_period_closes_early_in_the_same_index() {
+        let system = defaults::GLICKO2;
+        let mut player = system.in_period(glicko2_state(1500.0, 200.0, 0.06), 3);
+        let opponent = system.in_period(glicko2_state(1500.0, 200.0, 0.06), 3);
+        for _ in 0..MAX_PERIOD_RESULTS {
+            player = system
+                .rate(&[(vec![player], 1), (vec![opponent.clone()], 2)])
+                .unwrap()[0][0]
+                .clone();
+        }
+        assert_eq!(
+            player.period.as_ref().unwrap().results.len(),
+            MAX_PERIOD_RESULTS
+        );
+        let reopened = system.in_period(player.clone(), 3);
+        let open = reopened.period.unwrap();
+        assert_eq!((open.index, open.results.len()), (3, 0));
+        assert_eq!(open.start.rating, player.rating);
     }
 
     #[test]
@@ -660,6 +928,7 @@ mod tests {
             volatility: 0.06,
             matches: 0,
             rated_at_ms: None,
+            period: None,
         };
         let b = Rating {
             rating: 1400.0,
@@ -667,8 +936,11 @@ mod tests {
             volatility: 0.06,
             matches: 3,
             rated_at_ms: None,
+            period: None,
         };
-        let rated = system.rate(&[(vec![a], 1), (vec![b], 2)]).unwrap();
+        let rated = system
+            .rate(&[(vec![a.clone()], 1), (vec![b.clone()], 2)])
+            .unwrap();
         // The crate's own documented figures for this match.
         close(rated[0][0].rating.round(), 1564.0, 0.0);
         close(rated[0][0].deviation.round(), 175.0, 0.0);
@@ -681,7 +953,9 @@ mod tests {
         // players gives (29.396, 7.171) and (20.604, 7.171).
         let system = defaults::TRUESKILL;
         let new = system.initial();
-        let rated = system.rate(&[(vec![new], 1), (vec![new], 2)]).unwrap();
+        let rated = system
+            .rate(&[(vec![new.clone()], 1), (vec![new.clone()], 2)])
+            .unwrap();
         close(rated[0][0].rating, 29.396, 0.001);
         close(rated[0][0].deviation, 7.171, 0.001);
         close(rated[1][0].rating, 20.604, 0.001);
@@ -689,7 +963,9 @@ mod tests {
         close(system.display(&rated[0][0]), 29.396 - 3.0 * 7.171, 0.01);
         // Two equal new players: 44.7% match quality (draw chance), per the crate docs.
         close(
-            system.match_quality(&[vec![new], vec![new]]).unwrap(),
+            system
+                .match_quality(&[vec![new.clone()], vec![new.clone()]])
+                .unwrap(),
             0.447,
             0.001,
         );
@@ -700,7 +976,9 @@ mod tests {
         // OpenSkill (Weng-Lin) rate([[a], [b]]) of two new players: 27.635/8.065 and 22.365.
         let system = defaults::WENG_LIN;
         let new = system.initial();
-        let rated = system.rate(&[(vec![new], 1), (vec![new], 2)]).unwrap();
+        let rated = system
+            .rate(&[(vec![new.clone()], 1), (vec![new.clone()], 2)])
+            .unwrap();
         close(rated[0][0].rating, 27.635, 0.001);
         close(rated[0][0].deviation, 8.065, 0.001);
         close(rated[1][0].rating, 22.365, 0.001);
@@ -711,15 +989,15 @@ mod tests {
         for system in [defaults::TRUESKILL, defaults::WENG_LIN] {
             let new = system.initial();
             let teams = system
-                .rate(&[(vec![new, new], 1), (vec![new, new], 2)])
+                .rate(&[(vec![new.clone(); 2], 1), (vec![new.clone(); 2], 2)])
                 .unwrap();
             assert!(teams[0][1].rating > new.rating && teams[1][0].rating < new.rating);
-            let ffa: Vec<RatedTeam> = (1..=4).map(|place| (vec![new], place)).collect();
+            let ffa: Vec<RatedTeam> = (1..=4).map(|place| (vec![new.clone()], place)).collect();
             let rated = system.rate(&ffa).unwrap();
             assert!(rated[0][0].rating > rated[1][0].rating);
             assert!(rated[2][0].rating > rated[3][0].rating);
             let p = system
-                .win_probabilities(&[vec![new], vec![new], vec![new]])
+                .win_probabilities(&[vec![new.clone()], vec![new.clone()], vec![new.clone()]])
                 .unwrap();
             close(p.iter().sum::<f64>(), 1.0, 1e-9);
         }
@@ -730,7 +1008,7 @@ mod tests {
         for system in [defaults::ELO, defaults::GLICKO2] {
             let new = system.initial();
             let error = system
-                .rate(&[(vec![new, new], 1), (vec![new], 2)])
+                .rate(&[(vec![new.clone(); 2], 1), (vec![new.clone()], 2)])
                 .unwrap_err();
             assert_eq!(
                 error.to_string(),
@@ -741,7 +1019,11 @@ mod tests {
             );
             assert!(
                 system
-                    .rate(&[(vec![new], 1), (vec![new], 2), (vec![new], 3)])
+                    .rate(&[
+                        (vec![new.clone()], 1),
+                        (vec![new.clone()], 2),
+                        (vec![new.clone()], 3)
+                    ])
                     .is_err()
             );
         }

@@ -98,9 +98,9 @@ pub async fn rating(
         board,
         user_id: player.to_string(),
         kind: system.name(),
-        state: rating,
         display: system.display(&rating),
         provisional: rating.matches < min_matches,
+        state: rating,
     }))
 }
 

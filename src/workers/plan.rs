@@ -415,7 +415,7 @@ impl ScoreBook for ProductScores<'_> {
     fn get(&self, board: &str, player: &PlayerId) -> Option<f64> {
         self.scores
             .get(&(self.product.clone(), board.to_owned(), player.clone()))
-            .copied()
+            .cloned()
             .flatten()
     }
 
@@ -431,7 +431,7 @@ impl RatingBook for ProductBook<'_> {
     fn get(&self, board: &str, player: &PlayerId) -> Option<Rating> {
         self.ratings
             .get(&(self.product.clone(), board.to_owned(), player.clone()))
-            .copied()
+            .cloned()
             .flatten()
     }
 
@@ -663,7 +663,7 @@ fn apply(
         for board in scoring.rating_boards() {
             for player in outcome.players() {
                 let key = (event.product.clone(), board.clone(), player.clone());
-                let state = known.ratings.get(&key).copied().flatten();
+                let state = known.ratings.get(&key).cloned().flatten();
                 book.ratings.insert(key, state);
             }
         }

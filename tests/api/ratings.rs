@@ -9,7 +9,7 @@ use serde_json::json;
 use skillratings::{
     MultiTeamOutcome, Outcomes,
     elo::{EloConfig, EloRating, elo},
-    glicko2::{Glicko2Config, Glicko2Rating, glicko2},
+    glicko2::{Glicko2Config, Glicko2Rating, decay_deviation, glicko2, glicko2_rating_period},
     trueskill::{
         TrueSkillConfig, TrueSkillRating, trueskill, trueskill_multi_team, trueskill_two_teams,
     },
@@ -763,5 +763,142 @@ boards = [
     assert_eq!(rating["state"]["rated_at_ms"], json!(start + 32 * DAY));
     let (_, boards) = app.get_json("/v1/products/duel/boards").await;
     assert_eq!(boards["boards"][0]["inactivity_days"], 7);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_glicko2_rating_periods_matches_are_rated_together_and_idle_periods_grow_the_deviation() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.duel]
+boards = [
+  { name = "glicko2", kind = "glicko2", rating_period_days = 1 },
+]
+"#,
+    )
+    .expect("games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let game_over = |winner: &str, loser: &str| {
+        event(&[
+            ("product_id", "duel"),
+            ("type", "game_over"),
+            ("winner_id", winner),
+            ("loser_id", loser),
+        ])
+    };
+    const DAY: u64 = 86_400_000;
+    let day = 20_700; // a period's number: its first millisecond is day × DAY
+    // One day: A beats B and C, B beats C, all against each other's start of the day.
+    let first = [
+        game_over("A", "B"),
+        game_over("A", "C"),
+        game_over("B", "C"),
+    ];
+    crate::helpers::push_events_at(&mut stream, &first, Some(day * DAY + 1_000)).await;
+    // Three days later (two days without games): A beats B.
+    crate::helpers::push_events_at(
+        &mut stream,
+        &[game_over("A", "B")],
+        Some((day + 3) * DAY + 5_000),
+    )
+    .await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    // The same, computed with the rating crate directly.
+    let config = Glicko2Config::new();
+    let new = Glicko2Rating::new();
+    let a1 = glicko2_rating_period(&new, &[(new, Outcomes::WIN), (new, Outcomes::WIN)], &config);
+    let b1 = glicko2_rating_period(
+        &new,
+        &[(new, Outcomes::LOSS), (new, Outcomes::WIN)],
+        &config,
+    );
+    let idle_twice = |r: &Glicko2Rating| decay_deviation(&decay_deviation(r));
+    let (a_start, b_start) = (idle_twice(&a1), idle_twice(&b1));
+    let a2 = glicko2_rating_period(&a_start, &[(b_start, Outcomes::WIN)], &config);
+    let b2 = glicko2_rating_period(&b_start, &[(a_start, Outcomes::LOSS)], &config);
+    let c1 = glicko2_rating_period(
+        &new,
+        &[(new, Outcomes::LOSS), (new, Outcomes::LOSS)],
+        &config,
+    );
+
+    let state = |player: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .get_json(&format!(
+                    "/v1/products/duel/boards/glicko2/players/{player}/rating"
+                ))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["state"].clone()
+        }
+    };
+    let close = |state: &serde_json::Value, expected: &Glicko2Rating| {
+        for (field, value) in [
+            ("rating", expected.rating),
+            ("deviation", expected.deviation),
+            ("volatility", expected.volatility),
+        ] {
+            let actual = state[field].as_f64().expect("number");
+            assert!(
+                (actual - value).abs() < 1e-9,
+                "{field}: {actual} vs {value} in {state}"
+            );
+        }
+    };
+    let a = state("A").await;
+    close(&a, &a2);
+    assert_eq!(a["matches"], 3);
+    assert_eq!(a["period"]["index"], day + 3);
+    close(&a["period"]["start"], &a_start);
+    // Its one result of the period: B at the start of it, beaten.
+    let result = &a["period"]["results"][0];
+    assert_eq!(a["period"]["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(result["score"], 1.0);
+    for (field, value) in [
+        ("opponent_rating", b_start.rating),
+        ("opponent_deviation", b_start.deviation),
+    ] {
+        let actual = result[field].as_f64().expect("number");
+        assert!(
+            (actual - value).abs() < 1e-9,
+            "{field}: {actual} vs {value}"
+        );
+    }
+    close(&state("B").await, &b2);
+    let c = state("C").await;
+    close(&c, &c1);
+    assert_eq!(c["period"]["index"], day);
+    assert_eq!(c["period"]["results"].as_array().map(Vec::len), Some(2));
+
+    // The board ranks by the ratings as they stand; it describes its period.
+    let (_, page) = app
+        .get_json("/v1/products/duel/boards/glicko2/entries")
+        .await;
+    let ranked: Vec<(&str, f64)> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["user_id"].as_str().expect("id"),
+                e["score"].as_f64().expect("score"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranked,
+        vec![("A", a2.rating), ("B", b2.rating), ("C", c1.rating)]
+    );
+    let (_, boards) = app.get_json("/v1/products/duel/boards").await;
+    assert_eq!(boards["boards"][0]["rating_period_days"], 1);
     app.stop().await;
 }

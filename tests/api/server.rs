@@ -280,6 +280,13 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         .map(|(method, path)| (method.to_string(), path.to_string()))
         .collect();
     assert_eq!(documented, served);
+    // Nested response types are described too (a rating state's open rating period, say).
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
+    for name in ["Rating", "OpenPeriod", "PeriodStart", "PeriodResult"] {
+        assert!(schemas.contains_key(name), "no schema {name}");
+    }
 
     // Each route answers its method (no `not_found`, no `method_not_allowed`), with a status
     // its operation documents.
