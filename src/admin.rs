@@ -1,6 +1,8 @@
 //! Admin operations on the store: erasing every trace of a player (for deletion requests
-//! under privacy law) and resetting one board. Each bumps the product's generation, so a worker
+//! under privacy law; also their moderation records) and resetting one board. Each bumps the product's generation, so a worker
 //! holding a cached view of that product reloads it instead of writing stale state back.
+
+use std::collections::BTreeSet;
 
 use redis::Script;
 
@@ -11,19 +13,31 @@ use crate::games::{Games, ProductGames};
 use crate::leaderboards::boards::BoardRule;
 
 /// Erases one player from a product atomically: `KEYS[1]` generation, `KEYS[2]` the player's
-/// stats hash (which holds their stamps), then `ARGV[2]` pairs of a board and its distinct
-/// scores to take the player off, then keys to delete; `ARGV[1]` the player, `ARGV[3…]` each
-/// board's stamp field. Runs after leaderboards/rank.lua.
+/// stats hash (which holds their stamps), `KEYS[3]` the hidden players, `KEYS[4]` the
+/// moderation audit trail, then `ARGV[2]` triples of a board, its distinct scores and its
+/// hidden copy to take the player off, then keys to delete; `ARGV[1]` the player, `ARGV[3…]`
+/// each board's stamp field. Moderation records of the player go too. Runs after
+/// leaderboards/rank.lua.
 const ERASE_PLAYER: &str = r"
 local player, boards = ARGV[1], tonumber(ARGV[2])
 for b = 0, boards - 1 do
-  local board, distinct = KEYS[3 + 2 * b], KEYS[4 + 2 * b]
+  local board, distinct, hidden = KEYS[5 + 3 * b], KEYS[6 + 3 * b], KEYS[7 + 3 * b]
   local stamp = redis.call('HGET', KEYS[2], ARGV[3 + b])
   local stored = stamp and redis.call('ZSCORE', board, stamp .. player)
   if stored then unindex(board, distinct, stamp .. player, -tonumber(stored)) end
+  if stamp then redis.call('ZREM', hidden, stamp .. player) end
 end
 redis.call('DEL', KEYS[2])
-for i = 3 + 2 * boards, #KEYS do
+redis.call('HDEL', KEYS[3], player)
+for _, entry in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+  local fields = entry[2]
+  for f = 1, #fields, 2 do
+    if fields[f] == 'user_id' and fields[f + 1] == player then
+      redis.call('XDEL', KEYS[4], entry[1])
+    end
+  end
+end
+for i = 5 + 3 * boards, #KEYS do
   redis.call('DEL', KEYS[i])
 end
 return redis.call('INCR', KEYS[1])
@@ -90,18 +104,42 @@ pub async fn erase_from(
         include_str!("leaderboards/rank.lua")
     ));
     let mut invocation = script.prepare_invoke();
-    invocation.key(keys.generation()).key(keys.stats(player));
+    invocation
+        .key(keys.generation())
+        .key(keys.stats(player))
+        .key(keys.hidden())
+        .key(keys.audit());
     let mut boards = Vec::new();
     for board in config.boards.boards() {
         boards.push(keys.board_keys(&board.name, None));
-        for key in store.scan(&keys.board_periods_glob(&board.name)).await? {
-            if let Some(period) = period_of_board_key(&keys.board(&board.name), &key) {
-                boards.push(keys.board_keys(&board.name, Some(period)));
+        // A period the player is on only while hidden has no board key: its hidden copy's
+        // names the period too.
+        let mut periods = BTreeSet::new();
+        for (all_time, glob) in [
+            (
+                keys.board(&board.name),
+                keys.board_periods_glob(&board.name),
+            ),
+            (
+                keys.hidden_board(&board.name),
+                keys.hidden_board_periods_glob(&board.name),
+            ),
+        ] {
+            for key in store.scan(&glob).await? {
+                if let Some(period) = period_of_board_key(&all_time, &key) {
+                    periods.insert(period.to_owned());
+                }
             }
+        }
+        for period in &periods {
+            boards.push(keys.board_keys(&board.name, Some(period)));
         }
     }
     for board in &boards {
-        invocation.key(&board.board).key(&board.distinct);
+        invocation
+            .key(&board.board)
+            .key(&board.distinct)
+            .key(&board.hidden);
     }
     invocation.key(keys.profile(player));
     for board in rated_boards(config) {
@@ -136,9 +174,10 @@ pub async fn reset_board(
 ) -> Result<u64, StoreError> {
     let keys = store.keys().product(product);
     let all_time = keys.board_keys(board, None);
-    let mut doomed: Vec<String> = vec![all_time.board, all_time.distinct];
+    let mut doomed: Vec<String> = vec![all_time.board, all_time.distinct, all_time.hidden];
     for pattern in [
         keys.board_periods_glob(board),
+        keys.hidden_board_periods_glob(board),
         format!("{}*", escape_glob(&keys.rating_prefix(board))),
         format!("{}*", escape_glob(&keys.history_prefix(board))),
     ] {

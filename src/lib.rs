@@ -11,6 +11,7 @@
 //! - [`history`] — the tracker's own history of applied entries: rebuild, voids, erasure,
 //!   boards as of a past moment, segment files;
 //! - [`leaderboards`] — scoring handlers and board queries;
+//! - [`moderation`] — hiding players from a product's boards, un-hiding them, the audit trail;
 //! - [`player_stats`] — stats handlers and stats queries;
 //! - [`relay`] — `stats-tracker relay`: the single stream's entries moved into the partitions;
 //! - [`workers`] — the stream worker that applies events exactly once;
@@ -26,6 +27,7 @@ pub mod games;
 pub mod history;
 pub mod leaderboards;
 pub mod migrate;
+pub mod moderation;
 pub mod player_stats;
 pub mod relay;
 pub mod server;

@@ -165,7 +165,20 @@ pub fn app_state(settings: &Settings, games: Arc<Games>) -> Result<AppState, Sta
         stats: Arc::new(games.stats()),
         original_stats_values: settings.server.original_stats_values,
         games,
-        admin_token: settings.server.admin_token.clone(),
+        admin_tokens: Arc::new(
+            settings
+                .server
+                .admin_token
+                .iter()
+                .map(|token| {
+                    (
+                        crate::core::config::ADMIN_TOKEN_NAME.to_owned(),
+                        token.clone(),
+                    )
+                })
+                .chain(settings.server.admin_tokens.clone())
+                .collect(),
+        ),
         ingest,
         event_stream,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),

@@ -9,6 +9,7 @@
 //!
 //! Production has no default Redis URLs and refuses to start without them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -184,6 +185,10 @@ pub struct ServerSettings {
     /// Bearer token of the admin routes (player deletion, board reset); without one they are
     /// disabled.
     pub admin_token: Option<Secret>,
+    /// More admin tokens, by name (one per operator or tool): the name is what the moderation
+    /// audit trail records as who acted (`server.admin_token` is named `admin`).
+    #[serde(default)]
+    pub admin_tokens: BTreeMap<String, Secret>,
     /// Bearer token of event ingest over HTTP, separate from the admin token (game servers
     /// hold it, players must not); without one ingest is disabled.
     pub ingest_token: Option<Secret>,
@@ -349,6 +354,9 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The name the moderation audit trail gives `server.admin_token`.
+pub const ADMIN_TOKEN_NAME: &str = "admin";
+
 /// The stream worker's own endpoints.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -506,6 +514,7 @@ impl Settings {
                 bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
                 max_product_labels: 100,
                 admin_token: None,
+                admin_tokens: BTreeMap::new(),
                 ingest_token: None,
                 cors_allowed_origins: Vec::new(),
                 max_body_bytes: 1 << 20,
@@ -718,6 +727,35 @@ impl Settings {
             return Err(ConfigError::Other(
                 "server.admin_token and server.ingest_token must differ".into(),
             ));
+        }
+        for (name, token) in &self.server.admin_tokens {
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+            if !valid_name {
+                return Err(ConfigError::Other(format!(
+                    "server.admin_tokens: the name {name:?} must be 1-64 characters of ASCII \
+                     letters, digits, '_', '-' or '.'"
+                )));
+            }
+            if name == ADMIN_TOKEN_NAME && self.server.admin_token.is_some() {
+                return Err(ConfigError::Other(format!(
+                    "server.admin_tokens.{name}: the name `{ADMIN_TOKEN_NAME}` is \
+                     server.admin_token's"
+                )));
+            }
+            if token.0.len() < 16 {
+                return Err(ConfigError::Other(format!(
+                    "server.admin_tokens.{name} must be at least 16 characters"
+                )));
+            }
+            if Some(token) == self.server.ingest_token.as_ref() {
+                return Err(ConfigError::Other(format!(
+                    "server.admin_tokens.{name} and server.ingest_token must differ"
+                )));
+            }
         }
         if self.stream.partitions == 0 || self.stream.partitions > MAX_PARTITIONS {
             return Err(ConfigError::Other(format!(
@@ -1017,6 +1055,60 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("must differ"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn named_admin_tokens_come_from_the_environment_and_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "STATS_TRACKER__SERVER__ADMIN_TOKENS__MODERATOR-ANN",
+                "moderator-0123456789",
+            );
+            let settings = Settings::load(Mode::Development, None).expect("settings");
+            let token = settings.server.admin_tokens.get("moderator-ann");
+            assert!(token.is_some_and(|t| t.matches("moderator-0123456789")));
+            for (name, value, expected) in [
+                (
+                    "MODERATOR-ANN",
+                    "short",
+                    "server.admin_tokens.moderator-ann must be at least 16",
+                ),
+                (
+                    "ADMIN",
+                    "another-token-0123456789",
+                    "the name `admin` is server.admin_token's",
+                ),
+                (
+                    "BAD%NAME",
+                    "another-token-0123456789",
+                    "the name \"bad%name\" must be",
+                ),
+                (
+                    "INGESTER",
+                    "ingest-token-0123456789",
+                    "and server.ingest_token must differ",
+                ),
+            ] {
+                jail.clear_env();
+                jail.set_env(
+                    "STATS_TRACKER__SERVER__ADMIN_TOKEN",
+                    "admin-token-0123456789",
+                );
+                jail.set_env(
+                    "STATS_TRACKER__SERVER__INGEST_TOKEN",
+                    "ingest-token-0123456789",
+                );
+                jail.set_env(
+                    format!("STATS_TRACKER__SERVER__ADMIN_TOKENS__{name}"),
+                    value,
+                );
+                let err = Settings::load(Mode::Development, None)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(expected), "{name}: {err}");
+            }
             Ok(())
         });
     }

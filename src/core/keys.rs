@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `P:{<product>}:board:<board>` | sorted set | the board in rank order: member `<stamp><player>`, score the negated board score (all time) |
 //! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | the same for one period (`@daily:2026-11-25`); expires |
+//! | `P:{<product>}:hidden:<board>[@<window>:<period>]` | sorted set | the board's hidden players (moderation), as on the board |
 //! | `<board key>:distinct` | sorted set | the distinct scores on the board (member: the score as text, scored like the board), for dense ranks |
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number; and `~<board>[@<window>:<period>]` → the player's `<stamp>` on that board |
 //! | `P:{<product>}:profile:<player>` | hash | the player's public profile: `name`, `meta` (JSON text) |
@@ -18,6 +19,8 @@
 //! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
 //! | `P:{<product>}:events` | list | the product's history: chunks of applied entries, oldest first (see `crate::history`) |
 //! | `P:{<product>}:events:kept`, `…:dropped`, `…:gap`, `…:exported` | string | entries in it; chunks taken off its head; up to where applied entries are missing; up to where it went to segment files |
+//! | `P:{<product>}:hidden` | hash | players hidden from the product's boards → JSON (who, when, why) |
+//! | `P:{<product>}:audit` | stream | the moderation audit trail |
 //! | `P:{<product>}:voids`, `…:erased` | hash | voided matches and entries; erased players' pseudonyms by a hash of the id |
 //! | `P:{<product>}:rebuild:lock`, `…:hold`, `…:state`, `…:wanted` | string / hash | a rebuild's lock, its switch's hold, its shadow's origin, a rebuild asked for |
 //! | `P:{<product>}:~rebuild:…`, `P:{<product>}:~asof:<token>:…` | (copies) | a rebuild's shadow; a scratch copy for a board `as_of` a past moment |
@@ -103,6 +106,7 @@ impl PartitionKeys {
         let board = format!("{}:board:{name}", self.base);
         BoardKeys {
             distinct: format!("{board}{DISTINCT_SUFFIX}"),
+            hidden: format!("{}{HIDDEN_BOARD_INFIX}{name}", self.base),
             board,
             stamp_field: format!("{STAMP_FIELD_PREFIX}{name}"),
             stats_prefix: self.stats_prefix(),
@@ -111,6 +115,14 @@ impl PartitionKeys {
     /// A glob matching the period boards of `board` (and their index keys).
     pub fn board_periods_glob(&self, board: &str) -> String {
         format!("{}@*", escape_glob(&self.board(board)))
+    }
+    /// The hidden copy of `board` (all-time; see [`BoardKeys::hidden`]).
+    pub fn hidden_board(&self, board: &str) -> String {
+        format!("{}{HIDDEN_BOARD_INFIX}{}", self.base, encode_segment(board))
+    }
+    /// A glob matching the hidden copies of `board`'s periods.
+    pub fn hidden_board_periods_glob(&self, board: &str) -> String {
+        format!("{}@*", escape_glob(&self.hidden_board(board)))
     }
     pub fn stats(&self, player: &PlayerId) -> String {
         format!("{}{}", self.stats_prefix(), encode_segment(player.as_str()))
@@ -178,6 +190,20 @@ impl PartitionKeys {
     pub fn voids(&self) -> String {
         format!("{}:voids", self.base)
     }
+    /// Players hidden from the product's boards by moderation: player id → JSON (who, when,
+    /// why). The live product's, also for its copies (a rebuild's shadow, an `as_of` copy),
+    /// which hide the same players.
+    pub fn hidden(&self) -> String {
+        let owner = match self.base.find('}') {
+            Some(end) => &self.base[..=end],
+            None => &self.base,
+        };
+        format!("{owner}:hidden")
+    }
+    /// The moderation audit trail: a stream of hide and un-hide actions (who, what, when, why).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.base)
+    }
     /// Erased players: SHA-256 of the id (hex) → the pseudonym that replaced it in history.
     pub fn erased(&self) -> String {
         format!("{}:erased", self.base)
@@ -234,6 +260,10 @@ pub const SHADOW_SUFFIX: &str = ":~rebuild";
 /// computed to read a board as of a past moment.
 pub const AS_OF_SUFFIX: &str = ":~asof:";
 
+/// What follows a product's base in the keys of its boards' hidden players (then the
+/// board's name and period, as in the board's own key after `:board:`).
+pub const HIDDEN_BOARD_INFIX: &str = ":hidden:";
+
 /// What a board key is followed by in the name of its distinct scores.
 pub const DISTINCT_SUFFIX: &str = ":distinct";
 
@@ -259,6 +289,9 @@ pub struct BoardKeys {
     pub board: String,
     /// The distinct scores on the board, for dense ranks.
     pub distinct: String,
+    /// The board's hidden players (moderation), kept like the board (same members and
+    /// scores) but off it, so they rank nowhere and return to their place when un-hidden.
+    pub hidden: String,
     /// The stats hash field holding a player's stamp on this board.
     pub stamp_field: String,
     stats_prefix: String,
@@ -275,6 +308,7 @@ impl BoardKeys {
         BoardKeys {
             board: rebase(&self.board),
             distinct: rebase(&self.distinct),
+            hidden: rebase(&self.hidden),
             stamp_field: self.stamp_field.clone(),
             stats_prefix: rebase(&self.stats_prefix),
         }
@@ -493,6 +527,20 @@ mod tests {
         let player = PlayerId::parse("steam:1").unwrap();
         assert_eq!(keys.stats(&player), "st:{exrps}:stats:steam%3A1");
         assert_eq!(hash_tag(&keys.stats(&player)), "exrps");
+        // Moderation: one list of hidden players for the product and its copies; hidden
+        // copies of boards per copy, named like the boards.
+        assert_eq!(keys.hidden(), "st:{exrps}:hidden");
+        assert_eq!(keys.shadow().hidden(), "st:{exrps}:hidden");
+        assert_eq!(keys.copy(":~asof:t1").hidden(), "st:{exrps}:hidden");
+        let daily = keys.shadow().board_keys("wins", Some("daily:2026-12-03"));
+        assert_eq!(
+            daily.hidden,
+            "st:{exrps}:~rebuild:hidden:wins@daily:2026-12-03"
+        );
+        assert_eq!(
+            keys.hidden_board("wins"),
+            keys.board_keys("wins", None).hidden
+        );
     }
 
     #[test]

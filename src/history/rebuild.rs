@@ -33,7 +33,9 @@ use crate::core::config::{DeadLetterRetention, RedisEndpoint};
 use crate::core::effects::Changes;
 use crate::core::event::RawEntry;
 use crate::core::ids::{PlayerId, ProductId};
-use crate::core::keys::{PartitionKeys, SHADOW_SUFFIX, encode_segment, escape_glob};
+use crate::core::keys::{
+    HIDDEN_BOARD_INFIX, PartitionKeys, SHADOW_SUFFIX, encode_segment, escape_glob,
+};
 use crate::core::store::{Connection, Store, StoreError};
 use crate::games::{Games, ProductGames};
 use crate::workers::commit::{CommitCounts, CommitError, Committer};
@@ -914,8 +916,8 @@ impl Run<'_, '_> {
 /// Which part of the product a key (after `P:{<product>}:`) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum KeyKind {
-    /// A board's keys (all-time, periods, distinct scores), a rating state or history of it:
-    /// the board's encoded name.
+    /// A board's keys (all-time, periods, distinct scores, hidden copies), a rating state or
+    /// history of it: the board's encoded name.
     Board(String),
     /// A player's stats hash (stats and their stamps on every board), or their profile.
     Stats,
@@ -925,7 +927,10 @@ enum KeyKind {
 
 impl KeyKind {
     fn of(rest: &str) -> Self {
-        if let Some(board) = rest.strip_prefix("board:") {
+        if let Some(board) = rest
+            .strip_prefix("board:")
+            .or_else(|| rest.strip_prefix(&HIDDEN_BOARD_INFIX[1..]))
+        {
             let end = board.find(['@', ':']).unwrap_or(board.len());
             KeyKind::Board(board[..end].to_owned())
         } else if rest.starts_with("stats:") || rest.starts_with("profile:") {
@@ -1325,6 +1330,11 @@ mod tests {
             KeyKind::Board("elo".into())
         );
         assert_eq!(KeyKind::of("history:elo:p"), KeyKind::Board("elo".into()));
+        assert_eq!(
+            KeyKind::of("hidden:wins@weekly:2026-W49"),
+            KeyKind::Board("wins".into())
+        );
+        assert_eq!(KeyKind::of("hidden"), KeyKind::Other);
         assert_eq!(KeyKind::of("stats:p"), KeyKind::Stats);
         assert_eq!(KeyKind::of("sequence"), KeyKind::Other);
         assert_eq!(KeyKind::of("events"), KeyKind::Other);

@@ -9,7 +9,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::admin::authorize;
+use super::admin::authorize_admin;
 use super::boards::QueryParams;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::openapi::schema;
@@ -167,7 +167,7 @@ pub async fn list(
     headers: axum::http::HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<LetterPage>, ApiError> {
-    authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
+    authorize_admin(&state, &headers)?;
     let query = QueryParams::parse(raw, &["limit", "after", "reason", "product"])?;
     let limit = limit(query.one("limit")?)?;
     let after = after(query.one("after")?)?;
@@ -315,11 +315,7 @@ pub async fn redrive(
     request: Request,
 ) -> Result<Json<Redriven>, ApiError> {
     // The token first: no body is read for a client without it.
-    authorize(
-        state.admin_token.as_ref(),
-        request.headers(),
-        "the admin API",
-    )?;
+    authorize_admin(&state, request.headers())?;
     let Json(body) = Json::<Value>::from_request(request, &state).await?;
     let body: RedriveRequest = serde_json::from_value(body)
         .map_err(|error| ApiError::new(ErrorCode::InvalidBody, error.to_string()))?;

@@ -66,10 +66,14 @@ error_codes! {
     /// No such match or entry in the product's history.
     MatchNotFound = "match_not_found" => NOT_FOUND,
     VoidNotFound = "void_not_found" => NOT_FOUND,
+    /// Un-hiding a player who is not hidden.
+    PlayerNotHidden = "player_not_hidden" => NOT_FOUND,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     BodyTooLarge = "body_too_large" => PAYLOAD_TOO_LARGE,
     /// The product's history misses entries: what needs a rebuild is refused.
     HistoryIncomplete = "history_incomplete" => CONFLICT,
+    /// Hiding a player who already is.
+    PlayerAlreadyHidden = "player_already_hidden" => CONFLICT,
     /// A board `as_of` a moment would replay more entries than allowed.
     AsOfTooCostly = "as_of_too_costly" => UNPROCESSABLE_ENTITY,
     /// A bug (logged with its cause, which clients never see).

@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod ingest;
 pub mod listener;
+mod moderation;
 mod observability;
 mod openapi;
 mod ratings;
@@ -47,8 +48,8 @@ pub struct AppState {
     pub stats: Arc<StatsRegistry>,
     /// How the original stats route encodes values.
     pub original_stats_values: StatValues,
-    /// The admin routes' token; `None` disables them.
-    pub admin_token: Option<Secret>,
+    /// The admin routes' tokens, by name; none disables them.
+    pub admin_tokens: Arc<Vec<(String, Secret)>>,
     /// HTTP event ingest; `None` (no ingest token configured) disables it.
     pub ingest: Option<Ingest>,
     /// The event stream, where dead-letter re-drives append.
@@ -133,6 +134,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reset_board))
         .routes(routes!(voids::void_match, voids::list_voids))
         .routes(routes!(voids::undo_void))
+        .routes(routes!(moderation::hide, moderation::list_hidden))
+        .routes(routes!(moderation::unhide))
+        .routes(routes!(moderation::audit))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
         .routes(routes!(observability::healthz))

@@ -14,7 +14,7 @@ use utoipa::openapi::{RefOr, Schema};
 use super::openapi::schema;
 
 use super::AppState;
-use super::admin::authorize;
+use super::admin::authorize_admin;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, parse_product};
 use crate::core::event::is_stream_id;
@@ -140,7 +140,7 @@ pub async fn void_match(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<VoidRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VoidMade>), ApiError> {
-    authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
+    authorize_admin(&state, &headers)?;
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let Json(request) = body?;
@@ -197,7 +197,7 @@ pub async fn list_voids(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<VoidList>, ApiError> {
-    authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
+    authorize_admin(&state, &headers)?;
     let Path(product) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let voids = voids::list(&state.store, &product).await?;
@@ -239,7 +239,7 @@ pub async fn undo_void(
     headers: HeaderMap,
     path: Result<Path<(String, VoidKind, String)>, PathRejection>,
 ) -> Result<Json<VoidUndone>, ApiError> {
-    authorize(state.admin_token.as_ref(), &headers, "the admin API")?;
+    authorize_admin(&state, &headers)?;
     let Path((product, kind, id)) = path.map_err(bad_path)?;
     let product = parse_product(&product)?;
     let target = match kind {

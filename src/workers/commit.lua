@@ -11,8 +11,10 @@
 --          (see src/history/mod.rs)
 -- KEYS[10] a rebuild's hold: while it exists the product is being switched to its rebuilt
 --          copy, and nothing is written (returns -2)
--- KEYS[11…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board and
---          its distinct scores are consecutive
+-- KEYS[11] the product's hidden players (moderation): their scores go to each board's
+--          hidden copy instead of the board
+-- KEYS[12…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board,
+--          its distinct scores and its hidden players are consecutive
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
 -- ARGV[3]  the applied position the writer planned after ('' for none)
@@ -56,7 +58,8 @@ end
 
 -- A player entering a period board drops their stamps of the same board and window whose
 -- period board is gone (expired or reset), so stats hashes do not collect one per period.
--- `field` is `~<board>@<window>:<period>`, the board key `<prefix>:board:<board>@…`.
+-- `field` is `~<board>@<window>:<period>`, the board key `<prefix>:board:<board>@…` (or, for a
+-- hidden player, `<prefix>:hidden:<board>@…`: all of their members are in hidden copies).
 local function forget_gone_stamps(stamps, field, board)
   local window = string.match(field, '^(~[^@]*@[^:]*:)')
   if not window then return end
@@ -69,8 +72,24 @@ local function forget_gone_stamps(stamps, field, board)
   end
 end
 
--- Boards (by the KEYS index of their first key) whose keys this call has set to expire.
+-- Boards (by the KEYS index of their first key; negated for their hidden players) whose keys
+-- this call has set to expire.
 local expiring = {}
+
+-- Whether a player is hidden from the product's boards; looked up once per player per call,
+-- and not at all while nobody is hidden.
+local anyone_hidden
+local hidden_players = {}
+local function is_hidden(player)
+  if anyone_hidden == nil then anyone_hidden = redis.call('EXISTS', KEYS[11]) == 1 end
+  if not anyone_hidden then return false end
+  local hidden = hidden_players[player]
+  if hidden == nil then
+    hidden = redis.call('HEXISTS', KEYS[11], player) == 1
+    hidden_players[player] = hidden
+  end
+  return hidden
+end
 
 -- Per board (by KEYS index), the scores this call knows its distinct scores hold: adding one
 -- again is skipped (scores repeat a lot within a call: small win counts, 0 for losers).
@@ -124,7 +143,8 @@ local custom = {
   -- distinct scores next), `how` (sum, max, min, last, or ensure: add with 0 unless present),
   -- the value, the player, then per target its stamp field and expiry ('' for never, else
   -- Unix seconds). A player who reaches a new score gets the entry's stamp: among equal
-  -- scores, earlier first.
+  -- scores, earlier first. A hidden player's scores move the same way in each board's hidden
+  -- copy (no distinct scores), where un-hiding finds them.
   BOARD = function(_, s, ...)
     local a = { ... }
     local n = (#a - 3) / 3
@@ -137,9 +157,11 @@ local custom = {
     -- (they are written together), so has no stamps of gone periods to drop.
     local returning = string.find(fields[1], '@', 1, true) ~= nil or old_stamps[1]
     local new_stamps = {}
+    local hidden = is_hidden(player)
     for t = 1, n do
       local k, field, expire_at = tonumber(a[t]), fields[t], a[n + 3 + 2 * t]
       local board, distinct = KEYS[k], KEYS[k + 1]
+      if hidden then board, distinct, k = KEYS[k + 2], nil, -k end
       local old_stamp = old_stamps[t]
       local old_member = old_stamp and (old_stamp .. player)
       local old = old_member and redis.call('ZSCORE', board, old_member)
@@ -160,10 +182,10 @@ local custom = {
         -- In before out: a set emptied in between would be deleted by Redis and re-created
         -- without a period board's expiry (a board with one player whose score changes).
         redis.call('ZADD', board, num(-new), member)
-        note_score(k, distinct, new)
+        if distinct then note_score(k, distinct, new) end
         if was then
           if old_member ~= member then redis.call('ZREM', board, old_member) end
-          if forget_score(board, distinct, was) then scores_noted[k][was] = nil end
+          if distinct and forget_score(board, distinct, was) then scores_noted[k][was] = nil end
         end
         if old_stamp ~= entry_stamp then
           new_stamps[#new_stamps + 1] = field
@@ -176,7 +198,7 @@ local custom = {
           -- empty and vanish; but an expiry already past deletes them at once).
           if not expiring[k] then
             redis.call('EXPIREAT', board, expire_at)
-            redis.call('EXPIREAT', distinct, expire_at)
+            if distinct then redis.call('EXPIREAT', distinct, expire_at) end
             expiring[k] = redis.call('EXISTS', board) == 1
           end
           if returning then forget_gone_stamps(stamps, field, board) end

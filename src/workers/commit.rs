@@ -267,13 +267,15 @@ impl Committer {
                 .collect();
             let stamps: Vec<Option<Vec<u8>>> =
                 bounded(self.timeout, conn.query_all(&reads)).await?;
+            // The score is on the board, or on its hidden copy while the player is hidden.
             let mut reads = Vec::new();
             for ((_, _, player), ((_, board), stamp)) in
                 chunk.iter().zip(boards.iter().zip(&stamps))
             {
                 if let Some(stamp) = stamp {
                     let member = [stamp.as_slice(), player.as_str().as_bytes()].concat();
-                    reads.push(redis::Cmd::zscore(&board.board, member));
+                    reads.push(redis::Cmd::zscore(&board.board, &member));
+                    reads.push(redis::Cmd::zscore(&board.hidden, member));
                 }
             }
             let mut scores = if reads.is_empty() {
@@ -285,7 +287,10 @@ impl Committer {
             for (key, stamp) in chunk.iter().cloned().zip(&stamps) {
                 // Boards store scores negated (rank order).
                 let score = match stamp {
-                    Some(_) => scores.next().flatten().map(|stored| -stored),
+                    Some(_) => {
+                        let (shown, hidden) = (scores.next().flatten(), scores.next().flatten());
+                        shown.or(hidden).map(|stored| -stored)
+                    }
                     None => None,
                 };
                 known.scores.insert(key, score);
@@ -490,7 +495,7 @@ impl Committer {
         history: &[u8],
         history_trim: &HistoryTrim,
     ) -> redis::Cmd {
-        // KEYS[1..10] are taken; every distinct group of op keys (named by its first key: a
+        // KEYS[1..11] are taken; every distinct group of op keys (named by its first key: a
         // board's two keys always come together) gets the next indexes, so that an op only
         // names its first key. Keys come before the arguments in the call, so they are
         // numbered first.
@@ -500,13 +505,14 @@ impl Committer {
             keys.generation(),
             keys.sequence(),
         );
-        let (events_key, kept, gap, exported, dropped, hold) = (
+        let (events_key, kept, gap, exported, dropped, hold, hidden) = (
             keys.events(),
             keys.events_kept(),
             keys.events_gap(),
             keys.events_exported(),
             keys.events_dropped(),
             keys.rebuild_hold(),
+            keys.hidden(),
         );
         let mut key_names: Vec<&str> = vec![
             &applied,
@@ -519,6 +525,7 @@ impl Committer {
             &exported,
             &dropped,
             &hold,
+            &hidden,
         ];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
         for op in events.iter().flat_map(|(_, ops)| ops) {
@@ -720,7 +727,11 @@ impl BoardChange<'_> {
         for period in &self.periods {
             let board_keys =
                 keys.board_keys(self.board, period.as_ref().map(|p| p.key_suffix.as_str()));
-            arg_keys.push(vec![board_keys.board, board_keys.distinct]);
+            arg_keys.push(vec![
+                board_keys.board,
+                board_keys.distinct,
+                board_keys.hidden,
+            ]);
             args.push(board_keys.stamp_field.into_bytes());
             args.push(
                 period

@@ -21,6 +21,7 @@ mod fuzz;
 mod history;
 mod limits;
 mod migrate;
+mod moderation;
 mod ops;
 mod original;
 mod pool;
