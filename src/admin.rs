@@ -103,11 +103,18 @@ pub async fn erase_from(
         "{}{ERASE_PLAYER}",
         include_str!("leaderboards/rank.lua")
     ));
+    // Moderation records are the live product's: a copy (erasing a pseudonym as it replays)
+    // must not touch them, so it names a key of its own that nothing writes.
+    let hidden = if keys.is_copy() {
+        format!("{}:hidden", keys.base())
+    } else {
+        keys.hidden()
+    };
     let mut invocation = script.prepare_invoke();
     invocation
         .key(keys.generation())
         .key(keys.stats(player))
-        .key(keys.hidden())
+        .key(hidden)
         .key(keys.audit());
     let mut boards = Vec::new();
     for board in config.boards.boards() {

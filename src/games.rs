@@ -71,6 +71,7 @@ impl ProductGames {
                 name: WINS_BOARD.to_owned(),
                 rule: BoardRule::Wins,
                 windows: default_windows(),
+                feed_top: 0,
             }]),
             stats: RuleSet::new(vec![StatRule::MatchResults]),
         }
@@ -256,8 +257,20 @@ struct BoardConfig {
     windows: Option<Vec<String>>,
     /// Closed periods kept per window, e.g. `{ daily = 7 }`.
     retention: Option<BTreeMap<String, u32>>,
+    /// What the board writes to the product's change feed (none without it).
+    feed: Option<FeedConfig>,
     kind: BoardKind,
 }
+
+/// A board's `feed`: the top its rank events follow.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedConfig {
+    top: u32,
+}
+
+/// Largest `feed.top`: each move inside it may name that many overtaken players.
+const MAX_FEED_TOP: u32 = 100;
 
 /// The fields of a board that do not depend on its kind.
 #[derive(Deserialize)]
@@ -265,6 +278,7 @@ struct BoardCommon {
     name: String,
     windows: Option<Vec<String>>,
     retention: Option<BTreeMap<String, u32>>,
+    feed: Option<FeedConfig>,
 }
 
 /// A board's kind, with that kind's own fields (`BOARD_KINDS` names them, in this order).
@@ -443,7 +457,7 @@ const BOARD_KINDS: [&str; 10] = [
 impl BoardConfig {
     /// Splits a board's table into the common fields and its kind's.
     fn read(mut table: toml::Table) -> Result<Self, String> {
-        let common: toml::Table = ["name", "windows", "retention"]
+        let common: toml::Table = ["name", "windows", "retention", "feed"]
             .into_iter()
             .filter_map(|key| table.remove(key).map(|value| (key.to_owned(), value)))
             .collect();
@@ -462,6 +476,7 @@ impl BoardConfig {
             name: common.name,
             windows: common.windows,
             retention: common.retention,
+            feed: common.feed,
             kind,
         })
     }
@@ -475,10 +490,20 @@ impl BoardConfig {
         // a period copy of it costs as much as the board itself on every match.
         let rated = matches!(rule, BoardRule::Rated { .. });
         let windows = build_windows(self.windows, self.retention, !rated)?;
+        let feed_top = match self.feed {
+            None => 0,
+            Some(FeedConfig { top }) if (1..=MAX_FEED_TOP).contains(&top) => top,
+            Some(FeedConfig { top }) => {
+                return Err(format!(
+                    "`feed.top` must be between 1 and {MAX_FEED_TOP}, not {top}"
+                ));
+            }
+        };
         Ok(Board {
             name: self.name,
             rule,
             windows,
+            feed_top,
         })
     }
 }

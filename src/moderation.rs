@@ -90,8 +90,10 @@ for i = 1, #fields, 2 do
     if not hiding then from, to = copy, board end
     local stored = redis.call('ZSCORE', from, member)
     if stored then
-      -- Read before the move: a set it empties is gone, and its expiry with it.
+      -- Read before the move: a set it empties is gone, and its expiry with it. A set that
+      -- exists keeps its own (the retention may have changed since the other was made).
       local expires = redis.call('PEXPIRETIME', from)
+      if redis.call('EXISTS', to) == 1 then expires = -1 end
       if hiding then
         unindex(board, distinct, member, -tonumber(stored))
       else

@@ -756,6 +756,19 @@ impl Settings {
                     "server.admin_tokens.{name} and server.ingest_token must differ"
                 )));
             }
+            // Each token names one operator in the audit trail.
+            let same = self.server.admin_token.as_ref() == Some(token)
+                || self
+                    .server
+                    .admin_tokens
+                    .iter()
+                    .any(|(other, value)| other != name && value == token);
+            if same {
+                return Err(ConfigError::Other(format!(
+                    "server.admin_tokens.{name} is the same token as another admin token; each \
+                     must differ"
+                )));
+            }
         }
         if self.stream.partitions == 0 || self.stream.partitions > MAX_PARTITIONS {
             return Err(ConfigError::Other(format!(
@@ -1089,6 +1102,11 @@ mod tests {
                     "INGESTER",
                     "ingest-token-0123456789",
                     "and server.ingest_token must differ",
+                ),
+                (
+                    "TWIN",
+                    "admin-token-0123456789",
+                    "is the same token as another admin token",
                 ),
             ] {
                 jail.clear_env();

@@ -52,12 +52,20 @@ pub enum Change {
         player: PlayerId,
         how: Aggregate,
         value: f64,
+        /// The top the board's feed follows (0: none; see `Board::feed_top`).
+        feed_top: u32,
     },
     /// Put the player on `board` with score 0 unless they are already there.
     EnsureOnBoard {
         board: String,
         period: Option<PeriodTarget>,
         player: PlayerId,
+        feed_top: u32,
+    },
+    /// Append an entry of `kind` to the product's change feed (a rating change).
+    Feed {
+        kind: &'static str,
+        fields: Vec<(&'static str, String)>,
     },
     /// Add `delta` to one of the player's integer stats (exact, unlike [`Change::Stat`]).
     Count {

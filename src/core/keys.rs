@@ -19,6 +19,7 @@
 //! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
 //! | `P:{<product>}:events` | list | the product's history: chunks of applied entries, oldest first (see `crate::history`) |
 //! | `P:{<product>}:events:kept`, `…:dropped`, `…:gap`, `…:exported` | string | entries in it; chunks taken off its head; up to where applied entries are missing; up to where it went to segment files |
+//! | `P:{<product>}:feed` | stream | the change feed: rank moves, personal bests, rating changes |
 //! | `P:{<product>}:hidden` | hash | players hidden from the product's boards → JSON (who, when, why) |
 //! | `P:{<product>}:audit` | stream | the moderation audit trail |
 //! | `P:{<product>}:voids`, `…:erased` | hash | voided matches and entries; erased players' pseudonyms by a hash of the id |
@@ -194,11 +195,23 @@ impl PartitionKeys {
     /// why). The live product's, also for its copies (a rebuild's shadow, an `as_of` copy),
     /// which hide the same players.
     pub fn hidden(&self) -> String {
-        let owner = match self.base.find('}') {
+        format!("{}:hidden", self.owner())
+    }
+    /// The base of the partition these keys copy (its own for the live partition).
+    fn owner(&self) -> &str {
+        match self.base.find('}') {
             Some(end) => &self.base[..=end],
             None => &self.base,
-        };
-        format!("{owner}:hidden")
+        }
+    }
+    /// Whether these are a copy's keys (a rebuild's shadow, an `as_of` copy).
+    pub fn is_copy(&self) -> bool {
+        self.owner() != self.base
+    }
+    /// The product's change feed: a stream of board and rating events (entered the top,
+    /// overtaken, personal best, rating changed), each written with the effect that caused it.
+    pub fn feed(&self) -> String {
+        format!("{}:feed", self.base)
     }
     /// The moderation audit trail: a stream of hide and un-hide actions (who, what, when, why).
     pub fn audit(&self) -> String {
@@ -541,6 +554,7 @@ mod tests {
             keys.hidden_board("wins"),
             keys.board_keys("wins", None).hidden
         );
+        assert!(!keys.is_copy() && keys.shadow().is_copy());
     }
 
     #[test]

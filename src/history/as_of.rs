@@ -19,6 +19,9 @@ use crate::games::Games;
 use crate::workers::commit::Committer;
 use crate::workers::plan::{Known, Rules};
 
+/// Replays of one answer at most, when admin changes keep landing during them.
+const MAX_REPLAYS: u32 = 3;
+
 /// Why a board cannot be read as of a moment.
 #[derive(Debug, thiserror::Error)]
 pub enum AsOfError {
@@ -132,16 +135,50 @@ impl AsOf {
                 "product `{product}` is rejected by the games file"
             )));
         };
-        let player_fields = config.player_fields();
         let running = Arc::clone(&self.running).lock_owned().await;
         let keys = live.copy(&self.suffix);
-        self.discard_keys(&keys).await?;
+        // An admin change during the replay (a hide, an erasure…) could leave the copy half
+        // before, half after it: the replay starts over, a few times at most.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let generation = self.generation(&live).await?;
+            self.replay_into(product, until, &live, &keys, config)
+                .await?;
+            if attempts >= MAX_REPLAYS || self.generation(&live).await? == generation {
+                break;
+            }
+        }
+        Ok(Copy {
+            keys,
+            live,
+            _running: running,
+        })
+    }
+
+    async fn generation(&self, live: &PartitionKeys) -> Result<Option<String>, StoreError> {
+        self.store
+            .query(redis::cmd("GET").arg(live.generation()))
+            .await
+    }
+
+    /// Replays the history up to `until` into `keys` (emptied first).
+    async fn replay_into(
+        &self,
+        product: &ProductId,
+        until: &str,
+        live: &PartitionKeys,
+        keys: &PartitionKeys,
+        config: &crate::games::ProductGames,
+    ) -> Result<(), AsOfError> {
+        let player_fields = config.player_fields();
+        self.discard_keys(keys).await?;
         let replay = Replay {
             store: &self.store,
             committer: &self.committer,
             rules: &self.rules,
             product,
-            keys: &live,
+            keys: live,
             target: keys.clone(),
             segments: self.segments.as_deref(),
             until: Some(until),
@@ -155,17 +192,17 @@ impl AsOf {
                 .await?;
             // Erased players are erased from the past too.
             let mut conn = self.store.connection();
-            let erasures = super::Erasures::load(&mut conn, &live).await?;
+            let erasures = super::Erasures::load(&mut conn, live).await?;
             for pseudonym in erasures.pseudonyms() {
                 if let Ok(player) = crate::core::ids::PlayerId::parse(pseudonym) {
-                    crate::admin::erase_from(&self.store, &keys, config, &player).await?;
+                    crate::admin::erase_from(&self.store, keys, config, &player).await?;
                 }
             }
             Ok::<(), RebuildError>(())
         }
         .await;
         if let Err(error) = replayed {
-            self.discard_keys(&keys).await?;
+            self.discard_keys(keys).await?;
             return Err(match error {
                 RebuildError::TooLong(max) => AsOfError::TooCostly {
                     product: product.to_string(),
@@ -176,11 +213,7 @@ impl AsOf {
                 other => AsOfError::Replay(other.to_string()),
             });
         }
-        Ok(Copy {
-            keys,
-            live,
-            _running: running,
-        })
+        Ok(())
     }
 
     /// Deletes a copy once read.

@@ -79,6 +79,9 @@ pub struct Board {
     pub rule: BoardRule,
     /// Period boards kept next to the all-time one.
     pub windows: Vec<WindowRule>,
+    /// The top whose changes the board writes to the product's change feed, with its
+    /// players' personal bests and rating changes (0: the board writes nothing there).
+    pub feed_top: u32,
 }
 
 /// Every window, each with its default retention.
@@ -123,6 +126,7 @@ impl Board {
                 player: player.clone(),
                 how,
                 value,
+                feed_top: self.feed_top,
             });
         }
     }
@@ -139,6 +143,7 @@ impl Board {
                 board: self.name.clone(),
                 period: period.clone(),
                 player: player.clone(),
+                feed_top: self.feed_top,
             });
         }
     }
@@ -327,6 +332,18 @@ impl ScoringHandler for BoardSet {
                                 player: player.clone(),
                                 fields: rating_fields(&new),
                             });
+                            if board.feed_top > 0 {
+                                cx.changes.push(Change::Feed {
+                                    kind: "rating_changed",
+                                    fields: vec![
+                                        ("board", board.name.clone()),
+                                        ("user_id", player.to_string()),
+                                        ("before", system.display(old).to_string()),
+                                        ("after", system.display(&new).to_string()),
+                                        ("matches", new.matches.to_string()),
+                                    ],
+                                });
+                            }
                             if new.matches >= *min_matches {
                                 let display = system.display(&new);
                                 board.score(cx, &targets, player, Aggregate::Last, display);
@@ -540,6 +557,9 @@ impl Board {
             }
         };
         description["name"] = json!(self.name);
+        if self.feed_top > 0 {
+            description["feed"] = json!({ "top": self.feed_top });
+        }
         description["windows"] = self
             .windows
             .iter()

@@ -13,7 +13,9 @@
 --          copy, and nothing is written (returns -2)
 -- KEYS[11] the product's hidden players (moderation): their scores go to each board's
 --          hidden copy instead of the board
--- KEYS[12…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board,
+-- KEYS[12] the product's change feed (a stream): board and rating events written with the
+--          effects that caused them
+-- KEYS[13…] the keys the operations touch (all in the same hash slot as KEYS[1]); a board,
 --          its distinct scores and its hidden players are consecutive
 -- ARGV[1]  the writer's lease epoch
 -- ARGV[2]  the generation the writer planned with ('' for none)
@@ -106,6 +108,37 @@ local function note_score(k, distinct, score)
   end
 end
 
+-- The change feed: entries kept per product (approximately; the oldest go first).
+local FEED_KEPT = 100000
+-- The id of the stream entry being applied (its feed entries name it as their cause).
+local entry_id
+
+-- Appends one feed entry: its type, then field/value pairs; the cause is the entry applied.
+local function feed(kind, ...)
+  redis.call('XADD', KEYS[12], 'MAXLEN', '~', FEED_KEPT, '*', 'type', kind, 'entry', entry_id, ...)
+end
+
+-- The feed entries of a player's move on one board (or period board) whose feed follows its
+-- top `top`: entering it, and each player of it passed on the way up, also one pushed out of
+-- it (`old_rank`: where the player was before, 0-based, nil when new to the board; `rank`:
+-- where they are now). Those passed were at `rank`…`old_rank - 1` and are one lower now.
+local function feed_ranks(board, name, period, player, top, rank, old_rank, score)
+  if rank >= top then return end
+  if not old_rank or old_rank >= top then
+    feed('entered_top', 'board', name, 'period', period, 'user_id', player, 'rank', rank + 1,
+      'score', num(score))
+  end
+  local last = top
+  if old_rank and old_rank < last then last = old_rank end
+  if last > rank then
+    local passed = redis.call('ZRANGE', board, rank + 1, last)
+    for i, member in ipairs(passed) do
+      feed('overtaken', 'board', name, 'period', period, 'user_id', string.sub(member, 9),
+        'rank', rank + 1 + i, 'by', player)
+    end
+  end
+end
+
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
 local fixed_args = {
@@ -131,6 +164,10 @@ local custom = {
     local now = redis.call('HINCRBY', key, current, 1)
     if now > tonumber(redis.call('HGET', key, best) or '0') then redis.call('HSET', key, best, now) end
   end,
+  -- A feed entry planned by the worker (a rating change): its type and field/value pairs.
+  FEED = function(_, kind, ...)
+    feed(kind, ...)
+  end,
   -- Newest first, at most `limit` entries.
   HISTORY = function(k, limit, entry)
     local key = KEYS[k]
@@ -141,17 +178,19 @@ local custom = {
   -- window's period; each kept in rank order, see rank.lua). Arguments: the KEYS index of the
   -- player's stats hash (which holds their stamps), the KEYS index of each target board (its
   -- distinct scores next), `how` (sum, max, min, last, or ensure: add with 0 unless present),
-  -- the value, the player, then per target its stamp field and expiry ('' for never, else
-  -- Unix seconds). A player who reaches a new score gets the entry's stamp: among equal
-  -- scores, earlier first. A hidden player's scores move the same way in each board's hidden
-  -- copy (no distinct scores), where un-hiding finds them.
+  -- the value, the player, the board's name and the top its feed follows (0: no feed), then
+  -- per target its stamp field and expiry ('' for never, else Unix seconds). A player who
+  -- reaches a new score gets the entry's stamp: among equal scores, earlier first. A hidden
+  -- player's scores move the same way in each board's hidden copy (no distinct scores), where
+  -- un-hiding finds them, and make no feed entries.
   BOARD = function(_, s, ...)
     local a = { ... }
-    local n = (#a - 3) / 3
-    local how, value, player = a[n + 1], a[n + 2], a[n + 3]
+    local n = (#a - 5) / 3
+    local how, value, player, name = a[n + 1], a[n + 2], a[n + 3], a[n + 4]
+    local top = tonumber(a[n + 5])
     local stamps = KEYS[tonumber(s)]
     local fields = {}
-    for t = 1, n do fields[t] = a[n + 2 + 2 * t] end
+    for t = 1, n do fields[t] = a[n + 4 + 2 * t] end
     local old_stamps = redis.call('HMGET', stamps, unpack(fields))
     -- A player without a stamp on the all-time board never had one on its periods either
     -- (they are written together), so has no stamps of gone periods to drop.
@@ -159,8 +198,9 @@ local custom = {
     local new_stamps = {}
     local hidden = is_hidden(player)
     for t = 1, n do
-      local k, field, expire_at = tonumber(a[t]), fields[t], a[n + 3 + 2 * t]
+      local k, field, expire_at = tonumber(a[t]), fields[t], a[n + 5 + 2 * t]
       local board, distinct = KEYS[k], KEYS[k + 1]
+      local feeds = top > 0 and not hidden
       if hidden then board, distinct, k = KEYS[k + 2], nil, -k end
       local old_stamp = old_stamps[t]
       local old_member = old_stamp and (old_stamp .. player)
@@ -178,6 +218,7 @@ local custom = {
         end
       end
       if new ~= nil and new ~= was then
+        local old_rank = feeds and was and redis.call('ZRANK', board, old_member)
         local member = stamp() .. player
         -- In before out: a set emptied in between would be deleted by Redis and re-created
         -- without a period board's expiry (a board with one player whose score changes).
@@ -186,6 +227,15 @@ local custom = {
         if was then
           if old_member ~= member then redis.call('ZREM', board, old_member) end
           if distinct and forget_score(board, distinct, was) then scores_noted[k][was] = nil end
+        end
+        if feeds then
+          local period = string.match(field, '@(.*)$') or ''
+          feed_ranks(board, name, period, player, top, redis.call('ZRANK', board, member),
+            old_rank or nil, new)
+          if was and period == '' and (how == 'max' or how == 'min') then
+            feed('personal_best', 'board', name, 'user_id', player, 'score', num(new),
+              'previous', num(was))
+          end
         end
         if old_stamp ~= entry_stamp then
           new_stamps[#new_stamps + 1] = field
@@ -264,6 +314,7 @@ local i = 9
 local last
 for _ = 1, n_sent do
   last = ARGV[i]
+  entry_id = last
   entry_stamp = nil
   local n_ops = tonumber(ARGV[i + 1])
   i = i + 2

@@ -495,7 +495,7 @@ impl Committer {
         history: &[u8],
         history_trim: &HistoryTrim,
     ) -> redis::Cmd {
-        // KEYS[1..11] are taken; every distinct group of op keys (named by its first key: a
+        // KEYS[1..12] are taken; every distinct group of op keys (named by its first key: a
         // board's two keys always come together) gets the next indexes, so that an op only
         // names its first key. Keys come before the arguments in the call, so they are
         // numbered first.
@@ -514,6 +514,7 @@ impl Committer {
             keys.rebuild_hold(),
             keys.hidden(),
         );
+        let feed = keys.feed();
         let mut key_names: Vec<&str> = vec![
             &applied,
             &fence,
@@ -526,6 +527,7 @@ impl Committer {
             &dropped,
             &hold,
             &hidden,
+            &feed,
         ];
         let mut key_index: HashMap<&str, usize> = HashMap::new();
         for op in events.iter().flat_map(|(_, ops)| ops) {
@@ -701,6 +703,7 @@ fn op(command: &'static str, key: String, args: Vec<Vec<u8>>) -> Op {
 struct BoardChange<'a> {
     board: &'a str,
     player: &'a PlayerId,
+    feed_top: u32,
     how: &'static str,
     value: f64,
     periods: Vec<&'a Option<PeriodTarget>>,
@@ -716,13 +719,15 @@ impl BoardChange<'_> {
     }
 
     /// commit.lua's `BOARD`: stats hash and boards as key groups, then `how`, the value, the
-    /// player, and each board's stamp field and expiry.
+    /// player, the board's name and feed top, and each board's stamp field and expiry.
     fn op(&self, keys: &PartitionKeys) -> Op {
         let mut arg_keys = vec![vec![keys.stats(self.player)]];
         let mut args = vec![
             self.how.as_bytes().to_vec(),
             text(self.value),
             self.player.as_str().into(),
+            self.board.as_bytes().to_vec(),
+            text(self.feed_top),
         ];
         for period in &self.periods {
             let board_keys =
@@ -817,9 +822,11 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 player,
                 how,
                 value,
+                feed_top,
             } => Some(BoardChange {
                 board,
                 player,
+                feed_top: *feed_top,
                 how: match how {
                     Aggregate::Sum => "sum",
                     Aggregate::Max => "max",
@@ -833,9 +840,11 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 board,
                 period,
                 player,
+                feed_top,
             } => Some(BoardChange {
                 board,
                 player,
+                feed_top: *feed_top,
                 how: "ensure",
                 value: 0.0,
                 periods: vec![period],
@@ -920,6 +929,18 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                     .flat_map(|(name, value)| [text(name), text(value)])
                     .collect(),
             ),
+            Change::Feed { kind, fields } => Op {
+                command: "FEED",
+                keys: Vec::new(),
+                arg_keys: Vec::new(),
+                args: std::iter::once(text(kind))
+                    .chain(
+                        fields
+                            .iter()
+                            .flat_map(|(name, value)| [text(name), text(value)]),
+                    )
+                    .collect(),
+            },
             // Grouped into board operations above.
             Change::Score { .. } | Change::EnsureOnBoard { .. } => continue,
         });

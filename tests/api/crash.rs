@@ -10,12 +10,13 @@ use crate::helpers::{
 };
 use crate::traffic::{Model, Rng, assert_run_matches, mixed_run};
 
-/// The exrps Elo board the crash runs rate with, beside the built-in rules.
+/// The exrps Elo board the crash runs rate with, beside the built-in rules; both boards write
+/// the change feed of their top 5.
 pub const CHAOS_GAMES: &str = r#"
 [products.exrps]
 boards = [
-  { name = "wins", kind = "wins" },
-  { name = "elo", kind = "elo", initial_rating = 1200.0, k_factor = 20.0 },
+  { name = "wins", kind = "wins", feed = { top = 5 } },
+  { name = "elo", kind = "elo", initial_rating = 1200.0, k_factor = 20.0, feed = { top = 5 } },
 ]
 [[products.exrps.stats]]
 rule = "match_results"
@@ -98,6 +99,21 @@ impl Chaos {
             &ids,
         )
         .await;
+        // The change feed holds each entry its causes made, once, in order.
+        let feed = crate::feed::stored_feed(&mut store, &settings.store.key_prefix, "exrps").await;
+        let expected = crate::feed::expected_exrps_feed(&events, &bad, &ids, 5, 20.0, 1200.0);
+        assert!(feed.len() > 100, "a short feed: {}", feed.len());
+        if let Some(first) =
+            (0..feed.len().max(expected.len())).find(|&i| feed.get(i) != expected.get(i))
+        {
+            panic!(
+                "the feed differs from the model's at entry {first} of {} (model: {}): {:?} vs {:?}",
+                feed.len(),
+                expected.len(),
+                feed.get(first),
+                expected.get(first)
+            );
+        }
         // The history holds every applied entry once, written with its effects.
         crate::history::assert_history_matches(
             &mut store,

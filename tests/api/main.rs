@@ -17,6 +17,7 @@ mod dashboard;
 mod dead_letters;
 mod durability;
 mod faults;
+mod feed;
 mod fuzz;
 mod history;
 mod limits;
