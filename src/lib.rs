@@ -15,6 +15,7 @@
 //! - [`player_stats`] — stats handlers and stats queries;
 //! - [`relay`] — `stats-tracker relay`: the single stream's entries moved into the partitions;
 //! - [`workers`] — the stream worker that applies events exactly once;
+//! - [`webhooks`] — the change feeds POSTed to configured URLs, signed, at least once;
 //! - [`server`] — the HTTP API;
 //! - [`startup`] — wiring it together for the `serve`, `worker`, `all`, `migrate` and `relay`
 //!   commands;
@@ -33,4 +34,5 @@ pub mod relay;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 pub mod workers;

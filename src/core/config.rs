@@ -63,6 +63,31 @@ pub struct Settings {
     pub history: HistorySettings,
     pub games: GamesSettings,
     pub log: LogSettings,
+    /// Where the worker POSTs the change feed (none by default).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// A URL every change feed entry is POSTed to (see `crate::webhooks`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Names the webhook in metrics, logs and its consumer group on the feeds.
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// The HMAC-SHA256 key of the signature header (at least 16 characters).
+    pub secret: Secret,
+    /// Products whose feeds it gets; empty: every product.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// How long one delivery may take (ms).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    5000
 }
 
 /// The tracker's own history of the entries it applied (see `crate::history`).
@@ -341,6 +366,11 @@ impl Secret {
         Secret(value.into())
     }
 
+    /// The secret itself, for what must use it (a signing key); never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `candidate` is this secret, in time independent of where they differ.
     pub fn matches(&self, candidate: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
@@ -561,6 +591,7 @@ impl Settings {
                 json,
                 access: false,
             },
+            webhooks: Vec::new(),
         }
     }
 
@@ -602,6 +633,38 @@ impl Settings {
             .map_err(|error| ConfigError::Invalid(describe_figment_error(error, file)))?;
         settings.validate(mode)?;
         Ok(settings)
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (index, hook) in self.webhooks.iter().enumerate() {
+            let what = format!("webhooks[{index}] (`{}`)", hook.name);
+            let valid_name = !hook.name.is_empty()
+                && hook.name.len() <= 64
+                && hook
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+            let problem = if !valid_name {
+                Some("`name` must be 1-64 characters of ASCII letters, digits, '_', '-' or '.'")
+            } else if !names.insert(hook.name.as_str()) {
+                Some("`name` is used by another webhook")
+            } else if !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
+                || hook.url.parse::<hyper::Uri>().is_err()
+            {
+                Some("`url` must be an http:// or https:// URL")
+            } else if hook.secret.0.len() < 16 {
+                Some("`secret` must be at least 16 characters")
+            } else if !(100..=60_000).contains(&hook.timeout_ms) {
+                Some("`timeout_ms` must be between 100 and 60000")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::Other(format!("{what}: {problem}")));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
@@ -770,6 +833,7 @@ impl Settings {
                 )));
             }
         }
+        self.validate_webhooks()?;
         if self.stream.partitions == 0 || self.stream.partitions > MAX_PARTITIONS {
             return Err(ConfigError::Other(format!(
                 "stream.partitions must be between 1 and {MAX_PARTITIONS}"
@@ -1068,6 +1132,47 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("must differ"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhooks_come_from_the_file_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let hook = |url: &str, secret: &str| {
+                format!(
+                    "[[webhooks]]\nname = \"notifier\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n"
+                )
+            };
+            jail.create_file(
+                "good.toml",
+                &hook("https://example.com/h", "0123456789abcdef"),
+            )?;
+            let settings =
+                Settings::load(Mode::Development, Some(Path::new("good.toml"))).expect("settings");
+            assert_eq!(settings.webhooks.len(), 1);
+            assert_eq!(settings.webhooks[0].timeout_ms, 5000);
+            assert!(settings.webhooks[0].products.is_empty());
+            for (text, expected) in [
+                (
+                    hook("ftp://example.com", "0123456789abcdef"),
+                    "webhooks[0] (`notifier`): `url` must be an http:// or https:// URL",
+                ),
+                (
+                    hook("http://example.com", "short"),
+                    "`secret` must be at least 16 characters",
+                ),
+                (
+                    hook("http://a", "0123456789abcdef") + &hook("http://b", "0123456789abcdef"),
+                    "webhooks[1] (`notifier`): `name` is used by another webhook",
+                ),
+            ] {
+                jail.create_file("bad.toml", &text)?;
+                let err = Settings::load(Mode::Development, Some(Path::new("bad.toml")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(expected), "{err}");
+            }
             Ok(())
         });
     }

@@ -162,6 +162,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Entries applied again from the stream because the store had lost their effects",
     ),
     (
+        "stats_tracker_worker_webhook_deliveries_total",
+        Kind::Counter,
+        "Change feed entries delivered to a webhook (answered 2xx)",
+    ),
+    (
+        "stats_tracker_worker_webhook_failures_total",
+        Kind::Counter,
+        "Webhook delivery attempts that failed (an error or a non-2xx answer); each is retried",
+    ),
+    (
         "stats_tracker_worker_rederive_gaps_total",
         Kind::Counter,
         "Re-derived partitions some of whose entries may be gone from the stream (trimmed or deleted)",

@@ -102,6 +102,8 @@ pub struct Worker {
     /// Rebuilds asked for by voids, worked through beside the partitions (see
     /// `history::rebuild::serve_requests`).
     rebuilds: Option<(Rebuilder, Option<std::path::PathBuf>)>,
+    /// The webhooks the change feeds are POSTed to, each delivered by a task of its own.
+    webhooks: Vec<crate::webhooks::Deliverer>,
 }
 
 /// The worker of one stream partition (the whole stream when there is one).
@@ -163,9 +165,26 @@ impl Worker {
                 pool: pool.clone(),
             });
         }
+        let mut webhooks = Vec::new();
+        for hook in &settings.webhooks {
+            let store = crate::core::store::Store::connect_lazy(
+                &RedisEndpoint {
+                    read_from_replicas: false,
+                    ..settings.store_redis()
+                },
+                settings.key_space()?,
+                COMMAND_TIMEOUT,
+            )?;
+            webhooks.push(crate::webhooks::Deliverer::new(
+                store,
+                hook.clone(),
+                &consumer,
+            )?);
+        }
         Ok(Self {
             partitions,
             pool,
+            webhooks,
             stream_conn: crate::core::store::lazy_connection(
                 &settings.stream_redis(),
                 COMMAND_TIMEOUT,
@@ -228,7 +247,9 @@ impl Worker {
                 serve_requests(rebuilder, segments.clone(), stop.clone()).await;
             }
         };
-        let (beat, _, _) = tokio::join!(heartbeat, partitions, rebuilds);
+        let webhooks =
+            futures::future::join_all(self.webhooks.iter().map(|hook| hook.run(stop.clone())));
+        let (beat, _, _, _) = tokio::join!(heartbeat, partitions, rebuilds, webhooks);
         tracing::info!("worker stopped");
         beat
     }

@@ -160,7 +160,11 @@ async fn start_up_log_tells_where_everything_is_without_secrets() {
         assert!(settings.contains(field), "{field} missing from {settings}");
     }
 
-    let response = reqwest::get(format!("http://{api}/healthz"))
+    let response = crate::helpers::http_client()
+        .build()
+        .expect("http client")
+        .get(format!("http://{api}/healthz"))
+        .send()
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
@@ -212,7 +216,11 @@ async fn start_up_writes_nothing_to_the_store_before_the_worker_runs() {
     assert_eq!(output.status.code(), Some(4));
     let mut server = TrackerProcess::spawn(with_redis("serve", "127.0.0.1:0"));
     let api = server.api_address();
-    let ready = reqwest::get(format!("http://{api}/readyz"))
+    let ready = crate::helpers::http_client()
+        .build()
+        .expect("http client")
+        .get(format!("http://{api}/readyz"))
+        .send()
         .await
         .expect("request");
     assert_eq!(ready.status(), 200);

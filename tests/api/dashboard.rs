@@ -252,7 +252,7 @@ async fn worker_health_of_a_server_without_worker_names_the_setting() {
             .spawn()
             .expect("spawn the stats-tracker binary"),
     );
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client().build().expect("http client");
     let url = format!("http://{address}/v1/health/worker");
     let deadline = Instant::now() + Duration::from_secs(20);
     let response = loop {

@@ -589,7 +589,7 @@ impl TestApp {
         }
         Self {
             address,
-            http: reqwest::Client::builder()
+            http: http_client()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client"),
@@ -975,9 +975,17 @@ pub async fn send(
     (status, response.json().await.expect("JSON body"))
 }
 
+/// An HTTP client for the tests. reqwest is built without a TLS crypto provider of its own
+/// (the tracker's webhooks use rustls' ring, its one compiled-in provider): installed here
+/// first, once.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// `from` answers a redirect to `to`.
 pub async fn assert_redirects(app: &TestApp, from: &str, to: &str) {
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");

@@ -31,4 +31,5 @@ mod readme;
 mod relay;
 mod server;
 mod tls;
+mod webhooks;
 mod worker;
