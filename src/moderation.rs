@@ -144,12 +144,7 @@ pub async fn hide(
     by: &str,
     reason: &str,
 ) -> Result<Moved, ModerationError> {
-    let record = Record {
-        by: by.to_owned(),
-        at_ms: now_ms(),
-        reason: reason.to_owned(),
-    };
-    run(store, product, player, "hide", &record).await
+    run(store, product, player, "hide", by, reason).await
 }
 
 /// Returns a hidden `player` to the boards of `product`.
@@ -160,12 +155,7 @@ pub async fn unhide(
     by: &str,
     reason: &str,
 ) -> Result<Moved, ModerationError> {
-    let record = Record {
-        by: by.to_owned(),
-        at_ms: now_ms(),
-        reason: reason.to_owned(),
-    };
-    run(store, product, player, "unhide", &record).await
+    run(store, product, player, "unhide", by, reason).await
 }
 
 async fn run(
@@ -173,8 +163,14 @@ async fn run(
     product: &ProductId,
     player: &PlayerId,
     action: &str,
-    record: &Record,
+    by: &str,
+    reason: &str,
 ) -> Result<Moved, ModerationError> {
+    let record = &Record {
+        by: by.to_owned(),
+        at_ms: now_ms(),
+        reason: reason.to_owned(),
+    };
     let keys = store.keys().product(product);
     let script = move_script();
     let mut invocation = script.prepare_invoke();
