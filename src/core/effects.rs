@@ -39,6 +39,8 @@ pub struct PeriodTarget {
     pub key_suffix: String,
     /// When the period board expires (Unix seconds).
     pub expires_at_s: u64,
+    /// The previous period's `key_suffix`: a feed announces its close when this one begins.
+    pub previous_suffix: String,
 }
 
 /// One change to a product's data.

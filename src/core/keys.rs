@@ -19,7 +19,8 @@
 //! | `P:{<product>}:redriven` | set | stream ids of original events whose re-driven copy this product applied |
 //! | `P:{<product>}:events` | list | the product's history: chunks of applied entries, oldest first (see `crate::history`) |
 //! | `P:{<product>}:events:kept`, `…:dropped`, `…:gap`, `…:exported` | string | entries in it; chunks taken off its head; up to where applied entries are missing; up to where it went to segment files |
-//! | `P:{<product>}:feed` | stream | the change feed: rank moves, personal bests, rating changes |
+//! | `P:{<product>}:feed` | stream | the change feed: rank moves, personal bests, rating changes, closed periods |
+//! | `P:{<product>}:feed:closed:<board>@<period>` | string | a period whose close the feed announced |
 //! | `P:{<product>}:hidden` | hash | players hidden from the product's boards → JSON (who, when, why) |
 //! | `P:{<product>}:audit` | stream | the moderation audit trail |
 //! | `P:{<product>}:voids`, `…:erased` | hash | voided matches and entries; erased players' pseudonyms by a hash of the id |

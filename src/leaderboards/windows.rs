@@ -121,6 +121,19 @@ impl Period {
         end.unwrap_or(NaiveDate::MAX)
     }
 
+    /// The period just before this one.
+    pub fn previous(&self) -> Period {
+        let start = match self.window {
+            Window::Daily => self.start.checked_sub_days(Days::new(1)),
+            Window::Weekly => self.start.checked_sub_days(Days::new(7)),
+            Window::Monthly => self.start.checked_sub_months(Months::new(1)),
+        };
+        Period {
+            window: self.window,
+            start: start.unwrap_or(NaiveDate::MIN),
+        }
+    }
+
     /// When the period ends, RFC 3339 in UTC (`2026-11-26T00:00:00Z`).
     pub fn ends_at(&self) -> String {
         let end = self.end_after(0);

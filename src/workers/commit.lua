@@ -139,6 +139,25 @@ local function feed_ranks(board, name, period, player, top, rank, old_rank, scor
   end
 end
 
+-- The feed entry of a period's close, made when the next period of its window begins (its first
+-- score, on `board`): the closed period's top `top`, once (a marker beside the feed, expiring
+-- with the closed board), and only if the closed board is still there.
+local function feed_closed(board, name, period, previous, top)
+  local closed = string.sub(board, 1, #board - #period) .. previous
+  local expires = redis.call('PEXPIRETIME', closed)
+  if expires < 0 then return end
+  local marker = KEYS[12] .. ':closed:' .. name .. '@' .. previous
+  if not redis.call('SET', marker, '1', 'NX', 'PXAT', expires) then return end
+  local rows = redis.call('ZRANGE', closed, 0, top - 1, 'WITHSCORES')
+  local standings = {}
+  for i = 1, #rows, 2 do
+    standings[#standings + 1] = '{"rank":' .. ((i + 1) / 2) .. ',"user_id":'
+      .. cjson.encode(string.sub(rows[i], 9)) .. ',"score":' .. num(-tonumber(rows[i + 1])) .. '}'
+  end
+  feed('period_closed', 'board', name, 'period', previous, 'top',
+    '[' .. table.concat(standings, ',') .. ']')
+end
+
 -- Operations whose number of arguments is fixed (so the caller does not send it, and fewer
 -- arguments are sent and converted); commit.rs's FIXED_ARGS must say the same.
 local fixed_args = {
@@ -179,18 +198,19 @@ local custom = {
   -- player's stats hash (which holds their stamps), the KEYS index of each target board (its
   -- distinct scores next), `how` (sum, max, min, last, or ensure: add with 0 unless present),
   -- the value, the player, the board's name and the top its feed follows (0: no feed), then
-  -- per target its stamp field and expiry ('' for never, else Unix seconds). A player who
+  -- per target its stamp field, expiry ('' for never, else Unix seconds) and, for a period
+  -- board with a feed, the previous period's suffix ('' otherwise). A player who
   -- reaches a new score gets the entry's stamp: among equal scores, earlier first. A hidden
   -- player's scores move the same way in each board's hidden copy (no distinct scores), where
   -- un-hiding finds them, and make no feed entries.
   BOARD = function(_, s, ...)
     local a = { ... }
-    local n = (#a - 5) / 3
+    local n = (#a - 5) / 4
     local how, value, player, name = a[n + 1], a[n + 2], a[n + 3], a[n + 4]
     local top = tonumber(a[n + 5])
     local stamps = KEYS[tonumber(s)]
     local fields = {}
-    for t = 1, n do fields[t] = a[n + 4 + 2 * t] end
+    for t = 1, n do fields[t] = a[n + 3 + 3 * t] end
     local old_stamps = redis.call('HMGET', stamps, unpack(fields))
     -- A player without a stamp on the all-time board never had one on its periods either
     -- (they are written together), so has no stamps of gone periods to drop.
@@ -198,7 +218,7 @@ local custom = {
     local new_stamps = {}
     local hidden = is_hidden(player)
     for t = 1, n do
-      local k, field, expire_at = tonumber(a[t]), fields[t], a[n + 5 + 2 * t]
+      local k, field, expire_at, previous = tonumber(a[t]), fields[t], a[n + 4 + 3 * t], a[n + 5 + 3 * t]
       local board, distinct = KEYS[k], KEYS[k + 1]
       local feeds = top > 0 and not hidden
       if hidden then board, distinct, k = KEYS[k + 2], nil, -k end
@@ -230,6 +250,9 @@ local custom = {
         end
         if feeds then
           local period = string.match(field, '@(.*)$') or ''
+          if previous ~= '' and not was and redis.call('ZCARD', board) == 1 then
+            feed_closed(board, name, period, previous, top)
+          end
           feed_ranks(board, name, period, player, top, redis.call('ZRANK', board, member),
             old_rank or nil, new)
           if was and period == '' and (how == 'max' or how == 'min') then

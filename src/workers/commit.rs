@@ -719,7 +719,8 @@ impl BoardChange<'_> {
     }
 
     /// commit.lua's `BOARD`: stats hash and boards as key groups, then `how`, the value, the
-    /// player, the board's name and feed top, and each board's stamp field and expiry.
+    /// player, the board's name and feed top, and each board's stamp field, expiry and
+    /// previous period.
     fn op(&self, keys: &PartitionKeys) -> Op {
         let mut arg_keys = vec![vec![keys.stats(self.player)]];
         let mut args = vec![
@@ -744,6 +745,11 @@ impl BoardChange<'_> {
                     .map(|p| text(p.expires_at_s))
                     .unwrap_or_default(),
             );
+            // Only a feed announces a previous period's close.
+            args.push(match period {
+                Some(p) if self.feed_top > 0 => text(&p.previous_suffix),
+                _ => Vec::new(),
+            });
         }
         Op {
             command: "BOARD",

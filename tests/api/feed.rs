@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::helpers::{
-    TestApp, TestConn, TestRedis, event, push_events, settings, wait_until_drained,
+    TestApp, TestConn, TestRedis, event, push_events, push_events_at, settings, wait_until_drained,
 };
 
 const GAMES: &str = r#"
@@ -177,6 +177,8 @@ pub struct FeedLine {
     pub score: Option<f64>,
     pub by: Option<String>,
     pub before: Option<f64>,
+    /// A closed period's final standings: (player, score), best first.
+    pub top: Option<Vec<(String, f64)>>,
 }
 
 impl FeedLine {
@@ -193,6 +195,15 @@ impl FeedLine {
             score: number("score").or_else(|| number("after")),
             by: fields.get("by").cloned(),
             before: number("before"),
+            top: fields.get("top").map(|top| {
+                let rows: Vec<serde_json::Value> = serde_json::from_str(top).expect("JSON");
+                rows.iter()
+                    .map(|row| {
+                        let player = row["user_id"].as_str().unwrap_or_default().to_owned();
+                        (player, row["score"].as_f64().unwrap_or_default())
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -260,6 +271,7 @@ impl ModelBoard {
             score: None,
             by: None,
             before: None,
+            top: None,
         };
         if old_rank.is_none_or(|old| old >= top) {
             feed.push(FeedLine {
@@ -302,6 +314,8 @@ pub fn expected_exrps_feed(
     // The all-time board ("") and each period's, by its `<window>:<label>`.
     let mut wins: HashMap<String, ModelBoard> = HashMap::new();
     let mut elo_board = ModelBoard::default();
+    // Periods whose close the feed announced.
+    let mut closed: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut ratings: HashMap<String, (f64, u64)> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
         let get = |name: &str| {
@@ -326,17 +340,17 @@ pub fn expected_exrps_feed(
             .next()
             .and_then(|ms| ms.parse().ok())
             .expect("a stream id");
-        let targets: Vec<String> = std::iter::once(String::new())
-            .chain(
-                Window::ALL
-                    .into_iter()
-                    .map(|window| Period::containing(window, at_ms).key_suffix()),
-            )
+        // Each target with the period before it (none for all-time).
+        let targets: Vec<(String, String)> = std::iter::once((String::new(), String::new()))
+            .chain(Window::ALL.into_iter().map(|window| {
+                let period = Period::containing(window, at_ms);
+                (period.key_suffix(), period.previous().key_suffix())
+            }))
             .collect();
         // wins: the winner's score + 1; a loser (both, in a draw) put on the board at 0; on
         // each target in turn.
         for (player, won) in [(&a, first_won), (&b, false)] {
-            for period in &targets {
+            for (period, previous) in &targets {
                 let board = wins.entry(period.clone()).or_default();
                 let current = board.scores.get(player.as_str()).map(|(s, _)| *s);
                 let score = match (won, current) {
@@ -344,6 +358,33 @@ pub fn expected_exrps_feed(
                     (false, None) => 0.0,
                     (false, Some(_)) => continue,
                 };
+                // A period's first score closes the one before, once, if it had any.
+                let opens = board.scores.is_empty() && !period.is_empty();
+                if opens
+                    && !closed.contains(previous)
+                    && let Some(before) = wins.get(previous).filter(|b| !b.scores.is_empty())
+                {
+                    let standings = before
+                        .order()
+                        .into_iter()
+                        .take(top)
+                        .map(|p| (p.clone(), before.scores[p].0))
+                        .collect();
+                    closed.insert(previous.clone());
+                    feed.push(FeedLine {
+                        entry: entry.clone(),
+                        kind: "period_closed".to_owned(),
+                        board: "wins".to_owned(),
+                        period: previous.clone(),
+                        user_id: String::new(),
+                        rank: None,
+                        score: None,
+                        by: None,
+                        before: None,
+                        top: Some(standings),
+                    });
+                }
+                let board = wins.entry(period.clone()).or_default();
                 board.set(
                     &mut feed,
                     entry,
@@ -383,6 +424,7 @@ pub fn expected_exrps_feed(
                 score: Some(after),
                 by: None,
                 before: Some(before),
+                top: None,
             });
             let shown = elo_board.scores.get(player.as_str()).map(|(s, _)| *s);
             if shown != Some(after) {
@@ -391,4 +433,81 @@ pub fn expected_exrps_feed(
         }
     }
     feed
+}
+
+#[tokio::test]
+async fn a_period_closes_in_the_feed_with_its_final_top_when_the_next_begins() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.arcade]
+boards = [
+  { name = "wins", kind = "wins", windows = ["daily"], feed = { top = 2 } },
+]
+"#,
+    )
+    .expect("games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    let game_over = |winner: &str, loser: &str| {
+        event(&[
+            ("product_id", "arcade"),
+            ("type", "game_over"),
+            ("winner_id", winner),
+            ("loser_id", loser),
+        ])
+    };
+    const DAY: u64 = 86_400_000;
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let yesterday = now / DAY * DAY - DAY;
+    let date = |ms: u64| {
+        chrono::DateTime::from_timestamp_millis(ms as i64)
+            .expect("a date")
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    // Yesterday: C wins twice, A once; today's first game closes yesterday, once.
+    let day_one = [
+        game_over("C", "A"),
+        game_over("A", "B"),
+        game_over("C", "B"),
+    ];
+    push_events_at(&mut stream, &day_one, Some(yesterday + 1_000)).await;
+    let day_two = [game_over("B", "A"), game_over("A", "C")];
+    push_events_at(&mut stream, &day_two, Some(yesterday + DAY + 1_000)).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+
+    let mut store = redis.connection(0).await;
+    let feed = feed_of(&mut store, &settings.store.key_prefix, "arcade").await;
+    let closes: Vec<&HashMap<String, String>> = feed
+        .iter()
+        .filter(|entry| entry["type"] == "period_closed")
+        .collect();
+    assert_eq!(closes.len(), 1, "{feed:?}");
+    assert_eq!(closes[0]["board"], "wins");
+    assert_eq!(closes[0]["period"], format!("daily:{}", date(yesterday)));
+    let top: serde_json::Value = serde_json::from_str(&closes[0]["top"]).expect("JSON");
+    assert_eq!(
+        top,
+        serde_json::json!([
+            {"rank": 1, "user_id": "C", "score": 2},
+            {"rank": 2, "user_id": "A", "score": 1},
+        ])
+    );
+    // It comes before the entries of today's board.
+    let position = |kind: &str, period: &str| {
+        feed.iter()
+            .position(|e| e["type"] == kind && e["period"] == period)
+            .expect("an entry")
+    };
+    let today = format!("daily:{}", date(yesterday + DAY));
+    assert!(
+        position("period_closed", &format!("daily:{}", date(yesterday)))
+            < position("entered_top", &today)
+    );
+    app.stop().await;
 }
