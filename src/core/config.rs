@@ -403,6 +403,14 @@ pub struct WorkerSettings {
     /// Days a dead letter is kept, about (trimmed with `MINID ~` as letters are written); 0:
     /// kept until the count limit drops it.
     pub dead_letter_max_age_days: u64,
+    /// Change feed entries kept per product, about (trimmed with `MAXLEN ~` as entries are
+    /// written).
+    #[serde(default = "default_feed_max_entries")]
+    pub feed_max_entries: u64,
+}
+
+fn default_feed_max_entries() -> u64 {
+    100_000
 }
 
 /// How long the dead-letter stream grows: both bounds apply, each approximately (Redis trims
@@ -574,6 +582,7 @@ impl Settings {
                 // Letters are rare and small; 100,000 of ~1 KiB stay around 100 MiB at most.
                 dead_letter_max_entries: 100_000,
                 dead_letter_max_age_days: 30,
+                feed_max_entries: default_feed_max_entries(),
             },
             // Forever by default: a rebuild can only replay what is kept. About 30-60 bytes of
             // Redis per entry (BENCHMARKS.md); export old history to segment files to bound it.
@@ -834,6 +843,12 @@ impl Settings {
             }
         }
         self.validate_webhooks()?;
+        if self.worker.feed_max_entries == 0 {
+            return Err(ConfigError::Other(
+                "worker.feed_max_entries must be at least 1 (a feed readers lag behind needs room)"
+                    .into(),
+            ));
+        }
         if self.stream.partitions == 0 || self.stream.partitions > MAX_PARTITIONS {
             return Err(ConfigError::Other(format!(
                 "stream.partitions must be between 1 and {MAX_PARTITIONS}"

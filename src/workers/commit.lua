@@ -24,7 +24,8 @@
 -- ARGV[5]  the history chunk of the call's entries ('' for none)
 -- ARGV[6]  history retention: most entries kept (0: no limit)
 -- ARGV[7]  history retention: the oldest id kept ('' for no limit)
--- ARGV[8]  number of entries sent: those with operations and always the last (entries
+-- ARGV[8]  change feed entries kept, about
+-- ARGV[9]  number of entries sent: those with operations and always the last (entries
 --          without operations change nothing but the position, which the last one sets);
 --          then per entry sent, in stream order:
 --            entry id, number of operations, then per operation:
@@ -108,8 +109,9 @@ local function note_score(k, distinct, score)
   end
 end
 
--- The change feed: entries kept per product (approximately; the oldest go first).
-local FEED_KEPT = 100000
+-- The change feed: entries kept per product (approximately: Redis trims whole stream nodes;
+-- the oldest go first).
+local FEED_KEPT = ARGV[8]
 -- The id of the stream entry being applied (its feed entries name it as their cause).
 local entry_id
 
@@ -288,7 +290,7 @@ if fence > epoch then
   return redis.error_reply('FENCED lease epoch ' .. epoch .. ' is older than ' .. fence)
 end
 
-local n_entries, n_sent = tonumber(ARGV[4]), tonumber(ARGV[8])
+local n_entries, n_sent = tonumber(ARGV[4]), tonumber(ARGV[9])
 if n_sent == 0 then return 0 end
 if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] or (redis.call('GET', KEYS[1]) or '') ~= ARGV[3] then
   return -1
@@ -333,7 +335,7 @@ end
 
 if ARGV[5] ~= '' then keep_history(ARGV[5]) end
 
-local i = 9
+local i = 10
 local last
 for _ = 1, n_sent do
   last = ARGV[i]

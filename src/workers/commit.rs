@@ -42,6 +42,9 @@ struct Op {
     args: Vec<Vec<u8>>,
 }
 
+/// Change feed entries kept per product unless the settings say otherwise.
+const DEFAULT_FEED_MAX_ENTRIES: u64 = 100_000;
+
 /// Why a commit failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -69,6 +72,8 @@ pub struct Committer {
     retention: DeadLetterRetention,
     /// How products' history is trimmed as chunks are written.
     history: HistoryRetention,
+    /// Change feed entries kept per product, about.
+    feed_max_entries: u64,
     /// Writing copies of the products (a rebuild's shadow, a board as of a past moment) under
     /// this suffix of their keys' base (`PartitionKeys::copy`) instead of the products.
     copy: Option<String>,
@@ -106,9 +111,16 @@ impl Committer {
             entries_per_call: entries_per_call.max(1),
             retention,
             history: HistoryRetention::default(),
+            feed_max_entries: DEFAULT_FEED_MAX_ENTRIES,
             copy: None,
             timeout,
         })
+    }
+
+    /// Trims products' change feeds to about `max_entries` as entries are written.
+    pub fn with_feed_retention(mut self, max_entries: u64) -> Self {
+        self.feed_max_entries = max_entries.max(1);
+        self
     }
 
     /// Trims products' history chunks by `retention` as they are written.
@@ -555,7 +567,8 @@ impl Committer {
             .arg(events.len())
             .arg(history)
             .arg(history_trim.max_entries)
-            .arg(&history_trim.min_id);
+            .arg(&history_trim.min_id)
+            .arg(self.feed_max_entries);
         // Entries without operations are left out but for the last, which sets the position.
         let sent: Vec<&(&str, Vec<Op>)> = events
             .iter()

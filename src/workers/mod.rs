@@ -151,7 +151,8 @@ impl Worker {
                 settings.dead_letter_retention(),
                 COMMAND_TIMEOUT,
             )?
-            .with_history_retention(settings.history_retention());
+            .with_history_retention(settings.history_retention())
+            .with_feed_retention(settings.worker.feed_max_entries);
             partitions.push(PartitionWorker {
                 partition,
                 sink: Sink {

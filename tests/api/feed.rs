@@ -511,3 +511,44 @@ boards = [
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_feed_is_trimmed_to_about_its_setting() {
+    let redis = TestRedis::start().await;
+    let games_file = redis.socket_dir().join("games.toml");
+    std::fs::write(
+        &games_file,
+        r#"
+[products.arcade]
+boards = [{ name = "elo", kind = "elo", feed = { top = 1 } }]
+"#,
+    )
+    .expect("games file");
+    let mut settings = settings(&redis);
+    settings.games.file = Some(games_file);
+    settings.worker.feed_max_entries = 5;
+    let app = TestApp::spawn(&settings, true).await;
+    let mut stream = redis.connection(1).await;
+    // Every match rates two players: at least 600 feed entries.
+    let events: Vec<_> = (0..300)
+        .map(|n| {
+            event(&[
+                ("product_id", "arcade"),
+                ("type", "game_over"),
+                ("winner_id", &format!("p{}", n % 7)),
+                ("loser_id", &format!("p{}", 7 + n % 5)),
+            ])
+        })
+        .collect();
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(20)).await;
+    let mut store = redis.connection(0).await;
+    let kept: u64 = redis::cmd("XLEN")
+        .arg("st_test:{arcade}:feed")
+        .query_async(&mut store)
+        .await
+        .expect("XLEN");
+    // Redis trims whole stream nodes (100 entries): about the setting, far below 600.
+    assert!((5..=200).contains(&kept), "{kept} entries kept");
+    app.stop().await;
+}

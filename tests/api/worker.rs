@@ -522,10 +522,12 @@ async fn commit_call(
     for history in ["events", "kept", "gap", "exported", "dropped", "hold"] {
         call.key(format!("t:{history}"));
     }
+    // The hidden players, the change feed.
+    call.key("t:hidden").key("t:feed");
     call.key("t:stats")
         // epoch, generation, planned after, one entry applied, no history chunk and no
-        // retention, one entry sent: id, one operation: HINCRBY on KEYS[11] with its (fixed)
-        // two arguments.
+        // retention, the feed's length, one entry sent: id, one operation: HINCRBY on
+        // KEYS[13] with its (fixed) two arguments.
         .arg(1)
         .arg("")
         .arg(planned_after)
@@ -533,11 +535,12 @@ async fn commit_call(
         .arg("")
         .arg(0)
         .arg("")
+        .arg(100)
         .arg(1)
         .arg(id)
         .arg(1)
         .arg("HINCRBY")
-        .arg(11)
+        .arg(13)
         .arg("games")
         .arg(1);
     call.invoke_async(conn)
