@@ -49,11 +49,16 @@ pub struct Deliverer {
     consumer: String,
 }
 
-/// A product's delivery state: where it waits after a failure.
+/// A product's delivery state: where it waits after a failure, and which reads are due.
 #[derive(Default)]
 struct Backoff {
     next_attempt: Option<Instant>,
     delay: Duration,
+    /// Entries this consumer read may be undelivered (at start, after a failure): read them
+    /// first. Otherwise only new entries are read, one command per product and round.
+    own_pending_checked: bool,
+    /// When entries other consumers left were last looked for.
+    claimed_at: Option<Instant>,
 }
 
 impl Deliverer {
@@ -112,7 +117,7 @@ impl Deliverer {
             if grouped.insert(product.clone()) {
                 self.create_group(&product).await?;
             }
-            let entries = self.entries(&product).await?;
+            let entries = self.entries(&product, wait).await?;
             for (id, fields) in entries {
                 if shutdown.is_cancelled() {
                     break;
@@ -130,12 +135,14 @@ impl Deliverer {
                                     .arg(&id),
                             )
                             .await?;
-                        *wait = Backoff::default();
+                        wait.next_attempt = None;
+                        wait.delay = Duration::ZERO;
                     }
                     Err(error) => {
                         metrics::counter!("stats_tracker_worker_webhook_failures_total")
                             .increment(1);
                         wait.delay = (wait.delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                        wait.own_pending_checked = false;
                         wait.next_attempt = Some(Instant::now() + wait.delay);
                         tracing::warn!(
                             webhook = self.hook.name,
@@ -188,10 +195,12 @@ impl Deliverer {
     }
 
     /// The next entries to deliver: those this consumer read and has not delivered, else
-    /// those another consumer left unacknowledged for a while, else new ones.
+    /// those another consumer left unacknowledged for a while (looked for once a
+    /// `CLAIM_AFTER`), else new ones.
     async fn entries(
         &self,
         product: &ProductId,
+        state: &mut Backoff,
     ) -> Result<Vec<(String, Vec<(String, String)>)>, StoreError> {
         let feed = self.store.keys().product(product).feed();
         let read = |from: &str| {
@@ -206,10 +215,20 @@ impl Deliverer {
                 .arg(from);
             cmd
         };
-        let own = stream_entries(self.store.query(&read("0")).await?);
-        if !own.is_empty() {
-            return Ok(own);
+        if !state.own_pending_checked {
+            let own = stream_entries(self.store.query(&read("0")).await?);
+            if !own.is_empty() {
+                return Ok(own);
+            }
+            state.own_pending_checked = true;
         }
+        if state
+            .claimed_at
+            .is_some_and(|at| at.elapsed() < CLAIM_AFTER)
+        {
+            return Ok(stream_entries(self.store.query(&read(">")).await?));
+        }
+        state.claimed_at = Some(Instant::now());
         let claimed: redis::Value = self
             .store
             .query(
