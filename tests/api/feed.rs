@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::helpers::{
-    TestApp, TestConn, TestRedis, event, push_events, push_events_at, settings, wait_until_drained,
+    TestApp, TestConn, TestRedis, event, game_over, push_events, push_events_at,
+    settings_with_games, wait_until_drained,
 };
 
 const GAMES: &str = r#"
@@ -54,20 +55,10 @@ fn line(fields: &HashMap<String, String>) -> String {
 #[tokio::test]
 async fn rank_changes_personal_bests_and_rating_changes_are_in_the_feed_once_each() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(&games_file, GAMES).expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    let settings = settings_with_games(&redis, GAMES);
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str, loser: &str| {
-        event(&[
-            ("product_id", "arcade"),
-            ("type", "game_over"),
-            ("winner_id", winner),
-            ("loser_id", loser),
-        ])
-    };
+    let game_over = |winner: &str, loser: &str| game_over("arcade", winner, loser);
     let score = |player: &str, value: &str| {
         event(&[
             ("product_id", "arcade"),
@@ -438,29 +429,18 @@ pub fn expected_exrps_feed(
 #[tokio::test]
 async fn a_period_closes_in_the_feed_with_its_final_top_when_the_next_begins() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let settings = settings_with_games(
+        &redis,
         r#"
 [products.arcade]
 boards = [
   { name = "wins", kind = "wins", windows = ["daily"], feed = { top = 2 } },
 ]
 "#,
-    )
-    .expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    );
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str, loser: &str| {
-        event(&[
-            ("product_id", "arcade"),
-            ("type", "game_over"),
-            ("winner_id", winner),
-            ("loser_id", loser),
-        ])
-    };
+    let game_over = |winner: &str, loser: &str| game_over("arcade", winner, loser);
     const DAY: u64 = 86_400_000;
     let now = chrono::Utc::now().timestamp_millis() as u64;
     let yesterday = now / DAY * DAY - DAY;
@@ -515,17 +495,13 @@ boards = [
 #[tokio::test]
 async fn the_feed_is_trimmed_to_about_its_setting() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let mut settings = settings_with_games(
+        &redis,
         r#"
 [products.arcade]
 boards = [{ name = "elo", kind = "elo", feed = { top = 1 } }]
 "#,
-    )
-    .expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    );
     settings.worker.feed_max_entries = 5;
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;

@@ -955,6 +955,26 @@ impl Drop for TrackerProcess {
 /// An event as field/value pairs (the traffic generator's own builder).
 pub use crate::simulate::event;
 
+/// [`settings`] for a tracker on `redis` whose games file is `games` (written next to the
+/// socket).
+pub fn settings_with_games(redis: &TestRedis, games: &str) -> Settings {
+    let file = redis.socket_dir().join("games.toml");
+    std::fs::write(&file, games).expect("games file");
+    let mut settings = settings(redis);
+    settings.games.file = Some(file);
+    settings
+}
+
+/// A `game_over` event of `product`: `winner` beat `loser`.
+pub fn game_over(product: &str, winner: &str, loser: &str) -> crate::simulate::Event {
+    event(&[
+        ("product_id", product),
+        ("type", "game_over"),
+        ("winner_id", winner),
+        ("loser_id", loser),
+    ])
+}
+
 /// Sends a request with an optional bearer token and JSON body; the status and JSON answer.
 pub async fn send(
     app: &TestApp,

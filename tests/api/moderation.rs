@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use stats_tracker::core::config::Secret;
 
 use crate::helpers::{
-    TestApp, TestRedis, push_events_at, send, settings, tracker_command, wait_until_drained,
+    TestApp, TestRedis, push_events_at, send, settings_with_games, tracker_command,
+    wait_until_drained,
 };
 use crate::simulate::{Event, Rng, event};
 
@@ -180,10 +181,7 @@ async fn assert_twin_boards(app: &TestApp, day_one_ms: u64, hidden: Option<&str>
 async fn a_hidden_player_leaves_every_board_keeps_being_counted_and_returns_to_their_true_standing()
 {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(&games_file, GAMES).expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    let mut settings = settings_with_games(&redis, GAMES);
     settings.server.admin_token = Some(Secret::new(ADMIN));
     settings
         .server

@@ -19,8 +19,8 @@ use stats_tracker::core::ids::{PlayerId, ProductId};
 use stats_tracker::core::keys::KeySpace;
 
 use crate::helpers::{
-    TestApp, TestRedis, WorkerProcess, dead_letters, event, group_backlog, push_events, settings,
-    stats_of, wait_until_drained,
+    TestApp, TestRedis, WorkerProcess, dead_letters, event, game_over, group_backlog, push_events,
+    settings, settings_with_games, stats_of, wait_until_drained,
 };
 
 const GAMES: &str = r#"
@@ -698,29 +698,18 @@ async fn stats_rules_and_field_boards_from_the_example_games_file() {
 #[tokio::test]
 async fn an_inactive_players_deviation_grows_per_period_by_the_events_time() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let settings = settings_with_games(
+        &redis,
         r#"
 [products.duel]
 boards = [
   { name = "glicko2", kind = "glicko2", inactivity_days = 7 },
 ]
 "#,
-    )
-    .expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    );
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str, loser: &str| {
-        event(&[
-            ("product_id", "duel"),
-            ("type", "game_over"),
-            ("winner_id", winner),
-            ("loser_id", loser),
-        ])
-    };
+    let game_over = |winner: &str, loser: &str| game_over("duel", winner, loser);
     const DAY: u64 = 86_400_000;
     let start = 1_790_000_000_000;
     crate::helpers::push_events_at(&mut stream, &[game_over("A", "B")], Some(start)).await;
@@ -769,29 +758,18 @@ boards = [
 #[tokio::test]
 async fn a_glicko2_rating_periods_matches_are_rated_together_and_idle_periods_grow_the_deviation() {
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(
-        &games_file,
+    let settings = settings_with_games(
+        &redis,
         r#"
 [products.duel]
 boards = [
   { name = "glicko2", kind = "glicko2", rating_period_days = 1 },
 ]
 "#,
-    )
-    .expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    );
     let app = TestApp::spawn(&settings, true).await;
     let mut stream = redis.connection(1).await;
-    let game_over = |winner: &str, loser: &str| {
-        event(&[
-            ("product_id", "duel"),
-            ("type", "game_over"),
-            ("winner_id", winner),
-            ("loser_id", loser),
-        ])
-    };
+    let game_over = |winner: &str, loser: &str| game_over("duel", winner, loser);
     const DAY: u64 = 86_400_000;
     let day = 20_700; // a period's number: its first millisecond is day × DAY
     // One day: A beats B and C, B beats C, all against each other's start of the day.

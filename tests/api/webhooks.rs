@@ -12,7 +12,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use stats_tracker::core::config::{Secret, WebhookSettings};
 
-use crate::helpers::{TestApp, TestRedis, event, push_events, settings, wait_until_drained};
+use crate::helpers::{
+    TestApp, TestRedis, event, push_events, settings_with_games, wait_until_drained,
+};
 
 const GAMES: &str = r#"
 [products.arcade]
@@ -75,10 +77,7 @@ async fn every_feed_entry_reaches_the_webhook_signed_in_order_despite_failures()
     drop(dead);
 
     let redis = TestRedis::start().await;
-    let games_file = redis.socket_dir().join("games.toml");
-    std::fs::write(&games_file, GAMES).expect("games file");
-    let mut settings = settings(&redis);
-    settings.games.file = Some(games_file);
+    let mut settings = settings_with_games(&redis, GAMES);
     settings.webhooks = vec![
         WebhookSettings {
             name: "notifier".into(),
