@@ -1,17 +1,19 @@
 //! Webhooks: every entry of the products' change feeds POSTed to configured URLs, signed,
-//! at least once, in feed order per product.
+//! at least once.
 //!
 //! Each webhook reads each product's feed (`P:{<product>}:feed`) through a consumer group of
 //! its own (`webhook:<name>`), so it is a reader like any other and never touches what the
 //! worker writes. An entry is acknowledged in the group only after the URL answered 2xx; a
 //! failed delivery is tried again with back-off (doubling from half a second to a minute),
-//! and the product's later entries wait for it, so a receiver sees a product's entries in
-//! order. Entries a stopped process had read but not delivered are taken over by another
-//! (`XAUTOCLAIM` after a minute). A crash between the delivery and the acknowledgement
-//! delivers an entry again: receivers drop repeats by the `Idempotency-Key` header.
+//! and the product's later entries wait for it. Entries a stopped process had read but not
+//! delivered are taken over by another (`XAUTOCLAIM` after a minute). A crash between the
+//! delivery and the acknowledgement delivers an entry again: receivers drop repeats by the
+//! `Idempotency-Key` header.
 //!
-//! The deliveries run in their own task beside the worker's partitions: a slow or dead URL
-//! delays only its own webhook.
+//! The deliveries run concurrently with the worker's partitions (a future of the worker's
+//! own, with its own Redis connection): a slow or dead URL delays only its own webhook.
+//! Order holds within one process; several processes, or a restart that leaves entries to
+//! the minute-long takeover, can deliver a product's entries out of order.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -67,6 +69,8 @@ impl Deliverer {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(hook.timeout_ms))
+            // A redirect would turn the POST into a GET without the entry: not a delivery.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("stats-tracker/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -122,19 +126,33 @@ impl Deliverer {
                 if shutdown.is_cancelled() {
                     break;
                 }
-                match self.deliver(&product, &id, &fields).await {
+                let acknowledge = redis::cmd("XACK")
+                    .arg(self.store.keys().product(&product).feed())
+                    .arg(&self.group)
+                    .arg(&id)
+                    .clone();
+                if fields.is_empty() {
+                    // Trimmed from the feed (`worker.feed_max_entries`) while it waited: its
+                    // content is gone; acknowledged so that the next ones can go.
+                    tracing::warn!(
+                        webhook = self.hook.name,
+                        %product,
+                        entry = id,
+                        "a feed entry was trimmed before it could be delivered; skipped"
+                    );
+                    self.store.query::<u64>(&acknowledge).await?;
+                    continue;
+                }
+                let outcome = tokio::select! {
+                    outcome = self.deliver(&product, &id, &fields) => outcome,
+                    // Stopping: undelivered, it stays pending for the next start.
+                    _ = shutdown.cancelled() => break,
+                };
+                match outcome {
                     Ok(()) => {
                         metrics::counter!("stats_tracker_worker_webhook_deliveries_total")
                             .increment(1);
-                        let keys = self.store.keys().product(&product);
-                        self.store
-                            .query::<u64>(
-                                redis::cmd("XACK")
-                                    .arg(keys.feed())
-                                    .arg(&self.group)
-                                    .arg(&id),
-                            )
-                            .await?;
+                        self.store.query::<u64>(&acknowledge).await?;
                         wait.next_attempt = None;
                         wait.delay = Duration::ZERO;
                     }
@@ -322,8 +340,8 @@ fn stream_entries(reply: redis::Value) -> Vec<(String, Vec<(String, String)>)> {
     }
 }
 
-/// `[[id, [field, value, …]], …]` as (id, fields); entries deleted meanwhile (nil fields) are
-/// left out.
+/// `[[id, [field, value, …]], …]` as (id, fields); an entry trimmed from the stream while
+/// pending comes with no fields.
 fn entry_list(entries: redis::Value) -> Vec<(String, Vec<(String, String)>)> {
     let redis::Value::Array(entries) = entries else {
         return Vec::new();
