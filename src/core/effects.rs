@@ -39,8 +39,9 @@ pub struct PeriodTarget {
     pub key_suffix: String,
     /// When the period board expires (Unix seconds).
     pub expires_at_s: u64,
-    /// The previous period's `key_suffix`: a feed announces its close when this one begins.
-    pub previous_suffix: String,
+    /// The previous period's `key_suffix`, for a board with a feed (which announces its close
+    /// when this one begins); `None` otherwise.
+    pub previous_suffix: Option<String>,
 }
 
 /// One change to a product's data.

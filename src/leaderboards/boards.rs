@@ -105,7 +105,7 @@ impl Board {
                 Some(PeriodTarget {
                     key_suffix: period.key_suffix(),
                     expires_at_s: period.expires_at_s(rule.retention),
-                    previous_suffix: period.previous().key_suffix(),
+                    previous_suffix: (self.feed_top > 0).then(|| period.previous().key_suffix()),
                 })
             }))
             .collect()

@@ -100,17 +100,18 @@ pub struct LetterPage {
     pub next: Option<String>,
 }
 
-fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
+/// A page's `limit` of 1 to `max` (`default` when not given); `invalid_limit` otherwise.
+pub(super) fn page_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
     let Some(raw) = raw else {
-        return Ok(DEFAULT_LIMIT);
+        return Ok(default);
     };
     raw.parse::<usize>()
         .ok()
-        .filter(|limit| (1..=MAX_LETTERS).contains(limit))
+        .filter(|limit| (1..=max).contains(limit))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidLimit,
-                format!("`limit` must be a whole number from 1 to {MAX_LETTERS}, not `{raw}`"),
+                format!("`limit` must be a whole number from 1 to {max}, not `{raw}`"),
             )
         })
 }
@@ -169,7 +170,7 @@ pub async fn list(
 ) -> Result<Json<LetterPage>, ApiError> {
     authorize_admin(&state, &headers)?;
     let query = QueryParams::parse(raw, &["limit", "after", "reason", "product"])?;
-    let limit = limit(query.one("limit")?)?;
+    let limit = page_limit(query.one("limit")?, DEFAULT_LIMIT, MAX_LETTERS)?;
     let after = after(query.one("after")?)?;
     let filter = Filter {
         reason: filter_text("reason", query.one("reason")?, ErrorCode::InvalidQuery)?,

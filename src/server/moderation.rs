@@ -14,6 +14,7 @@ use utoipa::openapi::{RefOr, Schema};
 use super::AppState;
 use super::admin::authorize_admin;
 use super::boards::QueryParams;
+use super::dead_letters::page_limit;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::openapi::{id_schema, schema};
 use super::routes::{bad_path, parse_player, parse_product};
@@ -260,21 +261,11 @@ pub async fn audit(
     let Path(product) = path.map_err(bad_path)?;
     let product = known_product(&state, &product)?;
     let query = QueryParams::parse(raw, &["limit", "before"])?;
-    let limit = match query.one("limit")? {
-        None => DEFAULT_AUDIT_ENTRIES,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_AUDIT_ENTRIES).contains(limit))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidLimit,
-                    format!(
-                        "`limit` must be a whole number from 1 to {MAX_AUDIT_ENTRIES}, not `{raw}`"
-                    ),
-                )
-            })?,
-    };
+    let limit = page_limit(
+        query.one("limit")?,
+        DEFAULT_AUDIT_ENTRIES,
+        MAX_AUDIT_ENTRIES,
+    )?;
     let before = match query.one("before")? {
         None => None,
         Some(id) if is_stream_id(id) => Some(id),

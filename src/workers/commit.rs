@@ -759,10 +759,13 @@ impl BoardChange<'_> {
                     .unwrap_or_default(),
             );
             // Only a feed announces a previous period's close.
-            args.push(match period {
-                Some(p) if self.feed_top > 0 => text(&p.previous_suffix),
-                _ => Vec::new(),
-            });
+            args.push(
+                period
+                    .as_ref()
+                    .and_then(|p| p.previous_suffix.as_deref())
+                    .map(text)
+                    .unwrap_or_default(),
+            );
         }
         Op {
             command: "BOARD",

@@ -168,16 +168,8 @@ impl Worker {
         }
         let mut webhooks = Vec::new();
         for hook in &settings.webhooks {
-            let store = crate::core::store::Store::connect_lazy(
-                &RedisEndpoint {
-                    read_from_replicas: false,
-                    ..settings.store_redis()
-                },
-                settings.key_space()?,
-                COMMAND_TIMEOUT,
-            )?;
             webhooks.push(crate::webhooks::Deliverer::new(
-                store,
+                master_store(settings)?,
                 hook.clone(),
                 &consumer,
             )?);
@@ -204,15 +196,7 @@ impl Worker {
         games: Arc<Games>,
     ) -> anyhow::Result<Self> {
         if settings.history.enabled {
-            let store = crate::core::store::Store::connect_lazy(
-                &RedisEndpoint {
-                    read_from_replicas: false,
-                    ..settings.store_redis()
-                },
-                settings.key_space()?,
-                COMMAND_TIMEOUT,
-            )?;
-            let rebuilder = Rebuilder::new(store, settings.store_redis(), games);
+            let rebuilder = Rebuilder::new(master_store(settings)?, settings.store_redis(), games);
             self.rebuilds = Some((rebuilder, settings.history.segments_dir.clone()));
         }
         Ok(self)
@@ -254,6 +238,19 @@ impl Worker {
         tracing::info!("worker stopped");
         beat
     }
+}
+
+/// A store handle of the worker's own (connecting lazily) that reads from the masters: what
+/// the worker's side tasks (rebuilds, webhooks) act on.
+fn master_store(settings: &Settings) -> anyhow::Result<crate::core::store::Store> {
+    Ok(crate::core::store::Store::connect_lazy(
+        &RedisEndpoint {
+            read_from_replicas: false,
+            ..settings.store_redis()
+        },
+        settings.key_space()?,
+        COMMAND_TIMEOUT,
+    )?)
 }
 
 impl PartitionWorker {
