@@ -15,10 +15,10 @@ use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
 use crate::core::keys::STAMP_FIELD_PREFIX;
 use crate::core::validation::Validation;
-use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, DAY_MS, default_windows};
+use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, DAY_MS};
 use crate::leaderboards::ratings::{Display, Inactivity, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
-use crate::leaderboards::windows::{Window, WindowRule};
+use crate::leaderboards::windows::{self, Schedule, Season, Window, WindowRule, Zone};
 use crate::player_stats::handlers::StatsHandler;
 use crate::player_stats::rules::{RuleSet, StatRule};
 
@@ -70,7 +70,7 @@ impl ProductGames {
             boards: BoardSet::new(vec![Board {
                 name: WINS_BOARD.to_owned(),
                 rule: BoardRule::Wins,
-                windows: default_windows(),
+                windows: ProductWindows::default().calendar(),
                 feed_top: 0,
             }]),
             stats: RuleSet::new(vec![StatRule::MatchResults]),
@@ -188,12 +188,188 @@ struct ProductConfig {
     /// Read as tables first, so that a board's errors can name the board.
     boards: Option<Vec<toml::Table>>,
     stats: Option<Vec<toml::Table>>,
+    /// The product's own windows besides the calendar ones, by name.
+    windows: Option<BTreeMap<String, WindowConfig>>,
+    /// Named seasons (an array of tables) or a schedule of them (a table).
+    seasons: Option<toml::Value>,
+}
+
+/// A product's own window: periods from one fire time of `cron` to the next, in a zone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowConfig {
+    cron: String,
+    timezone: Option<String>,
+    utc_offset: Option<String>,
+    /// Closed periods its boards keep unless they say otherwise (default 7).
+    retention: Option<u32>,
+}
+
+/// Seasons on a schedule: each from one fire time of `cron` to the next.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeasonScheduleConfig {
+    cron: String,
+    timezone: Option<String>,
+    utc_offset: Option<String>,
+}
+
+/// One named season, `[start, end)`: RFC 3339 instants (TOML date-times or strings).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeasonConfig {
+    name: String,
+    start: toml::Value,
+    end: toml::Value,
+}
+
+/// Closed periods of a product's own window kept by default.
+const DEFAULT_SCHEDULE_RETENTION: u32 = 7;
+
+/// The windows a product's boards may keep: the calendar ones, the product's own, its seasons.
+#[derive(Default)]
+struct ProductWindows {
+    own: BTreeMap<String, Arc<Window>>,
+    seasons: Option<Arc<Window>>,
+}
+
+impl ProductWindows {
+    fn read(
+        windows: Option<BTreeMap<String, WindowConfig>>,
+        seasons: Option<toml::Value>,
+    ) -> Result<Self, String> {
+        let mut own = BTreeMap::new();
+        for (name, config) in windows.unwrap_or_default() {
+            let window = own_window(&name, config).map_err(|m| format!("window `{name}`: {m}"))?;
+            own.insert(name, Arc::new(window));
+        }
+        let seasons = seasons
+            .map(|seasons| read_seasons(seasons).map_err(|m| format!("`seasons`: {m}")))
+            .transpose()?
+            .map(Arc::new);
+        Ok(ProductWindows { own, seasons })
+    }
+
+    /// The calendar windows, each with its default retention.
+    fn calendar(&self) -> Vec<WindowRule> {
+        windows::CALENDAR
+            .into_iter()
+            .filter_map(|name| self.rule(name))
+            .collect()
+    }
+
+    /// A window a board may list, with its default retention.
+    fn rule(&self, name: &str) -> Option<WindowRule> {
+        let window = match Window::calendar(name) {
+            Some(window) => Arc::new(window),
+            None => self.own.get(name)?.clone(),
+        };
+        Some(WindowRule {
+            retention: window.default_retention(),
+            window,
+        })
+    }
+
+    fn names(&self) -> String {
+        windows::CALENDAR
+            .into_iter()
+            .chain(self.own.keys().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn own_window(name: &str, config: WindowConfig) -> Result<Window, String> {
+    let reserved = windows::CALENDAR.contains(&name) || name == windows::SEASON || name == "all";
+    if reserved {
+        return Err("the name is taken (daily, weekly, monthly, season and all are)".into());
+    }
+    if !valid_name(name) {
+        return Err("a window's name is 1-32 letters, digits, `_` or `-`".into());
+    }
+    let zone = Zone::parse(config.timezone.as_deref(), config.utc_offset.as_deref())?;
+    let schedule = Schedule::parse(&config.cron, zone)?;
+    let retention = config.retention.unwrap_or(DEFAULT_SCHEDULE_RETENTION);
+    if retention > MAX_RETENTION {
+        return Err(format!("`retention` must be at most {MAX_RETENTION}"));
+    }
+    Ok(Window::scheduled(name, schedule, retention))
+}
+
+/// A window's or season's name: it goes into keys and URLs as it is.
+fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn read_seasons(value: toml::Value) -> Result<Window, String> {
+    match value {
+        toml::Value::Table(table) => {
+            let config: SeasonScheduleConfig = read_table(table)?;
+            let zone = Zone::parse(config.timezone.as_deref(), config.utc_offset.as_deref())?;
+            Ok(Window::scheduled_seasons(Schedule::parse(
+                &config.cron,
+                zone,
+            )?))
+        }
+        toml::Value::Array(items) => {
+            if items.is_empty() {
+                return Err("name one season at least, or leave `seasons` out".into());
+            }
+            let mut seasons = Vec::with_capacity(items.len());
+            for (index, item) in items.into_iter().enumerate() {
+                let toml::Value::Table(table) = item else {
+                    return Err(format!("season {} must be a table", index + 1));
+                };
+                let config: SeasonConfig =
+                    read_table(table).map_err(|m| format!("season {}: {m}", index + 1))?;
+                let name = config.name;
+                if !valid_name(&name) {
+                    return Err(format!(
+                        "season `{name}`: a season's name is 1-32 letters, digits, `_` or `-`"
+                    ));
+                }
+                let instant = |field: &str, value: toml::Value| {
+                    let text = match value {
+                        toml::Value::String(text) => text,
+                        toml::Value::Datetime(at) => at.to_string(),
+                        other => other.to_string(),
+                    };
+                    chrono::DateTime::parse_from_rfc3339(&text)
+                        .map(|at| at.to_utc())
+                        .map_err(|_| {
+                            format!(
+                                "season `{name}`: `{field}` must be an instant with its offset, \
+                                 like 2026-12-01T00:00:00Z, not {text}"
+                            )
+                        })
+                };
+                let start = instant("start", config.start)?;
+                let end = instant("end", config.end)?;
+                seasons.push(Season { name, start, end });
+            }
+            Window::named_seasons(seasons)
+        }
+        _ => Err(
+            "must be an array of seasons ({ name, start, end }) or a schedule \
+                  ({ cron, timezone or utc_offset })"
+                .into(),
+        ),
+    }
 }
 
 impl ProductConfig {
     fn build(self) -> Result<ProductGames, String> {
         let defaults = ProductGames::defaults();
+        let windows = ProductWindows::read(self.windows, self.seasons)?;
         let boards = match self.boards {
+            None if windows.seasons.is_some() => BoardSet::new(vec![
+                BoardConfig::default_wins()
+                    .build(&windows)
+                    .map_err(|m| format!("board `{WINS_BOARD}`: {m}"))?,
+            ]),
             None => defaults.boards,
             Some(tables) => {
                 let mut names = HashSet::new();
@@ -208,7 +384,11 @@ impl ProductConfig {
                     if !names.insert(name.clone()) {
                         return Err(format!("board `{name}`: defined twice"));
                     }
-                    boards.push(config.build().map_err(|m| format!("board `{name}`: {m}"))?);
+                    boards.push(
+                        config
+                            .build(&windows)
+                            .map_err(|m| format!("board `{name}`: {m}"))?,
+                    );
                 }
                 BoardSet::new(boards)
             }
@@ -259,6 +439,12 @@ struct BoardConfig {
     retention: Option<BTreeMap<String, u32>>,
     /// What the board writes to the product's change feed (none without it).
     feed: Option<FeedConfig>,
+    /// Whether the board is also kept per season (default: yes when the product has seasons,
+    /// except for rating boards).
+    seasons: Option<bool>,
+    /// A rating board's pull of every rating towards the initial one when a player's first
+    /// match of a season is rated (0: none, 1: all the way).
+    season_reset: Option<f64>,
     kind: BoardKind,
 }
 
@@ -279,6 +465,8 @@ struct BoardCommon {
     windows: Option<Vec<String>>,
     retention: Option<BTreeMap<String, u32>>,
     feed: Option<FeedConfig>,
+    seasons: Option<bool>,
+    season_reset: Option<f64>,
 }
 
 /// A board's kind, with that kind's own fields (`BOARD_KINDS` names them, in this order).
@@ -457,10 +645,17 @@ const BOARD_KINDS: [&str; 10] = [
 impl BoardConfig {
     /// Splits a board's table into the common fields and its kind's.
     fn read(mut table: toml::Table) -> Result<Self, String> {
-        let common: toml::Table = ["name", "windows", "retention", "feed"]
-            .into_iter()
-            .filter_map(|key| table.remove(key).map(|value| (key.to_owned(), value)))
-            .collect();
+        let common: toml::Table = [
+            "name",
+            "windows",
+            "retention",
+            "feed",
+            "seasons",
+            "season_reset",
+        ]
+        .into_iter()
+        .filter_map(|key| table.remove(key).map(|value| (key.to_owned(), value)))
+        .collect();
         let common: BoardCommon = read_table(common)?;
         let kind = match table.remove("kind") {
             None => return Err("`kind` is required".into()),
@@ -477,19 +672,74 @@ impl BoardConfig {
             windows: common.windows,
             retention: common.retention,
             feed: common.feed,
+            seasons: common.seasons,
+            season_reset: common.season_reset,
             kind,
         })
     }
 
-    fn build(self) -> Result<Board, String> {
+    /// The `wins` board of a product that lists no boards.
+    fn default_wins() -> Self {
+        BoardConfig {
+            name: WINS_BOARD.to_owned(),
+            windows: None,
+            retention: None,
+            feed: None,
+            seasons: None,
+            season_reset: None,
+            kind: BoardKind::Wins(WinsBoard {}),
+        }
+    }
+
+    fn build(self, product_windows: &ProductWindows) -> Result<Board, String> {
         if self.name.is_empty() || self.name.len() > 64 {
             return Err("`name` must be 1-64 bytes".into());
         }
-        let rule = self.kind.rule()?;
+        let mut rule = self.kind.rule()?;
         // Rating boards keep no windows unless asked: a rating is not earned per period, and
         // a period copy of it costs as much as the board itself on every match.
         let rated = matches!(rule, BoardRule::Rated { .. });
-        let windows = build_windows(self.windows, self.retention, !rated)?;
+        let seasons = match (self.seasons, &product_windows.seasons) {
+            (Some(true), None) => {
+                return Err("`seasons = true` but the product declares no `seasons`".into());
+            }
+            (Some(keep), Some(seasons)) => keep.then_some(seasons),
+            (None, seasons) => seasons.as_ref().filter(|_| !rated),
+            (Some(false), None) => None,
+        };
+        if let Some(fraction) = self.season_reset {
+            let BoardRule::Rated {
+                season_reset,
+                rating_period_ms,
+                ..
+            } = &mut rule
+            else {
+                return Err("`season_reset` is for rating boards".into());
+            };
+            if seasons.is_none() {
+                return Err("`season_reset` needs `seasons = true`".into());
+            }
+            if !(0.0..=1.0).contains(&fraction) {
+                return Err(format!(
+                    "`season_reset` must be between 0 and 1, not {fraction}"
+                ));
+            }
+            if rating_period_ms.is_some() {
+                return Err(
+                    "`season_reset` cannot be combined with `rating_period_days` (a period's \
+                     games are rated from its start)"
+                        .into(),
+                );
+            }
+            *season_reset = Some(fraction);
+        }
+        let windows = build_windows(
+            product_windows,
+            self.windows,
+            self.retention,
+            !rated,
+            seasons.cloned(),
+        )?;
         let feed_top = match self.feed {
             None => 0,
             Some(FeedConfig { top }) if (1..=MAX_FEED_TOP).contains(&top) => top,
@@ -652,6 +902,7 @@ fn rated(
         history,
         inactivity,
         rating_period_ms,
+        season_reset: None,
     })
 }
 
@@ -696,32 +947,46 @@ fn finite(name: &str, value: f64) -> Result<f64, String> {
 const MAX_RETENTION: u32 = 3660;
 
 /// The window rules of a board from its `windows` and `retention` fields; without `windows`,
-/// every window when `windowed_by_default`, none otherwise.
+/// the calendar windows when `windowed_by_default`, none otherwise; then its seasons.
 fn build_windows(
+    product: &ProductWindows,
     names: Option<Vec<String>>,
     retention: Option<BTreeMap<String, u32>>,
     windowed_by_default: bool,
+    seasons: Option<Arc<Window>>,
 ) -> Result<Vec<WindowRule>, String> {
     let mut rules = match names {
-        None if windowed_by_default => default_windows(),
+        None if windowed_by_default => product.calendar(),
         None => Vec::new(),
         Some(names) => {
             let mut rules: Vec<WindowRule> = Vec::new();
             for name in &names {
-                let window = Window::parse(name).ok_or_else(|| unknown_window(name))?;
-                if rules.iter().any(|rule| rule.window == window) {
+                if name == windows::SEASON {
+                    return Err(
+                        "`windows` does not list `season`: a board keeps its seasons by \
+                         `seasons` (default: every board but rating boards, when the product \
+                         has seasons)"
+                            .into(),
+                    );
+                }
+                let rule = product
+                    .rule(name)
+                    .ok_or_else(|| unknown_window(product, name))?;
+                if rules.iter().any(|known| known.window.name() == name) {
                     return Err(format!("`windows` lists `{name}` twice"));
                 }
-                rules.push(WindowRule {
-                    window,
-                    retention: window.default_retention(),
-                });
+                rules.push(rule);
             }
             rules
         }
     };
+    if let Some(seasons) = seasons {
+        rules.push(WindowRule {
+            retention: seasons.default_retention(),
+            window: seasons,
+        });
+    }
     for (name, kept) in retention.unwrap_or_default() {
-        let window = Window::parse(&name).ok_or_else(|| unknown_window(&name))?;
         if kept > MAX_RETENTION {
             return Err(format!(
                 "`retention.{name}` must be at most {MAX_RETENTION}"
@@ -729,15 +994,21 @@ fn build_windows(
         }
         let rule = rules
             .iter_mut()
-            .find(|rule| rule.window == window)
-            .ok_or_else(|| format!("`retention.{name}` is set but `windows` does not list it"))?;
-        rule.retention = kept;
+            .find(|rule| rule.window.name() == name)
+            .ok_or_else(|| {
+                if name == windows::SEASON || product.rule(&name).is_some() {
+                    format!("`retention.{name}` is set but the board keeps no `{name}` window")
+                } else {
+                    unknown_window(product, &name)
+                }
+            })?;
+        rule.retention = Some(kept);
     }
     Ok(rules)
 }
 
-fn unknown_window(name: &str) -> String {
-    format!("window `{name}` is unknown; use daily, weekly or monthly")
+fn unknown_window(product: &ProductWindows, name: &str) -> String {
+    format!("window `{name}` is unknown; use {}", product.names())
 }
 
 /// One stats rule of the games file: its `rule` and that rule's own fields (any other field is
@@ -1047,11 +1318,67 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"hourly\"] }]",
-                "product `g`, board `w`: window `hourly` is unknown; use daily, weekly or monthly",
+                "product `g`, board `w`: window `hourly` is unknown; use daily, weekly, monthly",
+            ),
+            (
+                "[products.g]\nwindows = { tokyo = { cron = \"0 4 * * *\", timezone = \"Asia/Tokio\" } }",
+                "product `g`, window `tokyo`: `timezone` `Asia/Tokio` is not a tz database name",
+            ),
+            (
+                "[products.g]\nwindows = { tokyo = { cron = \"*/5 4 * * *\", utc_offset = \"+09:00\" } }",
+                "product `g`, window `tokyo`: `cron` `*/5 4 * * *`: the minute must be one number",
+            ),
+            (
+                "[products.g]\nwindows = { weekly = { cron = \"0 4 * * 1\" } }",
+                "product `g`, window `weekly`: the name is taken",
+            ),
+            (
+                "[products.g]\nwindows = { tokyo = { cron = \"0 4 * * *\", zone = \"UTC\" } }",
+                "unknown field `zone`",
+            ),
+            (
+                "[products.g]\nseasons = [{ name = \"s1\", start = 2026-12-01T00:00:00Z, end = 2026-11-01T00:00:00Z }]",
+                "product `g`, `seasons`: season `s1` must start before it ends",
+            ),
+            (
+                "[products.g]\nseasons = [{ name = \"s1\", start = 2026-12-01, end = 2027-01-01T00:00:00Z }]",
+                "product `g`, `seasons`: season `s1`: `start` must be an instant with its offset",
+            ),
+            (
+                "[products.g]\nseasons = [{ name = \"s 1\", start = 2026-12-01T00:00:00Z, end = 2027-01-01T00:00:00Z }]",
+                "season `s 1`: a season's name is 1-32 letters",
+            ),
+            (
+                "[products.g]\nseasons = { cron = \"0 0 1 * *\", timezone = \"UTC\", name = \"x\" }",
+                "product `g`, `seasons`: unknown field `name`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"r\", kind = \"elo\", seasons = true }]",
+                "product `g`, board `r`: `seasons = true` but the product declares no `seasons`",
+            ),
+            (
+                "[products.g]\nseasons = { cron = \"@monthly\" }\nboards = [{ name = \"r\", kind = \"elo\", season_reset = 0.5 }]",
+                "product `g`, board `r`: `season_reset` needs `seasons = true`",
+            ),
+            (
+                "[products.g]\nseasons = { cron = \"@monthly\" }\nboards = [{ name = \"r\", kind = \"elo\", seasons = true, season_reset = 1.5 }]",
+                "`season_reset` must be between 0 and 1, not 1.5",
+            ),
+            (
+                "[products.g]\nseasons = { cron = \"@monthly\" }\nboards = [{ name = \"w\", kind = \"wins\", season_reset = 0.5 }]",
+                "product `g`, board `w`: `season_reset` is for rating boards",
+            ),
+            (
+                "[products.g]\nseasons = { cron = \"@monthly\" }\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"season\"] }]",
+                "`windows` does not list `season`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", retention = { season = 2 } }]",
+                "board `w`: `retention.season` is set but the board keeps no `season` window",
             ),
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\"], retention = { weekly = 3 } }]",
-                "board `w`: `retention.weekly` is set but `windows` does not list it",
+                "board `w`: `retention.weekly` is set but the board keeps no `weekly` window",
             ),
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\", \"daily\"] }]",

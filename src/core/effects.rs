@@ -37,8 +37,8 @@ impl Aggregate {
 pub struct PeriodTarget {
     /// `window:label`, e.g. `daily:2026-11-25` (see `leaderboards::windows`).
     pub key_suffix: String,
-    /// When the period board expires (Unix seconds).
-    pub expires_at_s: u64,
+    /// When the period board expires (Unix seconds); `None`: never (a season kept for good).
+    pub expires_at_s: Option<u64>,
     /// The previous period's `key_suffix`, for a board with a feed (which announces its close
     /// when this one begins); `None` otherwise.
     pub previous_suffix: Option<String>,

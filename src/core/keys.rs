@@ -5,7 +5,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{<product>}:board:<board>` | sorted set | the board in rank order: member `<stamp><player>`, score the negated board score (all time) |
-//! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | the same for one period (`@daily:2026-11-25`); expires |
+//! | `P:{<product>}:board:<board>@<window>:<period>` | sorted set | the same for one period (`@daily:2026-11-25`, `@season:s1`); expires |
 //! | `P:{<product>}:hidden:<board>[@<window>:<period>]` | sorted set | the board's hidden players (moderation), as on the board |
 //! | `<board key>:distinct` | sorted set | the distinct scores on the board (member: the score as text, scored like the board), for dense ranks |
 //! | `P:{<product>}:stats:<player>` | hash | stat name → number; and `~<board>[@<window>:<period>]` → the player's `<stamp>` on that board |

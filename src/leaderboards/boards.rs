@@ -14,7 +14,7 @@ use super::ratings::{
     Inactivity, OpenPeriod, PeriodResult, PeriodStart, RatedTeam, Rating, RatingSystem,
 };
 use super::scoring::{BoardRejection, ScoreContext, ScoringHandler};
-use super::windows::{Period, Window, WindowRule};
+use super::windows::{SEASON, WindowRule};
 
 /// Field values an event must have for a rule to apply (`type = "gameplay"`, …).
 pub type Condition = BTreeMap<String, String>;
@@ -69,6 +69,9 @@ pub enum BoardRule {
         /// Glicko-2's rating period, if matches are rated together per period (each period
         /// without games then grows the deviation by Glickman's step).
         rating_period_ms: Option<u64>,
+        /// How far a player's first match of a season pulls their rating back to the initial
+        /// one before rating it (`None`: the board keeps no seasons or no reset).
+        season_reset: Option<f64>,
     },
 }
 
@@ -84,30 +87,27 @@ pub struct Board {
     pub feed_top: u32,
 }
 
-/// Every window, each with its default retention.
-pub fn default_windows() -> Vec<WindowRule> {
-    Window::ALL
-        .into_iter()
-        .map(|window| WindowRule {
-            window,
-            retention: window.default_retention(),
-        })
-        .collect()
-}
-
 impl Board {
-    /// The boards a change at `at_ms` goes to: all-time (`None`) and the period of each window.
-    /// Computed once per board and event, then shared by its players' changes.
+    /// The season `at_ms` falls in, if the board keeps seasons and one is running.
+    fn season_at(&self, at_ms: u64) -> Option<String> {
+        let rule = self
+            .windows
+            .iter()
+            .find(|rule| rule.window.name() == SEASON)?;
+        Some(rule.window.period_at(at_ms)?.label().to_owned())
+    }
+
+    /// The boards a change at `at_ms` goes to: all-time (`None`) and the period of each window
+    /// (the season's only during a season). Computed once per board and event, then shared by
+    /// its players' changes.
     fn targets(&self, at_ms: u64) -> Vec<Option<PeriodTarget>> {
         std::iter::once(None)
-            .chain(self.windows.iter().map(|rule| {
-                let period = Period::containing(rule.window, at_ms);
-                Some(PeriodTarget {
-                    key_suffix: period.key_suffix(),
-                    expires_at_s: period.expires_at_s(rule.retention),
-                    previous_suffix: (self.feed_top > 0).then(|| period.previous().key_suffix()),
-                })
-            }))
+            .chain(
+                self.windows
+                    .iter()
+                    .filter_map(|rule| rule.target(at_ms, self.feed_top > 0))
+                    .map(Some),
+            )
             .collect()
     }
 
@@ -269,11 +269,24 @@ impl ScoringHandler for BoardSet {
                     history,
                     inactivity,
                     rating_period_ms,
+                    season_reset,
                 } => {
                     let Some(outcome) = event.outcome() else {
                         continue;
                     };
                     let at_ms = cx.at_ms;
+                    // The season the match is in, on a board that resets ratings per season.
+                    let season =
+                        season_reset.and_then(|fraction| Some((fraction, board.season_at(at_ms)?)));
+                    // A player's first match of a season starts from their reset rating.
+                    let reset = |rating: Rating| match &season {
+                        Some((fraction, season))
+                            if rating.matches > 0 && rating.season.as_ref() != Some(season) =>
+                        {
+                            system.soft_reset(rating, *fraction)
+                        }
+                        _ => rating,
+                    };
                     // The state the match is rated from, at the event's time.
                     let stored = |rating: Rating| match (rating_period_ms, inactivity) {
                         (Some(period_ms), _) => system.in_period(rating, at_ms / period_ms),
@@ -298,9 +311,9 @@ impl ScoringHandler for BoardSet {
                                 .players
                                 .iter()
                                 .map(|p| {
-                                    stored(
+                                    reset(stored(
                                         cx.ratings.get(&board.name, p).unwrap_or(system.initial()),
-                                    )
+                                    ))
                                 })
                                 .collect();
                             (ratings, team.place)
@@ -327,6 +340,13 @@ impl ScoringHandler for BoardSet {
                             let mut new = rated[index][slot].clone();
                             if inactivity.is_some() {
                                 new.rated_at_ms = Some(at_ms);
+                            }
+                            if season_reset.is_some() {
+                                // Between seasons a player stays in the one they were in.
+                                new.season = match &season {
+                                    Some((_, season)) => Some(season.clone()),
+                                    None => old.season.clone(),
+                                };
                             }
                             cx.changes.push(Change::Rating {
                                 board: board.name.clone(),
@@ -390,6 +410,9 @@ pub fn rating_fields(rating: &Rating) -> Vec<(&'static str, String)> {
     ];
     if let Some(at_ms) = rating.rated_at_ms {
         fields.push(("rated_at_ms", at_ms.to_string()));
+    }
+    if let Some(season) = &rating.season {
+        fields.push(("season", season.clone()));
     }
     if let Some(period) = &rating.period {
         let start = &period.start;
@@ -460,6 +483,7 @@ pub fn rating_from_fields(fields: &std::collections::HashMap<String, String>) ->
         volatility: get("volatility")?,
         matches: fields.get("matches")?.parse().ok()?,
         rated_at_ms: fields.get("rated_at_ms").and_then(|v| v.parse().ok()),
+        season: fields.get("season").cloned(),
         period: period_from_fields(fields)?,
     })
 }
@@ -506,6 +530,7 @@ impl Board {
                 history,
                 inactivity,
                 rating_period_ms,
+                season_reset,
             } => {
                 let mut settings = match *system {
                     RatingSystem::Elo {
@@ -548,6 +573,9 @@ impl Board {
                 if let Some(period_ms) = rating_period_ms {
                     settings["rating_period_days"] = json!(period_ms / DAY_MS);
                 }
+                if let Some(fraction) = season_reset {
+                    settings["season_reset"] = json!(fraction);
+                }
                 if let Some(inactivity) = inactivity {
                     settings["inactivity_days"] = json!(inactivity.period_ms / DAY_MS);
                     if let Some(growth) = inactivity.growth {
@@ -564,7 +592,12 @@ impl Board {
         description["windows"] = self
             .windows
             .iter()
-            .map(|rule| json!({ "window": rule.window.name(), "retention": rule.retention }))
+            .map(|rule| {
+                let mut window = rule.window.describe();
+                window["window"] = json!(rule.window.name());
+                window["retention"] = json!(rule.retention);
+                window
+            })
             .collect();
         description
     }

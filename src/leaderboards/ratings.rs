@@ -29,6 +29,10 @@ pub struct Rating {
     /// boards with an inactivity rule, which grow the deviation from it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rated_at_ms: Option<u64>,
+    /// The season the player was last rated in, on boards with a `season_reset` (their first
+    /// match of another season starts from the reset rating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub season: Option<String>,
     /// The Glicko-2 rating period the player is in (boards with `rating_period_days`):
     /// `rating`, `deviation` and `volatility` are then what the period's results so far make
     /// of its start, which is what they will be when it closes unless the player plays again.
@@ -162,6 +166,7 @@ impl RatingSystem {
             volatility,
             matches: 0,
             rated_at_ms: None,
+            season: None,
             period: None,
         }
     }
@@ -229,6 +234,18 @@ impl RatingSystem {
         };
         Rating {
             deviation: deviation.min(ceiling).max(rating.deviation),
+            ..rating
+        }
+    }
+
+    /// `rating` pulled `fraction` of the way back to the initial rating (and its deviation as
+    /// far back to the initial deviation): where a player starts a new season from.
+    pub fn soft_reset(&self, rating: Rating, fraction: f64) -> Rating {
+        let initial = self.initial();
+        let pull = |value: f64, towards: f64| value + (towards - value) * fraction;
+        Rating {
+            rating: pull(rating.rating, initial.rating),
+            deviation: pull(rating.deviation, initial.deviation),
             ..rating
         }
     }
@@ -566,6 +583,7 @@ fn from_elo(r: EloRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        season: None,
         period: None,
     }
 }
@@ -583,6 +601,7 @@ fn from_glicko2(r: Glicko2Rating) -> Rating {
         volatility: r.volatility,
         matches: 0,
         rated_at_ms: None,
+        season: None,
         period: None,
     }
 }
@@ -599,6 +618,7 @@ fn from_trueskill(r: TrueSkillRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        season: None,
         period: None,
     }
 }
@@ -615,6 +635,7 @@ fn from_weng_lin(r: WengLinRating) -> Rating {
         volatility: 0.0,
         matches: 0,
         rated_at_ms: None,
+        season: None,
         period: None,
     }
 }
@@ -770,6 +791,7 @@ mod tests {
             volatility: 0.06,
             matches: 12,
             rated_at_ms: Some(1_000),
+            season: None,
             period: None,
         };
         // Within the first period: unchanged.
@@ -792,6 +814,7 @@ mod tests {
         assert_eq!(decayed.deviation, 350.0);
         let untimed = Rating {
             rated_at_ms: None,
+            season: None,
             ..rated.clone()
         };
         assert_eq!(glicko2.decayed(untimed.clone(), &weekly, u64::MAX), untimed);
@@ -807,6 +830,7 @@ mod tests {
             volatility: 0.0,
             matches: 40,
             rated_at_ms: Some(0),
+            season: None,
             period: None,
         };
         let decayed = trueskill.decayed(sure.clone(), &growing, 4 * WEEK);
@@ -826,6 +850,7 @@ mod tests {
             volatility,
             matches: 10,
             rated_at_ms: None,
+            season: None,
             period: None,
         }
     }
@@ -928,6 +953,7 @@ mod tests {
             volatility: 0.06,
             matches: 0,
             rated_at_ms: None,
+            season: None,
             period: None,
         };
         let b = Rating {
@@ -936,6 +962,7 @@ mod tests {
             volatility: 0.06,
             matches: 3,
             rated_at_ms: None,
+            season: None,
             period: None,
         };
         let rated = system

@@ -1,6 +1,8 @@
 //! HTTP handlers for ranked leaderboards: pages, a player's standing ("around me") and the
 //! ranks of several players at once, for the all-time board or one period of a window.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -14,7 +16,7 @@ use crate::core::ids::PlayerId;
 use crate::core::keys::BoardKeys;
 use crate::leaderboards::head::Head;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
-use crate::leaderboards::windows::{Period, Window};
+use crate::leaderboards::windows::{CALENDAR, SEASON};
 
 /// Rows a page returns unless `limit` says otherwise.
 const DEFAULT_LIMIT: u64 = 50;
@@ -119,12 +121,17 @@ impl QueryParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ViewParams {
-    /// `all` (default), `daily`, `weekly` or `monthly`.
+    /// `all` (default), `daily`, `weekly`, `monthly`, one of the product's own windows, or
+    /// `season` (the board per season, when the product has seasons).
     window: Option<String>,
-    /// The period of the window: `2026-11-25` (daily), `2026-W48` (weekly, ISO week) or
-    /// `2026-11` (monthly); default the current one (UTC). Only with a `window` other than
-    /// `all`, in that window's form (else 400 `invalid_query`).
+    /// The period of the window: `2026-11-25` (daily), `2026-W48` (weekly, ISO week),
+    /// `2026-11` (monthly), a period's start for a product's own window
+    /// (`2026-12-01T04:00+09:00`; a `+` may arrive as a space), a season's name; default the
+    /// current one. Only with a `window` other than `all`, in that window's form (else 400
+    /// `invalid_query`).
     period: Option<String>,
+    /// A season's name: the same as `window=season&period=<name>`.
+    season: Option<String>,
     /// `standard` (1, 2, 2, 4; default), `dense` (1, 2, 2, 3) or `ordinal` (1, 2, 3, 4).
     ranking: Option<String>,
 }
@@ -207,11 +214,15 @@ pub struct PageParams {
 pub struct BoardView {
     product_id: String,
     board: String,
-    /// `all`, `daily`, `weekly` or `monthly`.
-    window: &'static str,
-    /// The period's label (`2026-11-25`, `2026-W48`, `2026-11`); absent for all-time.
+    /// `all`, `daily`, `weekly`, `monthly`, a product's own window or `season`.
+    window: String,
+    /// The period's label (`2026-11-25`, `2026-W48`, `2026-11`, `2026-12-01T04:00+09:00`, a
+    /// season's name); absent for all-time.
     #[serde(skip_serializing_if = "Option::is_none")]
     period: Option<String>,
+    /// When the period starts (RFC 3339, UTC); absent for all-time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starts_at: Option<String>,
     /// When the period ends (RFC 3339, UTC): the next one starts then; absent for all-time.
     #[serde(skip_serializing_if = "Option::is_none")]
     ends_at: Option<String>,
@@ -239,57 +250,102 @@ fn board_view_at(
     let product = parse_product(product)?;
     let board_config = find_board(state, &product, board)?;
     let keys = state.store.keys().product(&product);
-    let window = match query.one("window")? {
-        None | Some("all") => None,
-        Some(raw) => Some(Window::parse(raw).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("`window` must be all, daily, weekly or monthly, not `{raw}`"),
-            )
-        })?),
-    };
-    let Some(window) = window else {
-        if query.one("period")?.is_some() {
+    let season = query.one("season")?;
+    let window = match (query.one("window")?, season) {
+        (Some(window), Some(_)) if window != SEASON => {
             return Err(ApiError::new(
                 ErrorCode::InvalidQuery,
-                "`period` needs a `window` (daily, weekly or monthly)",
+                "`season` names a period of the `season` window; drop `window` or set it to season",
+            ));
+        }
+        (_, Some(_)) => Some(SEASON),
+        (None | Some("all"), None) => None,
+        (Some(name), None) => Some(name),
+    };
+    let label = match (query.one("period")?, season) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "give `season` or `period`, not both",
+            ));
+        }
+        (period, season) => period.or(season),
+    };
+    let Some(window) = window else {
+        if label.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`period` needs a `window` (daily, weekly, monthly or another the board keeps)",
             ));
         }
         let view = BoardView {
             product_id: product.to_string(),
             board: board.to_owned(),
-            window: "all",
+            window: "all".to_owned(),
             period: None,
+            starts_at: None,
             ends_at: None,
         };
         return Ok((view, keys.board_keys(board, None)));
     };
-    if !board_config
-        .windows
-        .iter()
-        .any(|rule| rule.window == window)
-    {
+    // A name no board of the product keeps is a mistake in the query, not a missing window.
+    let product_windows: BTreeSet<&str> = CALENDAR
+        .into_iter()
+        .chain(state.games.product(&product).into_iter().flat_map(|games| {
+            games
+                .boards
+                .boards()
+                .iter()
+                .flat_map(|board| board.windows.iter().map(|rule| rule.window.name()))
+        }))
+        .collect();
+    if !product_windows.contains(window) {
+        let names: Vec<&str> = product_windows.into_iter().collect();
         return Err(ApiError::new(
-            ErrorCode::WindowNotKept,
+            ErrorCode::InvalidQuery,
             format!(
-                "board `{board}` of `{product}` keeps no {} window",
-                window.name()
+                "`window` must be all or a window of `{product}` ({}), not `{window}`",
+                names.join(", ")
             ),
         ));
     }
-    let period = match query.one("period")? {
-        None => Period::containing(window, now_ms),
-        Some(label) => Period::parse(window, label).ok_or_else(|| {
+    let Some(rule) = board_config
+        .windows
+        .iter()
+        .find(|rule| rule.window.name() == window)
+    else {
+        let kept: Vec<&str> = std::iter::once("all")
+            .chain(board_config.windows.iter().map(|rule| rule.window.name()))
+            .collect();
+        return Err(ApiError::new(
+            ErrorCode::WindowNotKept,
+            format!(
+                "board `{board}` of `{product}` keeps no `{window}` window; it keeps {}",
+                kept.join(", ")
+            ),
+        ));
+    };
+    let period = match label {
+        None => rule.window.period_at(now_ms).ok_or_else(|| {
             ApiError::new(
-                ErrorCode::InvalidQuery,
+                ErrorCode::PeriodNotFound,
                 format!(
-                    "`{label}` is not a {} period; use {}",
-                    window.name(),
-                    match window {
-                        Window::Daily => "YYYY-MM-DD",
-                        Window::Weekly => "YYYY-Www (ISO week)",
-                        Window::Monthly => "YYYY-MM",
-                    }
+                    "no season of `{product}` is running; name one: {}",
+                    rule.window.label_format()
+                ),
+            )
+        })?,
+        Some(label) => rule.window.parse_period(label).ok_or_else(|| {
+            let (code, kind) = if window == SEASON {
+                (ErrorCode::PeriodNotFound, "season")
+            } else {
+                (ErrorCode::InvalidQuery, "period")
+            };
+            ApiError::new(
+                code,
+                format!(
+                    "`{label}` is not a {kind} of the `{window}` window; use {}",
+                    rule.window.label_format()
                 ),
             )
         })?,
@@ -297,8 +353,9 @@ fn board_view_at(
     let view = BoardView {
         product_id: product.to_string(),
         board: board.to_owned(),
-        window: window.name(),
-        period: Some(period.label()),
+        window: window.to_owned(),
+        period: Some(period.label().to_owned()),
+        starts_at: Some(period.starts_at()),
         ends_at: Some(period.ends_at()),
     };
     Ok((view, keys.board_keys(board, Some(&period.key_suffix()))))
@@ -359,7 +416,8 @@ pub async fn entries(
     let query = QueryParams::parse(
         raw,
         &[
-            "window", "period", "limit", "offset", "after", "before", "ranking", "as_of", "with",
+            "window", "period", "season", "limit", "offset", "after", "before", "ranking", "as_of",
+            "with",
         ],
     )?;
     let with_names = query.with_names()?;
@@ -543,7 +601,10 @@ pub async fn standing(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StandingResponse>, ApiError> {
     let Path((product, board, player)) = path.map_err(bad_path)?;
-    let query = QueryParams::parse(raw, &["window", "period", "around", "ranking", "with"])?;
+    let query = QueryParams::parse(
+        raw,
+        &["window", "period", "season", "around", "ranking", "with"],
+    )?;
     let with_names = query.with_names()?;
     let (view, keys) = board_view(&state, &product, &board, &query)?;
     let player = parse_player(&player)?;
@@ -626,7 +687,10 @@ pub async fn ranks(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RanksResponse>, ApiError> {
     let Path((product, board)) = path.map_err(bad_path)?;
-    let query = QueryParams::parse(raw, &["window", "period", "user_id", "ranking", "with"])?;
+    let query = QueryParams::parse(
+        raw,
+        &["window", "period", "season", "user_id", "ranking", "with"],
+    )?;
     let with_names = query.with_names()?;
     let (view, keys) = board_view(&state, &product, &board, &query)?;
     let ties = query.ties()?;

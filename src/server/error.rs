@@ -60,6 +60,8 @@ error_codes! {
     ProductNotFound = "product_not_found" => NOT_FOUND,
     BoardNotFound = "board_not_found" => NOT_FOUND,
     WindowNotKept = "window_not_kept" => NOT_FOUND,
+    /// A season that is not declared, or no season running when none is named.
+    PeriodNotFound = "period_not_found" => NOT_FOUND,
     NotARatingBoard = "not_a_rating_board" => NOT_FOUND,
     PlayerNotRated = "player_not_rated" => NOT_FOUND,
     PlayerNotOnBoard = "player_not_on_board" => NOT_FOUND,

@@ -755,7 +755,8 @@ impl BoardChange<'_> {
             args.push(
                 period
                     .as_ref()
-                    .map(|p| text(p.expires_at_s))
+                    .and_then(|p| p.expires_at_s)
+                    .map(text)
                     .unwrap_or_default(),
             );
             // Only a feed announces a previous period's close.

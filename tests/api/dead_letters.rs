@@ -11,7 +11,7 @@ use stats_tracker::core::config::{Secret, Settings};
 use stats_tracker::core::event::{REDRIVE_LETTER_FIELD, REDRIVE_OF_FIELD};
 use stats_tracker::core::store::Store;
 use stats_tracker::dead_letters::{self, EventStreamSink};
-use stats_tracker::leaderboards::windows::{Period, Window};
+use stats_tracker::leaderboards::windows::Window;
 
 use crate::crash::CHAOS_GAMES;
 use crate::faults::lease_holder;
@@ -674,7 +674,11 @@ async fn a_redriven_event_counts_in_the_period_it_happened() {
     let answer = redrive(&app, json!({"product": "league"})).await;
     assert_eq!(answer["redriven"].as_array().map(Vec::len), Some(1));
     wait_until_drained(&mut stream, Duration::from_secs(20)).await;
-    let then = Period::containing(Window::Daily, three_days_ago).label();
+    let then = Window::calendar("daily")
+        .and_then(|daily| daily.period_at(three_days_ago))
+        .expect("a day")
+        .label()
+        .to_owned();
     let (status, page) = app
         .get_json(&format!(
             "/v1/products/league/boards/wins/entries?window=daily&period={then}"

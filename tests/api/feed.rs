@@ -301,7 +301,7 @@ pub fn expected_exrps_feed(
 ) -> Vec<FeedLine> {
     use skillratings::elo::{EloConfig, EloRating, elo};
     let mut feed = Vec::new();
-    use stats_tracker::leaderboards::windows::{Period, Window};
+    use stats_tracker::leaderboards::windows::{CALENDAR, Window};
     // The all-time board ("") and each period's, by its `<window>:<label>`.
     let mut wins: HashMap<String, ModelBoard> = HashMap::new();
     let mut elo_board = ModelBoard::default();
@@ -333,9 +333,11 @@ pub fn expected_exrps_feed(
             .expect("a stream id");
         // Each target with the period before it (none for all-time).
         let targets: Vec<(String, String)> = std::iter::once((String::new(), String::new()))
-            .chain(Window::ALL.into_iter().map(|window| {
-                let period = Period::containing(window, at_ms);
-                (period.key_suffix(), period.previous().key_suffix())
+            .chain(CALENDAR.into_iter().map(|name| {
+                let window = Window::calendar(name).expect("a calendar window");
+                let period = window.period_at(at_ms).expect("a period");
+                let previous = window.previous(&period).expect("a period before");
+                (period.key_suffix(), previous.key_suffix())
             }))
             .collect();
         // wins: the winner's score + 1; a loser (both, in a draw) put on the board at 0; on

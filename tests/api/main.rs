@@ -29,6 +29,7 @@ mod pool;
 mod ratings;
 mod readme;
 mod relay;
+mod seasons;
 mod server;
 mod tls;
 mod webhooks;
