@@ -401,7 +401,7 @@ fn cursor(raw: &str, name: &str) -> Result<rank::Row, ApiError> {
     responses(
         (status = 200, description = "The page; `next`/`prev` are cursors for the pages around it", body = PageResponse),
         (status = 400, description = "`invalid_query`, `invalid_cursor`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
-        (status = 404, description = "`product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 404, description = "`product_not_found`, `board_not_found`, `window_not_kept` or `period_not_found`", body = ErrorBody),
         (status = 409, description = "`history_incomplete`: with `as_of`, the history cannot tell (or is not kept)", body = ErrorBody),
         (status = 422, description = "`as_of_too_costly`: with `as_of`, too many entries to replay", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
@@ -591,7 +591,7 @@ pub struct AroundParams {
     responses(
         (status = 200, description = "The player's standing", body = StandingResponse),
         (status = 400, description = "`invalid_query`, `invalid_user_id`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
-        (status = 404, description = "`player_not_on_board`, `product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 404, description = "`player_not_on_board`, `product_not_found`, `board_not_found`, `window_not_kept` or `period_not_found`", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
@@ -677,7 +677,7 @@ pub struct PlayersParams {
     responses(
         (status = 200, description = "The players on the board, best first, and those not on it", body = RanksResponse),
         (status = 400, description = "`invalid_query` (no or too many players), `invalid_user_id`, `invalid_product_id` or `invalid_path`", body = ErrorBody),
-        (status = 404, description = "`product_not_found`, `board_not_found` or `window_not_kept`", body = ErrorBody),
+        (status = 404, description = "`product_not_found`, `board_not_found`, `window_not_kept` or `period_not_found`", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
