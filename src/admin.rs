@@ -24,7 +24,7 @@ for b = 0, boards - 1 do
   local board, distinct, hidden = KEYS[5 + 3 * b], KEYS[6 + 3 * b], KEYS[7 + 3 * b]
   local stamp = redis.call('HGET', KEYS[2], ARGV[3 + b])
   local stored = stamp and redis.call('ZSCORE', board, stamp .. player)
-  if stored then unindex(board, distinct, stamp .. player, -tonumber(stored)) end
+  if stored then unindex(board, distinct, stamp, player, -tonumber(stored)) end
   if stamp then redis.call('ZREM', hidden, stamp .. player) end
 end
 redis.call('DEL', KEYS[2])

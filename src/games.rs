@@ -15,7 +15,9 @@ use crate::core::effects::Aggregate;
 use crate::core::ids::ProductId;
 use crate::core::keys::STAMP_FIELD_PREFIX;
 use crate::core::validation::Validation;
-use crate::leaderboards::boards::{Board, BoardRule, BoardSet, Condition, DAY_MS};
+use crate::leaderboards::boards::{
+    Board, BoardRule, BoardSet, Column, ColumnSource, Condition, DAY_MS,
+};
 use crate::leaderboards::ratings::{Display, Inactivity, RatingSystem, defaults};
 use crate::leaderboards::scoring::{RejectUnknown, ScoringHandler, WINS_BOARD};
 use crate::leaderboards::windows::{self, Schedule, Season, Window, WindowRule, Zone};
@@ -477,6 +479,7 @@ enum BoardKind {
     Max(AggregateBoard),
     Min(AggregateBoard),
     Last(AggregateBoard),
+    Columns(ColumnsBoard),
     Elo(EloBoard),
     Glicko2(Glicko2Board),
     Trueskill(TrueSkillBoard),
@@ -625,17 +628,94 @@ fn rating_history() -> usize {
 
 /// History entries a rating board keeps per player unless it says.
 const DEFAULT_HISTORY: usize = 100;
+/// A board ranked by several score columns: each column a table with `name`, `kind` (a
+/// `wins`, `count`, `sum`, `max`, `min` or `last` board's kind, with its fields) and `order`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnsBoard {
+    columns: Vec<toml::Table>,
+}
+
+/// Most score columns a board may have.
+const MAX_COLUMNS: usize = 5;
+
+/// The kinds a score column can be.
+const COLUMN_KINDS: [&str; 6] = ["wins", "count", "sum", "max", "min", "last"];
+
+/// One score column from its table.
+fn read_column(mut table: toml::Table) -> Result<Column, String> {
+    let name = match table.remove("name") {
+        None => return Err("`name` is required".into()),
+        Some(toml::Value::String(name)) if valid_name(&name) => name,
+        Some(other) => {
+            return Err(format!(
+                "`name` must be 1-32 letters, digits, `_` or `-`, not {other}"
+            ));
+        }
+    };
+    let describe = |message: String| format!("column `{name}`: {message}");
+    let ascending = match table.remove("order") {
+        None => false,
+        Some(toml::Value::String(order)) if order == "desc" => false,
+        Some(toml::Value::String(order)) if order == "asc" => true,
+        Some(other) => {
+            return Err(describe(format!(
+                "`order` must be \"asc\" (lower first) or \"desc\" (higher first), not {other}"
+            )));
+        }
+    };
+    let kind = match table.remove("kind") {
+        None => return Err(describe("`kind` is required".into())),
+        Some(toml::Value::String(kind)) if COLUMN_KINDS.contains(&kind.as_str()) => kind,
+        Some(other) => {
+            return Err(describe(format!(
+                "`kind` must be one of {}, not {other}",
+                COLUMN_KINDS.join(", ")
+            )));
+        }
+    };
+    let rule = BoardKind::read(&kind, table)
+        .and_then(BoardKind::rule)
+        .map_err(|message| describe(format!("kind `{kind}`: {message}")))?;
+    let source = match rule {
+        BoardRule::Field {
+            validate,
+            when,
+            player,
+            field,
+            how,
+        } => {
+            if validate != Validation::default() {
+                return Err(describe("`validate` is not supported on columns".into()));
+            }
+            ColumnSource::Field {
+                when,
+                player,
+                field,
+                how,
+            }
+        }
+        _ => ColumnSource::Wins,
+    };
+    Ok(Column {
+        name,
+        ascending,
+        source,
+    })
+}
+
 /// Most history entries a board may keep per player.
 const MAX_HISTORY: usize = 10_000;
 
 /// The kinds a board can be (`BoardKind::read` reads each).
-const BOARD_KINDS: [&str; 10] = [
+const BOARD_KINDS: [&str; 11] = [
     "wins",
     "count",
     "sum",
     "max",
     "min",
     "last",
+    "columns",
     "elo",
     "glicko2",
     "trueskill",
@@ -740,6 +820,9 @@ impl BoardConfig {
             !rated,
             seasons.cloned(),
         )?;
+        if matches!(rule, BoardRule::Columns(_)) && self.feed.is_some() {
+            return Err("`feed` is not supported on boards with columns".into());
+        }
         let feed_top = match self.feed {
             None => 0,
             Some(FeedConfig { top }) if (1..=MAX_FEED_TOP).contains(&top) => top,
@@ -772,6 +855,7 @@ impl BoardKind {
             "max" => BoardKind::Max(read_table(table)?),
             "min" => BoardKind::Min(read_table(table)?),
             "last" => BoardKind::Last(read_table(table)?),
+            "columns" => BoardKind::Columns(read_table(table)?),
             "elo" => BoardKind::Elo(read_table(table)?),
             "glicko2" => BoardKind::Glicko2(read_table(table)?),
             "trueskill" => BoardKind::Trueskill(read_table(table)?),
@@ -805,6 +889,25 @@ impl BoardKind {
             BoardKind::Max(board) => field(board, Aggregate::Max)?,
             BoardKind::Min(board) => field(board, Aggregate::Min)?,
             BoardKind::Last(board) => field(board, Aggregate::Last)?,
+            BoardKind::Columns(board) => {
+                if !(1..=MAX_COLUMNS).contains(&board.columns.len()) {
+                    return Err(format!(
+                        "`columns` must list 1 to {MAX_COLUMNS} columns, not {}",
+                        board.columns.len()
+                    ));
+                }
+                let columns = board
+                    .columns
+                    .into_iter()
+                    .map(read_column)
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (index, column) in columns.iter().enumerate() {
+                    if columns[..index].iter().any(|c| c.name == column.name) {
+                        return Err(format!("column `{}` is defined twice", column.name));
+                    }
+                }
+                BoardRule::Columns(columns)
+            }
             BoardKind::Elo(board) => rated(
                 RatingSystem::Elo {
                     initial_rating: finite("initial_rating", board.initial_rating)?,
@@ -1237,6 +1340,7 @@ mod tests {
                     BoardRule::Wins => "wins".to_owned(),
                     BoardRule::Field { how, field, .. } => format!("{how:?}{}", field.is_some()),
                     BoardRule::Rated { system, .. } => system.name().to_owned(),
+                    BoardRule::Columns(_) => "columns".to_owned(),
                 });
             }
         }
@@ -1251,6 +1355,7 @@ mod tests {
             "Maxtrue",
             "Mintrue",
             "Lasttrue",
+            "columns",
         ] {
             assert!(kinds.contains(kind), "example lacks a {kind} board");
         }
@@ -1294,7 +1399,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"b\", kind = \"chess\" }]",
-                "product `g`, board `b`: `kind` `chess` is unknown; use wins, count, sum, max, min, last, elo, glicko2, trueskill, weng_lin",
+                "product `g`, board `b`: `kind` `chess` is unknown; use wins, count, sum, max, min, last, columns, elo, glicko2, trueskill, weng_lin",
             ),
             (
                 "[products.g]\nboards = [{ name = \"b\", kind = \"wins\" }, { name = \"b\", kind = \"wins\" }]",
@@ -1375,6 +1480,34 @@ mod tests {
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", retention = { season = 2 } }]",
                 "board `w`: `retention.season` is set but the board keeps no `season` window",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [] }]",
+                "product `g`, board `c`: `columns` must list 1 to 5 columns, not 0",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"w\", kind = \"elo\" }] }]",
+                "product `g`, board `c`: column `w`: `kind` must be one of wins, count, sum, max, min, last",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"w\", kind = \"wins\", order = \"up\" }] }]",
+                "column `w`: `order` must be \"asc\" (lower first) or \"desc\" (higher first)",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"k\", kind = \"sum\", player = \"user_id\", when = {}, field = \"x\", validate = { min = 0 } }] }]",
+                "column `k`: `validate` is not supported on columns",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"k\", kind = \"count\", when = {} }] }]",
+                "column `k`: kind `count`: missing field `player`",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"w\", kind = \"wins\" }, { name = \"w\", kind = \"wins\" }] }]",
+                "column `w` is defined twice",
+            ),
+            (
+                "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", feed = { top = 3 }, columns = [{ name = \"w\", kind = \"wins\" }] }]",
+                "product `g`, board `c`: `feed` is not supported on boards with columns",
             ),
             (
                 "[products.g]\nboards = [{ name = \"w\", kind = \"wins\", windows = [\"daily\"], retention = { weekly = 3 } }]",

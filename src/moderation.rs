@@ -85,7 +85,8 @@ for i = 1, #fields, 2 do
     local board = base .. ':board:' .. name
     local distinct = board .. DISTINCT
     local copy = base .. HIDDEN .. name
-    local member = fields[i + 1] .. player
+    local prefix = fields[i + 1]
+    local member = prefix .. player
     local from, to = board, copy
     if not hiding then from, to = copy, board end
     local stored = redis.call('ZSCORE', from, member)
@@ -95,13 +96,14 @@ for i = 1, #fields, 2 do
       local expires = redis.call('PEXPIRETIME', from)
       if redis.call('EXISTS', to) == 1 then expires = -1 end
       if hiding then
-        unindex(board, distinct, member, -tonumber(stored))
+        unindex(board, distinct, prefix, player, -tonumber(stored))
       else
         redis.call('ZREM', copy, member)
       end
       redis.call('ZADD', to, stored, member)
       if not hiding then
-        redis.call('ZADD', distinct, stored, num(-tonumber(stored)))
+        local tail = string.sub(prefix, 1, #prefix - 8)
+        redis.call('ZADD', distinct, stored, tail .. num(-tonumber(stored)))
         if expires > 0 then redis.call('PEXPIREAT', distinct, expires) end
       end
       if expires > 0 then redis.call('PEXPIREAT', to, expires) end

@@ -44,6 +44,16 @@ pub struct PeriodTarget {
     pub previous_suffix: Option<String>,
 }
 
+/// One column's part of a row update on a board with several score columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColumnUpdate {
+    pub how: Aggregate,
+    /// Lower values rank first.
+    pub ascending: bool,
+    /// What the event brings the column (`None`: nothing, it keeps its value).
+    pub value: Option<f64>,
+}
+
 /// One change to a product's data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -64,6 +74,14 @@ pub enum Change {
         period: Option<PeriodTarget>,
         player: PlayerId,
         feed_top: u32,
+    },
+    /// Update the player's row on `board`, a board with several score columns (adding them if
+    /// absent): every column in order, each with the value this event brings it, if any.
+    ScoreColumns {
+        board: String,
+        period: Option<PeriodTarget>,
+        player: PlayerId,
+        columns: Vec<ColumnUpdate>,
     },
     /// Append an entry of `kind` to the product's change feed (a rating change).
     Feed {

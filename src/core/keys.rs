@@ -112,6 +112,7 @@ impl PartitionKeys {
             board,
             stamp_field: format!("{STAMP_FIELD_PREFIX}{name}"),
             stats_prefix: self.stats_prefix(),
+            columns: Columns::default(),
         }
     }
     /// A glob matching the period boards of `board` (and their index keys).
@@ -309,6 +310,26 @@ pub struct BoardKeys {
     /// The stats hash field holding a player's stamp on this board.
     pub stamp_field: String,
     stats_prefix: String,
+    /// The board's score columns, if it has several (readers decode members by them).
+    pub columns: Columns,
+}
+
+/// The score columns of a board with several (empty for a one-score board): each column's name
+/// and whether lower values rank first. The first column is the sorted set's score, each
+/// other one 8 bytes at the start of members, before the stamp (see `leaderboards::rank`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns(pub Vec<(String, bool)>);
+
+impl Columns {
+    /// Bytes of the columns after the first at the start of each member.
+    pub fn tail_bytes(&self) -> usize {
+        8 * self.0.len().saturating_sub(1)
+    }
+
+    /// Whether the (first) score ranks lower values first.
+    pub fn first_ascending(&self) -> bool {
+        self.0.first().is_some_and(|(_, ascending)| *ascending)
+    }
 }
 
 impl BoardKeys {
@@ -325,6 +346,7 @@ impl BoardKeys {
             hidden: rebase(&self.hidden),
             stamp_field: self.stamp_field.clone(),
             stats_prefix: rebase(&self.stats_prefix),
+            columns: self.columns.clone(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::core::effects::{Aggregate, Change, PeriodTarget};
+use crate::core::effects::{Aggregate, Change, ColumnUpdate, PeriodTarget};
 use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::validation::Validation;
@@ -57,6 +57,9 @@ pub enum BoardRule {
         /// Values an event may bring (a counter's 1 is never checked).
         validate: Validation,
     },
+    /// Several score columns, ranked by the first, ties by the next and so on, then by who
+    /// reached the row first.
+    Columns(Vec<Column>),
     /// A skill rating, updated by every match outcome.
     Rated {
         system: RatingSystem,
@@ -73,6 +76,70 @@ pub enum BoardRule {
         /// one before rating it (`None`: the board keeps no seasons or no reset).
         season_reset: Option<f64>,
     },
+}
+
+/// One score column of a board with several.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// Lower values rank first (default: higher first).
+    pub ascending: bool,
+    pub source: ColumnSource,
+}
+
+/// What a column counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnSource {
+    /// +1 per match won alone (every participant gets a row).
+    Wins,
+    /// Per event matching `when`, the player in field `player`: `field`'s value (1 when no
+    /// field) combined by `how`.
+    Field {
+        when: Condition,
+        player: String,
+        field: Option<String>,
+        how: Aggregate,
+    },
+}
+
+impl Column {
+    pub fn how(&self) -> Aggregate {
+        match &self.source {
+            ColumnSource::Wins => Aggregate::Sum,
+            ColumnSource::Field { how, .. } => *how,
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let mut description = match &self.source {
+            ColumnSource::Wins => json!({ "kind": "wins" }),
+            ColumnSource::Field {
+                when,
+                player,
+                field,
+                how,
+            } => json!({
+                "kind": kind_name(*how, field.is_some()),
+                "when": when,
+                "player": player,
+                "field": field,
+            }),
+        };
+        description["name"] = json!(self.name);
+        description["order"] = json!(if self.ascending { "asc" } else { "desc" });
+        description
+    }
+}
+
+/// The board kind of a field aggregate (`count` is a sum without a field).
+fn kind_name(how: Aggregate, has_field: bool) -> &'static str {
+    match (how, has_field) {
+        (Aggregate::Sum, false) => "count",
+        (Aggregate::Sum, true) => "sum",
+        (Aggregate::Max, _) => "max",
+        (Aggregate::Min, _) => "min",
+        (Aggregate::Last, _) => "last",
+    }
 }
 
 /// One leaderboard of a product.
@@ -167,10 +234,33 @@ impl BoardSet {
 
     /// The event fields the boards read a player id from (besides match outcomes).
     pub fn player_fields(&self) -> impl Iterator<Item = &str> {
-        self.boards.iter().filter_map(|board| match &board.rule {
-            BoardRule::Field { player, .. } => Some(player.as_str()),
-            _ => None,
+        self.boards.iter().flat_map(|board| {
+            let fields: Vec<&str> = match &board.rule {
+                BoardRule::Field { player, .. } => vec![player.as_str()],
+                BoardRule::Columns(columns) => columns
+                    .iter()
+                    .filter_map(|column| match &column.source {
+                        ColumnSource::Field { player, .. } => Some(player.as_str()),
+                        ColumnSource::Wins => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            fields
         })
+    }
+
+    /// The score columns of board `name` as the readers need them (none: one score).
+    pub fn columns(&self, name: &str) -> crate::core::keys::Columns {
+        match self.get(name).map(|board| &board.rule) {
+            Some(BoardRule::Columns(columns)) => crate::core::keys::Columns(
+                columns
+                    .iter()
+                    .map(|column| (column.name.clone(), column.ascending))
+                    .collect(),
+            ),
+            _ => crate::core::keys::Columns::default(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Board> {
@@ -262,6 +352,79 @@ impl ScoringHandler for BoardSet {
                     }
                     let targets = board.targets(cx.at_ms);
                     board.score(cx, &targets, &player, *how, value);
+                }
+                BoardRule::Columns(columns) => {
+                    // Each player's values, in the order the players first appear.
+                    let mut rows: Vec<(PlayerId, Vec<Option<f64>>)> = Vec::new();
+                    let row_of = |rows: &mut Vec<(PlayerId, Vec<Option<f64>>)>,
+                                  player: &PlayerId|
+                     -> usize {
+                        match rows.iter().position(|(p, _)| p == player) {
+                            Some(at) => at,
+                            None => {
+                                rows.push((player.clone(), vec![None; columns.len()]));
+                                rows.len() - 1
+                            }
+                        }
+                    };
+                    for (index, column) in columns.iter().enumerate() {
+                        match &column.source {
+                            ColumnSource::Wins => {
+                                let Some(outcome) = event.outcome() else {
+                                    continue;
+                                };
+                                let winner = outcome.sole_winner();
+                                for (team_index, team) in outcome.teams.iter().enumerate() {
+                                    for player in &team.players {
+                                        let at = row_of(&mut rows, player);
+                                        if Some(team_index) == winner {
+                                            rows[at].1[index] = Some(1.0);
+                                        }
+                                    }
+                                }
+                            }
+                            ColumnSource::Field {
+                                when,
+                                player,
+                                field,
+                                ..
+                            } => {
+                                if !matches(event, when) {
+                                    continue;
+                                }
+                                let player = event.player(player)?;
+                                let value = match field {
+                                    Some(field) => number(event, field)?,
+                                    None => 1.0,
+                                };
+                                let at = row_of(&mut rows, &player);
+                                rows[at].1[index] = Some(value);
+                            }
+                        }
+                    }
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let targets = board.targets(cx.at_ms);
+                    for (player, values) in rows {
+                        let updates: Vec<ColumnUpdate> = columns
+                            .iter()
+                            .zip(values)
+                            .map(|(column, value)| ColumnUpdate {
+                                how: column.how(),
+                                ascending: column.ascending,
+                                value,
+                            })
+                            .collect();
+                        for period in &targets {
+                            cx.changes.push(Change::ScoreColumns {
+                                board: board.name.clone(),
+                                period: period.clone(),
+                                player: player.clone(),
+                                columns: updates.clone(),
+                            });
+                        }
+                    }
                 }
                 BoardRule::Rated {
                     system,
@@ -510,13 +673,7 @@ impl Board {
                 how,
                 validate,
             } => {
-                let kind = match (how, field) {
-                    (Aggregate::Sum, None) => "count",
-                    (Aggregate::Sum, Some(_)) => "sum",
-                    (Aggregate::Max, _) => "max",
-                    (Aggregate::Min, _) => "min",
-                    (Aggregate::Last, _) => "last",
-                };
+                let kind = kind_name(*how, field.is_some());
                 let mut description =
                     json!({ "kind": kind, "when": when, "player": player, "field": field });
                 if *validate != Validation::default() {
@@ -524,6 +681,10 @@ impl Board {
                 }
                 description
             }
+            BoardRule::Columns(columns) => json!({
+                "kind": "columns",
+                "columns": columns.iter().map(Column::describe).collect::<Vec<_>>(),
+            }),
             BoardRule::Rated {
                 system,
                 min_matches,

@@ -3,9 +3,8 @@
 //! milliseconds, see `server::cache`). A page answered from a head is the page
 //! [`rank::page`] answers on the same state of the board: same rows, ranks, total and cursors.
 
-use super::query::json_number;
 use super::rank::{self, Page, PageStart, RankedEntry, Row, Ties};
-use crate::core::keys::BoardKeys;
+use crate::core::keys::{BoardKeys, Columns};
 use crate::core::store::{Store, StoreError};
 
 /// One row of a head, with its rank in each style (a head starts at the top of the board, so
@@ -15,8 +14,8 @@ struct HeadRow {
     row: Row,
     /// Its sort key (what cursors are compared by).
     sort_key: Vec<u8>,
-    player: String,
-    score: serde_json::Number,
+    /// Its entry (player, score, columns), ranked when a page is answered.
+    entry: RankedEntry,
     standard: u64,
     dense: u64,
 }
@@ -50,29 +49,28 @@ impl Head {
             .arg(rows.min(rank::MAX_OFFSET) - 1)
             .arg("WITHSCORES");
         let (total, stored): (u64, Vec<(Vec<u8>, String)>) = store.query_pipe(&pipe).await?;
-        Ok(Head::from_stored(total, stored))
+        Ok(Head::from_stored(total, stored, &keys.columns))
     }
 
     /// Ranks the best rows of a board. Stops before a damaged row (only outside writes make
     /// one): pages past it are left to Redis, which counts it in positions.
-    fn from_stored(total: u64, stored: Vec<(Vec<u8>, String)>) -> Head {
+    fn from_stored(total: u64, stored: Vec<(Vec<u8>, String)>, columns: &Columns) -> Head {
         let mut rows: Vec<HeadRow> = Vec::with_capacity(stored.len());
         for (member, score) in stored {
-            let Some(row) = Row::from_stored(member, &score) else {
+            let Some(row) = Row::from_stored(member, &score, columns.tail_bytes()) else {
                 break;
             };
             let ordinal = rows.len() as u64 + 1;
             let (standard, dense) = match rows.last() {
                 None => (1, 1),
-                Some(previous) if previous.row.score == row.score => {
+                Some(previous) if previous.row.ties_with(&row) => {
                     (previous.standard, previous.dense)
                 }
                 Some(previous) => (ordinal, previous.dense + 1),
             };
             rows.push(HeadRow {
                 sort_key: row.sort_key(),
-                player: row.player().unwrap_or_default().to_owned(),
-                score: json_number(row.score),
+                entry: row.entry(0, columns),
                 row,
                 standard,
                 dense,
@@ -140,11 +138,7 @@ impl Head {
                     Ties::Standard => row.standard,
                     Ties::Dense => row.dense,
                 },
-                user_id: row.player.clone(),
-                score: row.score.clone(),
-                percentile: None,
-                name: None,
-                meta: None,
+                ..row.entry.clone()
             })
             .collect();
         Some(Page {
@@ -173,7 +167,7 @@ mod tests {
     }
 
     fn row(stored: &(Vec<u8>, String)) -> Row {
-        Row::from_stored(stored.0.clone(), &stored.1).expect("a row")
+        Row::from_stored(stored.0.clone(), &stored.1, 0).expect("a row")
     }
 
     #[test]
@@ -184,7 +178,7 @@ mod tests {
             stored(3.0, 3, "c"),
             stored(1.0, 4, "d"),
         ];
-        let head = Head::from_stored(10, rows.clone());
+        let head = Head::from_stored(10, rows.clone(), &Columns::default());
         let ranks = |ties| {
             head.page(&PageStart::Offset(0), 4, ties)
                 .expect("inside the head")
@@ -222,7 +216,11 @@ mod tests {
             .expect("inside the head");
         assert_eq!(page.entries[0].user_id, "b");
         // A damaged row ends the head.
-        let damaged = Head::from_stored(3, vec![rows[0].clone(), (b"junk".to_vec(), "x".into())]);
+        let damaged = Head::from_stored(
+            3,
+            vec![rows[0].clone(), (b"junk".to_vec(), "x".into())],
+            &Columns::default(),
+        );
         assert_eq!(damaged.rows.len(), 1);
     }
 }

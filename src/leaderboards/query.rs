@@ -38,7 +38,7 @@ pub async fn top(
         .await?;
     Ok(stored
         .into_iter()
-        .filter_map(|(member, stored)| super::rank::Row::from_stored(member, &stored))
+        .filter_map(|(member, stored)| super::rank::Row::from_stored(member, &stored, 0))
         .map(|row| BoardEntry {
             user_id: row.player().unwrap_or_default().to_owned(),
             score: json_number(row.score),

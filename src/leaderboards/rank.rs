@@ -6,6 +6,9 @@
 //! ascending order is best score first and, among equal scores, the earlier achiever first.
 //! `<stamp>` is 8 bytes, big-endian: the product's count of entries that changed a score,
 //! when this one did. The player's stamp is in their stats hash, which finds their member.
+//! A board with several score columns (`core::keys::Columns`) stores the first column as the
+//! score and the others, 8 bytes each whose byte order is rank order, before the stamp:
+//! `<tail><stamp><player>`; rows tie when the score and the tail are equal.
 //!
 //! Ordinal rank is a member's position; standard competition rank (1, 2, 2, 4) is one plus the
 //! members with a better score; dense rank (1, 2, 2, 3) is one plus the distinct better
@@ -17,8 +20,10 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde::Serialize;
 
-use crate::core::keys::BoardKeys;
+use crate::core::keys::{BoardKeys, Columns};
 use crate::core::store::{Store, StoreError};
+
+use serde_json::json;
 
 use super::query::json_number;
 
@@ -83,10 +88,35 @@ pub fn score_of_key(key: &str) -> Option<f64> {
 /// Bytes of a member's stamp.
 pub const STAMP_BYTES: usize = 8;
 
-/// The player of a board member (`<stamp><player>`); `None` if it is not one.
-pub fn player_of(member: &[u8]) -> Option<&str> {
-    let player = std::str::from_utf8(member.get(STAMP_BYTES..)?).ok()?;
+/// The player of a board member (`<tail><stamp><player>`, the tail `tail_bytes` long: the
+/// other score columns of a board with several); `None` if it is not one.
+pub fn player_of(member: &[u8], tail_bytes: usize) -> Option<&str> {
+    let player = std::str::from_utf8(member.get(tail_bytes + STAMP_BYTES..)?).ok()?;
     (!player.is_empty()).then_some(player)
+}
+
+/// A column's value from its stored form `u` (lower ranks first: the value of an ascending
+/// column, the negated value of a descending one; +inf while the player has none).
+fn column_value(u: f64, ascending: bool) -> Option<f64> {
+    if u == f64::INFINITY {
+        None
+    } else if ascending {
+        Some(u)
+    } else {
+        Some(-u)
+    }
+}
+
+/// The stored form of a column after the first, from its 8 bytes in a member (commit.lua's
+/// `sortable`: byte order is numeric order).
+fn column_of_bytes(bytes: &[u8]) -> Option<f64> {
+    let bits = u64::from_be_bytes(bytes.try_into().ok()?);
+    let bits = if bits >> 63 == 1 {
+        bits ^ (1 << 63)
+    } else {
+        !bits
+    };
+    Some(f64::from_bits(bits))
 }
 
 /// The board score a stored (negated) score stands for; -0 and 0 are one score.
@@ -94,28 +124,67 @@ fn score_of_stored(stored: f64) -> f64 {
     if stored == 0.0 { 0.0 } else { -stored }
 }
 
-/// One row of a board: its score and its member (`<stamp><player>`).
+/// One row of a board: its score and its member (`<tail><stamp><player>`; the tail, the
+/// other columns of a board with several, is `tail` bytes long).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub score: f64,
     pub member: Vec<u8>,
+    pub tail: usize,
 }
 
 impl Row {
     /// A row as Redis stores it (the member and the negated score's text); `None` if it is not
     /// one (only outside writes make such rows).
-    pub fn from_stored(member: Vec<u8>, stored: &str) -> Option<Row> {
+    pub fn from_stored(member: Vec<u8>, stored: &str, tail: usize) -> Option<Row> {
         let stored: f64 = stored.parse().ok()?;
         let row = Row {
             score: score_of_stored(stored),
             member,
+            tail,
         };
         row.player().is_some().then_some(row)
     }
 
     /// The player the row belongs to.
     pub fn player(&self) -> Option<&str> {
-        player_of(&self.member)
+        player_of(&self.member, self.tail)
+    }
+
+    /// Whether `other` has the same score (every column of it).
+    pub fn ties_with(&self, other: &Row) -> bool {
+        self.score == other.score && self.member.get(..self.tail) == other.member.get(..self.tail)
+    }
+
+    /// The row's entry at `rank`: its player and score and, on a board with several columns,
+    /// every column by name (`null`: the player has no value in it yet).
+    pub fn entry(&self, rank: u64, columns: &Columns) -> RankedEntry {
+        let (score, columns) = if columns.0.is_empty() {
+            (Some(json_number(self.score)), None)
+        } else {
+            let mut values = vec![column_value(-self.score, columns.first_ascending())];
+            for (index, (_, ascending)) in columns.0.iter().enumerate().skip(1) {
+                let bytes = self.member.get(8 * (index - 1)..8 * index);
+                let u = bytes.and_then(column_of_bytes).unwrap_or(f64::INFINITY);
+                values.push(column_value(u, *ascending));
+            }
+            let by_name: serde_json::Map<String, serde_json::Value> = columns
+                .0
+                .iter()
+                .zip(&values)
+                .map(|((name, _), value)| (name.clone(), json!(value.map(json_number))))
+                .collect();
+            (values[0].map(json_number), Some(by_name))
+        };
+        RankedEntry {
+            rank,
+            user_id: self.player().unwrap_or_default().to_owned(),
+            score,
+            columns,
+            percentile: None,
+            name: None,
+            meta: None,
+        }
     }
 
     /// Bytes whose order is rank order: the score key, then the member.
@@ -142,9 +211,15 @@ pub struct RankedEntry {
     /// 1-based, by the requested ranking.
     pub rank: u64,
     pub user_id: String,
-    /// The board's score; integral values are written as integers.
-    #[schema(value_type = f64)]
-    pub score: serde_json::Number,
+    /// The board's score (on a board with several columns, the first column's; `null` while
+    /// the player has no value in it); integral values are written as integers.
+    #[schema(value_type = Option<f64>)]
+    pub score: Option<serde_json::Number>,
+    /// On a board with several score columns: each column's value by name, in rank order of
+    /// the columns (`null`: no value yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub columns: Option<serde_json::Map<String, serde_json::Value>>,
     /// In standings and `ranks` answers: the share of the board's players with a strictly
     /// worse score, in percent (0 to 100, two decimals; 0 for the only player, or when all
     /// are tied).
@@ -195,8 +270,9 @@ pub fn cursor_of(row: &Row) -> String {
     hex::encode(row.sort_key())
 }
 
-/// The row a cursor names; `None` if it is not a cursor.
-pub fn row_of_cursor(cursor: &str) -> Option<Row> {
+/// The row a cursor of a board whose members have a `tail` of that many bytes names; `None` if
+/// it is not a cursor.
+pub fn row_of_cursor(cursor: &str, tail: usize) -> Option<Row> {
     if cursor.len() > 2 * 1024 {
         return None;
     }
@@ -205,13 +281,14 @@ pub fn row_of_cursor(cursor: &str) -> Option<Row> {
     let row = Row {
         score,
         member: bytes.get(16..)?.to_vec(),
+        tail,
     };
     row.player().is_some().then_some(row)
 }
 
 /// Rows of a reply: member, stored score, member, stored score…; a damaged row is skipped
 /// rather than failing reads.
-fn rows_of(values: impl Iterator<Item = redis::Value>) -> Vec<Row> {
+fn rows_of(values: impl Iterator<Item = redis::Value>, tail: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut values = values;
     while let (Some(member), Some(stored)) = (values.next(), values.next()) {
@@ -221,7 +298,7 @@ fn rows_of(values: impl Iterator<Item = redis::Value>) -> Vec<Row> {
         ) else {
             continue;
         };
-        rows.extend(Row::from_stored(member, &stored));
+        rows.extend(Row::from_stored(member, &stored, tail));
     }
     rows
 }
@@ -271,6 +348,7 @@ async fn read_rows(
         .arg(from)
         .arg(limit)
         .arg(ties.name())
+        .arg(keys.columns.tail_bytes())
         .arg(subject_arg);
     let reply = store
         .invoke_read::<Option<Vec<redis::Value>>>(&invocation)
@@ -288,18 +366,24 @@ async fn read_rows(
             skipped,
             first_rank,
             behind,
-            rows: rows_of(values),
+            rows: rows_of(values, keys.columns.tail_bytes()),
         })
     }))
 }
 
 /// Ranks consecutive `rows`: the first has `first_rank`; each next one follows from the scores.
-fn rank_rows(rows: &[Row], first_ordinal: u64, first_rank: u64, ties: Ties) -> Vec<RankedEntry> {
+fn rank_rows(
+    rows: &[Row],
+    first_ordinal: u64,
+    first_rank: u64,
+    ties: Ties,
+    columns: &Columns,
+) -> Vec<RankedEntry> {
     let mut rank = first_rank;
     let mut entries = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
-            let tied = row.score == rows[i - 1].score;
+            let tied = row.ties_with(&rows[i - 1]);
             let ordinal = first_ordinal + i as u64;
             rank = match ties {
                 Ties::Ordinal => ordinal,
@@ -308,14 +392,7 @@ fn rank_rows(rows: &[Row], first_ordinal: u64, first_rank: u64, ties: Ties) -> V
                 Ties::Dense => rank + 1,
             };
         }
-        entries.push(RankedEntry {
-            rank,
-            user_id: row.player().unwrap_or_default().to_owned(),
-            score: json_number(row.score),
-            percentile: None,
-            name: None,
-            meta: None,
-        });
+        entries.push(row.entry(rank, columns));
     }
     entries
 }
@@ -363,7 +440,13 @@ pub async fn page(
             prev: None,
         });
     };
-    let entries = rank_rows(&read.rows, read.skipped + 1, read.first_rank, ties);
+    let entries = rank_rows(
+        &read.rows,
+        read.skipped + 1,
+        read.first_rank,
+        ties,
+        &keys.columns,
+    );
     let last_ordinal = read.skipped + read.rows.len() as u64;
     Ok(Page {
         total: read.total,
@@ -410,7 +493,8 @@ pub async fn ranks(
         .arg("players")
         .arg(&keys.stamp_field)
         .arg(0)
-        .arg(ties.name());
+        .arg(ties.name())
+        .arg(keys.columns.tail_bytes());
     for player in players {
         invocation.arg(*player);
     }
@@ -424,19 +508,16 @@ pub async fn ranks(
         .iter()
         .map(|player| {
             let mut next = || values.next();
-            let (stored, ahead, behind) = (next(), next(), next());
+            let (member, stored, ahead, behind) = (next(), next(), next(), next());
+            let member = member.and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())?;
             let stored = stored.and_then(|v| redis::from_redis_value::<String>(v).ok())?;
             let ahead = ahead.and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
             let behind = behind.and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
-            let stored: f64 = stored.parse().ok()?;
-            Some(RankedEntry {
-                rank: ahead + 1,
-                user_id: (*player).to_owned(),
-                score: json_number(score_of_stored(stored)),
-                percentile: Some(percentile(behind, total)),
-                name: None,
-                meta: None,
-            })
+            let row = Row::from_stored(member, &stored, keys.columns.tail_bytes())?;
+            let mut entry = row.entry(ahead + 1, &keys.columns);
+            entry.user_id = (*player).to_owned();
+            entry.percentile = Some(percentile(behind, total));
+            Some(entry)
         })
         .collect())
 }
@@ -463,7 +544,13 @@ pub async fn standing(
     else {
         return Ok(None);
     };
-    let neighbours = rank_rows(&read.rows, read.skipped + 1, read.first_rank, ties);
+    let neighbours = rank_rows(
+        &read.rows,
+        read.skipped + 1,
+        read.first_rank,
+        ties,
+        &keys.columns,
+    );
     let Some(mut entry) = neighbours.iter().find(|e| e.user_id == player).cloned() else {
         return Ok(None);
     };
@@ -516,32 +603,92 @@ mod tests {
         assert_eq!(percentile(3, 4), 75.0);
     }
 
+    /// commit.lua's `sortable`, written out again: the bytes a column's stored value `u` has
+    /// at the start of a member.
+    fn sortable(u: f64) -> [u8; 8] {
+        let bits = if u == 0.0 { 0.0f64 } else { u }.to_bits();
+        let bits = if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits ^ (1 << 63)
+        };
+        bits.to_be_bytes()
+    }
+
+    #[test]
+    fn columns_decode_in_byte_order_and_by_their_direction() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e15,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            1e15,
+            f64::INFINITY,
+        ];
+        let encoded: Vec<[u8; 8]> = values.iter().map(|u| sortable(*u)).collect();
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(sorted, encoded, "byte order is numeric order");
+        for (u, bytes) in values.iter().zip(&encoded) {
+            assert_eq!(column_of_bytes(bytes), Some(*u + 0.0));
+        }
+        // A row of three columns: wins (desc, first), kills (desc), lap (asc, none yet).
+        let columns = Columns(vec![
+            ("wins".into(), false),
+            ("kills".into(), false),
+            ("lap".into(), true),
+        ]);
+        let mut member = sortable(-12.0).to_vec();
+        member.extend_from_slice(&sortable(f64::INFINITY));
+        member.extend_from_slice(&7u64.to_be_bytes());
+        member.extend_from_slice(b"ann");
+        let row = Row::from_stored(member, "-4", columns.tail_bytes()).expect("a row");
+        assert_eq!(row.player(), Some("ann"));
+        let entry = row.entry(1, &columns);
+        assert_eq!(entry.score, Some(4.into()));
+        assert_eq!(
+            serde_json::Value::Object(entry.columns.expect("columns")),
+            json!({"wins": 4, "kills": 12, "lap": null})
+        );
+    }
+
     #[test]
     fn rows_read_back_and_cursors_round_trip() {
         let mut member = 7u64.to_be_bytes().to_vec();
         member.extend_from_slice("игрок:1".as_bytes());
-        let row = Row::from_stored(member.clone(), "-3").expect("a row");
+        let row = Row::from_stored(member.clone(), "-3", 0).expect("a row");
         assert_eq!(row.score, 3.0);
         assert_eq!(row.player(), Some("игрок:1"));
         assert_eq!(row.stored_text(), "-3");
-        assert_eq!(row_of_cursor(&cursor_of(&row)), Some(row.clone()));
+        assert_eq!(row_of_cursor(&cursor_of(&row), 0), Some(row.clone()));
         assert_eq!(
-            Row::from_stored(member.clone(), "0").map(|r| r.stored_text()),
+            Row::from_stored(member.clone(), "0", 0).map(|r| r.stored_text()),
             Some("0".to_owned())
         );
         // A stamp without a player, or a player that is not UTF-8, is not a row.
-        assert_eq!(Row::from_stored(member[..STAMP_BYTES].to_vec(), "1"), None);
+        assert_eq!(
+            Row::from_stored(member[..STAMP_BYTES].to_vec(), "1", 0),
+            None
+        );
         let mut bad = member[..STAMP_BYTES].to_vec();
         bad.push(0xff);
-        assert_eq!(Row::from_stored(bad, "1"), None);
+        assert_eq!(Row::from_stored(bad, "1", 0), None);
         for bad in ["", "zz", "abc", &hex::encode("not a cursor")] {
-            assert_eq!(row_of_cursor(bad), None, "{bad}");
+            assert_eq!(row_of_cursor(bad, 0), None, "{bad}");
         }
         // Sort keys order rows as the board does: better score first, then earlier stamp.
         let at = |score: f64, stamp: u64| {
             let mut member = stamp.to_be_bytes().to_vec();
             member.push(b'p');
-            Row { score, member }.sort_key()
+            Row {
+                score,
+                member,
+                tail: 0,
+            }
+            .sort_key()
         };
         assert!(at(5.0, 9) < at(3.0, 1));
         assert!(at(3.0, 1) < at(3.0, 2));

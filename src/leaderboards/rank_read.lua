@@ -4,58 +4,55 @@
 --       'players', the players' stats hashes (their stamps)
 -- ARGV[1] what to read:
 --   'offset'  the rows after skipping ARGV[2] rows
---   'after'   the rows right after the position of (stored score ARGV[2], member ARGV[5])
+--   'after'   the rows right after the position of (stored score ARGV[2], member ARGV[6])
 --   'before'  the rows right before it (a cursor's member may have moved or left since: the
 --             position is where it would sort)
---   'player'  the rows around player ARGV[5], whose stamp is field ARGV[2] of KEYS[3]
---   'players' for players ARGV[5…] (stats hashes KEYS[3…], stamp field ARGV[2]): each one's
---             stored score, rank count and players strictly behind ('', 0, 0 when not on
---             the board)
+--   'player'  the rows around player ARGV[6], whose stamp is field ARGV[2] of KEYS[3]
+--   'players' for players ARGV[6…] (stats hashes KEYS[3…], stamp field ARGV[2]): each one's
+--             member, stored score, rank count and players strictly behind ('', '', 0, 0 when
+--             not on the board)
 -- ARGV[3] most rows ('player': rows above and below)
 -- ARGV[4] 'standard', 'dense' or 'ordinal'
+-- ARGV[5] bytes of the other score columns at the start of members (0: one score)
 --
 -- Returns {total, rows skipped before the first row, rank of the first row, players strictly
 -- behind the player ('player'; 0 otherwise), member, stored score, member, stored score…}, or
 -- false for a player not on the board. Later rows' ranks follow from the scores. 'players'
--- returns {total, score, count, behind, score, count, behind…} instead: ranks are count + 1.
+-- returns {total, member, score, count, behind, member, score, count, behind…} instead: ranks
+-- are count + 1.
 
 local board, distinct = KEYS[1], KEYS[2]
 local start, from, limit, ties = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-
--- Byte order (Lua's own string order follows the server's locale).
-local function before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+local tail_bytes = tonumber(ARGV[5])
+local SUBJECT = 6
 
 -- Members ahead of a row with stored score `stored` (text) in the requested ranking.
 local function ahead(stored, member)
   if ties == 'ordinal' then return redis.call('ZRANK', board, member) end
   local ranked = ties == 'dense' and distinct or board
-  return redis.call('ZCOUNT', ranked, '-inf', '(' .. stored)
+  return ahead_of(ranked, stored, string.sub(member, 1, tail_bytes), false)
 end
 
--- Players with a strictly worse score than stored score `stored` (text).
-local function behind(total, stored)
-  return total - redis.call('ZCOUNT', board, '-inf', stored)
+-- Players with a strictly worse score than the row (`stored`, `member`).
+local function behind(total, stored, member)
+  return total - ahead_of(board, stored, string.sub(member, 1, tail_bytes), true)
 end
 
 if start == 'players' then
   local total = redis.call('ZCARD', board)
   local reply = { total }
-  for i = 5, #ARGV do
+  for i = SUBJECT, #ARGV do
     local player = ARGV[i]
-    local stamp = redis.call('HGET', KEYS[i - 2], from)
+    local stamp = redis.call('HGET', KEYS[i - SUBJECT + 3], from)
     local member = stamp and (stamp .. player)
     local stored = member and redis.call('ZSCORE', board, member)
     if stored then
+      reply[#reply + 1] = member
       reply[#reply + 1] = stored
       reply[#reply + 1] = ahead(stored, member)
-      reply[#reply + 1] = behind(total, stored)
+      reply[#reply + 1] = behind(total, stored, member)
     else
+      reply[#reply + 1] = ''
       reply[#reply + 1] = ''
       reply[#reply + 1] = 0
       reply[#reply + 1] = 0
@@ -70,17 +67,7 @@ local function position(stored, member)
   if score and tonumber(score) == tonumber(stored) then
     return redis.call('ZRANK', board, member), true
   end
-  local low = redis.call('ZCOUNT', board, '-inf', '(' .. stored)
-  local high = low + redis.call('ZCOUNT', board, stored, stored)
-  while low < high do
-    local middle = math.floor((low + high) / 2)
-    if before(redis.call('ZRANGE', board, middle, middle)[1], member) then
-      low = middle + 1
-    else
-      high = middle
-    end
-  end
-  return low, false
+  return ahead_of(board, stored, member, false), false
 end
 
 local total = redis.call('ZCARD', board)
@@ -91,19 +78,20 @@ if start == 'offset' then
   first_row = tonumber(from)
   last_row = first_row + limit - 1
 elseif start == 'after' then
-  local at, present = position(from, ARGV[5])
+  local at, present = position(from, ARGV[SUBJECT])
   first_row = present and at + 1 or at
   last_row = first_row + limit - 1
 elseif start == 'before' then
-  local at = position(from, ARGV[5])
+  local at = position(from, ARGV[SUBJECT])
   first_row = math.max(0, at - limit)
   last_row = at - 1
 else
   local stamp = redis.call('HGET', KEYS[3], from)
   if not stamp then return false end
-  local at = redis.call('ZRANK', board, stamp .. ARGV[5])
+  local member = stamp .. ARGV[SUBJECT]
+  local at = redis.call('ZRANK', board, member)
   if not at then return false end
-  subject_behind = behind(total, redis.call('ZSCORE', board, stamp .. ARGV[5]))
+  subject_behind = behind(total, redis.call('ZSCORE', board, member), member)
   first_row = math.max(0, at - limit)
   last_row = at + limit
 end

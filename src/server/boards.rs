@@ -13,7 +13,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::routes::{bad_path, find_board, parse_player, parse_product};
 use crate::core::ids::PlayerId;
-use crate::core::keys::BoardKeys;
+use crate::core::ids::ProductId;
+use crate::core::keys::{BoardKeys, Columns};
 use crate::leaderboards::head::Head;
 use crate::leaderboards::rank::{self, Page, PageStart, RankedEntry, Ties};
 use crate::leaderboards::windows::{CALENDAR, SEASON};
@@ -286,7 +287,9 @@ fn board_view_at(
             starts_at: None,
             ends_at: None,
         };
-        return Ok((view, keys.board_keys(board, None)));
+        let mut board_keys = keys.board_keys(board, None);
+        board_keys.columns = board_columns(state, &product, board);
+        return Ok((view, board_keys));
     };
     // A name no board of the product keeps is a mistake in the query, not a missing window.
     let product_windows: BTreeSet<&str> = CALENDAR
@@ -358,7 +361,18 @@ fn board_view_at(
         starts_at: Some(period.starts_at()),
         ends_at: Some(period.ends_at()),
     };
-    Ok((view, keys.board_keys(board, Some(&period.key_suffix()))))
+    let mut board_keys = keys.board_keys(board, Some(&period.key_suffix()));
+    board_keys.columns = board_columns(state, &product, board);
+    Ok((view, board_keys))
+}
+
+/// The score columns of a board with several (none otherwise), which its members carry.
+fn board_columns(state: &AppState, product: &ProductId, board: &str) -> Columns {
+    state
+        .games
+        .product(product)
+        .map(|games| games.boards.columns(board))
+        .unwrap_or_default()
 }
 
 /// A page of a board.
@@ -375,8 +389,8 @@ pub struct PageResponse {
     page: Page,
 }
 
-fn cursor(raw: &str, name: &str) -> Result<rank::Row, ApiError> {
-    rank::row_of_cursor(raw).ok_or_else(|| {
+fn cursor(raw: &str, name: &str, keys: &BoardKeys) -> Result<rank::Row, ApiError> {
+    rank::row_of_cursor(raw, keys.columns.tail_bytes()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidCursor,
             format!("`{name}` is not a cursor this API gave out"),
@@ -442,8 +456,8 @@ pub async fn entries(
         query.one("before")?,
     ) {
         (_, None, None) => PageStart::Offset(query.number("offset", 0, rank::MAX_OFFSET)?),
-        (None, Some(after), None) => PageStart::After(cursor(after, "after")?),
-        (None, None, Some(before)) => PageStart::Before(cursor(before, "before")?),
+        (None, Some(after), None) => PageStart::After(cursor(after, "after", &keys)?),
+        (None, None, Some(before)) => PageStart::Before(cursor(before, "before", &keys)?),
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidQuery,
@@ -546,8 +560,14 @@ pub struct StandingResponse {
     total: u64,
     user_id: String,
     rank: u64,
-    #[schema(value_type = f64)]
-    score: serde_json::Number,
+    /// The board's score (on a board with several columns, the first column's; `null` while
+    /// the player has no value in it).
+    #[schema(value_type = Option<f64>)]
+    score: Option<serde_json::Number>,
+    /// On a board with several score columns: each column's value by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    columns: Option<serde_json::Map<String, serde_json::Value>>,
     /// The share of the board's players with a strictly worse score, in percent (0 to 100,
     /// two decimals; 0 for the only player, or when all are tied): "better than 97% of
     /// players".
@@ -633,6 +653,7 @@ pub async fn standing(
         user_id: standing.entry.user_id,
         rank: standing.entry.rank,
         score: standing.entry.score,
+        columns: standing.entry.columns,
         percentile: standing.entry.percentile.unwrap_or_default(),
         around: standing.neighbours,
     }))

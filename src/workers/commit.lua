@@ -96,17 +96,92 @@ end
 
 -- Per board (by KEYS index), the scores this call knows its distinct scores hold: adding one
 -- again is skipped (scores repeat a lot within a call: small win counts, 0 for losers).
+-- A board with several columns notes `<tail><score>` (`tail`: the other columns' bytes).
 local scores_noted = {}
-local function note_score(k, distinct, score)
+local function note_score(k, distinct, score, tail)
   local noted = scores_noted[k]
   if not noted then
     noted = {}
     scores_noted[k] = noted
   end
-  if not noted[score] then
-    redis.call('ZADD', distinct, num(-score), num(score))
-    noted[score] = true
+  local key = tail == '' and score or (tail .. num(score))
+  if not noted[key] then
+    redis.call('ZADD', distinct, num(-score), tail .. num(score))
+    noted[key] = true
   end
+end
+
+-- Boards with several score columns. A column's stored value `u` ranks lower first: the value
+-- for an ascending column, its negation for a descending one, +inf while the player has none
+-- (a max, min or last column they never got a value for). The first column's `u` is the
+-- sorted set's score; the others' are 8 bytes each at the start of the member, in an
+-- encoding whose byte order is numeric order (leaderboards::rank decodes it the same way).
+local INF = math.huge
+
+local function sortable(u)
+  if u == 0 then u = 0 end
+  local bytes = struct.pack('>d', u)
+  local out = {}
+  if string.byte(bytes, 1) >= 128 then
+    for i = 1, 8 do out[i] = string.char(255 - string.byte(bytes, i)) end
+  else
+    out[1] = string.char(string.byte(bytes, 1) + 128)
+    out[2] = string.sub(bytes, 2)
+  end
+  return table.concat(out)
+end
+
+local function unsortable(bytes)
+  local out = {}
+  if string.byte(bytes, 1) >= 128 then
+    out[1] = string.char(string.byte(bytes, 1) - 128)
+    out[2] = string.sub(bytes, 2)
+  else
+    for i = 1, 8 do out[i] = string.char(255 - string.byte(bytes, i)) end
+  end
+  return (struct.unpack('>d', table.concat(out)))
+end
+
+-- A column update list: per column `<how><order><value>` (how: s sum, x max, n min, l last;
+-- order: a ascending, d descending; value empty for none), comma-separated.
+local function parse_columns(text)
+  local columns = {}
+  for how, order, value in string.gmatch(text, '(%a)(%a)([^,]*)') do
+    columns[#columns + 1] = { how = how, asc = order == 'a', value = tonumber(value) }
+  end
+  return columns
+end
+
+-- A player's columns after an update: the new board score (the first column's `-u`) and the
+-- other columns' bytes; `stored` and `tail` are what the board holds (nil: not on it).
+local function combine_columns(columns, stored, tail)
+  local first
+  local rest = {}
+  for i, column in ipairs(columns) do
+    local u
+    if stored then
+      u = i == 1 and tonumber(stored) or unsortable(string.sub(tail, 8 * i - 15, 8 * i - 8))
+    end
+    local value
+    if u ~= nil and u ~= INF then
+      value = column.asc and u or -u
+    elseif u == nil and column.how == 's' then
+      value = 0
+    end
+    local given = column.value
+    if given then
+      if column.how == 's' then
+        value = (value or 0) + given
+      elseif column.how == 'l' or value == nil or (column.how == 'x' and given > value)
+          or (column.how == 'n' and given < value) then
+        value = given
+      end
+    end
+    u = INF
+    if value ~= nil then u = column.asc and value or -value end
+    if i == 1 then first = u else rest[#rest + 1] = sortable(u) end
+  end
+  return -first, table.concat(rest)
 end
 
 -- The change feed: entries kept per product (approximately: Redis trims whole stream nodes;
@@ -198,8 +273,9 @@ local custom = {
   -- A player's score change on one board, on each of its targets (all-time, then each
   -- window's period; each kept in rank order, see rank.lua). Arguments: the KEYS index of the
   -- player's stats hash (which holds their stamps), the KEYS index of each target board (its
-  -- distinct scores next), `how` (sum, max, min, last, or ensure: add with 0 unless present),
-  -- the value, the player, the board's name and the top its feed follows (0: no feed), then
+  -- distinct scores next), `how` (sum, max, min, last, ensure: add with 0 unless present, or
+  -- columns: a board with several score columns, the value their updates, see
+  -- parse_columns), the value, the player, the board's name and the top its feed follows (0: no feed), then
   -- per target its stamp field, expiry ('' for never, else Unix seconds) and, for a period
   -- board with a feed, the previous period's suffix ('' otherwise). A player who
   -- reaches a new score gets the entry's stamp: among equal scores, earlier first. A hidden
@@ -219,6 +295,7 @@ local custom = {
     local returning = string.find(fields[1], '@', 1, true) ~= nil or old_stamps[1]
     local new_stamps = {}
     local hidden = is_hidden(player)
+    local columns = how == 'columns' and parse_columns(value)
     for t = 1, n do
       local k, field, expire_at, previous = tonumber(a[t]), fields[t], a[n + 4 + 3 * t], a[n + 5 + 3 * t]
       local board, distinct = KEYS[k], KEYS[k + 1]
@@ -229,7 +306,11 @@ local custom = {
       local old = old_member and redis.call('ZSCORE', board, old_member)
       local was = old and -tonumber(old)
       local new
-      if how == 'ensure' then
+      local old_tail, new_tail = '', ''
+      if columns then
+        old_tail = old and string.sub(old_stamp, 1, #old_stamp - 8) or ''
+        new, new_tail = combine_columns(columns, old, old_tail)
+      elseif how == 'ensure' then
         if not was then new = 0 end
       elseif how == 'sum' then
         new = (was or 0) + tonumber(value)
@@ -239,16 +320,18 @@ local custom = {
           new = given
         end
       end
-      if new ~= nil and new ~= was then
+      if new ~= nil and (new ~= was or new_tail ~= old_tail) then
         local old_rank = feeds and was and redis.call('ZRANK', board, old_member)
-        local member = stamp() .. player
+        local member = new_tail .. stamp() .. player
         -- In before out: a set emptied in between would be deleted by Redis and re-created
         -- without a period board's expiry (a board with one player whose score changes).
         redis.call('ZADD', board, num(-new), member)
-        if distinct then note_score(k, distinct, new) end
+        if distinct then note_score(k, distinct, new, new_tail) end
         if was then
           if old_member ~= member then redis.call('ZREM', board, old_member) end
-          if distinct and forget_score(board, distinct, was) then scores_noted[k][was] = nil end
+          if distinct and forget_score(board, distinct, was, old_tail) then
+            scores_noted[k][old_tail == '' and was or (old_tail .. num(was))] = nil
+          end
         end
         if feeds then
           local period = string.match(field, '@(.*)$') or ''
@@ -262,9 +345,10 @@ local custom = {
               'previous', num(was))
           end
         end
-        if old_stamp ~= entry_stamp then
+        local prefix = new_tail .. entry_stamp
+        if old_stamp ~= prefix then
           new_stamps[#new_stamps + 1] = field
-          new_stamps[#new_stamps + 1] = entry_stamp
+          new_stamps[#new_stamps + 1] = prefix
         end
         if not was and expire_at ~= '' then
           -- Keys keep their expiry when written, and a period board's keys are created only

@@ -21,7 +21,7 @@ use redis::Script;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::config::{DeadLetterRetention, HistoryRetention, RedisEndpoint};
-use crate::core::effects::{Aggregate, Change, PeriodTarget};
+use crate::core::effects::{Aggregate, Change, ColumnUpdate, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{BoardKeys, KeySpace, PartitionKeys};
 use crate::core::layout::{self, LayoutError};
@@ -719,6 +719,8 @@ struct BoardChange<'a> {
     feed_top: u32,
     how: &'static str,
     value: f64,
+    /// A board with several score columns: each column's update (`how` is `columns`).
+    columns: Option<&'a [ColumnUpdate]>,
     periods: Vec<&'a Option<PeriodTarget>>,
 }
 
@@ -729,6 +731,29 @@ impl BoardChange<'_> {
             && self.player == other.player
             && self.how == other.how
             && self.value.to_bits() == other.value.to_bits()
+            && self.columns == other.columns
+    }
+
+    /// The value argument: the number, or commit.lua's column updates (`parse_columns`).
+    fn value_arg(&self) -> Vec<u8> {
+        let Some(columns) = self.columns else {
+            return text(self.value);
+        };
+        let updates: Vec<String> = columns
+            .iter()
+            .map(|column| {
+                let how = match column.how {
+                    Aggregate::Sum => 's',
+                    Aggregate::Max => 'x',
+                    Aggregate::Min => 'n',
+                    Aggregate::Last => 'l',
+                };
+                let order = if column.ascending { 'a' } else { 'd' };
+                let value = column.value.map(|v| v.to_string()).unwrap_or_default();
+                format!("{how}{order}{value}")
+            })
+            .collect();
+        updates.join(",").into_bytes()
     }
 
     /// commit.lua's `BOARD`: stats hash and boards as key groups, then `how`, the value, the
@@ -738,7 +763,7 @@ impl BoardChange<'_> {
         let mut arg_keys = vec![vec![keys.stats(self.player)]];
         let mut args = vec![
             self.how.as_bytes().to_vec(),
-            text(self.value),
+            self.value_arg(),
             self.player.as_str().into(),
             self.board.as_bytes().to_vec(),
             text(self.feed_top),
@@ -857,6 +882,21 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                     Aggregate::Last => "last",
                 },
                 value: *value,
+                columns: None,
+                periods: vec![period],
+            }),
+            Change::ScoreColumns {
+                board,
+                period,
+                player,
+                columns,
+            } => Some(BoardChange {
+                board,
+                player,
+                feed_top: 0,
+                how: "columns",
+                value: 0.0,
+                columns: Some(columns),
                 periods: vec![period],
             }),
             Change::EnsureOnBoard {
@@ -870,6 +910,7 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                 feed_top: *feed_top,
                 how: "ensure",
                 value: 0.0,
+                columns: None,
                 periods: vec![period],
             }),
             _ => None,
@@ -965,7 +1006,9 @@ fn change_ops(keys: &PartitionKeys, event: &PlannedEvent) -> Vec<Op> {
                     .collect(),
             },
             // Grouped into board operations above.
-            Change::Score { .. } | Change::EnsureOnBoard { .. } => continue,
+            Change::Score { .. } | Change::ScoreColumns { .. } | Change::EnsureOnBoard { .. } => {
+                continue;
+            }
         });
     }
     if let Some(done) = pending.take() {

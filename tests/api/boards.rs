@@ -402,6 +402,7 @@ async fn head_pages_agree(
     let above_all = rank::Row {
         score: 1e12,
         member: zz,
+        tail: 0,
     };
     starts.push(PageStart::After(above_all.clone()));
     starts.push(PageStart::Before(above_all));
@@ -472,7 +473,7 @@ async fn pages_from_a_board_head_equal_pages_read_from_redis() {
     let members: Vec<stats_tracker::leaderboards::rank::Row> = stored
         .into_iter()
         .map(|(member, score)| {
-            stats_tracker::leaderboards::rank::Row::from_stored(member, &score).expect("a row")
+            stats_tracker::leaderboards::rank::Row::from_stored(member, &score, 0).expect("a row")
         })
         .collect();
     let total = members.len() as u64;

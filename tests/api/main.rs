@@ -12,6 +12,7 @@ mod boards;
 mod cli;
 mod cluster;
 mod cluster_faults;
+mod columns;
 mod crash;
 mod dashboard;
 mod dead_letters;

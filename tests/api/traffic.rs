@@ -263,7 +263,7 @@ pub async fn board_scores(store: &mut impl TestConn, key: &str) -> BTreeMap<Stri
     let scores: BTreeMap<String, f64> = stored
         .into_iter()
         .map(|(member, score)| {
-            let row = rank::Row::from_stored(member, &score).expect("a board row");
+            let row = rank::Row::from_stored(member, &score, 0).expect("a board row");
             (row.player().expect("a player").to_owned(), row.score)
         })
         .collect();
@@ -308,7 +308,7 @@ pub async fn assert_board_is_consistent(store: &mut impl TestConn, key: &str) {
     let mut players = BTreeSet::new();
     let mut scores = BTreeSet::new();
     for (member, score) in stored {
-        let row = rank::Row::from_stored(member, &score).expect("a board row");
+        let row = rank::Row::from_stored(member, &score, 0).expect("a board row");
         let player = row.player().expect("a player").to_owned();
         let stamp: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(format!("{base}:stats:{}", encode_segment(&player)))

@@ -1256,7 +1256,7 @@ impl Bench {
                 .await?;
                 let on_board = members
                     .iter()
-                    .filter_map(|member| rank::player_of(member))
+                    .filter_map(|member| rank::player_of(member, 0))
                     .map(str::to_owned)
                     .collect();
                 (products, RANK_PRODUCT.to_owned(), Arc::new(on_board))
