@@ -218,13 +218,20 @@ end
 
 -- The feed entry of a period's close, made when the next period of its window begins (its first
 -- score, on `board`): the closed period's top `top`, once (a marker beside the feed, expiring
--- with the closed board), and only if the closed board is still there.
+-- with the closed board, or kept like a season's board that never expires), and only if the
+-- closed board is still there.
 local function feed_closed(board, name, period, previous, top)
   local closed = string.sub(board, 1, #board - #period) .. previous
   local expires = redis.call('PEXPIRETIME', closed)
-  if expires < 0 then return end
+  if expires == -2 then return end
   local marker = KEYS[12] .. ':closed:' .. name .. '@' .. previous
-  if not redis.call('SET', marker, '1', 'NX', 'PXAT', expires) then return end
+  local marked
+  if expires > 0 then
+    marked = redis.call('SET', marker, '1', 'NX', 'PXAT', expires)
+  else
+    marked = redis.call('SET', marker, '1', 'NX')
+  end
+  if not marked then return end
   local rows = redis.call('ZRANGE', closed, 0, top - 1, 'WITHSCORES')
   local standings = {}
   for i = 1, #rows, 2 do

@@ -195,7 +195,7 @@ seasons = [
   {{ name = "s1", start = {s1_start}, end = {s2_start} }},
 ]
 boards = [
-  {{ name = "wins", kind = "wins", windows = [] }},
+  {{ name = "wins", kind = "wins", windows = [], feed = {{ top = 3 }} }},
   {{ name = "elo", kind = "elo", initial_rating = 1500.0, seasons = true, season_reset = 0.5 }},
   {{ name = "plain_elo", kind = "elo", initial_rating = 1500.0 }},
 ]
@@ -309,6 +309,24 @@ boards = [
             .expect("TTL");
         assert_eq!(ttl, -1, "{key}");
     }
+    // The feed announced season 1's close when season 2 got its first score.
+    let feed: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("st_test:{league}:feed")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut store)
+        .await
+        .expect("XRANGE");
+    let closed: Vec<&Vec<(String, String)>> = feed
+        .iter()
+        .map(|(_, fields)| fields)
+        .filter(|fields| fields.contains(&("type".into(), "period_closed".into())))
+        .collect();
+    assert_eq!(closed.len(), 1, "{feed:?}");
+    assert!(
+        closed[0].contains(&("period".into(), "season:s1".into())),
+        "{closed:?}"
+    );
     // Between or after seasons no season is current; unknown seasons and mixed forms are refused.
     clock.store(ms(s2_end + day), Ordering::SeqCst);
     assert_eq!(
