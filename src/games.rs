@@ -640,7 +640,14 @@ struct ColumnsBoard {
 const MAX_COLUMNS: usize = 5;
 
 /// The kinds a score column can be.
-const COLUMN_KINDS: [&str; 6] = ["wins", "count", "sum", "max", "min", "last"];
+const COLUMN_KINDS: [&str; 7] = ["wins", "count", "sum", "max", "min", "last", "stat"];
+
+/// A column showing a player's stat.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatColumn {
+    stat: String,
+}
 
 /// One score column from its table.
 fn read_column(mut table: toml::Table) -> Result<Column, String> {
@@ -674,6 +681,21 @@ fn read_column(mut table: toml::Table) -> Result<Column, String> {
             )));
         }
     };
+    if kind == "stat" {
+        let column: StatColumn =
+            read_table(table).map_err(|m| describe(format!("kind `stat`: {m}")))?;
+        if column.stat.is_empty() || column.stat.contains([',', '~']) {
+            return Err(describe(format!(
+                "`stat` must be a stat's name (without `,` or `~`), not `{}`",
+                column.stat
+            )));
+        }
+        return Ok(Column {
+            name,
+            ascending,
+            source: ColumnSource::Stat(column.stat),
+        });
+    }
     let rule = BoardKind::read(&kind, table)
         .and_then(BoardKind::rule)
         .map_err(|message| describe(format!("kind `{kind}`: {message}")))?;
@@ -1487,7 +1509,7 @@ mod tests {
             ),
             (
                 "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"w\", kind = \"elo\" }] }]",
-                "product `g`, board `c`: column `w`: `kind` must be one of wins, count, sum, max, min, last",
+                "product `g`, board `c`: column `w`: `kind` must be one of wins, count, sum, max, min, last, stat",
             ),
             (
                 "[products.g]\nboards = [{ name = \"c\", kind = \"columns\", columns = [{ name = \"w\", kind = \"wins\", order = \"up\" }] }]",

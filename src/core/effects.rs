@@ -45,13 +45,24 @@ pub struct PeriodTarget {
 }
 
 /// One column's part of a row update on a board with several score columns.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColumnUpdate {
     pub how: Aggregate,
     /// Lower values rank first.
     pub ascending: bool,
-    /// What the event brings the column (`None`: nothing, it keeps its value).
-    pub value: Option<f64>,
+    pub value: ColumnValue,
+}
+
+/// What an event brings one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValue {
+    /// Nothing: the column keeps its value.
+    Keep,
+    /// A value, combined by the column's `how`.
+    Given(f64),
+    /// The player's stat of this name as the event's stats changes leave it (read when the
+    /// change is written, after them).
+    Stat(String),
 }
 
 /// One change to a product's data.
@@ -129,6 +140,24 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The player's stats this change writes.
+    pub fn stats_written(&self) -> Vec<(&PlayerId, &str)> {
+        match self {
+            Change::Count { player, stat, .. } | Change::Stat { player, stat, .. } => {
+                vec![(player, stat)]
+            }
+            Change::StreakWon {
+                player,
+                current,
+                best,
+            } => vec![(player, current), (player, best)],
+            Change::StreakBroken { player, current } => vec![(player, current)],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The changes one event causes, gathered from every handler that looked at it.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Changes {
@@ -154,5 +183,15 @@ impl Changes {
 
     pub fn as_slice(&self) -> &[Change] {
         &self.changes
+    }
+
+    /// Puts the row updates of boards with several columns after every other change (in their
+    /// order), so that those reading stats read them as this event leaves them.
+    pub fn columns_last(&mut self) {
+        let (columns, others): (Vec<Change>, Vec<Change>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|change| matches!(change, Change::ScoreColumns { .. }));
+        self.changes = others;
+        self.changes.extend(columns);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::core::effects::{Aggregate, Change, ColumnUpdate, PeriodTarget};
+use crate::core::effects::{Aggregate, Change, Changes, ColumnUpdate, ColumnValue, PeriodTarget};
 use crate::core::event::{GameEvent, ReasonKind, Rejection};
 use crate::core::ids::PlayerId;
 use crate::core::validation::Validation;
@@ -100,6 +100,8 @@ pub enum ColumnSource {
         field: Option<String>,
         how: Aggregate,
     },
+    /// The player's stat of this name, as each event that writes it leaves it.
+    Stat(String),
 }
 
 impl Column {
@@ -107,12 +109,28 @@ impl Column {
         match &self.source {
             ColumnSource::Wins => Aggregate::Sum,
             ColumnSource::Field { how, .. } => *how,
+            ColumnSource::Stat(_) => Aggregate::Last,
+        }
+    }
+
+    /// The column's part of a row update with `value` from the event (stat columns read the
+    /// stat whatever the event brings).
+    fn update(&self, value: Option<f64>) -> ColumnUpdate {
+        ColumnUpdate {
+            how: self.how(),
+            ascending: self.ascending,
+            value: match (&self.source, value) {
+                (ColumnSource::Stat(stat), _) => ColumnValue::Stat(stat.clone()),
+                (_, Some(value)) => ColumnValue::Given(value),
+                (_, None) => ColumnValue::Keep,
+            },
         }
     }
 
     fn describe(&self) -> serde_json::Value {
         let mut description = match &self.source {
             ColumnSource::Wins => json!({ "kind": "wins" }),
+            ColumnSource::Stat(stat) => json!({ "kind": "stat", "stat": stat }),
             ColumnSource::Field {
                 when,
                 player,
@@ -178,6 +196,24 @@ impl Board {
             .collect()
     }
 
+    /// Updates `player`'s row on every target of a board with several columns.
+    fn score_columns(
+        &self,
+        changes: &mut Changes,
+        targets: &[Option<PeriodTarget>],
+        player: &PlayerId,
+        updates: &[ColumnUpdate],
+    ) {
+        for period in targets {
+            changes.push(Change::ScoreColumns {
+                board: self.name.clone(),
+                period: period.clone(),
+                player: player.clone(),
+                columns: updates.to_vec(),
+            });
+        }
+    }
+
     /// Combines `value` into `player`'s score on every target of the board.
     fn score(
         &self,
@@ -241,7 +277,7 @@ impl BoardSet {
                     .iter()
                     .filter_map(|column| match &column.source {
                         ColumnSource::Field { player, .. } => Some(player.as_str()),
-                        ColumnSource::Wins => None,
+                        ColumnSource::Wins | ColumnSource::Stat(_) => None,
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -269,6 +305,53 @@ impl BoardSet {
 }
 
 impl ScoringHandler for BoardSet {
+    fn score_stats(&self, at_ms: u64, changes: &mut Changes) {
+        for board in &self.boards {
+            let BoardRule::Columns(columns) = &board.rule else {
+                continue;
+            };
+            let stats: Vec<&str> = columns
+                .iter()
+                .filter_map(|column| match &column.source {
+                    ColumnSource::Stat(stat) => Some(stat.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if stats.is_empty() {
+                continue;
+            }
+            // Players whose row the event already updates read their stats there.
+            let mut players: Vec<PlayerId> = Vec::new();
+            let mut updated: Vec<&PlayerId> = Vec::new();
+            for change in changes.as_slice() {
+                if let Change::ScoreColumns {
+                    board: name,
+                    player,
+                    ..
+                } = change
+                    && *name == board.name
+                {
+                    updated.push(player);
+                }
+                for (player, stat) in change.stats_written() {
+                    if stats.contains(&stat) && !players.contains(player) {
+                        players.push(player.clone());
+                    }
+                }
+            }
+            players.retain(|player| !updated.contains(&player));
+            if players.is_empty() {
+                continue;
+            }
+            let targets = board.targets(at_ms);
+            let updates: Vec<ColumnUpdate> =
+                columns.iter().map(|column| column.update(None)).collect();
+            for player in &players {
+                board.score_columns(changes, &targets, player, &updates);
+            }
+        }
+    }
+
     fn rating_boards(&self) -> Vec<String> {
         self.boards
             .iter()
@@ -400,6 +483,8 @@ impl ScoringHandler for BoardSet {
                                 let at = row_of(&mut rows, &player);
                                 rows[at].1[index] = Some(value);
                             }
+                            // Written after the stats handlers: see `score_stats`.
+                            ColumnSource::Stat(_) => {}
                         }
                     }
                     if rows.is_empty() {
@@ -410,20 +495,9 @@ impl ScoringHandler for BoardSet {
                         let updates: Vec<ColumnUpdate> = columns
                             .iter()
                             .zip(values)
-                            .map(|(column, value)| ColumnUpdate {
-                                how: column.how(),
-                                ascending: column.ascending,
-                                value,
-                            })
+                            .map(|(column, value)| column.update(value))
                             .collect();
-                        for period in &targets {
-                            cx.changes.push(Change::ScoreColumns {
-                                board: board.name.clone(),
-                                period: period.clone(),
-                                player: player.clone(),
-                                columns: updates.clone(),
-                            });
-                        }
+                        board.score_columns(cx.changes, &targets, &player, &updates);
                     }
                 }
                 BoardRule::Rated {

@@ -66,6 +66,10 @@ pub trait ScoringHandler: Send + Sync {
 
     /// Adds the board changes `event` causes, or rejects the whole event as unusable.
     fn score(&self, event: &GameEvent, context: &mut ScoreContext<'_>) -> Result<(), Rejection>;
+
+    /// Adds the board changes that follow from the stats `changes` (of an event at `at_ms`)
+    /// write: rows of boards with stat columns. Called after the stats handlers.
+    fn score_stats(&self, _at_ms: u64, _changes: &mut crate::core::effects::Changes) {}
 }
 
 /// Scoring of products the games file does not list, when unknown products are rejected.

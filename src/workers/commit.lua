@@ -143,11 +143,16 @@ local function unsortable(bytes)
 end
 
 -- A column update list: per column `<how><order><value>` (how: s sum, x max, n min, l last;
--- order: a ascending, d descending; value empty for none), comma-separated.
-local function parse_columns(text)
+-- order: a ascending, d descending; value empty for none, or `~<stat>`: that stat of the
+-- player, read from `stats`, their stats hash), comma-separated.
+local function parse_columns(text, stats)
   local columns = {}
   for how, order, value in string.gmatch(text, '(%a)(%a)([^,]*)') do
-    columns[#columns + 1] = { how = how, asc = order == 'a', value = tonumber(value) }
+    local given = tonumber(value)
+    if string.sub(value, 1, 1) == '~' then
+      given = tonumber(redis.call('HGET', stats, string.sub(value, 2)) or '')
+    end
+    columns[#columns + 1] = { how = how, asc = order == 'a', value = given }
   end
   return columns
 end
@@ -302,7 +307,7 @@ local custom = {
     local returning = string.find(fields[1], '@', 1, true) ~= nil or old_stamps[1]
     local new_stamps = {}
     local hidden = is_hidden(player)
-    local columns = how == 'columns' and parse_columns(value)
+    local columns = how == 'columns' and parse_columns(value, stamps)
     for t = 1, n do
       local k, field, expire_at, previous = tonumber(a[t]), fields[t], a[n + 4 + 3 * t], a[n + 5 + 3 * t]
       local board, distinct = KEYS[k], KEYS[k + 1]

@@ -21,7 +21,7 @@ use redis::Script;
 
 use super::plan::{BatchPlan, DeadLetter, Known, Needs, Partition, PlannedEvent};
 use crate::core::config::{DeadLetterRetention, HistoryRetention, RedisEndpoint};
-use crate::core::effects::{Aggregate, Change, ColumnUpdate, PeriodTarget};
+use crate::core::effects::{Aggregate, Change, ColumnUpdate, ColumnValue, PeriodTarget};
 use crate::core::ids::{PlayerId, ProductId};
 use crate::core::keys::{BoardKeys, KeySpace, PartitionKeys};
 use crate::core::layout::{self, LayoutError};
@@ -749,8 +749,11 @@ impl BoardChange<'_> {
                     Aggregate::Last => 'l',
                 };
                 let order = if column.ascending { 'a' } else { 'd' };
-                let value = column.value.map(|v| v.to_string()).unwrap_or_default();
-                format!("{how}{order}{value}")
+                match &column.value {
+                    ColumnValue::Keep => format!("{how}{order}"),
+                    ColumnValue::Given(value) => format!("{how}{order}{value}"),
+                    ColumnValue::Stat(stat) => format!("{how}{order}~{stat}"),
+                }
             })
             .collect();
         updates.join(",").into_bytes()

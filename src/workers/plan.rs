@@ -693,6 +693,9 @@ fn apply(
         .stats
         .get(&event.product)
         .record(event, &mut changes, &mut refused)?;
+    scoring.score_stats(at_ms, &mut changes);
+    // Rows of boards with several columns read stats as the event leaves them.
+    changes.columns_last();
     if let crate::core::event::EventKind::Profile(profile) = &event.kind {
         let fields = [("name", &profile.name), ("meta", &profile.meta)]
             .into_iter()

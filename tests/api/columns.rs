@@ -407,3 +407,84 @@ async fn boards_with_three_columns_rank_like_the_reference_model_in_every_readin
     assert_eq!(boards["boards"][0]["columns"][2]["order"], "asc");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stat_columns_show_stats_as_each_event_leaves_them() {
+    let redis = TestRedis::start().await;
+    let games = r#"
+[products.ladder]
+boards = [
+  { name = "ladder", kind = "columns", windows = [], columns = [{ name = "wins", kind = "wins" }, { name = "streak", kind = "stat", stat = "best_win_streak" }, { name = "kill_events", kind = "stat", stat = "kill_events", order = "asc" }] },
+]
+
+[[products.ladder.stats]]
+rule = "win_streak"
+current = "current_win_streak"
+best = "best_win_streak"
+
+[[products.ladder.stats]]
+rule = "count"
+when = { type = "gameplay", event_name = "kills" }
+player = "user_id"
+stat = "kill_events"
+"#;
+    let app = TestApp::spawn(&settings_with_games(&redis, games), true).await;
+    let mut stream = redis.connection(1).await;
+    let kills = |player: &str| {
+        event(&[
+            ("product_id", "ladder"),
+            ("type", "gameplay"),
+            ("event_name", "kills"),
+            ("user_id", player),
+            ("event_data", "1"),
+        ])
+    };
+    // A wins three in a row, then loses; B wins twice in a row; D only reports kills.
+    let events = vec![
+        game_over("ladder", "A", "B"),
+        game_over("ladder", "A", "C"),
+        game_over("ladder", "A", "B"),
+        game_over("ladder", "B", "A"),
+        game_over("ladder", "B", "C"),
+        kills("D"),
+        kills("D"),
+        kills("C"),
+    ];
+    push_events(&mut stream, &events).await;
+    wait_until_drained(&mut stream, Duration::from_secs(10)).await;
+    let page = get_ok(&app, "/v1/products/ladder/boards/ladder/entries").await;
+    let rows: Vec<(String, Value)> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| {
+            (
+                entry["user_id"].as_str().expect("id").to_owned(),
+                entry["columns"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "A".into(),
+                json!({"wins": 3, "streak": 3, "kill_events": null})
+            ),
+            (
+                "B".into(),
+                json!({"wins": 2, "streak": 2, "kill_events": null})
+            ),
+            // C and D tie on wins and streak (none); fewer kill events rank first (asc).
+            (
+                "C".into(),
+                json!({"wins": 0, "streak": null, "kill_events": 1})
+            ),
+            (
+                "D".into(),
+                json!({"wins": 0, "streak": null, "kill_events": 2})
+            ),
+        ]
+    );
+    app.stop().await;
+}
