@@ -54,6 +54,39 @@ pub struct Schedule {
     cron: Cron,
     pattern: String,
     zone: Zone,
+    /// The period last found: events come in time order, so most fall in it (a cron search
+    /// costs microseconds, for every event and board).
+    last: LastPeriod,
+}
+
+/// A schedule's last period `[start, end)`, shared by the threads that read it.
+#[derive(Debug, Default)]
+struct LastPeriod(std::sync::Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>);
+
+impl LastPeriod {
+    fn containing(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let last = *self.0.lock().ok()?;
+        last.filter(|(start, end)| *start <= at && at < *end)
+    }
+
+    fn remember(&self, period: (DateTime<Utc>, DateTime<Utc>)) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(period);
+        }
+    }
+}
+
+/// A copy starts without a last period; any two are alike (it is a cache).
+impl Clone for LastPeriod {
+    fn clone(&self) -> Self {
+        LastPeriod::default()
+    }
+}
+
+impl PartialEq for LastPeriod {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Where a schedule's fire times are read: a fixed UTC offset or a time zone of the tz
@@ -187,6 +220,7 @@ impl Schedule {
             cron,
             pattern: pattern.to_owned(),
             zone,
+            last: LastPeriod::default(),
         };
         // A pattern that never fires (`0 0 30 2 *`) would leave every event outside.
         if schedule.start_at(Utc::now()).is_none() && schedule.next_after(Utc::now()).is_none() {
@@ -332,8 +366,14 @@ impl Window {
                 Some(self.calendar_period(start))
             }
             Cadence::Schedule(schedule) => {
-                let start = schedule.start_at(at)?;
-                let end = schedule.next_after(at)?;
+                let (start, end) = match schedule.last.containing(at) {
+                    Some(period) => period,
+                    None => {
+                        let period = (schedule.start_at(at)?, schedule.next_after(at)?);
+                        schedule.last.remember(period);
+                        period
+                    }
+                };
                 Some(self.period(schedule.label(start), start, end))
             }
             Cadence::Seasons(seasons) => seasons
