@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::core::ids::ProductId;
+use crate::core::keys::Columns;
 use crate::core::store::{Store, StoreError};
 
 /// One row of a leaderboard.
@@ -20,6 +21,7 @@ pub async fn top(
     store: &Store,
     product: &ProductId,
     board: &str,
+    columns: &Columns,
     limit: usize,
 ) -> Result<Vec<BoardEntry>, StoreError> {
     if limit == 0 {
@@ -38,10 +40,16 @@ pub async fn top(
         .await?;
     Ok(stored
         .into_iter()
-        .filter_map(|(member, stored)| super::rank::Row::from_stored(member, &stored, 0))
-        .map(|row| BoardEntry {
-            user_id: row.player().unwrap_or_default().to_owned(),
-            score: json_number(row.score),
+        .filter_map(|(member, stored)| {
+            super::rank::Row::from_stored(member, &stored, columns.tail_bytes())
+        })
+        .map(|row| {
+            // A board with several columns: its first column's value (0 while it has none).
+            let entry = row.entry(0, columns);
+            BoardEntry {
+                user_id: entry.user_id,
+                score: entry.score.unwrap_or_else(|| 0.into()),
+            }
         })
         .collect())
 }

@@ -46,7 +46,17 @@ pub async fn top_ten(
         .top_cache
         .get_or_fetch(
             product.clone(),
-            query::top(&state.store, &product, WINS_BOARD, TOP_TEN),
+            query::top(
+                &state.store,
+                &product,
+                WINS_BOARD,
+                &state
+                    .games
+                    .product(&product)
+                    .map(|games| games.boards.columns(WINS_BOARD))
+                    .unwrap_or_default(),
+                TOP_TEN,
+            ),
         )
         .await?;
     Ok(Json(top))

@@ -434,7 +434,7 @@ async fn stat_columns_show_stats_as_each_event_leaves_them() {
     let games = r#"
 [products.ladder]
 boards = [
-  { name = "ladder", kind = "columns", windows = [], columns = [{ name = "wins", kind = "wins" }, { name = "streak", kind = "stat", stat = "best_win_streak" }, { name = "kill_events", kind = "stat", stat = "kill_events", order = "asc" }] },
+  { name = "wins", kind = "columns", windows = [], columns = [{ name = "wins", kind = "wins" }, { name = "streak", kind = "stat", stat = "best_win_streak" }, { name = "kill_events", kind = "stat", stat = "kill_events", order = "asc" }] },
 ]
 
 [[products.ladder.stats]]
@@ -472,7 +472,7 @@ stat = "kill_events"
     ];
     push_events(&mut stream, &events).await;
     wait_until_drained(&mut stream, Duration::from_secs(10)).await;
-    let page = get_ok(&app, "/v1/products/ladder/boards/ladder/entries").await;
+    let page = get_ok(&app, "/v1/products/ladder/boards/wins/entries").await;
     let rows: Vec<(String, Value)> = page["entries"]
         .as_array()
         .expect("entries")
@@ -505,6 +505,17 @@ stat = "kill_events"
                 json!({"wins": 0, "streak": null, "kill_events": 2})
             ),
         ]
+    );
+    // The original top ten reads the `wins` board, here one with columns: its first column.
+    let top = get_ok(&app, "/leaderboards/top_ten/ladder").await;
+    assert_eq!(
+        top,
+        json!([
+            {"user_id": "A", "score": 3},
+            {"user_id": "B", "score": 2},
+            {"user_id": "C", "score": 0},
+            {"user_id": "D", "score": 0},
+        ])
     );
     app.stop().await;
 }
