@@ -39,6 +39,25 @@ pub fn number(event: &GameEvent, field: &str) -> Result<f64, Rejection> {
         .ok_or_else(|| Rejection::invalid_value(field, raw, "a number between -1e15 and 1e15"))
 }
 
+/// The player and value a field rule takes from `event`: `None` unless it matches `when`;
+/// `field`'s number (1 without a field) for the player in field `player`.
+fn field_value(
+    event: &GameEvent,
+    when: &Condition,
+    player: &str,
+    field: &Option<String>,
+) -> Result<Option<(PlayerId, f64)>, Rejection> {
+    if !matches(event, when) {
+        return Ok(None);
+    }
+    let player = event.player(player)?;
+    let value = match field {
+        Some(field) => number(event, field)?,
+        None => 1.0,
+    };
+    Ok(Some((player, value)))
+}
+
 /// A day in milliseconds (inactivity and rating periods are whole days).
 pub const DAY_MS: u64 = 86_400_000;
 
@@ -404,13 +423,8 @@ impl ScoringHandler for BoardSet {
                     how,
                     validate,
                 } => {
-                    if !matches(event, when) {
+                    let Some((player, value)) = field_value(event, when, player, field)? else {
                         continue;
-                    }
-                    let player = event.player(player)?;
-                    let value = match field {
-                        Some(field) => number(event, field)?,
-                        None => 1.0,
                     };
                     let reads_current = validate.reads_current(*how);
                     let current = reads_current
@@ -472,16 +486,12 @@ impl ScoringHandler for BoardSet {
                                 field,
                                 ..
                             } => {
-                                if !matches(event, when) {
-                                    continue;
+                                if let Some((player, value)) =
+                                    field_value(event, when, player, field)?
+                                {
+                                    let at = row_of(&mut rows, &player);
+                                    rows[at].1[index] = Some(value);
                                 }
-                                let player = event.player(player)?;
-                                let value = match field {
-                                    Some(field) => number(event, field)?,
-                                    None => 1.0,
-                                };
-                                let at = row_of(&mut rows, &player);
-                                rows[at].1[index] = Some(value);
                             }
                             // Written after the stats handlers: see `score_stats`.
                             ColumnSource::Stat(_) => {}

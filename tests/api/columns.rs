@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestRedis, event, game_over, push_events, send, settings_with_games, tracker_command,
+    TestApp, TestRedis, event, game_over, push_events, rebuild_product, send, settings_with_games,
     wait_until_drained,
 };
 use crate::traffic::{Event, Rng};
@@ -376,18 +376,7 @@ async fn boards_with_three_columns_rank_like_the_reference_model_in_every_readin
         model.entries("dense")
     );
     // A rebuild from history makes the same board.
-    let output = tracker_command(&settings, "rebuild")
-        .args(["--product", "ladder"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run stats-tracker rebuild");
-    assert!(
-        output.status.success(),
-        "rebuild failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let outcome: Value = serde_json::from_slice(&output.stdout).expect("rebuild prints JSON");
-    assert_eq!(outcome["switched"], true, "{outcome}");
+    rebuild_product(&settings, "ladder");
     for ties in ["standard", "dense"] {
         assert_eq!(
             read_forwards(&app, &format!("ranking={ties}"), 9).await,

@@ -622,6 +622,25 @@ impl TestApp {
     }
 }
 
+/// Runs `stats-tracker rebuild --product <product>` to the end; its JSON report, after
+/// checking it succeeded and switched the rebuilt copy in.
+pub fn rebuild_product(settings: &Settings, product: &str) -> serde_json::Value {
+    let output = tracker_command(settings, "rebuild")
+        .args(["--product", product])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run stats-tracker rebuild");
+    assert!(
+        output.status.success(),
+        "rebuild failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("rebuild prints JSON");
+    assert_eq!(outcome["switched"], true, "{outcome}");
+    outcome
+}
+
 /// `stats-tracker <subcommand> -m test` configured by `settings` alone (through the
 /// environment): Redis URLs, cluster flags, key prefix, games file, stream and worker settings.
 /// `subcommand` may be several words (`history export`).

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use stats_tracker::core::config::Secret;
 
 use crate::helpers::{
-    TestApp, TestRedis, push_events_at, send, settings_with_games, tracker_command,
+    TestApp, TestRedis, push_events_at, rebuild_product, send, settings_with_games,
     wait_until_drained,
 };
 use crate::simulate::{Event, Rng, event};
@@ -278,18 +278,7 @@ async fn a_hidden_player_leaves_every_board_keeps_being_counted_and_returns_to_t
 
     // A rebuild of the product from its history keeps them hidden (it writes hidden players'
     // scores to the hidden copies, as the worker does).
-    let output = tracker_command(&settings, "rebuild")
-        .args(["--product", "moderated"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run stats-tracker rebuild");
-    assert!(
-        output.status.success(),
-        "rebuild failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let outcome: Value = serde_json::from_slice(&output.stdout).expect("rebuild prints JSON");
-    assert_eq!(outcome["switched"], true, "{outcome}");
+    rebuild_product(&settings, "moderated");
     assert_twin_boards(&app, day_one, Some(&hidden)).await;
 
     // The list, then back: every board equals the twin's again, ties as before.
