@@ -188,9 +188,14 @@ impl Changes {
     /// Puts the row updates of boards with several columns after every other change (in their
     /// order), so that those reading stats read them as this event leaves them.
     pub fn columns_last(&mut self) {
+        let is_row = |change: &Change| matches!(change, Change::ScoreColumns { .. });
+        // Most events have none: nothing to move, nothing to allocate.
+        if !self.changes.iter().any(is_row) {
+            return;
+        }
         let (columns, others): (Vec<Change>, Vec<Change>) = std::mem::take(&mut self.changes)
             .into_iter()
-            .partition(|change| matches!(change, Change::ScoreColumns { .. }));
+            .partition(|change| is_row(change));
         self.changes = others;
         self.changes.extend(columns);
     }
